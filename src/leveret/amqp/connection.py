@@ -1,0 +1,539 @@
+"""The AMQP 0-9-1 connection state machine (server side), sans I/O.
+
+Rule 1: everything that decides what the *connection* does with bytes lives
+here — protocol header, start/tune/open handshake, close in both directions,
+heartbeats, frame-size limits, channel multiplexing and content assembly
+(``basic.publish`` → header → body*). What a method *means* for exchanges,
+queues and messages is the job of the subclass (``leveret.broker.connection``),
+reached through the ``on_*`` hooks below.
+
+Rule 2: no sockets, no asyncio. Input is :meth:`receive_data` (bytes from the
+peer) and :meth:`tick` (the clock, for heartbeats and the handshake timeout);
+output is :meth:`data_to_send`, with :attr:`wakeup` called when output becomes
+pending so an I/O layer can flush it once per event-loop turn.
+
+States::
+
+    HEADER -> START_OK -> TUNE_OK -> OPEN -> RUNNING -> CLOSING -> CLOSED
+                 (secure-ok not used: PLAIN and AMQPLAIN are one round trip)
+
+Errors: any :class:`~leveret.amqp.errors.ChannelError` raised by a hook closes
+that channel (channel.close with its code and text; frames on the channel are
+then ignored until close-ok); a :class:`ConnectionError_` sends connection.close
+and ignores everything but close/close-ok. Anything unexpected becomes 541
+INTERNAL_ERROR for this connection only.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+
+from . import spec
+from .codec import decode_table
+from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, unexpected_frame
+from .frames import FRAME_END, HEARTBEAT, method_frame
+
+log = logging.getLogger("leveret.connection")
+
+_FH = struct.Struct(">BHI")
+_HDR = struct.Struct(">HHQ")
+
+HEADER, START_OK, TUNE_OK, OPEN, RUNNING, CLOSING, CLOSED = range(7)
+
+SERVER_CHANNEL_MAX = 2047
+SERVER_FRAME_MAX = 131072
+SERVER_HEARTBEAT = 60
+HANDSHAKE_TIMEOUT = 10.0
+
+_ACCEPTED_HEADERS = (spec.PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
+# methods a client may never send (server-to-client only)
+_SERVER_ONLY = frozenset(
+    m.INDEX for m in (
+        spec.ConnectionStart, spec.ConnectionSecure, spec.ConnectionTune, spec.ConnectionOpenOk,
+        spec.ChannelOpenOk, spec.ExchangeDeclareOk, spec.ExchangeDeleteOk, spec.ExchangeBindOk,
+        spec.ExchangeUnbindOk, spec.QueueDeclareOk, spec.QueueBindOk, spec.QueuePurgeOk,
+        spec.QueueDeleteOk, spec.QueueUnbindOk, spec.BasicQosOk, spec.BasicConsumeOk,
+        spec.BasicReturn, spec.BasicDeliver, spec.BasicGetOk, spec.BasicGetEmpty,
+        spec.BasicRecoverOk, spec.TxSelectOk, spec.TxCommitOk, spec.TxRollbackOk,
+        spec.ConfirmSelectOk, spec.ConnectionUpdateSecretOk,
+    )
+)
+
+
+class ChannelState:
+    """Per-channel framing state: content assembly and the closing flag."""
+
+    __slots__ = ("number", "closing", "pending", "header", "body_size", "chunks", "received")
+
+    def __init__(self, number: int):
+        self.number = number
+        self.closing = False          # we sent channel.close, waiting for close-ok
+        self.pending = None           # basic.publish waiting for its content
+        self.header = None
+        self.body_size = 0
+        self.chunks: list | None = None
+        self.received = 0
+
+
+class ProtocolConnection:
+    """Server side of one AMQP connection. Subclass and implement the hooks."""
+
+    server_properties: dict = {}
+    mechanisms = b"PLAIN AMQPLAIN"
+    handshake_timeout = HANDSHAKE_TIMEOUT
+    heartbeat_default = SERVER_HEARTBEAT
+    channel_max_default = SERVER_CHANNEL_MAX
+    frame_max_default = SERVER_FRAME_MAX
+
+    def __init__(self, now: float = 0.0):
+        self.state = HEADER
+        self._buf = bytearray()
+        self._out: list = []
+        self.wakeup = None                 # callable set by the I/O layer
+        self.close_socket = False          # the I/O layer should close after flushing
+        self.channel_max = self.channel_max_default
+        self.frame_max = self.frame_max_default
+        self.heartbeat = 0
+        self.channels: dict[int, ChannelState] = {}
+        self.client_properties: dict = {}
+        self.created = now
+        self.last_recv = now
+        self.last_send = now
+        self.vhost_name = None
+        self._max_frame_payload = SERVER_FRAME_MAX - 8
+
+    # ------------------------------------------------------------ output
+
+    def emit(self, data: bytes) -> None:
+        out = self._out
+        out.append(data)
+        if len(out) == 1 and self.wakeup is not None:
+            self.wakeup()
+
+    def emit_many(self, parts: list) -> None:
+        out = self._out
+        was_empty = not out
+        out.extend(parts)
+        if was_empty and self.wakeup is not None:
+            self.wakeup()
+
+    def send_method(self, channel: int, method: spec.Method) -> None:
+        self.emit(method_frame(channel, method))
+
+    def data_to_send(self) -> bytes:
+        """Everything pending for the peer, as one buffer (then cleared)."""
+        self.before_flush()
+        out = self._out
+        if not out:
+            return b""
+        data = b"".join(out)
+        out.clear()
+        return data
+
+    def before_flush(self) -> None:
+        """Hook: last chance to add coalesced frames (e.g. confirm acks)."""
+
+    # ------------------------------------------------------------ input
+
+    def receive_data(self, data) -> None:
+        if self.state == CLOSED:
+            return
+        buf = self._buf
+        buf += data
+        try:
+            if self.state == HEADER:
+                if len(buf) < 8:
+                    if not spec.PROTOCOL_HEADER.startswith(bytes(buf)[:8]) and not b"AMQP".startswith(bytes(buf[:4])):
+                        self._bad_header()
+                    return
+                if bytes(buf[:8]) not in _ACCEPTED_HEADERS:
+                    self._bad_header()
+                    return
+                del buf[:8]
+                self._send_start()
+            self._parse_frames()
+        except AMQPError as e:
+            self._buf.clear()
+            self.connection_error(e)
+        except Exception:  # never let one connection's bug take the broker down
+            log.exception("internal error on connection")
+            self._buf.clear()
+            self.connection_error(ConnectionError_(541, "INTERNAL_ERROR"))
+
+    def _parse_frames(self) -> None:
+        buf = self._buf
+        pos = 0
+        n = len(buf)
+        maxp = self._max_frame_payload
+        try:
+            while n - pos >= 8 and self.state != CLOSED:
+                ftype, ch, size = _FH.unpack_from(buf, pos)
+                if size > maxp:
+                    raise FrameError(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{maxp}}}")
+                end = pos + 7 + size
+                if end >= n:
+                    break
+                if buf[end] != 0xCE:
+                    raise FrameError(f"type {ftype}, all octets = <<>>: missing frame end marker")
+                payload = bytes(buf[pos + 7:end])
+                pos = end + 1
+                self.last_recv_frame = True
+                if ftype == 1:
+                    self._on_method_frame(ch, payload)
+                elif ftype == 3:
+                    self._on_body_frame(ch, payload)
+                elif ftype == 2:
+                    self._on_header_frame(ch, payload)
+                elif ftype == 8:
+                    if ch != 0:
+                        raise ConnectionError_(501, "FRAME_ERROR - heartbeat frame on non-zero channel")
+                else:
+                    raise FrameError(f"unknown frame type {ftype}")
+        finally:
+            if pos:
+                del buf[:pos]
+
+    # ------------------------------------------------------------ handshake
+
+    def _bad_header(self) -> None:
+        self._buf.clear()
+        self.emit(spec.PROTOCOL_HEADER)
+        self.state = CLOSED
+        self.close_socket = True
+        if self.wakeup is not None:
+            self.wakeup()
+
+    def _send_start(self) -> None:
+        self.state = START_OK
+        self.send_method(0, spec.ConnectionStart(
+            version_major=0, version_minor=9, server_properties=self.server_properties,
+            mechanisms=self.mechanisms, locales=b"en_US"))
+
+    def _on_method_frame(self, ch: int, payload: bytes) -> None:
+        method = spec.decode_method(payload)
+        if self.state == RUNNING and ch:
+            cs = self.channels.get(ch)
+            if cs is not None and not cs.closing and cs.pending is None:
+                if method.INDEX in _SERVER_ONLY:
+                    raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}", method.CLASS_ID, method.METHOD_ID)
+                try:
+                    if method.CONTENT:
+                        if method.INDEX != spec.BasicPublish.INDEX:
+                            raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}",
+                                                   method.CLASS_ID, method.METHOD_ID)
+                        self.check_publish(ch, method)
+                        cs.pending = method
+                    elif method.INDEX == spec.ChannelClose.INDEX:
+                        self.on_channel_close(ch)
+                        del self.channels[ch]
+                        self.send_method(ch, spec.ChannelCloseOk())
+                    elif method.INDEX == spec.ChannelOpen.INDEX:
+                        raise channel_error_already_open(ch)
+                    else:
+                        self.on_method(ch, method)
+                except ChannelError as e:
+                    self.channel_error(ch, e, method)
+                return
+        self._on_method_slow(ch, method)
+
+    def _on_method_slow(self, ch: int, method: spec.Method) -> None:
+        idx = method.INDEX
+        st = self.state
+        if st == CLOSING:
+            if idx == spec.ConnectionCloseOk.INDEX:
+                self._finish_close()
+            elif idx == spec.ConnectionClose.INDEX:
+                self.send_method(0, spec.ConnectionCloseOk())
+            return
+        if ch == 0:
+            if st == START_OK and idx == spec.ConnectionStartOk.INDEX:
+                self.client_properties = method.client_properties or {}
+                self.on_start_ok(method)
+                if self.state == START_OK:
+                    self.state = TUNE_OK
+                    self.send_method(0, spec.ConnectionTune(
+                        channel_max=self.channel_max_default, frame_max=self.frame_max_default,
+                        heartbeat=self.heartbeat_default))
+                return
+            if st == TUNE_OK and idx == spec.ConnectionTuneOk.INDEX:
+                self._on_tune_ok(method)
+                return
+            if st == OPEN and idx == spec.ConnectionOpen.INDEX:
+                self.on_open(method.virtual_host)
+                self.vhost_name = method.virtual_host
+                self.state = RUNNING
+                self.send_method(0, spec.ConnectionOpenOk())
+                return
+            if st == RUNNING:
+                if idx == spec.ConnectionClose.INDEX:
+                    self.send_method(0, spec.ConnectionCloseOk())
+                    self._finish_close()
+                    return
+                if idx == spec.ConnectionUpdateSecret.INDEX:
+                    self.on_update_secret(method)
+                    self.send_method(0, spec.ConnectionUpdateSecretOk())
+                    return
+                if idx == spec.ConnectionCloseOk.INDEX:
+                    return
+            if st in (START_OK, TUNE_OK, OPEN) and idx == spec.ConnectionClose.INDEX:
+                self.send_method(0, spec.ConnectionCloseOk())
+                self._finish_close()
+                return
+            raise command_invalid_for(method, st)
+        if st != RUNNING:
+            raise command_invalid_for(method, st)
+        # a channel method on a channel that is closing, unopened or mid-content
+        cs = self.channels.get(ch)
+        if cs is None:
+            if idx != spec.ChannelOpen.INDEX:
+                raise ConnectionError_(504, f"CHANNEL_ERROR - expected 'channel.open'",
+                                       method.CLASS_ID, method.METHOD_ID)
+            if ch > self.channel_max:
+                raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened ({len(self.channels)}) "
+                                            f"has reached the negotiated channel_max ({self.channel_max})",
+                                       method.CLASS_ID, method.METHOD_ID)
+            self.channels[ch] = ChannelState(ch)
+            try:
+                self.on_channel_open(ch)
+            except ChannelError as e:
+                self.channel_error(ch, e, method)
+                return
+            self.send_method(ch, spec.ChannelOpenOk())
+            return
+        if cs.closing:
+            if idx == spec.ChannelCloseOk.INDEX:
+                del self.channels[ch]
+                self.on_channel_closed_by_server(ch)
+            elif idx == spec.ChannelClose.INDEX:
+                self.send_method(ch, spec.ChannelCloseOk())
+            return
+        if cs.pending is not None:
+            raise unexpected_frame(f"expected content header for class 60, got non content header frame instead",
+                                   method.CLASS_ID, method.METHOD_ID)
+        raise ConnectionError_(541, "INTERNAL_ERROR - unreachable method state")
+
+    def _on_tune_ok(self, m) -> None:
+        cm = m.channel_max or self.channel_max_default
+        if cm > self.channel_max_default:
+            raise ConnectionError_(530, f"NOT_ALLOWED - negotiated channel_max = {cm} is higher than "
+                                        f"the maximum allowed value ({self.channel_max_default})", 10, 31)
+        fm = m.frame_max or self.frame_max_default
+        if fm > self.frame_max_default:
+            raise ConnectionError_(530, f"NOT_ALLOWED - negotiated frame_max = {fm} is higher than "
+                                        f"the maximum allowed value ({self.frame_max_default})", 10, 31)
+        if fm < spec.FRAME_MIN_SIZE:
+            raise ConnectionError_(530, f"NOT_ALLOWED - frame_max={fm} < {spec.FRAME_MIN_SIZE} min size", 10, 31)
+        self.channel_max = cm
+        self.frame_max = fm
+        self._max_frame_payload = fm - 8
+        self.heartbeat = m.heartbeat
+        self.state = OPEN
+
+    # ------------------------------------------------------------ content
+
+    def _on_header_frame(self, ch: int, payload: bytes) -> None:
+        cs = self.channels.get(ch)
+        if cs is None or self.state != RUNNING:
+            if self.state == CLOSING:
+                return
+            raise unexpected_frame("expected method frame, got non method frame instead")
+        if cs.closing:
+            return
+        if cs.pending is None or cs.header is not None:
+            raise unexpected_frame("expected method frame, got non method frame instead")
+        if len(payload) < 14:
+            raise FrameError("content header too short")
+        class_id, _weight, size = _HDR.unpack_from(payload, 0)
+        if class_id != 60:
+            raise unexpected_frame(f"expected content header for class 60, got one for class {class_id} instead")
+        cs.header = payload
+        cs.body_size = size
+        if size == 0:
+            self._content_done(cs, b"")
+        else:
+            cs.chunks = []
+            cs.received = 0
+
+    def _on_body_frame(self, ch: int, payload: bytes) -> None:
+        cs = self.channels.get(ch)
+        if cs is None or self.state != RUNNING:
+            if self.state == CLOSING:
+                return
+            raise unexpected_frame("expected method frame, got non method frame instead")
+        if cs.closing:
+            return
+        if cs.header is None:
+            if cs.pending is None:
+                raise unexpected_frame("expected method frame, got non method frame instead")
+            raise unexpected_frame("expected content header for class 60, got non content header frame instead")
+        cs.received += len(payload)
+        if cs.received > cs.body_size:
+            raise FrameError(f"content body too large: {cs.received} > {cs.body_size}")
+        if cs.received == cs.body_size:
+            chunks = cs.chunks
+            if chunks:
+                chunks.append(payload)
+                payload = b"".join(chunks)
+            self._content_done(cs, payload)
+        else:
+            cs.chunks.append(payload)
+
+    def _content_done(self, cs: ChannelState, body: bytes) -> None:
+        method, header = cs.pending, cs.header
+        cs.pending = cs.header = cs.chunks = None
+        try:
+            self.on_publish(cs.number, method, header, body)
+        except ChannelError as e:
+            self.channel_error(cs.number, e, method)
+
+    # ------------------------------------------------------------ errors & close
+
+    def channel_error(self, ch: int, e: ChannelError, method=None) -> None:
+        cs = self.channels.get(ch)
+        if cs is None or cs.closing:
+            return
+        cs.closing = True
+        cs.pending = cs.header = cs.chunks = None
+        cid = e.class_id or (method.CLASS_ID if method is not None else 0)
+        mid = e.method_id or (method.METHOD_ID if method is not None else 0)
+        self.on_channel_close(ch)
+        self.send_method(ch, spec.ChannelClose(reply_code=e.reply_code, reply_text=e.reply_text[:255],
+                                               class_id=cid, method_id=mid))
+
+    def close_channel(self, ch: int, code: int, text: str) -> None:
+        """Server-initiated channel close (e.g. consumer timeout)."""
+        self.channel_error(ch, ChannelError(code, text))
+
+    def connection_error(self, e: AMQPError) -> None:
+        if self.state in (CLOSING, CLOSED):
+            return
+        if self.state == HEADER:
+            self._finish_close()
+            return
+        self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=e.reply_text[:255],
+                                                 class_id=e.class_id, method_id=e.method_id))
+        self._enter_closing()
+
+    def close(self, code: int = 320, text: str = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'") -> None:
+        """Server-initiated connection close (shutdown, management)."""
+        self.connection_error(ConnectionError_(code, text))
+
+    def _enter_closing(self) -> None:
+        self.state = CLOSING
+        self.close_deadline = self.last_recv + 10.0
+        self.on_closing()
+
+    def _finish_close(self) -> None:
+        if self.state == CLOSED:
+            return
+        prev = self.state
+        self.state = CLOSED
+        self.close_socket = True
+        if prev != CLOSING:
+            self.on_closing()
+        if self.wakeup is not None:
+            self.wakeup()
+
+    def connection_lost(self) -> None:
+        """The I/O layer reports the socket is gone."""
+        if self.state != CLOSED:
+            prev = self.state
+            self.state = CLOSED
+            if prev != CLOSING:
+                self.on_closing()
+        self.on_lost()
+
+    # ------------------------------------------------------------ timers
+
+    def tick(self, now: float, received: bool, sent: bool) -> None:
+        """Clock input. ``received``/``sent``: was there traffic since the last tick."""
+        if received:
+            self.last_recv = now
+        if sent:
+            self.last_send = now
+        st = self.state
+        if st in (HEADER, START_OK, TUNE_OK, OPEN):
+            if now - self.created > self.handshake_timeout:
+                log.info("closing connection: handshake timeout")
+                self._finish_close()
+            return
+        if st == CLOSING:
+            if now >= getattr(self, "close_deadline", now):
+                self._finish_close()
+            return
+        hb = self.heartbeat
+        if st == RUNNING and hb:
+            if now - self.last_recv > 2 * hb:
+                log.warning("missed heartbeats from client, timeout: %ss", hb)
+                self._finish_close()
+                return
+            if now - self.last_send >= hb / 2:
+                self.emit(HEARTBEAT)
+                self.last_send = now
+
+    # ------------------------------------------------------------ hooks
+
+    def on_start_ok(self, method) -> None:
+        """Authenticate; raise ConnectionError_ (or call _finish_close) to refuse."""
+
+    def on_open(self, vhost: str) -> None:
+        """Check the vhost; raise ConnectionError_(530, ...) to refuse."""
+
+    def on_update_secret(self, method) -> None:
+        pass
+
+    def check_publish(self, ch: int, method) -> None:
+        """Called at basic.publish before its content arrives (may raise ChannelError)."""
+
+    def on_channel_open(self, ch: int) -> None:
+        pass
+
+    def on_method(self, ch: int, method) -> None:
+        raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}", method.CLASS_ID, method.METHOD_ID)
+
+    def on_publish(self, ch: int, method, header: bytes, body: bytes) -> None:
+        pass
+
+    def on_channel_close(self, ch: int) -> None:
+        """The channel is going away (client close or server error): release its resources."""
+
+    def on_channel_closed_by_server(self, ch: int) -> None:
+        pass
+
+    def on_closing(self) -> None:
+        """The connection stops serving (close sent or received, or socket lost)."""
+
+    def on_lost(self) -> None:
+        pass
+
+
+def channel_error_already_open(ch: int) -> ConnectionError_:
+    return ConnectionError_(504, f"CHANNEL_ERROR - second 'channel.open' seen", 20, 10)
+
+
+def command_invalid_for(method, state) -> ConnectionError_:
+    return ConnectionError_(503, f"COMMAND_INVALID - unexpected method {method.NAME} in state {state}",
+                            method.CLASS_ID, method.METHOD_ID)
+
+
+def parse_plain(response: bytes) -> tuple[str, str] | None:
+    parts = response.split(b"\x00")
+    if len(parts) != 3:
+        return None
+    return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
+
+
+def parse_amqplain(response: bytes) -> tuple[str, str] | None:
+    import struct as _s
+    try:
+        table, _ = decode_table(_s.pack(">I", len(response)) + response, 0)
+    except AMQPError:
+        return None
+    login, pw = table.get("LOGIN"), table.get("PASSWORD")
+    if login is None or pw is None:
+        return None
+    if isinstance(login, bytes):
+        login = login.decode("utf-8", "replace")
+    if isinstance(pw, bytes):
+        pw = pw.decode("utf-8", "replace")
+    return str(login), str(pw)

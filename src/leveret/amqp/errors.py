@@ -1,0 +1,89 @@
+"""Protocol errors that carry their AMQP reply code and scope.
+
+A :class:`ChannelError` closes one channel (channel.close), a
+:class:`ConnectionError_` closes the connection (connection.close). Both carry
+RabbitMQ's reply code and the full reply text, e.g.
+``ChannelError(404, "NOT_FOUND - no queue 'q' in vhost '/'")``, plus the
+class/method id of the method that failed. One place — the connection state
+machine — turns them into Close frames.
+"""
+from __future__ import annotations
+
+
+class AMQPError(Exception):
+    reply_code = 541
+    connection_level = True
+
+    def __init__(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0):
+        super().__init__(reply_text)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.class_id = class_id
+        self.method_id = method_id
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.reply_code}, {self.reply_text!r})"
+
+
+class ChannelError(AMQPError):
+    """A soft error: closes the channel it happened on."""
+
+    connection_level = False
+
+
+class ConnectionError_(AMQPError):
+    """A hard error: closes the whole connection."""
+
+
+class AMQPSyntaxError(ConnectionError_):
+    """Malformed bytes on the wire (502 SYNTAX_ERROR)."""
+
+    def __init__(self, text: str):
+        super().__init__(502, f"SYNTAX_ERROR - {text}")
+
+
+class FrameError(ConnectionError_):
+    """A frame that breaks framing rules (501 FRAME_ERROR)."""
+
+    def __init__(self, text: str):
+        super().__init__(501, f"FRAME_ERROR - {text}")
+
+
+def precondition_failed(text: str, cid: int = 0, mid: int = 0) -> ChannelError:
+    return ChannelError(406, f"PRECONDITION_FAILED - {text}", cid, mid)
+
+
+def not_found(text: str, cid: int = 0, mid: int = 0) -> ChannelError:
+    return ChannelError(404, f"NOT_FOUND - {text}", cid, mid)
+
+
+def access_refused(text: str, cid: int = 0, mid: int = 0) -> ChannelError:
+    return ChannelError(403, f"ACCESS_REFUSED - {text}", cid, mid)
+
+
+def resource_locked(text: str, cid: int = 0, mid: int = 0) -> ChannelError:
+    return ChannelError(405, f"RESOURCE_LOCKED - {text}", cid, mid)
+
+
+def command_invalid(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(503, f"COMMAND_INVALID - {text}", cid, mid)
+
+
+def not_allowed(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(530, f"NOT_ALLOWED - {text}", cid, mid)
+
+
+def channel_error(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(504, f"CHANNEL_ERROR - {text}", cid, mid)
+
+
+def unexpected_frame(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(505, f"UNEXPECTED_FRAME - {text}", cid, mid)
+
+
+def not_implemented(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(540, f"NOT_IMPLEMENTED - {text}", cid, mid)
+
+
+def internal_error(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
+    return ConnectionError_(541, f"INTERNAL_ERROR - {text}", cid, mid)

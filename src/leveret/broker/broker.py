@@ -1,0 +1,160 @@
+"""The broker: settings, users, virtual hosts, connections, lifecycle.
+
+:class:`Broker` is what ``leveret serve`` runs and what a test suite or an
+application embeds::
+
+    broker = Broker(Settings(port=0))
+    await broker.start()          # listening; broker.port is the bound port
+    ...
+    await broker.stop()           # connection.close 320 to every client
+
+It owns no sockets itself: :mod:`leveret.server.listener` does the I/O and
+creates one :class:`~leveret.broker.connection.BrokerConnection` per socket.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+
+from .. import __version__
+from ..store.base import MemoryStore, MessageStore
+from .vhost import VHost
+
+log = logging.getLogger("leveret")
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "leveret")
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5672
+    data_dir: str = field(default_factory=default_data_dir)
+    heartbeat: int = 60
+    frame_max: int = 131072
+    channel_max: int = 2047
+    handshake_timeout: float = 10.0
+    default_user: str = "guest"
+    default_pass: str = "guest"
+    default_vhost: str = "/"
+    loopback_users: tuple = ("guest",)
+    # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
+    ignore_global_qos: bool = False          # 4.x ignores basic.qos(global=True)
+    refuse_transient_queues: bool = False    # 4.x refuses transient non-exclusive queues
+
+
+class User:
+    __slots__ = ("name", "salt", "hash", "tags")
+
+    def __init__(self, name: str, password: str, tags=()):
+        self.name = name
+        self.salt = os.urandom(4)
+        self.hash = hashlib.sha256(self.salt + password.encode()).digest()
+        self.tags = tuple(tags)
+
+    def check(self, password: str) -> bool:
+        return hmac.compare_digest(hashlib.sha256(self.salt + password.encode()).digest(), self.hash)
+
+
+class Broker:
+    def __init__(self, settings: Settings | None = None, store: MessageStore | None = None):
+        self.settings = settings or Settings()
+        self.store = store or MemoryStore()
+        self.vhosts: dict[str, VHost] = {}
+        self.users: dict[str, User] = {}
+        self.permissions: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.connections: set = set()
+        self.next_message_id = 0
+        self._server = None
+        s = self.settings
+        self.add_vhost(s.default_vhost)
+        self.add_user(s.default_user, s.default_pass, ("administrator",))
+        self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
+        self.server_properties = {
+            "product": "Leveret",
+            "version": __version__,
+            "platform": f"Python {platform.python_version()}",
+            "copyright": "Leveret authors",
+            "information": "Licensed under the Apache License 2.0",
+            "cluster_name": f"leveret@{platform.node()}",
+            "capabilities": {
+                "publisher_confirms": True,
+                "exchange_exchange_bindings": True,
+                "basic.nack": True,
+                "consumer_cancel_notify": True,
+                "connection.blocked": True,
+                "consumer_priorities": True,
+                "authentication_failure_close": True,
+                "per_consumer_qos": True,
+                "direct_reply_to": True,
+            },
+        }
+
+    # ------------------------------------------------------------ entities
+
+    def add_vhost(self, name: str) -> VHost:
+        v = self.vhosts.get(name)
+        if v is None:
+            v = self.vhosts[name] = VHost(name, self)
+        return v
+
+    def add_user(self, name: str, password: str, tags=()) -> User:
+        u = self.users[name] = User(name, password, tags)
+        return u
+
+    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        self.permissions[(user, vhost)] = (configure, write, read)
+
+    def authenticate(self, username: str, password: str, peer_host: str | None) -> User | None:
+        u = self.users.get(username)
+        if u is None or not u.check(password):
+            return None
+        if username in self.settings.loopback_users and peer_host is not None:
+            try:
+                if not ipaddress.ip_address(peer_host.split("%")[0]).is_loopback:
+                    return None
+            except ValueError:
+                return None
+        return u
+
+    def new_message_id(self) -> int:
+        self.next_message_id += 1
+        return self.next_message_id
+
+    def queue_deleted(self, q) -> None:
+        """Hook for the store, metrics and the management API."""
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server else self.settings.port
+
+    async def start(self) -> None:
+        from ..server.listener import Listener
+        self._server = Listener(self)
+        await self._server.start()
+        log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
+                 self.settings.host, self.port, sys.version.split()[0])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        self.store.close()
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.stop()

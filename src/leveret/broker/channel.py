@@ -1,0 +1,589 @@
+"""Per-channel AMQP semantics (RabbitMQ's ``rabbit_channel``).
+
+One :class:`Channel` per open channel of a connection. It owns:
+
+* delivery tags and the unacked map (``OrderedDict`` tag → (message, queue,
+  consumer)), ack/nack/reject with ``multiple``, recover, and requeue of
+  everything unacked when the channel goes — in original queue order;
+* its consumers and prefetch: per-consumer ``prefetch_count`` (``global=False``)
+  and the channel-wide limit (``global=True``, RabbitMQ's meaning);
+* publisher confirms (sequence numbers; acks coalesced into one
+  ``multiple=True`` frame per flush) and transactions (publishes and acks held
+  until ``tx.commit``);
+* the "last declared queue" that an empty queue name refers to.
+
+Every method handler is ``m_<class>_<method>``; :data:`HANDLERS` maps method
+indexes to them, built once at import. Handlers raise
+:class:`~leveret.amqp.errors.ChannelError` / ``ConnectionError_`` with
+RabbitMQ's reply texts; the connection turns them into close frames.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..amqp import spec
+from ..amqp.codec import enc_shortstr
+from ..amqp.errors import (ChannelError, ConnectionError_, access_refused, command_invalid,
+                           not_allowed, not_found, not_implemented, precondition_failed,
+                           resource_locked)
+from ..amqp.frames import deliver_frames, get_ok_frames, return_frames
+from .exchanges import TYPES
+from .message import Message
+from .queue import Consumer, Queue
+from .vhost import assert_args_equivalent, fmt_bool, gen_name
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+class Channel:
+    __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
+                 "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
+                 "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
+                 "_route_out")
+
+    def __init__(self, conn, number: int):
+        self.conn = conn
+        self.number = number
+        self.broker = conn.broker
+        self.vhost = conn.vhost
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: OrderedDict = OrderedDict()
+        self.next_tag = 0
+        self.prefetch = 0
+        self.global_prefetch = 0
+        self.unacked_count = 0
+        self.confirm = False
+        self.publish_seq = 0
+        self.confirm_upto = 0
+        self.tx = False
+        self.tx_ops: list = []
+        self.flow = True
+        self.deliverable = conn.writable
+        self.last_queue: str | None = None
+        self.closed = False
+        self._route_out: list = []
+
+    # ------------------------------------------------------------ helpers
+
+    def queue_name(self, name: str) -> str:
+        if name:
+            return name
+        if self.last_queue is None:
+            raise not_found("no previously declared queue")
+        return self.last_queue
+
+    def check_exclusive(self, q: Queue) -> None:
+        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+            raise resource_locked(
+                f"cannot obtain exclusive access to locked queue '{q.name}' in vhost '{self.vhost.name}'. "
+                "It could be originally declared on another connection or the exclusive property value "
+                "does not match that of the original declaration.")
+
+    def get_queue(self, name: str) -> Queue:
+        q = self.vhost.queue(self.queue_name(name))
+        self.check_exclusive(q)
+        return q
+
+    def set_deliverable(self) -> None:
+        d = self.flow and self.conn.writable and not self.closed
+        if d != self.deliverable:
+            self.deliverable = d
+            if d:
+                self.kick_queues()
+
+    def kick_queues(self) -> None:
+        for q in {c.queue for c in self.consumers.values()}:
+            q.dispatch()
+
+    # ------------------------------------------------------------ delivery (hot path)
+
+    def deliver(self, c: Consumer, q: Queue, msg: Message, redelivered: bool) -> None:
+        tag = self.next_tag = self.next_tag + 1
+        if not c.no_ack:
+            self.unacked[tag] = (msg, q, c)
+            c.unacked += 1
+            self.unacked_count += 1
+        conn = self.conn
+        out = conn._out
+        if not out and conn.wakeup is not None:
+            conn.wakeup()
+        deliver_frames(self.number, c.ctag, tag, redelivered, msg.ex_rk, msg.header, msg.body,
+                       conn.frame_max, out)
+
+    # ------------------------------------------------------------ publish (hot path)
+
+    def publish(self, method, header: bytes, body: bytes) -> None:
+        x = self.vhost.exchanges.get(method.exchange)
+        if x is None:
+            raise not_found(f"no exchange '{method.exchange}' in vhost '{self.vhost.name}'",
+                            60, 40)
+        if x.internal:
+            raise access_refused(f"cannot publish to internal exchange '{x.name}' in vhost "
+                                 f"'{self.vhost.name}'", 60, 40)
+        msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, header, body)
+        if self.confirm:
+            self.publish_seq += 1
+        if self.tx:
+            self.tx_ops.append((self._route_and_enqueue, (x, msg, method.mandatory)))
+            return
+        self._route_and_enqueue(x, msg, method.mandatory)
+        if self.confirm:
+            self.confirm_upto = self.publish_seq
+            conn = self.conn
+            if not conn.confirm_channels:
+                conn.confirm_channels.add(self)
+                if conn.wakeup is not None:
+                    conn.wakeup()
+            else:
+                conn.confirm_channels.add(self)
+
+    def _route_and_enqueue(self, x, msg: Message, mandatory: bool) -> None:
+        out = self._route_out
+        self.vhost.route(x, msg.routing_key, msg, out)
+        if not out:
+            if mandatory:
+                self.send_return(312, "NO_ROUTE", msg)
+            return
+        for q in out:
+            q.enqueue(msg)
+        out.clear()
+
+    def send_return(self, code: int, text: str, msg: Message) -> None:
+        parts: list = []
+        return_frames(self.number, code, text, msg.ex_rk, msg.header, msg.body, self.conn.frame_max, parts)
+        self.conn.emit_many(parts)
+
+    def flush_confirms(self) -> None:
+        upto = self.confirm_upto
+        if upto and not self.closed:
+            self.confirm_upto = 0
+            self.conn.emit(spec_ack(self.number, upto))
+
+    # ------------------------------------------------------------ ack / nack / reject
+
+    def _collect(self, tag: int, multiple: bool, mid: int) -> list:
+        """Take entries out of the unacked map: a list of ``(tag, (msg, queue, consumer))``."""
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                items = list(unacked.items())
+                unacked.clear()
+                return items
+            if tag not in unacked:
+                raise precondition_failed(f"unknown delivery tag {tag}", 60, mid)
+            items = []
+            while unacked:
+                k = next(iter(unacked))
+                if k > tag:
+                    break
+                items.append(unacked.popitem(last=False))
+            return items
+        entry = unacked.pop(tag, None)
+        if entry is None:
+            raise precondition_failed(f"unknown delivery tag {tag}", 60, mid)
+        return [(tag, entry)]
+
+    def ack(self, tag: int, multiple: bool) -> None:
+        items = self._collect(tag, multiple, 80)
+        if self.tx:
+            self.tx_ops.append((self._settle, (items, False, False)))
+        else:
+            self._settle(items, False, False)
+
+    def nack(self, tag: int, multiple: bool, requeue: bool, mid: int) -> None:
+        items = self._collect(tag, multiple, mid)
+        if self.tx:
+            self.tx_ops.append((self._settle, (items, True, requeue)))
+        else:
+            self._settle(items, True, requeue)
+
+    def _settle(self, items: list, negative: bool, requeue: bool) -> None:
+        """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
+        queues = set()
+        for _, (msg, q, c) in items:
+            c.unacked -= 1
+            queues.add(q)
+        self.unacked_count -= len(items)
+        if not negative:
+            for _, (msg, q, c) in items:
+                q.ack(msg)
+        elif requeue:
+            self._requeue(items)
+        else:
+            for _, (msg, q, c) in items:
+                q.drop(msg)
+        if self.global_prefetch:
+            queues |= {c.queue for c in self.consumers.values()}
+        for q in queues:
+            if q is not None and q.ready:
+                q.dispatch()
+
+    def _requeue(self, items: list) -> None:
+        by_q: dict = {}
+        for _, (msg, q, c) in items:
+            by_q.setdefault(q, []).append(msg)
+        for q, msgs in by_q.items():
+            q.requeue(msgs)
+
+    def requeue_all(self) -> None:
+        items = list(self.unacked.items())
+        self.unacked.clear()
+        if items:
+            for _, (msg, q, c) in items:
+                c.unacked -= 1
+            self.unacked_count -= len(items)
+            self._requeue(items)
+
+    # ------------------------------------------------------------ consumers
+
+    def consumer_gone(self, c: Consumer, notify: bool) -> None:
+        """The queue went away under a consumer: forget it, tell the client (basic.cancel)."""
+        if self.consumers.get(c.tag) is c:
+            del self.consumers[c.tag]
+            if notify and not self.closed and self.conn.capability("consumer_cancel_notify"):
+                self.conn.send_method(self.number, spec.BasicCancel(consumer_tag=c.tag, nowait=True))
+
+    def cancel_consumer(self, c: Consumer) -> None:
+        self.consumers.pop(c.tag, None)
+        q = c.queue
+        q.remove_consumer(c)
+        if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
+            self.vhost.delete_queue(q)
+
+    def close(self) -> None:
+        """Release everything the channel holds (client close, error, connection end)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.deliverable = False
+        self.conn.confirm_channels.discard(self)
+        for c in list(self.consumers.values()):
+            self.cancel_consumer(c)
+        self.requeue_all()
+        self.tx_ops.clear()
+
+    # ============================================================ method handlers
+
+    def m_basic_qos(self, m):
+        if m.prefetch_size:
+            raise not_implemented(f"prefetch_size!=0 ({m.prefetch_size})", 60, 10)
+        if m.global_:
+            if not self.broker.settings.ignore_global_qos:
+                self.global_prefetch = m.prefetch_count
+        else:
+            self.prefetch = m.prefetch_count
+        self.conn.send_method(self.number, spec.BasicQosOk())
+        if m.global_:
+            self.kick_queues()
+
+    def m_basic_consume(self, m):
+        q = self.get_queue(m.queue)
+        tag = m.consumer_tag or gen_name("amq.ctag-")
+        if tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+            raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
+        c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments)
+        self.consumers[tag] = c
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.BasicConsumeOk(consumer_tag=tag))
+        q.add_consumer(c)
+
+    def m_basic_cancel(self, m):
+        c = self.consumers.get(m.consumer_tag)
+        if c is not None:
+            self.cancel_consumer(c)
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.BasicCancelOk(consumer_tag=m.consumer_tag))
+
+    def m_basic_get(self, m):
+        q = self.get_queue(m.queue)
+        got = q.get()
+        if got is None:
+            self.conn.send_method(self.number, spec.BasicGetEmpty())
+            return
+        msg, red = got
+        tag = self.next_tag = self.next_tag + 1
+        if m.no_ack:
+            q.settled(msg)
+        else:
+            q.unacked_count += 1
+            self.unacked[tag] = (msg, q, _GetConsumer)
+            _GetConsumer.unacked += 1
+            self.unacked_count += 1
+        parts: list = []
+        get_ok_frames(self.number, tag, red, msg.ex_rk, len(q.ready), msg.header, msg.body,
+                      self.conn.frame_max, parts)
+        self.conn.emit_many(parts)
+
+    def m_basic_ack(self, m):
+        self.ack(m.delivery_tag, m.multiple)
+
+    def m_basic_nack(self, m):
+        self.nack(m.delivery_tag, m.multiple, m.requeue, 120)
+
+    def m_basic_reject(self, m):
+        self.nack(m.delivery_tag, False, m.requeue, 90)
+
+    def m_basic_recover(self, m, reply=True):
+        if not m.requeue:
+            raise not_implemented("requeue=false", 60, 110)
+        self.requeue_all()
+        if reply:
+            self.conn.send_method(self.number, spec.BasicRecoverOk())
+
+    def m_basic_recover_async(self, m):
+        self.m_basic_recover(m, reply=False)
+
+    # ------------------------------------------------------------ exchange
+
+    def m_exchange_declare(self, m):
+        name = m.exchange
+        v = self.vhost
+        if m.passive:
+            if not name:
+                raise access_refused("operation not permitted on the default exchange", 40, 10)
+            v.exchange(name)
+        else:
+            if not name:
+                raise access_refused("operation not permitted on the default exchange", 40, 10)
+            if name.startswith("amq."):
+                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
+            if m.type not in TYPES:
+                raise command_invalid(f"unknown exchange type '{m.type}'", 40, 10)
+            ae = (m.arguments or {}).get("alternate-exchange")
+            v.declare_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments or {})
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.ExchangeDeclareOk())
+
+    def m_exchange_delete(self, m):
+        name = m.exchange
+        if not name:
+            raise access_refused("operation not permitted on the default exchange", 40, 20)
+        x = self.vhost.exchanges.get(name)
+        if x is not None:
+            if name.startswith("amq."):
+                raise access_refused(f"deletion of system exchange '{name}' in vhost "
+                                     f"'{self.vhost.name}' is not allowed", 40, 20)
+            self.vhost.delete_exchange(x, m.if_unused)
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.ExchangeDeleteOk())
+
+    def _binding_ends(self, source: str, dest_kind: str, dest: str, mid_cls: int, mid: int):
+        v = self.vhost
+        if dest_kind == "queue":
+            dest = self.queue_name(dest)
+            d = v.queues.get(dest)
+        else:
+            d = v.exchanges.get(dest)
+        s = v.exchanges.get(source)
+        if not source or (dest_kind == "exchange" and not dest):
+            raise access_refused("operation not permitted on the default exchange", mid_cls, mid)
+        if s is None and d is None:
+            raise not_found(f"no exchange '{source}' in vhost '{v.name}' and no {dest_kind} '{dest}' in "
+                            f"vhost '{v.name}'", mid_cls, mid)
+        if s is None:
+            raise not_found(f"no exchange '{source}' in vhost '{v.name}'", mid_cls, mid)
+        if d is None:
+            raise not_found(f"no {dest_kind} '{dest}' in vhost '{v.name}'", mid_cls, mid)
+        if dest_kind == "queue":
+            self.check_exclusive(d)
+        return s, d
+
+    def m_exchange_bind(self, m):
+        s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 30)
+        self.vhost.bind(s, d, m.routing_key, m.arguments or {})
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.ExchangeBindOk())
+
+    def m_exchange_unbind(self, m):
+        s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 40)
+        self.vhost.unbind(s, d, m.routing_key, m.arguments or {})
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.ExchangeUnbindOk())
+
+    # ------------------------------------------------------------ queue
+
+    def m_queue_declare(self, m):
+        v = self.vhost
+        name = m.queue
+        args = m.arguments or {}
+        if m.passive:
+            q = v.queue(self.queue_name(name)) if name else v.queue(self.queue_name(""))
+            self.check_exclusive(q)
+        else:
+            if not name:
+                name = gen_name("amq.gen-")
+            elif name.startswith("amq."):
+                raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'", 50, 10)
+            q = v.queues.get(name)
+            if q is not None:
+                self.check_exclusive(q)
+                if m.exclusive and q.exclusive_owner is None:
+                    self.check_exclusive_mismatch(q)
+                self._assert_queue_equivalent(q, m, args)
+            else:
+                q = self._create_queue(name, m, args)
+        self.last_queue = q.name
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.QueueDeclareOk(
+                queue=q.name, message_count=len(q.ready), consumer_count=len(q.consumers)))
+
+    def check_exclusive_mismatch(self, q):
+        raise resource_locked(
+            f"cannot obtain exclusive access to locked queue '{q.name}' in vhost '{self.vhost.name}'. "
+            "It could be originally declared on another connection or the exclusive property value "
+            "does not match that of the original declaration.", 50, 10)
+
+    def _assert_queue_equivalent(self, q: Queue, m, args: dict) -> None:
+        what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
+        for arg, new, cur in (("durable", m.durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
+            if bool(new) != bool(cur):
+                raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
+                                          f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'", 50, 10)
+        keys = sorted(set(k for k in (set(q.arguments) | set(args)) if k in EQUIVALENCE_KEYS))
+        assert_args_equivalent(q.arguments, args, what, keys)
+
+    def _create_queue(self, name: str, m, args: dict) -> Queue:
+        qtype = args.get("x-queue-type", "classic")
+        if isinstance(qtype, bytes):
+            qtype = qtype.decode()
+        if qtype not in QUEUE_TYPES and qtype != "stream":
+            raise precondition_failed(f"invalid arg 'x-queue-type' for queue '{name}' in vhost "
+                                      f"'{self.vhost.name}': {{unsupported_queue_type,<<\"{qtype}\">>}}", 50, 10)
+        if qtype == "stream":
+            raise precondition_failed(f"invalid arg 'x-queue-type' for queue '{name}' in vhost "
+                                      f"'{self.vhost.name}': stream queues are not supported by Leveret", 50, 10)
+        if qtype == "quorum":
+            if m.exclusive:
+                raise precondition_failed(f"invalid property 'exclusive' for queue '{name}' in vhost "
+                                          f"'{self.vhost.name}'", 50, 10)
+            if m.auto_delete:
+                raise precondition_failed(f"invalid property 'auto-delete' for queue '{name}' in vhost "
+                                          f"'{self.vhost.name}'", 50, 10)
+            if not m.durable:
+                raise precondition_failed(f"invalid property 'non-durable' for queue '{name}' in vhost "
+                                          f"'{self.vhost.name}'", 50, 10)
+        elif (self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive):
+            raise precondition_failed(f"invalid property 'non-durable' for queue '{name}' in vhost "
+                                      f"'{self.vhost.name}'", 50, 10)
+        q = Queue(name, self.vhost, durable=m.durable, exclusive_owner=self.conn if m.exclusive else None,
+                  auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
+        self.vhost.add_queue(q)
+        if m.exclusive:
+            self.conn.exclusive_queues.append(q)
+        return q
+
+    def m_queue_bind(self, m):
+        s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 20)
+        self.vhost.bind(s, q, m.routing_key, m.arguments or {})
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.QueueBindOk())
+
+    def m_queue_unbind(self, m):
+        s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 50)
+        self.vhost.unbind(s, q, m.routing_key, m.arguments or {})
+        self.conn.send_method(self.number, spec.QueueUnbindOk())
+
+    def m_queue_purge(self, m):
+        q = self.get_queue(m.queue)
+        n = q.purge()
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.QueuePurgeOk(message_count=n))
+
+    def m_queue_delete(self, m):
+        name = self.queue_name(m.queue)
+        q = self.vhost.queues.get(name)
+        n = 0
+        if q is not None:
+            self.check_exclusive(q)
+            if m.if_unused and q.consumers:
+                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' in use", 50, 40)
+            if m.if_empty and q.ready:
+                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' not empty", 50, 40)
+            n = self.vhost.delete_queue(q)
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.QueueDeleteOk(message_count=n))
+
+    # ------------------------------------------------------------ channel / tx / confirm
+
+    def m_channel_flow(self, m):
+        self.flow = m.active
+        self.set_deliverable()
+        self.conn.send_method(self.number, spec.ChannelFlowOk(active=m.active))
+
+    def m_channel_flow_ok(self, m):
+        pass
+
+    def m_access_request(self, m):
+        self.conn.send_method(self.number, spec.AccessRequestOk(ticket=1))
+
+    def m_confirm_select(self, m):
+        if self.tx:
+            raise precondition_failed("cannot switch from tx to confirm mode", 85, 10)
+        self.confirm = True
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.ConfirmSelectOk())
+
+    def m_tx_select(self, m):
+        if self.confirm:
+            raise precondition_failed("cannot switch from confirm to tx mode", 90, 10)
+        self.tx = True
+        self.conn.send_method(self.number, spec.TxSelectOk())
+
+    def m_tx_commit(self, m):
+        if not self.tx:
+            raise precondition_failed("channel is not transactional", 90, 20)
+        ops, self.tx_ops = self.tx_ops, []
+        for fn, args in ops:
+            fn(*args)
+        self.conn.send_method(self.number, spec.TxCommitOk())
+
+    def m_tx_rollback(self, m):
+        if not self.tx:
+            raise precondition_failed("channel is not transactional", 90, 30)
+        ops, self.tx_ops = self.tx_ops, []
+        # acks/nacks held by the transaction go back to the unacked map, in tag order
+        restored = [item for fn, args in ops if fn == self._settle for item in args[0]]
+        if restored:
+            merged = sorted(list(self.unacked.items()) + restored)
+            self.unacked = OrderedDict(merged)
+        self.conn.send_method(self.number, spec.TxRollbackOk())
+
+
+class _GetConsumerType:
+    """Stand-in consumer for basic.get deliveries (no prefetch, no queue link)."""
+
+    __slots__ = ("unacked", "queue")
+
+    def __init__(self):
+        self.unacked = 0
+        self.queue = None
+
+
+_GetConsumer = _GetConsumerType()
+
+EQUIVALENCE_KEYS = frozenset((
+    "x-expires", "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-max-priority",
+    "x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-type",
+    "x-queue-mode", "x-single-active-consumer", "x-delivery-limit", "x-queue-master-locator",
+    "x-queue-version",
+))
+
+
+def spec_ack(ch: int, tag: int) -> bytes:
+    from ..amqp.frames import ack_frame
+    return ack_frame(ch, tag, True)
+
+
+def build_handlers() -> dict:
+    h = {}
+    for idx, cls in spec.METHODS.items():
+        name = "m_" + cls.NAME.replace(".", "_").replace("-", "_")
+        fn = getattr(Channel, name, None)
+        if fn is not None:
+            h[idx] = fn
+    return h
+
+
+HANDLERS = build_handlers()

@@ -1,0 +1,137 @@
+"""A client connection as the broker sees it: auth, vhost, channels, exclusive queues.
+
+Subclasses the sans-I/O :class:`~leveret.amqp.connection.ProtocolConnection`
+and fills in its hooks: authentication (PLAIN, AMQPLAIN; guest only from
+loopback), vhost access, one :class:`~leveret.broker.channel.Channel` per open
+channel, and cleanup — unacked messages requeued, consumers cancelled,
+exclusive queues deleted — when the connection goes.
+
+``writable`` mirrors the socket's write buffer (the I/O layer calls
+:meth:`set_writable`): while the peer is not reading, channels stop taking
+deliveries so a slow consumer cannot make the broker buffer without bound.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..amqp import spec
+from ..amqp.connection import ProtocolConnection, parse_amqplain, parse_plain
+from ..amqp.errors import ConnectionError_, command_invalid
+from .channel import HANDLERS, Channel
+
+log = logging.getLogger("leveret.connection")
+
+
+class BrokerConnection(ProtocolConnection):
+    def __init__(self, broker, peer: tuple | None = None, now: float = 0.0):
+        super().__init__(now)
+        self.broker = broker
+        s = broker.settings
+        self.server_properties = broker.server_properties
+        self.heartbeat_default = s.heartbeat
+        self.frame_max_default = s.frame_max
+        self.channel_max_default = s.channel_max
+        self.handshake_timeout = s.handshake_timeout
+        self.peer = peer
+        self.user = None
+        self.vhost = None
+        self.sessions: dict[int, Channel] = {}
+        self.exclusive_queues: list = []
+        self.confirm_channels: set = set()
+        self.writable = True
+        self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def capability(self, name: str) -> bool:
+        caps = self.client_properties.get("capabilities")
+        return bool(isinstance(caps, dict) and caps.get(name))
+
+    # ------------------------------------------------------------ handshake hooks
+
+    def on_start_ok(self, m) -> None:
+        mech = m.mechanism
+        resp = m.response.encode("utf-8", "surrogateescape")
+        if mech == "PLAIN":
+            creds = parse_plain(resp)
+        elif mech == "AMQPLAIN":
+            creds = parse_amqplain(resp)
+        else:
+            raise command_invalid(f"unknown authentication mechanism '{mech}'", 10, 11)
+        user = None
+        if creds is not None:
+            user = self.broker.authenticate(creds[0], creds[1], self.peer[0] if self.peer else None)
+        if user is None:
+            log.warning("login refused for user %r from %s (mechanism %s)",
+                        creds[0] if creds else None, self.name, mech)
+            text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mech}. "
+                    "For details see the broker logfile.")
+            if self.capability("authentication_failure_close"):
+                self.connection_error(ConnectionError_(403, text, 10, 11))
+            else:
+                self._finish_close()
+            return
+        self.user = user
+
+    def on_open(self, vhost: str) -> None:
+        v = self.broker.vhosts.get(vhost)
+        if v is None:
+            raise ConnectionError_(530, f"NOT_ALLOWED - vhost {vhost} not found", 10, 40)
+        if (self.user.name, vhost) not in self.broker.permissions:
+            raise ConnectionError_(530, f"NOT_ALLOWED - access to vhost '{vhost}' refused for user "
+                                        f"'{self.user.name}'", 10, 40)
+        self.vhost = v
+        self.broker.connections.add(self)
+
+    def on_update_secret(self, m) -> None:
+        # PLAIN/AMQPLAIN users carry no expiring token; RabbitMQ accepts and re-checks.
+        pass
+
+    # ------------------------------------------------------------ channel hooks
+
+    def on_channel_open(self, ch: int) -> None:
+        self.sessions[ch] = Channel(self, ch)
+
+    def on_method(self, ch: int, method) -> None:
+        fn = HANDLERS.get(method.INDEX)
+        if fn is None:
+            raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}", method.CLASS_ID, method.METHOD_ID)
+        fn(self.sessions[ch], method)
+
+    def check_publish(self, ch: int, m) -> None:
+        if m.immediate:
+            raise ConnectionError_(540, "NOT_IMPLEMENTED - immediate=true", 60, 40)
+
+    def on_publish(self, ch: int, method, header: bytes, body: bytes) -> None:
+        self.sessions[ch].publish(method, header, body)
+
+    def on_channel_close(self, ch: int) -> None:
+        s = self.sessions.pop(ch, None)
+        if s is not None:
+            s.close()
+
+    def before_flush(self) -> None:
+        cc = self.confirm_channels
+        if cc:
+            for s in cc:
+                s.flush_confirms()
+            cc.clear()
+
+    # ------------------------------------------------------------ flow
+
+    def set_writable(self, writable: bool) -> None:
+        if writable == self.writable:
+            return
+        self.writable = writable
+        for s in list(self.sessions.values()):
+            s.set_deliverable()
+
+    # ------------------------------------------------------------ teardown
+
+    def on_closing(self) -> None:
+        for ch in list(self.sessions):
+            self.on_channel_close(ch)
+        v = self.vhost
+        if v is not None:
+            for q in self.exclusive_queues:
+                v.delete_queue(q)
+        self.exclusive_queues.clear()
+        self.broker.connections.discard(self)

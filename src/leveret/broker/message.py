@@ -1,0 +1,52 @@
+"""The message: one immutable publish, shared by every queue it was routed to.
+
+A message keeps the content header *exactly as the publisher sent it*
+(``header``: class, weight, body size, property flags and list) and forwards
+it byte for byte on delivery, as RabbitMQ forwards ``properties_bin``. The few
+properties the broker must read are decoded on demand (:attr:`properties`).
+
+``id`` is a broker-wide publish sequence number. Because one event loop routes
+every publish in order, ``id`` order is enqueue order in every queue, so a
+queue can put requeued messages back in their original position by ``id``.
+"""
+from __future__ import annotations
+
+from ..amqp.codec import BasicProperties, enc_shortstr, peek_delivery_mode_priority
+
+
+class Message:
+    __slots__ = ("id", "exchange", "routing_key", "ex_rk", "header", "body",
+                 "persistent", "priority", "expires_at", "_props", "size", "store_ref")
+
+    def __init__(self, mid: int, exchange: str, routing_key: str, header: bytes, body: bytes):
+        self.id = mid
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.ex_rk = enc_shortstr(exchange) + enc_shortstr(routing_key)
+        self.header = header
+        self.body = body
+        self.size = len(body)
+        dm, pr = peek_delivery_mode_priority(memoryview(header)[12:])
+        self.persistent = dm == 2
+        self.priority = pr
+        self.expires_at = None
+        self._props = None
+        self.store_ref = None
+
+    @property
+    def props_raw(self) -> bytes:
+        return self.header[12:]
+
+    @property
+    def properties(self) -> BasicProperties:
+        p = self._props
+        if p is None:
+            p = self._props = BasicProperties.decode(self.header[12:])
+        return p
+
+    @property
+    def headers(self) -> dict:
+        return self.properties.headers or {}
+
+    def __repr__(self):
+        return f"<Message {self.id} {self.exchange!r}/{self.routing_key!r} {self.size}B>"

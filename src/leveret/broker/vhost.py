@@ -1,0 +1,234 @@
+"""A virtual host: its exchanges, queues and bindings, and routing.
+
+:meth:`VHost.route` is the publish hot path's routing step: ask the exchange
+type for destinations, follow exchange-to-exchange bindings (each exchange
+visited once, so cycles terminate), use an exchange's alternate exchange when
+the exchange itself matched nothing, and return each queue once.
+
+Entity rules that RabbitMQ enforces and clients can observe (reply texts
+byte-for-byte as RabbitMQ's ``rabbit_channel``/``rabbit_amqqueue`` send them)
+live here too: argument equivalence, auto-delete cascades, exclusive owners.
+"""
+from __future__ import annotations
+
+import base64
+import os
+
+from ..amqp.codec import Typed, table_plain
+from ..amqp.errors import ChannelError, not_found, precondition_failed
+from .exchanges import TYPES, Binding, DefaultExchange, Exchange
+from .queue import Queue
+
+PREDECLARED = (
+    ("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
+    ("amq.headers", "headers"), ("amq.match", "headers"), ("amq.rabbitmq.trace", "topic"),
+)
+
+
+def gen_name(prefix: str) -> str:
+    """``amq.gen-…``/``amq.ctag-…``: prefix + 22 url-safe base64 chars, as RabbitMQ."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def fmt_bool(v: bool) -> str:
+    return "true" if v else "false"
+
+
+class VHost:
+    def __init__(self, name: str, broker):
+        self.name = name
+        self.broker = broker
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.default_exchange = DefaultExchange(name, self.queues)
+        self.exchanges[""] = self.default_exchange
+        for n, t in PREDECLARED:
+            self.exchanges[n] = TYPES[t](n, name, durable=True, internal=(n == "amq.rabbitmq.trace"))
+
+    # ------------------------------------------------------------ lookup
+
+    def describe(self, kind: str, name: str) -> str:
+        return f"{kind} '{name}' in vhost '{self.name}'"
+
+    def exchange(self, name: str) -> Exchange:
+        x = self.exchanges.get(name)
+        if x is None:
+            raise not_found(f"no exchange '{name}' in vhost '{self.name}'")
+        return x
+
+    def queue(self, name: str) -> Queue:
+        q = self.queues.get(name)
+        if q is None:
+            raise not_found(f"no queue '{name}' in vhost '{self.name}'")
+        return q
+
+    # ------------------------------------------------------------ routing
+
+    def route(self, x: Exchange, routing_key: str, msg, out: list) -> None:
+        """Append every queue ``msg`` routes to via ``x`` to ``out``, each once."""
+        dests: list = []
+        x.route(routing_key, msg, dests)
+        if not dests and x.alternate is None:
+            return
+        if len(dests) == 1 and dests[0].kind == "queue":
+            out.append(dests[0])
+            return
+        seen_q: set = set()
+        seen_x = {x}
+        work = [(x, dests)]
+        while work:
+            src, ds = work.pop()
+            if not ds and src.alternate is not None:
+                ae = self.exchanges.get(src.alternate)
+                if ae is not None:
+                    ds = [ae]
+            for d in ds:
+                if d.kind == "queue":
+                    if d not in seen_q:
+                        seen_q.add(d)
+                        out.append(d)
+                elif d not in seen_x:
+                    seen_x.add(d)
+                    nxt: list = []
+                    d.route(routing_key, msg, nxt)
+                    work.append((d, nxt))
+
+    # ------------------------------------------------------------ exchanges
+
+    def declare_exchange(self, name, type_name, durable, auto_delete, internal, arguments) -> Exchange:
+        x = self.exchanges.get(name)
+        if x is not None:
+            self._assert_exchange_equivalent(x, type_name, durable, auto_delete, internal, arguments)
+            return x
+        cls = TYPES[type_name]
+        x = cls(name, self.name, durable=durable, auto_delete=auto_delete, internal=internal,
+                arguments=arguments)
+        self.exchanges[name] = x
+        return x
+
+    def _assert_exchange_equivalent(self, x, type_name, durable, auto_delete, internal, arguments):
+        what = self.describe("exchange", x.name)
+        if x.type_name != type_name:
+            raise precondition_failed(f"inequivalent arg 'type' for {what}: "
+                                      f"received '{type_name}' but current is '{x.type_name}'")
+        for arg, new, cur in (("durable", durable, x.durable), ("auto_delete", auto_delete, x.auto_delete),
+                              ("internal", internal, x.internal)):
+            if bool(new) != bool(cur):
+                raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
+                                          f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'")
+        assert_args_equivalent(x.arguments, arguments or {}, what, ("alternate-exchange",))
+
+    def delete_exchange(self, x: Exchange, if_unused: bool) -> None:
+        if if_unused and x.bindings:
+            raise precondition_failed(f"exchange '{x.name}' in vhost '{self.name}' in use")
+        self._remove_exchange(x)
+
+    def _remove_exchange(self, x: Exchange) -> None:
+        if self.exchanges.get(x.name) is not x:
+            return
+        del self.exchanges[x.name]
+        for b in list(x.bindings.values()):
+            x.remove_binding(b.identity)
+            if b.destination.kind == "queue":
+                _discard(b.destination.bindings, b)
+        # bindings where x is the destination
+        for src in list(self.exchanges.values()):
+            for b in src.remove_bindings_to(x):
+                self._maybe_auto_delete_exchange(src)
+
+    def _maybe_auto_delete_exchange(self, x: Exchange) -> None:
+        if x.auto_delete and not x.bindings:
+            self._remove_exchange(x)
+
+    # ------------------------------------------------------------ bindings
+
+    def bind(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
+        source.validate_binding(routing_key, arguments)
+        b = Binding(source, dest, routing_key, arguments)
+        if source.add_binding(b) and dest.kind == "queue":
+            dest.bindings.append(b)
+
+    def unbind(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
+        ident = (dest.kind, dest.name, routing_key, Binding(source, dest, routing_key, arguments).akey)
+        b = source.remove_binding(ident)
+        if b is None:
+            return
+        if dest.kind == "queue":
+            _discard(dest.bindings, b)
+        self._maybe_auto_delete_exchange(source)
+
+    # ------------------------------------------------------------ queues
+
+    def add_queue(self, q: Queue) -> None:
+        self.queues[q.name] = q
+
+    def delete_queue(self, q: Queue) -> int:
+        """Remove a queue, its bindings and consumers; returns the ready count it had."""
+        if q.deleted or self.queues.get(q.name) is not q:
+            return 0
+        q.deleted = True
+        del self.queues[q.name]
+        for b in list(q.bindings):
+            b.source.remove_binding(b.identity)
+            self._maybe_auto_delete_exchange(b.source)
+        q.bindings.clear()
+        n = len(q.ready)
+        for c in list(q.consumers):
+            c.channel.consumer_gone(c, notify=True)
+        q.consumers.clear()
+        q.purge()
+        if q.store is not None:
+            q.store.delete_queue(q)
+        self.broker.queue_deleted(q)
+        return n
+
+
+def _discard(lst: list, item) -> None:
+    try:
+        lst.remove(item)
+    except ValueError:
+        pass
+
+
+def _arg_type(v) -> str:
+    if isinstance(v, Typed):
+        v = v.value
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "long" if not -2**31 <= v < 2**31 else "signedint"
+    if isinstance(v, (str, bytes)):
+        return "longstr"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, dict):
+        return "table"
+    if isinstance(v, list):
+        return "array"
+    if v is None:
+        return "void"
+    return type(v).__name__
+
+
+def _arg_str(v) -> str:
+    v = table_plain(v)
+    if isinstance(v, bool):
+        return fmt_bool(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+def assert_args_equivalent(current: dict, new: dict, what: str, keys) -> None:
+    """RabbitMQ's ``rabbit_misc:assert_args_equivalence`` over the keys it checks."""
+    for k in keys:
+        a, b = current.get(k), new.get(k)
+        if table_plain(a) == table_plain(b) and (a is None) == (b is None):
+            continue
+        received = "none" if b is None else f"the value '{_arg_str(b)}' of type '{_arg_type(b)}'"
+        cur = "none" if a is None else f"the value '{_arg_str(a)}' of type '{_arg_type(a)}'"
+        raise precondition_failed(f"inequivalent arg '{k}' for {what}: received {received} but current is {cur}")
+
+
+def raise_channel(code: int, text: str) -> None:
+    raise ChannelError(code, text)

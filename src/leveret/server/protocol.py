@@ -1,0 +1,91 @@
+"""The thin asyncio layer: one ``asyncio.Protocol`` per client socket.
+
+Bytes from the socket go straight into the sans-I/O connection
+(:meth:`receive_data`); output the connection produces is flushed with one
+``transport.write`` per event-loop turn (``wakeup`` schedules the flush), so a
+burst of deliveries becomes one syscall. ``pause_writing``/``resume_writing``
+from the transport tell the connection when the peer stops reading, and the
+connection stops taking deliveries until the buffer drains.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..broker.connection import BrokerConnection
+
+log = logging.getLogger("leveret.server")
+
+
+class AMQPProtocol(asyncio.Protocol):
+    __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_received", "_sent")
+
+    def __init__(self, listener):
+        self.listener = listener
+        self.loop = listener.loop
+        self.transport = None
+        self.conn: BrokerConnection | None = None
+        self._flush_scheduled = False
+        self._received = False
+        self._sent = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024, low=1024 * 1024)
+        peer = transport.get_extra_info("peername")
+        self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
+        self.conn.wakeup = self._wakeup
+        self.listener.protocols.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        conn = self.conn
+        conn.receive_data(data)
+        if conn.close_socket:
+            self._flush()
+
+    def _wakeup(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        conn = self.conn
+        t = self.transport
+        if t is None:
+            return
+        data = conn.data_to_send()
+        if data:
+            self._sent = True
+            t.write(data)
+        if conn.close_socket:
+            t.close()
+            self.transport = None
+
+    def pause_writing(self) -> None:
+        self.conn.set_writable(False)
+
+    def resume_writing(self) -> None:
+        self.conn.set_writable(True)
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        self.listener.protocols.discard(self)
+        if self.conn is not None:
+            self.conn.connection_lost()
+
+    def tick(self, now: float) -> None:
+        conn = self.conn
+        conn.tick(now, self._received, self._sent)
+        self._received = self._sent = False
+        if conn.close_socket or conn._out:
+            self._flush()

@@ -1,0 +1,123 @@
+"""Shared fixtures.
+
+Conformance tests take the broker URL from ``LEVERET_TEST_URL``; without it the
+session starts its own ``python -m leveret serve`` on a free loopback port, so the
+same tests run against Leveret and against RabbitMQ. Tests of Leveret-only
+behaviour carry ``@pytest.mark.leveret_only`` and skip when the URL is external.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+
+import pytest
+
+EXTERNAL_URL = os.environ.get("LEVERET_TEST_URL")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited early with code {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"broker did not listen on {host}:{port} within {timeout}s")
+
+
+class ServerProcess:
+    """A ``python -m leveret serve`` child process on a free port."""
+
+    def __init__(self, data_dir: str, *extra: str, port: int | None = None):
+        self.port = port or _free_port()
+        self.data_dir = data_dir
+        self.log_path = os.path.join(data_dir, "server.log")
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leveret", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", data_dir, *extra],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        _wait_port("127.0.0.1", self.port, self.proc)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def log(self) -> str:
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def broker_url(tmp_path_factory) -> str:
+    """AMQP URL of the broker under test (``amqp://user:pass@host:port/vhost``)."""
+    if EXTERNAL_URL:
+        yield EXTERNAL_URL
+        return
+    server = ServerProcess(str(tmp_path_factory.mktemp("leveret-data")))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_addr(broker_url) -> tuple[str, int]:
+    u = urllib.parse.urlparse(broker_url)
+    return u.hostname or "127.0.0.1", u.port or 5672
+
+
+@pytest.fixture
+def leveret_server(tmp_path):
+    """A private Leveret server process, for tests that stop or restart it."""
+    servers: list[ServerProcess] = []
+
+    def start(*extra: str, port: int | None = None, data_dir: str | None = None) -> ServerProcess:
+        s = ServerProcess(data_dir or str(tmp_path), *extra, port=port)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def uniq(request) -> str:
+    """A name prefix unique to this test run, so tests never collide on a shared broker."""
+    return f"t.{request.node.name[:40]}.{uuid.uuid4().hex[:8]}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not EXTERNAL_URL:
+        return
+    skip = pytest.mark.skip(reason="Leveret-only behaviour; LEVERET_TEST_URL points at another broker")
+    for item in items:
+        if "leveret_only" in item.keywords:
+            item.add_marker(skip)
