@@ -66,8 +66,8 @@ def gen(spec: dict) -> str:
     w("")
     w("import struct")
     w("")
-    w("from .codec import dec_longstr, dec_shortstr, decode_table, enc_longstr, enc_shortstr, encode_table")
-    w("from .errors import AMQPSyntaxError, ConnectionError_")
+    w("from .codec import dec_longstr, dec_shortstr, decode_table, decode_table_typed, enc_longstr, enc_shortstr, encode_table")
+    w("from .errors import AMQPSyntaxError, ConnectionError_, FrameError, SilentClose, erl_binary")
     w("")
     w(f"PROTOCOL_HEADER = {b'AMQP' + bytes([0, spec['major-version'], spec['minor-version'], spec['revision']])!r}")
     w(f"PORT = {spec['port']}")
@@ -186,7 +186,10 @@ def gen(spec: dict) -> str:
                 elif t == "longstr":
                     w(f"        self.{n}, off = dec_longstr(buf, off)")
                 elif t == "table":
-                    w(f"        self.{n}, off = decode_table(buf, off)")
+                    # x-arguments keep their wire types: RabbitMQ's equivalence checks
+                    # and error texts depend on them ("of type 'signedint'")
+                    fn = "decode_table_typed" if n == "arguments" else "decode_table"
+                    w(f"        self.{n}, off = {fn}(buf, off)")
                 i += 1
             w("        return self")
             w("")
@@ -199,14 +202,17 @@ def gen(spec: dict) -> str:
     w("")
     w("def decode_method(buf) -> Method:")
     w('    """Decode a method frame payload (class id, method id, arguments)."""')
+    w("    if len(buf) < 4:")
+    w("        raise FrameError(f'cannot decode {erl_binary(buf)}')")
+    w("    cid, mid = buf[0] << 8 | buf[1], buf[2] << 8 | buf[3]")
+    w("    cls = METHODS.get(cid << 16 | mid)")
+    w("    if cls is None:")
+    w("        # RabbitMQ's reader crashes on an unknown method id: the socket drops, no close frame")
+    w("        raise SilentClose(f'unknown method {cid}/{mid}')")
     w("    try:")
-    w("        cid, mid = buf[0] << 8 | buf[1], buf[2] << 8 | buf[3]")
-    w("        cls = METHODS.get(cid << 16 | mid)")
-    w("        if cls is None:")
-    w("            raise ConnectionError_(540, f'NOT_IMPLEMENTED - unknown method {cid}/{mid}', cid, mid)")
     w("        return cls.decode(buf, 4)")
-    w("    except (struct.error, IndexError) as e:")
-    w("        raise AMQPSyntaxError(f'malformed method frame: {e}') from None")
+    w("    except (struct.error, IndexError, AMQPSyntaxError):")
+    w("        raise ConnectionError_(501, f'FRAME_ERROR - cannot decode {erl_binary(buf[4:])}', cid, mid) from None")
     w("")
     return "\n".join(out)
 

@@ -169,7 +169,7 @@ async def test_confirms_aio_pika_concurrent_publishes_all_acked(broker_url, uniq
         ])
         assert all(isinstance(r, spec.Basic.Ack) for r in results)
         # Unroutable (non-mandatory) messages are acked too.
-        r = await ch.default_exchange.publish(aio_pika.Message(b"y"), routing_key=uniq + ".noq")
+        r = await ch.default_exchange.publish(aio_pika.Message(b"y"), routing_key=uniq + ".noq", mandatory=False)
         assert isinstance(r, spec.Basic.Ack)
         assert (await ch.declare_queue(q.name, passive=True)).declaration_result.message_count == 50
 
@@ -195,7 +195,7 @@ def test_confirms_raw_tags_and_coverage(raw):
     assert last == 10
 
 
-def test_confirm_select_twice_ok(raw):
+def test_confirm_select_twice_ok(raw, uniq):
     """confirm.select on a channel already in confirm mode is answered with select-ok again."""
     r = raw()
     r.open_channel(1)
@@ -203,7 +203,7 @@ def test_confirm_select_twice_ok(raw):
     r.expect(1, spec.Confirm.SelectOk)
     r.send(1, spec.Confirm.Select())
     r.expect(1, spec.Confirm.SelectOk)
-    r.publish(1, "", "does-not-matter-unroutable", b"x")
+    r.publish(1, "", uniq + ".noq", b"x")
     ack = r.expect(1, spec.Basic.Ack)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 
@@ -228,16 +228,16 @@ def test_confirm_tags_independent_of_delivery_tags(raw):
     assert r.expect(1, spec.Basic.GetOk).delivery_tag == 2
 
 
-def test_confirm_unroutable_mandatory_return_before_ack(raw):
+def test_confirm_unroutable_mandatory_return_before_ack(raw, uniq):
     """In confirm mode a mandatory unroutable message gets basic.return (312 NO_ROUTE) then basic.ack."""
     r = raw()
     r.open_channel(1)
     r.send(1, spec.Confirm.Select())
     r.expect(1, spec.Confirm.SelectOk)
-    r.publish(1, "amq.direct", "no.such.binding.anywhere", b"ret", mandatory=True)
+    r.publish(1, "amq.direct", uniq + ".rk", b"ret", mandatory=True)
     ret = r.expect(1, spec.Basic.Return)
     assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == \
-        (312, "NO_ROUTE", "amq.direct", "no.such.binding.anywhere")
+        (312, "NO_ROUTE", "amq.direct", uniq + ".rk")
     chan, header = r.recv()
     assert header.body_size == 3
     chan, body = r.recv()
@@ -246,13 +246,13 @@ def test_confirm_unroutable_mandatory_return_before_ack(raw):
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 
 
-def test_confirm_unroutable_non_mandatory_acked(raw):
+def test_confirm_unroutable_non_mandatory_acked(raw, uniq):
     """In confirm mode a non-mandatory unroutable message is simply acked."""
     r = raw()
     r.open_channel(1)
     r.send(1, spec.Confirm.Select())
     r.expect(1, spec.Confirm.SelectOk)
-    r.publish(1, "amq.direct", "no.such.binding.anywhere", b"x")
+    r.publish(1, "amq.direct", uniq + ".rk", b"x")
     ack = r.expect(1, spec.Basic.Ack)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 

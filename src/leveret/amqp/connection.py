@@ -30,7 +30,7 @@ import struct
 
 from . import spec
 from .codec import decode_table
-from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, unexpected_frame
+from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, SilentClose, erl_binary, unexpected_frame
 from .frames import FRAME_END, HEARTBEAT, method_frame
 
 log = logging.getLogger("leveret.connection")
@@ -44,6 +44,7 @@ SERVER_CHANNEL_MAX = 2047
 SERVER_FRAME_MAX = 131072
 SERVER_HEARTBEAT = 60
 HANDSHAKE_TIMEOUT = 10.0
+CLOSE_LINGER = 10.0     # how long to wait for close-ok, or for the peer to drop the socket
 
 _ACCEPTED_HEADERS = (spec.PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
 # methods a client may never send (server-to-client only)
@@ -79,7 +80,7 @@ class ProtocolConnection:
     """Server side of one AMQP connection. Subclass and implement the hooks."""
 
     server_properties: dict = {}
-    mechanisms = b"PLAIN AMQPLAIN"
+    mechanisms = b"AMQPLAIN PLAIN"
     handshake_timeout = HANDSHAKE_TIMEOUT
     heartbeat_default = SERVER_HEARTBEAT
     channel_max_default = SERVER_CHANNEL_MAX
@@ -100,7 +101,10 @@ class ProtocolConnection:
         self.last_recv = now
         self.last_send = now
         self.vhost_name = None
+        self.close_deadline = None
         self._max_frame_payload = SERVER_FRAME_MAX - 8
+        self._last_publish_payload = None
+        self._last_publish = None
 
     # ------------------------------------------------------------ output
 
@@ -138,20 +142,24 @@ class ProtocolConnection:
     def receive_data(self, data) -> None:
         if self.state == CLOSED:
             return
-        buf = self._buf
-        buf += data
         try:
             if self.state == HEADER:
+                buf = self._buf
+                buf += data
                 if len(buf) < 8:
-                    if not spec.PROTOCOL_HEADER.startswith(bytes(buf)[:8]) and not b"AMQP".startswith(bytes(buf[:4])):
+                    if not spec.PROTOCOL_HEADER.startswith(bytes(buf)) and not b"AMQP".startswith(bytes(buf[:4])):
                         self._bad_header()
                     return
                 if bytes(buf[:8]) not in _ACCEPTED_HEADERS:
                     self._bad_header()
                     return
-                del buf[:8]
+                data = bytes(buf[8:])
+                buf.clear()
                 self._send_start()
-            self._parse_frames()
+            elif self._buf:
+                data = bytes(self._buf) + data
+                self._buf.clear()
+            self._parse_frames(data)
         except AMQPError as e:
             self._buf.clear()
             self.connection_error(e)
@@ -160,8 +168,9 @@ class ProtocolConnection:
             self._buf.clear()
             self.connection_error(ConnectionError_(541, "INTERNAL_ERROR"))
 
-    def _parse_frames(self) -> None:
-        buf = self._buf
+    def _parse_frames(self, buf: bytes) -> None:
+        # ``buf`` is immutable bytes: slicing it gives each payload in one copy;
+        # a trailing partial frame is kept in ``_buf`` for the next call.
         pos = 0
         n = len(buf)
         maxp = self._max_frame_payload
@@ -174,24 +183,24 @@ class ProtocolConnection:
                 if end >= n:
                     break
                 if buf[end] != 0xCE:
-                    raise FrameError(f"type {ftype}, all octets = <<>>: missing frame end marker")
-                payload = bytes(buf[pos + 7:end])
+                    raise FrameError(f"type {ftype}, all octets = {erl_binary(buf[pos + 7:end])}: "
+                                     f"{{invalid_frame_end_marker,{buf[end]}}}")
+                payload = buf[pos + 7:end]
                 pos = end + 1
-                self.last_recv_frame = True
-                if ftype == 1:
-                    self._on_method_frame(ch, payload)
-                elif ftype == 3:
+                if ftype == 3:
                     self._on_body_frame(ch, payload)
+                elif ftype == 1:
+                    self._on_method_frame(ch, payload)
                 elif ftype == 2:
                     self._on_header_frame(ch, payload)
                 elif ftype == 8:
                     if ch != 0:
-                        raise ConnectionError_(501, "FRAME_ERROR - heartbeat frame on non-zero channel")
+                        raise unexpected_frame(f"type 8, all octets = {erl_binary(payload)}")
                 else:
-                    raise FrameError(f"unknown frame type {ftype}")
+                    raise FrameError(f"type {ftype}, all octets = {erl_binary(payload)}: unknown_frame")
         finally:
-            if pos:
-                del buf[:pos]
+            if pos < n and self.state != CLOSED:
+                self._buf += buf[pos:]
 
     # ------------------------------------------------------------ handshake
 
@@ -210,7 +219,14 @@ class ProtocolConnection:
             mechanisms=self.mechanisms, locales=b"en_US"))
 
     def _on_method_frame(self, ch: int, payload: bytes) -> None:
-        method = spec.decode_method(payload)
+        if payload == self._last_publish_payload:
+            method = self._last_publish
+        else:
+            method = spec.decode_method(payload)
+            if method.INDEX == 0x3C0028:
+                # publishers repeat the same exchange/routing key: decode once
+                self._last_publish_payload = payload
+                self._last_publish = method
         if self.state == RUNNING and ch:
             cs = self.channels.get(ch)
             if cs is not None and not cs.closing and cs.pending is None:
@@ -266,8 +282,9 @@ class ProtocolConnection:
                 return
             if st == RUNNING:
                 if idx == spec.ConnectionClose.INDEX:
+                    # like RabbitMQ: answer close-ok and leave closing the socket to the client
                     self.send_method(0, spec.ConnectionCloseOk())
-                    self._finish_close()
+                    self._finish_close(linger=True)
                     return
                 if idx == spec.ConnectionUpdateSecret.INDEX:
                     self.on_update_secret(method)
@@ -288,10 +305,9 @@ class ProtocolConnection:
             if idx != spec.ChannelOpen.INDEX:
                 raise ConnectionError_(504, f"CHANNEL_ERROR - expected 'channel.open'",
                                        method.CLASS_ID, method.METHOD_ID)
-            if ch > self.channel_max:
+            if len(self.channels) >= self.channel_max:
                 raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened ({len(self.channels)}) "
-                                            f"has reached the negotiated channel_max ({self.channel_max})",
-                                       method.CLASS_ID, method.METHOD_ID)
+                                            f"has reached the negotiated channel_max ({self.channel_max})")
             self.channels[ch] = ChannelState(ch)
             try:
                 self.on_channel_open(ch)
@@ -308,21 +324,22 @@ class ProtocolConnection:
                 self.send_method(ch, spec.ChannelCloseOk())
             return
         if cs.pending is not None:
-            raise unexpected_frame(f"expected content header for class 60, got non content header frame instead",
-                                   method.CLASS_ID, method.METHOD_ID)
+            raise unexpected_frame("expected content header for class 60, got non content header frame instead",
+                                   60, 40)
         raise ConnectionError_(541, "INTERNAL_ERROR - unreachable method state")
 
     def _on_tune_ok(self, m) -> None:
-        cm = m.channel_max or self.channel_max_default
-        if cm > self.channel_max_default:
-            raise ConnectionError_(530, f"NOT_ALLOWED - negotiated channel_max = {cm} is higher than "
-                                        f"the maximum allowed value ({self.channel_max_default})", 10, 31)
+        # RabbitMQ refuses bad tune-ok values by dropping the socket without a frame
+        cm = m.channel_max
+        if cm == 0 or cm > self.channel_max_default:
+            raise SilentClose(f"negotiated channel_max = {cm} is higher than the maximum allowed value "
+                              f"({self.channel_max_default})")
         fm = m.frame_max or self.frame_max_default
         if fm > self.frame_max_default:
-            raise ConnectionError_(530, f"NOT_ALLOWED - negotiated frame_max = {fm} is higher than "
-                                        f"the maximum allowed value ({self.frame_max_default})", 10, 31)
+            raise SilentClose(f"negotiated frame_max = {fm} is higher than the maximum allowed value "
+                              f"({self.frame_max_default})")
         if fm < spec.FRAME_MIN_SIZE:
-            raise ConnectionError_(530, f"NOT_ALLOWED - frame_max={fm} < {spec.FRAME_MIN_SIZE} min size", 10, 31)
+            raise SilentClose(f"frame_max={fm} < {spec.FRAME_MIN_SIZE} min size")
         self.channel_max = cm
         self.frame_max = fm
         self._max_frame_payload = fm - 8
@@ -397,7 +414,7 @@ class ProtocolConnection:
         cid = e.class_id or (method.CLASS_ID if method is not None else 0)
         mid = e.method_id or (method.METHOD_ID if method is not None else 0)
         self.on_channel_close(ch)
-        self.send_method(ch, spec.ChannelClose(reply_code=e.reply_code, reply_text=e.reply_text[:255],
+        self.send_method(ch, spec.ChannelClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                class_id=cid, method_id=mid))
 
     def close_channel(self, ch: int, code: int, text: str) -> None:
@@ -407,10 +424,11 @@ class ProtocolConnection:
     def connection_error(self, e: AMQPError) -> None:
         if self.state in (CLOSING, CLOSED):
             return
-        if self.state == HEADER:
+        if self.state == HEADER or isinstance(e, SilentClose):
+            log.info("closing connection %s: %s", getattr(self, "name", "?"), e.reply_text)
             self._finish_close()
             return
-        self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=e.reply_text[:255],
+        self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                  class_id=e.class_id, method_id=e.method_id))
         self._enter_closing()
 
@@ -420,15 +438,18 @@ class ProtocolConnection:
 
     def _enter_closing(self) -> None:
         self.state = CLOSING
-        self.close_deadline = self.last_recv + 10.0
+        self.close_deadline = None
         self.on_closing()
 
-    def _finish_close(self) -> None:
+    def _finish_close(self, linger: bool = False) -> None:
+        """Stop serving. ``linger``: keep the socket open for the peer to close (up to
+        ``CLOSE_LINGER`` seconds, then the clock closes it)."""
         if self.state == CLOSED:
             return
         prev = self.state
         self.state = CLOSED
-        self.close_socket = True
+        self.close_deadline = None
+        self.close_socket = not linger
         if prev != CLOSING:
             self.on_closing()
         if self.wakeup is not None:
@@ -457,9 +478,14 @@ class ProtocolConnection:
                 log.info("closing connection: handshake timeout")
                 self._finish_close()
             return
-        if st == CLOSING:
-            if now >= getattr(self, "close_deadline", now):
-                self._finish_close()
+        if st == CLOSING or st == CLOSED:
+            if st == CLOSED and self.close_socket:
+                return
+            if self.close_deadline is None:
+                self.close_deadline = now + CLOSE_LINGER
+            elif now >= self.close_deadline:
+                self.close_socket = True
+                self.state = CLOSED
             return
         hb = self.heartbeat
         if st == RUNNING and hb:
@@ -507,13 +533,24 @@ class ProtocolConnection:
         pass
 
 
+def clip_reply_text(text: str) -> str:
+    """A reply text is a shortstr: RabbitMQ cuts longer ones to 252 bytes + ``...``."""
+    b = text.encode("utf-8", "surrogateescape")
+    if len(b) <= 255:
+        return text
+    return (b[:252] + b"...").decode("utf-8", "surrogateescape")
+
+
 def channel_error_already_open(ch: int) -> ConnectionError_:
     return ConnectionError_(504, f"CHANNEL_ERROR - second 'channel.open' seen", 20, 10)
 
 
+_STATE_NAMES = {START_OK: "starting", TUNE_OK: "tuning", OPEN: "opening", RUNNING: "running"}
+
+
 def command_invalid_for(method, state) -> ConnectionError_:
-    return ConnectionError_(503, f"COMMAND_INVALID - unexpected method {method.NAME} in state {state}",
-                            method.CLASS_ID, method.METHOD_ID)
+    return ConnectionError_(504, f"CHANNEL_ERROR - unexpected method in connection state "
+                                 f"{_STATE_NAMES.get(state, 'closing')}", method.CLASS_ID, method.METHOD_ID)
 
 
 def parse_plain(response: bytes) -> tuple[str, str] | None:

@@ -49,6 +49,21 @@ class FrameError(ConnectionError_):
         super().__init__(501, f"FRAME_ERROR - {text}")
 
 
+class SilentClose(ConnectionError_):
+    """RabbitMQ drops the socket without a close frame (bad handshake, unknown method)."""
+
+    def __init__(self, text: str):
+        super().__init__(0, text)
+
+
+def erl_binary(b) -> str:
+    """Format bytes as Erlang prints a binary with ~p: ``<<"abc">>`` or ``<<0,20,0>>``."""
+    b = bytes(b)
+    if b and all(32 <= c < 127 for c in b):
+        return '<<"' + b.decode().replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    return "<<" + ",".join(str(c) for c in b) + ">>"
+
+
 def precondition_failed(text: str, cid: int = 0, mid: int = 0) -> ChannelError:
     return ChannelError(406, f"PRECONDITION_FAILED - {text}", cid, mid)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import struct
 
-from .codec import dec_longstr, dec_shortstr, decode_table, enc_longstr, enc_shortstr, encode_table
-from .errors import AMQPSyntaxError, ConnectionError_
+from .codec import dec_longstr, dec_shortstr, decode_table, decode_table_typed, enc_longstr, enc_shortstr, encode_table
+from .errors import AMQPSyntaxError, ConnectionError_, FrameError, SilentClose, erl_binary
 
 PROTOCOL_HEADER = b'AMQP\x00\x00\t\x01'
 PORT = 5672
@@ -723,7 +723,7 @@ class ExchangeDeclare(Method):
         self.auto_delete = bool(b & 4)
         self.internal = bool(b & 8)
         self.nowait = bool(b & 16)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -839,7 +839,7 @@ class ExchangeBind(Method):
         self.routing_key, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -899,7 +899,7 @@ class ExchangeUnbind(Method):
         self.routing_key, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -963,7 +963,7 @@ class QueueDeclare(Method):
         self.exclusive = bool(b & 4)
         self.auto_delete = bool(b & 8)
         self.nowait = bool(b & 16)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -1028,7 +1028,7 @@ class QueueBind(Method):
         self.routing_key, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -1199,7 +1199,7 @@ class QueueUnbind(Method):
         self.queue, off = dec_shortstr(buf, off)
         self.exchange, off = dec_shortstr(buf, off)
         self.routing_key, off = dec_shortstr(buf, off)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -1317,7 +1317,7 @@ class BasicConsume(Method):
         self.no_ack = bool(b & 2)
         self.exclusive = bool(b & 4)
         self.nowait = bool(b & 8)
-        self.arguments, off = decode_table(buf, off)
+        self.arguments, off = decode_table_typed(buf, off)
         return self
 
 
@@ -2015,11 +2015,14 @@ METHODS = {
 
 def decode_method(buf) -> Method:
     """Decode a method frame payload (class id, method id, arguments)."""
+    if len(buf) < 4:
+        raise FrameError(f'cannot decode {erl_binary(buf)}')
+    cid, mid = buf[0] << 8 | buf[1], buf[2] << 8 | buf[3]
+    cls = METHODS.get(cid << 16 | mid)
+    if cls is None:
+        # RabbitMQ's reader crashes on an unknown method id: the socket drops, no close frame
+        raise SilentClose(f'unknown method {cid}/{mid}')
     try:
-        cid, mid = buf[0] << 8 | buf[1], buf[2] << 8 | buf[3]
-        cls = METHODS.get(cid << 16 | mid)
-        if cls is None:
-            raise ConnectionError_(540, f'NOT_IMPLEMENTED - unknown method {cid}/{mid}', cid, mid)
         return cls.decode(buf, 4)
-    except (struct.error, IndexError) as e:
-        raise AMQPSyntaxError(f'malformed method frame: {e}') from None
+    except (struct.error, IndexError, AMQPSyntaxError):
+        raise ConnectionError_(501, f'FRAME_ERROR - cannot decode {erl_binary(buf[4:])}', cid, mid) from None

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..amqp import spec
-from ..amqp.codec import enc_shortstr
+from ..amqp.codec import enc_shortstr, table_plain
 from ..amqp.errors import (ChannelError, ConnectionError_, access_refused, command_invalid,
                            not_allowed, not_found, not_implemented, precondition_failed,
                            resource_locked)
-from ..amqp.frames import deliver_frames, get_ok_frames, return_frames
+from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frames
 from .exchanges import TYPES
 from .message import Message
 from .queue import Consumer, Queue
@@ -39,7 +39,7 @@ class Channel:
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
                  "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
-                 "_route_out")
+                 "_route_out", "_pub_method", "_pub_exrk", "confirm_sent")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -55,6 +55,7 @@ class Channel:
         self.confirm = False
         self.publish_seq = 0
         self.confirm_upto = 0
+        self.confirm_sent = 0
         self.tx = False
         self.tx_ops: list = []
         self.flow = True
@@ -62,6 +63,8 @@ class Channel:
         self.last_queue: str | None = None
         self.closed = False
         self._route_out: list = []
+        self._pub_method = None
+        self._pub_exrk = b""
 
     # ------------------------------------------------------------ helpers
 
@@ -120,7 +123,14 @@ class Channel:
         if x.internal:
             raise access_refused(f"cannot publish to internal exchange '{x.name}' in vhost "
                                  f"'{self.vhost.name}'", 60, 40)
-        msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, header, body)
+        if method is self._pub_method:
+            ex_rk = self._pub_exrk
+        else:
+            ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
+            self._pub_method, self._pub_exrk = method, ex_rk
+        msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
+        if msg.flags & 0x0010:
+            self._check_user_id(msg)
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
@@ -136,6 +146,12 @@ class Channel:
                     conn.wakeup()
             else:
                 conn.confirm_channels.add(self)
+
+    def _check_user_id(self, msg: Message) -> None:
+        uid = msg.properties.user_id
+        if uid is not None and uid != self.conn.user.name:
+            raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
+                                      f"'{self.conn.user.name}'", 60, 40)
 
     def _route_and_enqueue(self, x, msg: Message, mandatory: bool) -> None:
         out = self._route_out
@@ -154,10 +170,13 @@ class Channel:
         self.conn.emit_many(parts)
 
     def flush_confirms(self) -> None:
+        """Send the acks owed since the last flush: one frame, ``multiple`` when it covers several
+        (RabbitMQ sends a single confirm with multiple=false)."""
         upto = self.confirm_upto
-        if upto and not self.closed:
-            self.confirm_upto = 0
-            self.conn.emit(spec_ack(self.number, upto))
+        if upto > self.confirm_sent and not self.closed:
+            multiple = upto - self.confirm_sent > 1
+            self.confirm_sent = upto
+            self.conn.emit(ack_frame(self.number, upto, multiple))
 
     # ------------------------------------------------------------ ack / nack / reject
 
@@ -257,10 +276,10 @@ class Channel:
         self.closed = True
         self.deliverable = False
         self.conn.confirm_channels.discard(self)
+        self._discard_tx()
         for c in list(self.consumers.values()):
             self.cancel_consumer(c)
         self.requeue_all()
-        self.tx_ops.clear()
 
     # ============================================================ method handlers
 
@@ -345,13 +364,12 @@ class Channel:
                 raise access_refused("operation not permitted on the default exchange", 40, 10)
             v.exchange(name)
         else:
-            if not name:
-                raise access_refused("operation not permitted on the default exchange", 40, 10)
-            if name.startswith("amq."):
-                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
             if m.type not in TYPES:
                 raise command_invalid(f"unknown exchange type '{m.type}'", 40, 10)
-            ae = (m.arguments or {}).get("alternate-exchange")
+            if not name:
+                raise access_refused("operation not permitted on the default exchange", 40, 10)
+            if name not in v.exchanges and name.startswith("amq."):
+                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
             v.declare_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeDeclareOk())
@@ -360,35 +378,43 @@ class Channel:
         name = m.exchange
         if not name:
             raise access_refused("operation not permitted on the default exchange", 40, 20)
+        if name.startswith("amq."):
+            raise access_refused(f"deletion of system exchange '{name}' in vhost "
+                                 f"'{self.vhost.name}' not allowed", 40, 20)
         x = self.vhost.exchanges.get(name)
         if x is not None:
-            if name.startswith("amq."):
-                raise access_refused(f"deletion of system exchange '{name}' in vhost "
-                                     f"'{self.vhost.name}' is not allowed", 40, 20)
             self.vhost.delete_exchange(x, m.if_unused)
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeDeleteOk())
 
-    def _binding_ends(self, source: str, dest_kind: str, dest: str, mid_cls: int, mid: int):
+    def _binding_ends(self, source: str, dest_kind: str, dest: str, cid: int, mid: int):
         v = self.vhost
+        if not source or (dest_kind == "exchange" and not dest):
+            raise access_refused("operation not permitted on the default exchange", cid, mid)
         if dest_kind == "queue":
             dest = self.queue_name(dest)
-            d = v.queues.get(dest)
-        else:
-            d = v.exchanges.get(dest)
         s = v.exchanges.get(source)
-        if not source or (dest_kind == "exchange" and not dest):
-            raise access_refused("operation not permitted on the default exchange", mid_cls, mid)
-        if s is None and d is None:
-            raise not_found(f"no exchange '{source}' in vhost '{v.name}' and no {dest_kind} '{dest}' in "
-                            f"vhost '{v.name}'", mid_cls, mid)
         if s is None:
-            raise not_found(f"no exchange '{source}' in vhost '{v.name}'", mid_cls, mid)
+            raise not_found(f"no exchange '{source}' in vhost '{v.name}'", cid, mid)
+        d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
         if d is None:
-            raise not_found(f"no {dest_kind} '{dest}' in vhost '{v.name}'", mid_cls, mid)
+            raise not_found(f"no {dest_kind} '{dest}' in vhost '{v.name}'", cid, mid)
         if dest_kind == "queue":
             self.check_exclusive(d)
         return s, d
+
+    def _unbind(self, source: str, dest_kind: str, dest: str, routing_key: str, args: dict) -> None:
+        """RabbitMQ answers unbind-ok whatever is missing (binding, queue, exchange)."""
+        v = self.vhost
+        if not source or (dest_kind == "exchange" and not dest):
+            raise access_refused("operation not permitted on the default exchange", 50 if dest_kind == "queue" else 40,
+                                 50 if dest_kind == "queue" else 40)
+        if dest_kind == "queue":
+            dest = self.queue_name(dest)
+        s = v.exchanges.get(source)
+        d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
+        if s is not None and d is not None:
+            v.unbind(s, d, routing_key, args)
 
     def m_exchange_bind(self, m):
         s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 30)
@@ -397,8 +423,7 @@ class Channel:
             self.conn.send_method(self.number, spec.ExchangeBindOk())
 
     def m_exchange_unbind(self, m):
-        s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 40)
-        self.vhost.unbind(s, d, m.routing_key, m.arguments or {})
+        self._unbind(m.source, "exchange", m.destination, m.routing_key, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeUnbindOk())
 
@@ -409,7 +434,7 @@ class Channel:
         name = m.queue
         args = m.arguments or {}
         if m.passive:
-            q = v.queue(self.queue_name(name)) if name else v.queue(self.queue_name(""))
+            q = v.queue(name)
             self.check_exclusive(q)
         else:
             if not name:
@@ -419,7 +444,7 @@ class Channel:
             q = v.queues.get(name)
             if q is not None:
                 self.check_exclusive(q)
-                if m.exclusive and q.exclusive_owner is None:
+                if bool(m.exclusive) != (q.exclusive_owner is not None):
                     self.check_exclusive_mismatch(q)
                 self._assert_queue_equivalent(q, m, args)
             else:
@@ -441,32 +466,23 @@ class Channel:
             if bool(new) != bool(cur):
                 raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
                                           f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'", 50, 10)
-        keys = sorted(set(k for k in (set(q.arguments) | set(args)) if k in EQUIVALENCE_KEYS))
-        assert_args_equivalent(q.arguments, args, what, keys)
+        cur, new = _without_classic(q.arguments), _without_classic(args)
+        keys = sorted(k for k in (set(cur) | set(new)) if k in EQUIVALENCE_KEYS)
+        assert_args_equivalent(cur, new, what, keys)
 
     def _create_queue(self, name: str, m, args: dict) -> Queue:
-        qtype = args.get("x-queue-type", "classic")
-        if isinstance(qtype, bytes):
-            qtype = qtype.decode()
-        if qtype not in QUEUE_TYPES and qtype != "stream":
-            raise precondition_failed(f"invalid arg 'x-queue-type' for queue '{name}' in vhost "
-                                      f"'{self.vhost.name}': {{unsupported_queue_type,<<\"{qtype}\">>}}", 50, 10)
-        if qtype == "stream":
-            raise precondition_failed(f"invalid arg 'x-queue-type' for queue '{name}' in vhost "
-                                      f"'{self.vhost.name}': stream queues are not supported by Leveret", 50, 10)
+        what = f"queue '{name}' in vhost '{self.vhost.name}'"
+        qtype = table_plain(args.get("x-queue-type")) or "classic"
+        if qtype not in QUEUE_TYPES:
+            raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: \"unsupported queue type "
+                                      f"'{_fmt_value(qtype)}'\"", 50, 10)
         if qtype == "quorum":
-            if m.exclusive:
-                raise precondition_failed(f"invalid property 'exclusive' for queue '{name}' in vhost "
-                                          f"'{self.vhost.name}'", 50, 10)
-            if m.auto_delete:
-                raise precondition_failed(f"invalid property 'auto-delete' for queue '{name}' in vhost "
-                                          f"'{self.vhost.name}'", 50, 10)
-            if not m.durable:
-                raise precondition_failed(f"invalid property 'non-durable' for queue '{name}' in vhost "
-                                          f"'{self.vhost.name}'", 50, 10)
+            for bad, prop in ((not m.durable, "non-durable"), (m.exclusive, "exclusive-owner"),
+                              (m.auto_delete, "auto-delete")):
+                if bad:
+                    raise precondition_failed(f"invalid property '{prop}' for {what}", 50, 10)
         elif (self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive):
-            raise precondition_failed(f"invalid property 'non-durable' for queue '{name}' in vhost "
-                                      f"'{self.vhost.name}'", 50, 10)
+            raise precondition_failed(f"invalid property 'non-durable' for {what}", 50, 10)
         q = Queue(name, self.vhost, durable=m.durable, exclusive_owner=self.conn if m.exclusive else None,
                   auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
         self.vhost.add_queue(q)
@@ -476,13 +492,15 @@ class Channel:
 
     def m_queue_bind(self, m):
         s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 20)
-        self.vhost.bind(s, q, m.routing_key, m.arguments or {})
+        # RabbitMQ's shortcut: no queue name and no key means "the last queue, by its name"
+        rk = m.routing_key if (m.queue or m.routing_key) else q.name
+        self.vhost.bind(s, q, rk, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueBindOk())
 
     def m_queue_unbind(self, m):
-        s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 50)
-        self.vhost.unbind(s, q, m.routing_key, m.arguments or {})
+        rk = m.routing_key if (m.queue or m.routing_key) else self.queue_name("")
+        self._unbind(m.exchange, "queue", m.queue, rk, m.arguments or {})
         self.conn.send_method(self.number, spec.QueueUnbindOk())
 
     def m_queue_purge(self, m):
@@ -508,9 +526,10 @@ class Channel:
     # ------------------------------------------------------------ channel / tx / confirm
 
     def m_channel_flow(self, m):
-        self.flow = m.active
-        self.set_deliverable()
-        self.conn.send_method(self.number, spec.ChannelFlowOk(active=m.active))
+        # RabbitMQ (3.x) refuses to pause deliveries with channel.flow: 540 active=false
+        if not m.active:
+            raise not_implemented("active=false", 20, 20)
+        self.conn.send_method(self.number, spec.ChannelFlowOk(active=True))
 
     def m_channel_flow_ok(self, m):
         pass
@@ -542,13 +561,15 @@ class Channel:
     def m_tx_rollback(self, m):
         if not self.tx:
             raise precondition_failed("channel is not transactional", 90, 30)
+        self._discard_tx()
+        self.conn.send_method(self.number, spec.TxRollbackOk())
+
+    def _discard_tx(self) -> None:
+        """Forget uncommitted work; acks/nacks it held go back to the unacked map, in tag order."""
         ops, self.tx_ops = self.tx_ops, []
-        # acks/nacks held by the transaction go back to the unacked map, in tag order
         restored = [item for fn, args in ops if fn == self._settle for item in args[0]]
         if restored:
-            merged = sorted(list(self.unacked.items()) + restored)
-            self.unacked = OrderedDict(merged)
-        self.conn.send_method(self.number, spec.TxRollbackOk())
+            self.unacked = OrderedDict(sorted(list(self.unacked.items()) + restored))
 
 
 class _GetConsumerType:
@@ -571,9 +592,16 @@ EQUIVALENCE_KEYS = frozenset((
 ))
 
 
-def spec_ack(ch: int, tag: int) -> bytes:
-    from ..amqp.frames import ack_frame
-    return ack_frame(ch, tag, True)
+def _without_classic(args: dict) -> dict:
+    """``x-queue-type: classic`` is equivalent to no type at all."""
+    if table_plain(args.get("x-queue-type")) == "classic":
+        args = dict(args)
+        del args["x-queue-type"]
+    return args
+
+
+def _fmt_value(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def build_handlers() -> dict:

@@ -16,7 +16,7 @@ import logging
 
 from ..amqp import spec
 from ..amqp.connection import ProtocolConnection, parse_amqplain, parse_plain
-from ..amqp.errors import ConnectionError_, command_invalid
+from ..amqp.errors import ConnectionError_, SilentClose
 from .channel import HANDLERS, Channel
 
 log = logging.getLogger("leveret.connection")
@@ -55,7 +55,7 @@ class BrokerConnection(ProtocolConnection):
         elif mech == "AMQPLAIN":
             creds = parse_amqplain(resp)
         else:
-            raise command_invalid(f"unknown authentication mechanism '{mech}'", 10, 11)
+            raise SilentClose(f"unknown authentication mechanism '{mech}'")
         user = None
         if creds is not None:
             user = self.broker.authenticate(creds[0], creds[1], self.peer[0] if self.peer else None)
@@ -65,7 +65,7 @@ class BrokerConnection(ProtocolConnection):
             text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mech}. "
                     "For details see the broker logfile.")
             if self.capability("authentication_failure_close"):
-                self.connection_error(ConnectionError_(403, text, 10, 11))
+                self.connection_error(ConnectionError_(403, text))
             else:
                 self._finish_close()
             return

@@ -19,7 +19,9 @@ destination twice.
 """
 from __future__ import annotations
 
-from ..amqp.codec import table_plain
+from decimal import Decimal
+
+from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import precondition_failed
 
 
@@ -61,7 +63,7 @@ class Exchange:
         self.internal = internal
         self.arguments = arguments or {}
         self.bindings: dict = {}      # identity -> Binding
-        ae = self.arguments.get("alternate-exchange")
+        ae = table_plain(self.arguments.get("alternate-exchange"))
         self.alternate = ae if isinstance(ae, str) and ae else None
 
     def add_binding(self, b: Binding) -> bool:
@@ -281,12 +283,14 @@ class HeadersExchange(Exchange):
         self._list: list = []     # (binding, mode, [(key, value-or-_VOID)])
 
     def validate_binding(self, routing_key, args):
-        xm = (args or {}).get("x-match")
-        if xm is None:
+        raw = (args or {}).get("x-match")
+        if raw is None:
             return
+        tag = raw.tag if isinstance(raw, Typed) else "S"
+        xm = table_plain(raw)
         v = xm.decode("utf-8", "replace") if isinstance(xm, bytes) else xm
-        if not isinstance(v, str):
-            raise precondition_failed(f"Invalid x-match field type {_erl_type(xm)} (value {xm!r}); "
+        if tag != "S" or not isinstance(v, str):
+            raise precondition_failed(f"Invalid x-match field type {TYPE_NAMES.get(tag, tag)} (value {_erl(xm)}); "
                                       f"expected longstr")
         if v not in _XMATCH:
             raise precondition_failed(f"Invalid x-match field value <<\"{v}\">>; "
@@ -294,7 +298,7 @@ class HeadersExchange(Exchange):
 
     def _add(self, b):
         args = b.arguments
-        mode = args.get("x-match", "all")
+        mode = table_plain(args.get("x-match", "all"))
         if isinstance(mode, bytes):
             mode = mode.decode("utf-8", "replace")
         with_x = mode.endswith("-with-x")
@@ -315,11 +319,20 @@ class HeadersExchange(Exchange):
 
 
 def _same(a, b) -> bool:
+    """Erlang ``==`` on decoded field values: 1 == 1.0, but not true, "1" or a decimal."""
     if isinstance(a, bool) != isinstance(b, bool):
         return False
-    if type(a) in (str, bytes) or type(b) in (str, bytes):
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
         return type(a) is type(b) and a == b
+    sa, sb = isinstance(a, (str, bytes)), isinstance(b, (str, bytes))
+    if sa or sb:
+        # a longstr and a byte array with the same bytes are equal (both binaries in Erlang)
+        return sa and sb and _as_bytes(a) == _as_bytes(b)
     return a == b
+
+
+def _as_bytes(v) -> bytes:
+    return v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
 
 
 def _headers_match(any_mode: bool, conds: list, headers: dict) -> bool:
@@ -336,12 +349,10 @@ def _headers_match(any_mode: bool, conds: list, headers: dict) -> bool:
     return True
 
 
-def _erl_type(v) -> str:
+def _erl(v) -> str:
     if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "long"
-    return type(v).__name__
+        return "true" if v else "false"
+    return str(v)
 
 
 TYPES = {

@@ -11,22 +11,23 @@ queue can put requeued messages back in their original position by ``id``.
 """
 from __future__ import annotations
 
-from ..amqp.codec import BasicProperties, enc_shortstr, peek_delivery_mode_priority
+from ..amqp.codec import BasicProperties, peek_delivery_mode_priority
 
 
 class Message:
     __slots__ = ("id", "exchange", "routing_key", "ex_rk", "header", "body",
-                 "persistent", "priority", "expires_at", "_props", "size", "store_ref")
+                 "persistent", "priority", "expires_at", "_props", "size", "store_ref", "flags")
 
-    def __init__(self, mid: int, exchange: str, routing_key: str, header: bytes, body: bytes):
+    def __init__(self, mid: int, exchange: str, routing_key: str, ex_rk: bytes, header: bytes, body: bytes):
         self.id = mid
         self.exchange = exchange
         self.routing_key = routing_key
-        self.ex_rk = enc_shortstr(exchange) + enc_shortstr(routing_key)
+        self.ex_rk = ex_rk            # pre-encoded exchange + routing key shortstrs for deliver
         self.header = header
         self.body = body
         self.size = len(body)
-        dm, pr = peek_delivery_mode_priority(memoryview(header)[12:])
+        self.flags = (header[12] << 8) | header[13]
+        dm, pr = peek_delivery_mode_priority(header[12:]) if self.flags & 0x1800 else (0, 0)
         self.persistent = dm == 2
         self.priority = pr
         self.expires_at = None

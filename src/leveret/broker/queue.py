@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..amqp.codec import table_plain
 from .message import Message
 
 
@@ -71,7 +72,7 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        self.queue_type = self.arguments.get("x-queue-type") or "classic"
+        self.queue_type = table_plain(self.arguments.get("x-queue-type")) or "classic"
         self.ready: deque[Message] = deque()
         self.redelivered: set[int] = set()
         self.consumers: deque[Consumer] = deque()

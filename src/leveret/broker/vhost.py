@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import os
 
-from ..amqp.codec import Typed, table_plain
+from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import ChannelError, not_found, precondition_failed
 from .exchanges import TYPES, Binding, DefaultExchange, Exchange
 from .queue import Queue
@@ -190,45 +190,37 @@ def _discard(lst: list, item) -> None:
         pass
 
 
-def _arg_type(v) -> str:
-    if isinstance(v, Typed):
-        v = v.value
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "long" if not -2**31 <= v < 2**31 else "signedint"
-    if isinstance(v, (str, bytes)):
-        return "longstr"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, dict):
-        return "table"
-    if isinstance(v, list):
-        return "array"
-    if v is None:
-        return "void"
-    return type(v).__name__
+_INT_TAGS = frozenset("bBsuIilL")
 
 
-def _arg_str(v) -> str:
-    v = table_plain(v)
+def _val(v: Typed) -> str:
+    return f"the value '{_fmt(v.value)}' of type '{TYPE_NAMES.get(v.tag, v.tag)}'"
+
+
+def _fmt(v) -> str:
     if isinstance(v, bool):
         return fmt_bool(v)
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
-    return str(v)
+    return str(table_plain(v))
 
 
 def assert_args_equivalent(current: dict, new: dict, what: str, keys) -> None:
-    """RabbitMQ's ``rabbit_misc:assert_args_equivalence`` over the keys it checks."""
+    """RabbitMQ's ``rabbit_misc:assert_args_equivalence`` over the keys it checks.
+
+    ``current``/``new`` are typed tables (values are :class:`Typed`). Integer
+    types are compatible with each other; anything else must match in type.
+    """
     for k in keys:
         a, b = current.get(k), new.get(k)
-        if table_plain(a) == table_plain(b) and (a is None) == (b is None):
+        if a is None and b is None:
             continue
-        received = "none" if b is None else f"the value '{_arg_str(b)}' of type '{_arg_type(b)}'"
-        cur = "none" if a is None else f"the value '{_arg_str(a)}' of type '{_arg_type(a)}'"
+        if a is not None and b is not None:
+            compatible = a.tag == b.tag or (a.tag in _INT_TAGS and b.tag in _INT_TAGS)
+            if compatible and table_plain(a) == table_plain(b):
+                continue
+            raise precondition_failed(f"inequivalent arg '{k}' for {what}: "
+                                      f"received '{_fmt(b.value)}' but current is '{_fmt(a.value)}'")
+        received = "none" if b is None else _val(b)
+        cur = "none" if a is None else _val(a)
         raise precondition_failed(f"inequivalent arg '{k}' for {what}: received {received} but current is {cur}")
-
-
-def raise_channel(code: int, text: str) -> None:
-    raise ChannelError(code, text)

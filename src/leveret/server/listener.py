@@ -13,7 +13,7 @@ import time
 
 from .protocol import AMQPProtocol
 
-TICK = 1.0
+TICK = 0.25   # heartbeats are sent at interval/2; a 1 s heartbeat needs sub-second ticks
 
 
 class Listener:

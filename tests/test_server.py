@@ -1,0 +1,138 @@
+"""Leveret's own process and embedding behaviour: `leveret serve`, env vars, signals, Broker API."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import aio_pika
+import pika
+import pytest
+
+from leveret import Broker, Settings
+
+from conftest import _free_port, _wait_port
+
+pytestmark = pytest.mark.leveret_only
+
+
+def test_serve_logs_ready_line_and_sigterm_closes_clients_with_320(tmp_path):
+    """SIGTERM: every client gets connection.close 320 CONNECTION_FORCED, the process exits 0."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert f"127.0.0.1:{port}" in line and "listening" in line
+        conn = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/%2F"))
+        ch = conn.channel()
+        ch.queue_declare("", exclusive=True)
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as ei:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                conn.process_data_events(time_limit=0.2)
+        assert ei.value.reply_code == 320
+        assert ei.value.reply_text == "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigint_stops_the_broker(tmp_path):
+    """Ctrl-C (SIGINT) shuts the broker down cleanly with exit code 0."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path)], stderr=subprocess.DEVNULL)
+    try:
+        _wait_port("127.0.0.1", port, proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_env_vars_configure_host_port_and_data_dir(tmp_path):
+    """LEVERET_HOST, LEVERET_PORT and LEVERET_DATA_DIR stand in for the flags."""
+    port = _free_port()
+    data = tmp_path / "data"
+    env = dict(os.environ, LEVERET_HOST="127.0.0.1", LEVERET_PORT=str(port), LEVERET_DATA_DIR=str(data))
+    proc = subprocess.Popen([sys.executable, "-m", "leveret", "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port("127.0.0.1", port, proc)
+        assert data.is_dir()
+        conn = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/%2F"))
+        assert conn.is_open
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    """A taken port gives an error message and a non-zero exit, not a traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "leveret", "serve", "--port", str(port),
+                            "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "cannot listen" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_embedded_broker_serves_aio_pika():
+    """leveret.Broker starts and stops inside a running asyncio program."""
+    async with Broker(Settings(port=0)) as broker:
+        conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F")
+        async with conn:
+            ch = await conn.channel()
+            q = await ch.declare_queue("", exclusive=True)
+            await ch.default_exchange.publish(aio_pika.Message(b"embedded"), routing_key=q.name)
+            msg = await q.get(timeout=5)
+            assert msg.body == b"embedded"
+            await msg.ack()
+
+
+async def test_handshake_timeout_closes_silent_sockets():
+    """A client that connects and sends nothing is disconnected after the handshake timeout."""
+    async with Broker(Settings(port=0, handshake_timeout=1.0)) as broker:
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+        try:
+            data = await asyncio.wait_for(reader.read(100), timeout=5)
+            assert data == b""          # EOF: the broker closed the socket
+        finally:
+            writer.close()
+
+
+async def test_handshake_timeout_applies_after_the_protocol_header():
+    """A client stuck after connection.start (never sends start-ok) is also dropped."""
+    async with Broker(Settings(port=0, handshake_timeout=1.0)) as broker:
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+        try:
+            writer.write(b"AMQP\x00\x00\x09\x01")
+            start = await asyncio.wait_for(reader.read(4096), timeout=5)
+            assert start[:1] == b"\x01"   # connection.start method frame
+            rest = await asyncio.wait_for(reader.read(100), timeout=5)
+            assert rest == b""
+        finally:
+            writer.close()
+
+
+def test_guest_refused_from_non_loopback_address():
+    """guest/guest is a loopback-only user, as in RabbitMQ (checked on the broker's auth path)."""
+    b = Broker(Settings())
+    assert b.authenticate("guest", "guest", "127.0.0.1") is not None
+    assert b.authenticate("guest", "guest", "::1") is not None
+    assert b.authenticate("guest", "guest", "10.1.2.3") is None
+    assert b.authenticate("guest", "wrong", "127.0.0.1") is None
+    b.add_user("alice", "pw")
+    assert b.authenticate("alice", "pw", "10.1.2.3") is not None
