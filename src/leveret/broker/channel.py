@@ -481,8 +481,9 @@ class Channel:
                               (m.auto_delete, "auto-delete")):
                 if bad:
                     raise precondition_failed(f"invalid property '{prop}' for {what}", 50, 10)
-        elif (self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive):
-            raise precondition_failed(f"invalid property 'non-durable' for {what}", 50, 10)
+        elif self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive:
+            # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
+            raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
         q = Queue(name, self.vhost, durable=m.durable, exclusive_owner=self.conn if m.exclusive else None,
                   auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
         self.vhost.add_queue(q)
@@ -583,6 +584,15 @@ class _GetConsumerType:
 
 
 _GetConsumer = _GetConsumerType()
+
+TRANSIENT_NONEXCL_DENIED = (
+    "Feature `transient_nonexcl_queues` is deprecated.\n"
+    "By default, this feature is not permitted anymore.\n"
+    "The feature will be removed from a future major RabbitMQ version, regardless of the "
+    "configuration; actual version to be determined.\n"
+    "To continue using this feature when it is not permitted by default, set the following "
+    "parameter in your configuration:\n"
+    "    \"deprecated_features.permit.transient_nonexcl_queues = true\"")
 
 EQUIVALENCE_KEYS = frozenset((
     "x-expires", "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-max-priority",

@@ -1,0 +1,82 @@
+"""`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues): RabbitMQ 4.x defaults."""
+from __future__ import annotations
+
+import pika
+import pytest
+
+from leveret import Broker, Settings
+
+pytestmark = pytest.mark.leveret_only
+
+
+@pytest.fixture
+async def broker4():
+    async with Broker(Settings(port=0, ignore_global_qos=True, refuse_transient_queues=True)) as b:
+        yield b
+
+
+def _url(b):
+    return f"amqp://guest:guest@127.0.0.1:{b.port}/%2F"
+
+
+async def test_transient_non_exclusive_queue_refused_with_541(broker4):
+    """4.x denies transient non-exclusive classic queues: connection.close 541 INTERNAL_ERROR."""
+    import aio_pika
+    conn = await aio_pika.connect(_url(broker4))
+    ch = await conn.channel()
+    import aiormq
+    with pytest.raises(aiormq.exceptions.ConnectionInternalError) as ei:   # aiormq's class for 541
+        await ch.declare_queue("transient-q", durable=False)
+    text = ei.value.args[0]
+    assert text.startswith("INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.")
+    assert len(text.encode()) <= 255
+
+
+async def test_durable_and_exclusive_queues_still_allowed(broker4):
+    """Durable queues and exclusive transient queues are not affected by the 4.x switch."""
+    import aio_pika
+    async with await aio_pika.connect(_url(broker4)) as conn:
+        ch = await conn.channel()
+        q1 = await ch.declare_queue("durable-q", durable=True)
+        q2 = await ch.declare_queue("", exclusive=True)
+        assert q2.name.startswith("amq.gen-")
+        await q1.delete()
+
+
+async def test_global_qos_ignored(broker4):
+    """4.x ignores basic.qos(global=True): a channel-wide limit of 1 does not hold deliveries back."""
+    import aio_pika
+    async with await aio_pika.connect(_url(broker4)) as conn:
+        ch = await conn.channel()
+        await ch.set_qos(prefetch_count=1, global_=True)
+        q = await ch.declare_queue("", exclusive=True)
+        for i in range(5):
+            await ch.default_exchange.publish(aio_pika.Message(b"%d" % i), routing_key=q.name)
+        got = []
+        async with q.iterator() as it:
+            async for m in it:
+                got.append(m.body)       # never acked
+                if len(got) == 5:
+                    break
+        assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
+async def test_default_mode_keeps_313_behaviour():
+    """Without the switch, global qos limits the channel and transient queues are accepted."""
+    import asyncio
+
+    import aio_pika
+    async with Broker(Settings(port=0)) as b:
+        async with await aio_pika.connect(_url(b)) as conn:
+            ch = await conn.channel()
+            await ch.set_qos(prefetch_count=1, global_=True)
+            q = await ch.declare_queue("transient-ok", durable=False)
+            for i in range(3):
+                await ch.default_exchange.publish(aio_pika.Message(b"%d" % i), routing_key=q.name)
+            got = []
+
+            async def on_msg(m):
+                got.append(m.body)
+            await q.consume(on_msg)
+            await asyncio.sleep(0.3)
+            assert got == [b"0"]
