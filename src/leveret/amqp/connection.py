@@ -37,6 +37,7 @@ log = logging.getLogger("leveret.connection")
 
 _FH = struct.Struct(">BHI")
 _HDR = struct.Struct(">HHQ")
+_Q = struct.Struct(">Q")
 
 HEADER, START_OK, TUNE_OK, OPEN, RUNNING, CLOSING, CLOSED = range(7)
 
@@ -187,6 +188,30 @@ class ProtocolConnection:
                                      f"{{invalid_frame_end_marker,{buf[end]}}}")
                 payload = buf[pos + 7:end]
                 pos = end + 1
+                if ftype == 1 and payload == self._last_publish_payload and self.state == RUNNING:
+                    # Hot path: a repeated basic.publish followed by its header and one body
+                    # frame, all complete in this buffer, is handled in one step.
+                    cs = self.channels.get(ch)
+                    if cs is not None and not cs.closing and cs.pending is None and n - pos >= 22:
+                        t2, ch2, s2 = _FH.unpack_from(buf, pos)
+                        e2 = pos + 7 + s2
+                        if t2 == 2 and ch2 == ch and 14 <= s2 <= maxp and e2 < n and buf[e2] == 0xCE \
+                                and buf[pos + 7] == 0 and buf[pos + 8] == 60:
+                            header = buf[pos + 7:e2]
+                            (bsize,) = _Q.unpack_from(header, 4)
+                            if bsize == 0:
+                                pos = e2 + 1
+                                self._publish_now(ch, header, b"")
+                                continue
+                            p3 = e2 + 1
+                            if n - p3 >= 8:
+                                t3, ch3, s3 = _FH.unpack_from(buf, p3)
+                                e3 = p3 + 7 + s3
+                                if t3 == 3 and ch3 == ch and s3 == bsize and s3 <= maxp and e3 < n \
+                                        and buf[e3] == 0xCE:
+                                    pos = e3 + 1
+                                    self._publish_now(ch, header, buf[p3 + 7:e3])
+                                    continue
                 if ftype == 3:
                     self._on_body_frame(ch, payload)
                 elif ftype == 1:
@@ -223,7 +248,7 @@ class ProtocolConnection:
             method = self._last_publish
         else:
             method = spec.decode_method(payload)
-            if method.INDEX == 0x3C0028:
+            if method.INDEX == 0x3C0028 and not method.immediate:
                 # publishers repeat the same exchange/routing key: decode once
                 self._last_publish_payload = payload
                 self._last_publish = method
@@ -394,6 +419,13 @@ class ProtocolConnection:
             self._content_done(cs, payload)
         else:
             cs.chunks.append(payload)
+
+    def _publish_now(self, ch: int, header: bytes, body: bytes) -> None:
+        method = self._last_publish
+        try:
+            self.on_publish(ch, method, header, body)
+        except ChannelError as e:
+            self.channel_error(ch, e, method)
 
     def _content_done(self, cs: ChannelState, body: bytes) -> None:
         method, header = cs.pending, cs.header

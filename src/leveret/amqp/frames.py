@@ -18,6 +18,7 @@ FRAME_END = b"\xce"
 _FH = struct.Struct(">BHI")
 _Q = struct.Struct(">Q")
 _QB = struct.Struct(">QB")
+_END_FH = struct.Struct(">BBHI")   # previous frame's end octet + next frame header
 HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 _DELIVER_HEAD = b"\x00\x3c\x00\x3c"
@@ -50,7 +51,18 @@ def content_frames(channel: int, header: bytes, body: bytes, frame_max: int, par
 
 def deliver_frames(channel: int, ctag: bytes, tag: int, redelivered: bool, ex_rk: bytes,
                    header: bytes, body: bytes, frame_max: int, parts: list) -> None:
-    """basic.deliver + content. ``ctag`` and ``ex_rk`` are pre-encoded shortstrs."""
+    """basic.deliver + content. ``ctag`` and ``ex_rk`` are pre-encoded shortstrs.
+
+    The common case (body fits one frame) is one ``bytes`` built by a single join.
+    """
+    blen = len(body)
+    if 0 < blen <= frame_max - 8:
+        parts.append(b"".join((
+            _FH.pack(1, channel, 13 + len(ctag) + len(ex_rk)), _DELIVER_HEAD, ctag,
+            _QB.pack(tag, 1 if redelivered else 0), ex_rk,
+            _END_FH.pack(0xCE, 2, channel, len(header)), header,
+            _END_FH.pack(0xCE, 3, channel, blen), body, FRAME_END)))
+        return
     payload = b"".join((_DELIVER_HEAD, ctag, _QB.pack(tag, 1 if redelivered else 0), ex_rk))
     parts.append(_FH.pack(1, channel, len(payload)) + payload + FRAME_END)
     content_frames(channel, header, body, frame_max, parts)

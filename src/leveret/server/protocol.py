@@ -86,6 +86,6 @@ class AMQPProtocol(asyncio.Protocol):
     def tick(self, now: float) -> None:
         conn = self.conn
         conn.tick(now, self._received, self._sent)
-        self._received = self._sent = False
         if conn.close_socket or conn._out:
-            self._flush()
+            self._flush()          # (a heartbeat the tick just sent does not count as traffic)
+        self._received = self._sent = False
