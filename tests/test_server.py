@@ -136,3 +136,22 @@ def test_guest_refused_from_non_loopback_address():
     assert b.authenticate("guest", "wrong", "127.0.0.1") is None
     b.add_user("alice", "pw")
     assert b.authenticate("alice", "pw", "10.1.2.3") is not None
+
+
+async def test_oversized_message_refused_before_its_body_is_buffered():
+    """A content header announcing more than max_message_size closes the channel 406
+    (RabbitMQ's text); the connection and its other channels keep working."""
+    import aiormq
+    async with Broker(Settings(port=0, max_message_size=1000)) as broker:
+        conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F")
+        async with conn:
+            ch = await conn.channel()
+            q = await ch.declare_queue("", exclusive=True)
+            bad = await conn.channel()
+            with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as ei:
+                await bad.default_exchange.publish(aio_pika.Message(b"x" * 1001), routing_key=q.name)
+                await bad.declare_queue("", exclusive=True)     # a round trip to observe the close
+            assert "message size 1001 is larger than configured max size 1000" in str(ei.value)
+            await ch.default_exchange.publish(aio_pika.Message(b"y" * 1000), routing_key=q.name)
+            msg = await q.get(timeout=5)
+            assert msg.body == b"y" * 1000

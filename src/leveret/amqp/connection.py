@@ -86,6 +86,7 @@ class ProtocolConnection:
     heartbeat_default = SERVER_HEARTBEAT
     channel_max_default = SERVER_CHANNEL_MAX
     frame_max_default = SERVER_FRAME_MAX
+    max_message_size = 134217728          # RabbitMQ's default max_message_size (128 MiB)
 
     def __init__(self, now: float = 0.0):
         self.state = HEADER
@@ -388,6 +389,13 @@ class ProtocolConnection:
         class_id, _weight, size = _HDR.unpack_from(payload, 0)
         if class_id != 60:
             raise unexpected_frame(f"expected content header for class 60, got one for class {class_id} instead")
+        if size > self.max_message_size:
+            # refused at the header, before buffering the body (RabbitMQ checks the same
+            # limit once the content is assembled; the client sees the same channel error)
+            self.channel_error(ch, ChannelError(
+                406, f"PRECONDITION_FAILED - message size {size} is larger than configured max size "
+                     f"{self.max_message_size}", 60, 40))
+            return
         cs.header = payload
         cs.body_size = size
         if size == 0:

@@ -43,6 +43,7 @@ class Settings:
     frame_max: int = 131072
     channel_max: int = 2047
     handshake_timeout: float = 10.0
+    max_message_size: int = 134217728      # bytes; RabbitMQ's default
     default_user: str = "guest"
     default_pass: str = "guest"
     default_vhost: str = "/"

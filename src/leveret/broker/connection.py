@@ -32,6 +32,7 @@ class BrokerConnection(ProtocolConnection):
         self.frame_max_default = s.frame_max
         self.channel_max_default = s.channel_max
         self.handshake_timeout = s.handshake_timeout
+        self.max_message_size = s.max_message_size
         self.peer = peer
         self.user = None
         self.vhost = None
