@@ -155,14 +155,38 @@ class Channel:
 
     def _route_and_enqueue(self, x, msg: Message, mandatory: bool) -> None:
         out = self._route_out
-        self.vhost.route(x, msg.routing_key, msg, out)
+        if msg.flags & 0x2000 and b"CC" in msg.header:
+            out = self._route_sender_selected(x, msg)
+        else:
+            self.vhost.route(x, msg.routing_key, msg, out)
         if not out:
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
             return
         for q in out:
             q.enqueue(msg)
-        out.clear()
+        if out is self._route_out:
+            out.clear()
+
+    def _route_sender_selected(self, x, msg: Message) -> list:
+        """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
+        extra routing keys; ``BCC`` is removed before delivery (RabbitMQ's rabbit_basic)."""
+        props = msg.properties
+        headers = props.headers or {}
+        keys = [msg.routing_key]
+        for name in ("CC", "BCC"):
+            v = headers.get(name)
+            if v is not None and v.tag == "A":
+                keys.extend(table_plain(i) for i in v.value if i.tag == "S")
+        if "BCC" in headers:
+            del headers["BCC"]
+            msg.set_properties(props)
+        found: list = []
+        for k in keys:
+            if isinstance(k, bytes):
+                k = k.decode("utf-8", "surrogateescape")
+            self.vhost.route(x, k, msg, found)
+        return list(dict.fromkeys(found))
 
     def send_return(self, code: int, text: str, msg: Message) -> None:
         parts: list = []

@@ -45,6 +45,13 @@ class Message:
             p = self._props = BasicProperties.decode(self.header[12:])
         return p
 
+    def set_properties(self, props: BasicProperties) -> None:
+        """Replace the content properties (re-encoded; the header frame is rebuilt)."""
+        raw = props.encode()
+        self.header = self.header[:12] + raw
+        self.flags = (raw[0] << 8) | raw[1]
+        self._props = props
+
     @property
     def headers(self) -> dict:
         return self.properties.headers or {}
