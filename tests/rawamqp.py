@@ -31,7 +31,8 @@ API summary (all reads take an optional ``timeout`` in seconds):
 * ``publish(channel, exchange, routing_key, body, properties=None)``
 * ``read_frame(timeout=None)``                    -> ``(channel, frame)``; raises
   ``ConnectionClosedError`` on EOF and ``socket.timeout`` when nothing arrives
-* ``read_frame_skip_heartbeats(timeout=None)``    -- same, but ignore heartbeats
+* ``read_raw_frame(timeout=None)``                -> ``(frame_type, channel, payload)``, undecoded
+* ``read_frame_skip_heartbeats(timeout=None)``    -- same as ``read_frame``, but ignore heartbeats
 * ``expect(cls, channel=None, timeout=None)``     -- read (skipping heartbeats)
   and assert the frame type (and channel), return the frame
 * ``read_raw(timeout=None)``                      -- whatever bytes are available
@@ -201,24 +202,37 @@ class RawConnection:
                 data, self._buf = self._buf, b""
                 return data
 
-    def read_frame(self, timeout: float | None = None) -> tuple[int, Any]:
-        """Read one frame -> ``(channel, frame)``; protocol headers come back as
-        ``pamqp.header.ProtocolHeader`` with channel 0."""
+    def _read_frame_bytes(self, timeout: float | None) -> bytes:
+        """One whole frame (or an 8-byte protocol header) from the stream, as sent."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
+            size = None
             if self._buf[:4] == b"AMQP" and len(self._buf) >= 8:
-                hdr, self._buf = self._buf[:8], self._buf[8:]
-                return 0, frame.unmarshal(hdr)[2]
-            if len(self._buf) >= 7 and self._buf[:4] != b"AMQP":
-                size = struct.unpack(">I", self._buf[3:7])[0]
-                if len(self._buf) >= 8 + size:
-                    consumed, channel, value = frame.unmarshal(self._buf[: 8 + size])
-                    self._buf = self._buf[consumed:]
-                    return channel, value
+                size = 8
+            elif len(self._buf) >= 7 and self._buf[:4] != b"AMQP":
+                size = 8 + struct.unpack(">I", self._buf[3:7])[0]
+            if size is not None and len(self._buf) >= size:
+                data, self._buf = self._buf[:size], self._buf[size:]
+                return data
             left = deadline - time.monotonic()
             if left <= 0:
                 raise socket.timeout("no complete frame received in time")
             self._fill(left)
+
+    def read_frame(self, timeout: float | None = None) -> tuple[int, Any]:
+        """Read one frame -> ``(channel, frame)``; protocol headers come back as
+        ``pamqp.header.ProtocolHeader`` with channel 0."""
+        data = self._read_frame_bytes(timeout)
+        if data[:4] == b"AMQP":
+            return 0, frame.unmarshal(data)[2]
+        _consumed, channel, value = frame.unmarshal(data)
+        return channel, value
+
+    def read_raw_frame(self, timeout: float | None = None) -> tuple[int, int, bytes]:
+        """Read one frame without decoding it -> ``(frame_type, channel, payload)``."""
+        data = self._read_frame_bytes(timeout)
+        frame_type, channel = struct.unpack(">BH", data[:3])
+        return frame_type, channel, data[7:-1]
 
     def read_frame_skip_heartbeats(self, timeout: float | None = None) -> tuple[int, Any]:
         while True:

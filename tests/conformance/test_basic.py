@@ -9,7 +9,6 @@ import asyncio
 import datetime
 import decimal
 import re
-import socket
 import struct
 import time
 
@@ -18,127 +17,15 @@ import pika
 import pika.exceptions
 import pytest
 from pamqp import commands as spec
-from pamqp import frame as pframe
+
+from rawamqp import RawConnection
+
+from .helpers import closed_with, drain_get, wait_count
 
 CTAG_RE = re.compile(r"^amq\.ctag-[A-Za-z0-9_-]{22}$")
 
 
 # --------------------------------------------------------------------------- helpers
-
-class RawAMQP:
-    """Minimal blocking AMQP 0-9-1 client on a raw socket; pamqp encodes/decodes method frames."""
-
-    def __init__(self, host: str, port: int, user: str = "guest", password: str = "guest", vhost: str = "/",
-                 client_properties: dict | None = None):
-        self.sock = socket.create_connection((host, port), timeout=5)
-        self.buf = b""
-        self.sock.sendall(b"AMQP\x00\x00\x09\x01")
-        self.expect(0, spec.Connection.Start)
-        self.send(0, spec.Connection.StartOk(client_properties=client_properties or {}, mechanism="PLAIN",
-                                             response=f"\0{user}\0{password}", locale="en_US"))
-        tune = self.expect(0, spec.Connection.Tune)
-        self.send(0, spec.Connection.TuneOk(channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=0))
-        self.send(0, spec.Connection.Open(virtual_host=vhost))
-        self.expect(0, spec.Connection.OpenOk)
-
-    def send(self, channel: int, method) -> None:
-        self.sock.sendall(pframe.marshal(method, channel))
-
-    def send_raw(self, frame_type: int, channel: int, payload: bytes) -> None:
-        self.sock.sendall(struct.pack(">BHI", frame_type, channel, len(payload)) + payload + b"\xce")
-
-    def recv_raw(self) -> tuple[int, int, bytes, bytes]:
-        """Returns (frame_type, channel, payload, whole_frame)."""
-        while True:
-            if len(self.buf) >= 7:
-                ftype, chan, size = struct.unpack(">BHI", self.buf[:7])
-                if len(self.buf) >= 8 + size:
-                    whole, self.buf = self.buf[:8 + size], self.buf[8 + size:]
-                    return ftype, chan, whole[7:-1], whole
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("socket closed by peer")
-            self.buf += data
-
-    def recv(self):
-        _, chan, _, whole = self.recv_raw()
-        return chan, pframe.unmarshal(whole)[2]
-
-    def expect(self, channel: int, cls):
-        chan, f = self.recv()
-        assert chan == channel and isinstance(f, cls), (chan, f)
-        return f
-
-    def open_channel(self, channel: int = 1) -> None:
-        self.send(channel, spec.Channel.Open())
-        self.expect(channel, spec.Channel.OpenOk)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-@pytest.fixture
-def raw(broker_addr):
-    clients: list[RawAMQP] = []
-
-    def make() -> RawAMQP:
-        r = RawAMQP(*broker_addr)
-        clients.append(r)
-        return r
-
-    yield make
-    for r in clients:
-        r.close()
-
-
-@pytest.fixture
-def connect(broker_url):
-    conns: list[pika.BlockingConnection] = []
-
-    def make() -> pika.BlockingConnection:
-        c = pika.BlockingConnection(pika.URLParameters(broker_url))
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        if c.is_open:
-            c.close()
-
-
-@pytest.fixture
-def conn(connect):
-    return connect()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
-@pytest.fixture
-def cleanup(broker_url):
-    names: list[str] = []
-    yield names
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        for n in names:
-            c.channel().queue_delete(n)
-    finally:
-        c.close()
-
-
-def wait_count(chan, q: str, expected: int, timeout: float = 1.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        n = chan.queue_declare(q, passive=True).method.message_count
-        if n == expected or time.monotonic() > deadline:
-            return n
-        time.sleep(0.02)
-
 
 def pump(conn: pika.BlockingConnection, until, timeout: float = 1.0) -> None:
     """Process pika I/O until until() is true or timeout elapses."""
@@ -152,20 +39,6 @@ def settle(conn: pika.BlockingConnection, seconds: float = 0.2) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         conn.process_data_events(0.02)
-
-
-def drain_get(chan, q: str) -> list[tuple[bytes, bool]]:
-    out = []
-    while True:
-        m, _, body = chan.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((body, m.redelivered))
-
-
-def closed_with(excinfo, code: int, text: str) -> None:
-    assert excinfo.value.reply_code == code
-    assert excinfo.value.reply_text == text
 
 
 # --------------------------------------------------------------------------- publish / mandatory
@@ -229,26 +102,26 @@ def test_publish_user_id_mismatch(ch):
 
 # --------------------------------------------------------------------------- consume / cancel
 
-def test_server_generated_consumer_tag(raw):
+def test_server_generated_consumer_tag(rawc):
     """basic.consume with an empty tag gets a server tag 'amq.ctag-' + 22 base64url chars."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Basic.Consume(queue=q, consumer_tag=""))
-    t1 = r.expect(1, spec.Basic.ConsumeOk).consumer_tag
-    r.send(1, spec.Basic.Consume(queue=q, consumer_tag=""))
-    t2 = r.expect(1, spec.Basic.ConsumeOk).consumer_tag
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag=""))
+    t1 = r.expect(spec.Basic.ConsumeOk, 1).consumer_tag
+    r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag=""))
+    t2 = r.expect(spec.Basic.ConsumeOk, 1).consumer_tag
     assert CTAG_RE.match(t1), t1
     assert CTAG_RE.match(t2), t2
     assert t1 != t2
     # The generated tag is used in deliveries.
-    r.send(1, spec.Basic.Cancel(consumer_tag=t2))
-    assert r.expect(1, spec.Basic.CancelOk).consumer_tag == t2
-    r.send(1, spec.Basic.Publish(exchange="", routing_key=q))
-    r.send_raw(2, 1, struct.pack(">HHQH", 60, 0, 1, 0))
-    r.send_raw(3, 1, b"z")
-    deliver = r.expect(1, spec.Basic.Deliver)
+    r.send_method(1, spec.Basic.Cancel(consumer_tag=t2))
+    assert r.expect(spec.Basic.CancelOk, 1).consumer_tag == t2
+    r.send_method(1, spec.Basic.Publish(exchange="", routing_key=q))
+    r.send_frame(2, 1, struct.pack(">HHQH", 60, 0, 1, 0))
+    r.send_frame(3, 1, b"z")
+    deliver = r.expect(spec.Basic.Deliver, 1)
     assert deliver.consumer_tag == t1 and deliver.delivery_tag == 1
 
 
@@ -265,44 +138,44 @@ def test_client_consumer_tag_used(conn, ch):
 
 
 @pytest.mark.parametrize("other_queue", [False, True])
-def test_duplicate_consumer_tag_same_channel(raw, other_queue):
+def test_duplicate_consumer_tag_same_channel(rawc, other_queue):
     """Reusing a consumer tag on the same channel (any queue) is a 530 NOT_ALLOWED connection error."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q1 = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q2 = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Basic.Consume(queue=q1, consumer_tag="dup"))
-    r.expect(1, spec.Basic.ConsumeOk)
-    r.send(1, spec.Basic.Consume(queue=q2 if other_queue else q1, consumer_tag="dup"))
-    close = r.expect(0, spec.Connection.Close)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q1 = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q2 = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Basic.Consume(queue=q1, consumer_tag="dup"))
+    r.expect(spec.Basic.ConsumeOk, 1)
+    r.send_method(1, spec.Basic.Consume(queue=q2 if other_queue else q1, consumer_tag="dup"))
+    close = r.expect(spec.Connection.Close, 0)
     assert close.reply_code == 530
     assert close.reply_text == "NOT_ALLOWED - attempt to reuse consumer tag 'dup'"
     assert (close.class_id, close.method_id) == (60, 20)
 
 
-def test_same_consumer_tag_on_different_channels_ok(raw):
+def test_same_consumer_tag_on_different_channels_ok(rawc):
     """The same consumer tag may be used on two different channels."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
     r.open_channel(2)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Basic.Consume(queue=q, consumer_tag="same"))
-    assert r.expect(1, spec.Basic.ConsumeOk).consumer_tag == "same"
-    r.send(2, spec.Basic.Consume(queue=q, consumer_tag="same"))
-    assert r.expect(2, spec.Basic.ConsumeOk).consumer_tag == "same"
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag="same"))
+    assert r.expect(spec.Basic.ConsumeOk, 1).consumer_tag == "same"
+    r.send_method(2, spec.Basic.Consume(queue=q, consumer_tag="same"))
+    assert r.expect(spec.Basic.ConsumeOk, 2).consumer_tag == "same"
 
 
-def test_cancel_unknown_consumer_tag_ok(raw):
+def test_cancel_unknown_consumer_tag_ok(rawc):
     """basic.cancel of an unknown tag is answered with cancel-ok echoing the tag."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Basic.Cancel(consumer_tag="never-existed"))
-    assert r.expect(1, spec.Basic.CancelOk).consumer_tag == "never-existed"
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    r.expect(1, spec.Queue.DeclareOk)
+    r.send_method(1, spec.Basic.Cancel(consumer_tag="never-existed"))
+    assert r.expect(spec.Basic.CancelOk, 1).consumer_tag == "never-existed"
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    r.expect(spec.Queue.DeclareOk, 1)
 
 
 def test_exclusive_consumer_blocks_second_consumer(conn):
@@ -381,18 +254,18 @@ def test_cancel_stops_deliveries(conn, ch):
     assert ch.queue_declare(q, passive=True).method.consumer_count == 0
 
 
-def test_cancel_ok_raw(raw):
+def test_cancel_ok_raw(rawc):
     """basic.cancel is answered with cancel-ok carrying the same tag; consumer_count drops."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Basic.Consume(queue=q, consumer_tag="c1"))
-    r.expect(1, spec.Basic.ConsumeOk)
-    r.send(1, spec.Basic.Cancel(consumer_tag="c1"))
-    assert r.expect(1, spec.Basic.CancelOk).consumer_tag == "c1"
-    r.send(1, spec.Queue.Declare(queue=q, passive=True))
-    assert r.expect(1, spec.Queue.DeclareOk).consumer_count == 0
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag="c1"))
+    r.expect(spec.Basic.ConsumeOk, 1)
+    r.send_method(1, spec.Basic.Cancel(consumer_tag="c1"))
+    assert r.expect(spec.Basic.CancelOk, 1).consumer_tag == "c1"
+    r.send_method(1, spec.Queue.Declare(queue=q, passive=True))
+    assert r.expect(spec.Queue.DeclareOk, 1).consumer_count == 0
 
 
 def test_server_cancel_when_queue_deleted(connect, uniq, cleanup):
@@ -421,24 +294,25 @@ def test_server_cancel_raw_depends_on_capability(broker_addr, connect, uniq, cle
     q = uniq + ".q"
     cleanup.append(q)
     caps = {"capabilities": {"consumer_cancel_notify": True}} if announce else {}
-    r = RawAMQP(*broker_addr, client_properties=caps)
+    r = RawConnection(*broker_addr)
+    r.handshake(capabilities={}, client_properties=caps)
     try:
         r.open_channel(1)
-        r.send(1, spec.Queue.Declare(queue=q))
-        r.expect(1, spec.Queue.DeclareOk)
-        r.send(1, spec.Basic.Consume(queue=q, consumer_tag="ct"))
-        r.expect(1, spec.Basic.ConsumeOk)
+        r.send_method(1, spec.Queue.Declare(queue=q))
+        r.expect(spec.Queue.DeclareOk, 1)
+        r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag="ct"))
+        r.expect(spec.Basic.ConsumeOk, 1)
         connect().channel().queue_delete(q)
         time.sleep(0.1)
         if announce:
-            chan, frame = r.recv()
+            chan, frame = r.read_frame()
             assert chan == 1 and isinstance(frame, spec.Basic.Cancel)
             assert frame.consumer_tag == "ct" and frame.nowait is True
         else:
             # Nothing was sent for the consumer: the next frame is the answer to this channel.open.
             r.open_channel(2)
     finally:
-        r.close()
+        r.shutdown()
 
 
 # --------------------------------------------------------------------------- basic.get
@@ -458,14 +332,14 @@ def test_get_empty_and_get_ok_message_count(ch):
     assert ch.basic_get(q) == (None, None, None)
 
 
-def test_get_empty_raw(raw):
+def test_get_empty_raw(rawc):
     """get-empty is sent as Basic.GetEmpty (cluster_id '') on the same channel."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Basic.Get(queue=q))
-    f = r.expect(1, spec.Basic.GetEmpty)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Basic.Get(queue=q))
+    f = r.expect(spec.Basic.GetEmpty, 1)
     assert f.cluster_id == ""
 
 
@@ -922,7 +796,7 @@ def _table(items) -> bytes:
     return _long(out)
 
 
-def test_headers_every_field_type_byte_exact_raw(raw):
+def test_headers_every_field_type_byte_exact_raw(rawc):
     """A content header using every field-table type (t b B s u I i l f d D S x T F A V) is delivered byte-for-byte."""
     nested = _table([("k", b"S" + _long(b"v")), ("n", b"I" + struct.pack(">i", -1))])
     array = b"b\x05" + b"S" + _long(b"x") + b"t\x01" + b"V" + b"F" + _table([]) + b"A" + _long(b"")
@@ -943,25 +817,25 @@ def test_headers_every_field_type_byte_exact_raw(raw):
     props = _short(b"text/plain") + _table(fields) + b"\x02" + _short(b"the-app")
     header_payload = struct.pack(">HHQH", 60, 0, len(body), flags) + props
 
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
     # Once through the default exchange, once through a headers exchange (which must parse the table).
-    r.send(1, spec.Queue.Bind(queue=q, exchange="amq.match", routing_key="",
+    r.send_method(1, spec.Queue.Bind(queue=q, exchange="amq.match", routing_key="",
                               arguments={"x-match": "all", "string": "héllo", "int8": -2}))
-    r.expect(1, spec.Queue.BindOk)
+    r.expect(spec.Queue.BindOk, 1)
     for exchange in ("", "amq.match"):
-        r.send(1, spec.Basic.Publish(exchange=exchange, routing_key=q if exchange == "" else ""))
-        r.send_raw(2, 1, header_payload)
-        r.send_raw(3, 1, body)
-        r.send(1, spec.Basic.Get(queue=q, no_ack=True))
-        get_ok = r.expect(1, spec.Basic.GetOk)
+        r.send_method(1, spec.Basic.Publish(exchange=exchange, routing_key=q if exchange == "" else ""))
+        r.send_frame(2, 1, header_payload)
+        r.send_frame(3, 1, body)
+        r.send_method(1, spec.Basic.Get(queue=q, no_ack=True))
+        get_ok = r.expect(spec.Basic.GetOk, 1)
         assert get_ok.exchange == exchange
-        ftype, chan, payload, _ = r.recv_raw()
+        ftype, chan, payload = r.read_raw_frame()
         assert (ftype, chan) == (2, 1)
         assert payload == header_payload
-        ftype, chan, payload, _ = r.recv_raw()
+        ftype, chan, payload = r.read_raw_frame()
         assert (ftype, chan, payload) == (3, 1, body)
 
 

@@ -5,8 +5,6 @@ Every expectation here was observed on RabbitMQ 3.10.8; reply codes and texts ar
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 import time
 
 import aio_pika
@@ -14,130 +12,8 @@ import pika
 import pika.exceptions
 import pytest
 from pamqp import commands as spec
-from pamqp import frame as pframe
 
-
-# --------------------------------------------------------------------------- helpers
-
-class RawAMQP:
-    """Minimal blocking AMQP 0-9-1 client on a raw socket; pamqp encodes/decodes frames."""
-
-    def __init__(self, host: str, port: int):
-        self.sock = socket.create_connection((host, port), timeout=5)
-        self.buf = b""
-        self.sock.sendall(b"AMQP\x00\x00\x09\x01")
-        self.expect(0, spec.Connection.Start)
-        self.send(0, spec.Connection.StartOk(client_properties={}, mechanism="PLAIN",
-                                             response="\0guest\0guest", locale="en_US"))
-        tune = self.expect(0, spec.Connection.Tune)
-        self.send(0, spec.Connection.TuneOk(channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=0))
-        self.send(0, spec.Connection.Open(virtual_host="/"))
-        self.expect(0, spec.Connection.OpenOk)
-
-    def send(self, channel: int, method) -> None:
-        self.sock.sendall(pframe.marshal(method, channel))
-
-    def publish(self, channel: int, exchange: str, routing_key: str, body: bytes, mandatory: bool = False) -> None:
-        frames = pframe.marshal(spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
-                                                   mandatory=mandatory), channel)
-        header = struct.pack(">HHQH", 60, 0, len(body), 0)
-        frames += struct.pack(">BHI", 2, channel, len(header)) + header + b"\xce"
-        frames += struct.pack(">BHI", 3, channel, len(body)) + body + b"\xce"
-        self.sock.sendall(frames)
-
-    def recv(self):
-        """Returns (channel, decoded frame) for method, header and body frames."""
-        while True:
-            if len(self.buf) >= 7:
-                _, chan, size = struct.unpack(">BHI", self.buf[:7])
-                if len(self.buf) >= 8 + size:
-                    whole, self.buf = self.buf[:8 + size], self.buf[8 + size:]
-                    return chan, pframe.unmarshal(whole)[2]
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("socket closed by peer")
-            self.buf += data
-
-    def expect(self, channel: int, cls):
-        chan, f = self.recv()
-        assert chan == channel and isinstance(f, cls), (chan, f)
-        return f
-
-    def open_channel(self, channel: int = 1) -> None:
-        self.send(channel, spec.Channel.Open())
-        self.expect(channel, spec.Channel.OpenOk)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-@pytest.fixture
-def raw(broker_addr):
-    clients: list[RawAMQP] = []
-
-    def make() -> RawAMQP:
-        r = RawAMQP(*broker_addr)
-        clients.append(r)
-        return r
-
-    yield make
-    for r in clients:
-        r.close()
-
-
-@pytest.fixture
-def connect(broker_url):
-    conns: list[pika.BlockingConnection] = []
-
-    def make() -> pika.BlockingConnection:
-        c = pika.BlockingConnection(pika.URLParameters(broker_url))
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        if c.is_open:
-            c.close()
-
-
-@pytest.fixture
-def conn(connect):
-    return connect()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
-def count(chan, q: str) -> int:
-    return chan.queue_declare(q, passive=True).method.message_count
-
-
-def wait_count(chan, q: str, expected: int, timeout: float = 1.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        n = count(chan, q)
-        if n == expected or time.monotonic() > deadline:
-            return n
-        time.sleep(0.02)
-
-
-def drain_get(chan, q: str) -> list[tuple[bytes, bool]]:
-    out = []
-    while True:
-        m, _, body = chan.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((body, m.redelivered))
-
-
-def closed_with(excinfo, code: int, text: str) -> None:
-    assert excinfo.value.reply_code == code
-    assert excinfo.value.reply_text == text
+from .helpers import closed_with, count, drain_get, wait_count
 
 
 # --------------------------------------------------------------------------- publisher confirms
@@ -174,20 +50,20 @@ async def test_confirms_aio_pika_concurrent_publishes_all_acked(broker_url, uniq
         assert (await ch.declare_queue(q.name, passive=True)).declaration_result.message_count == 50
 
 
-def test_confirms_raw_tags_and_coverage(raw):
+def test_confirms_raw_tags_and_coverage(rawc):
     """confirm-select-ok, then acks cover publish sequence numbers 1..N in increasing order."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
     for i in range(10):
         r.publish(1, "", q, str(i).encode())
     confirmed = 0
     last = 0
     while confirmed < 10:
-        ack = r.expect(1, spec.Basic.Ack)
+        ack = r.expect(spec.Basic.Ack, 1)
         assert ack.delivery_tag > last
         confirmed = ack.delivery_tag if ack.multiple else confirmed + 1
         assert ack.multiple or ack.delivery_tag == confirmed
@@ -195,65 +71,65 @@ def test_confirms_raw_tags_and_coverage(raw):
     assert last == 10
 
 
-def test_confirm_select_twice_ok(raw, uniq):
+def test_confirm_select_twice_ok(rawc, uniq):
     """confirm.select on a channel already in confirm mode is answered with select-ok again."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
     r.publish(1, "", uniq + ".noq", b"x")
-    ack = r.expect(1, spec.Basic.Ack)
+    ack = r.expect(spec.Basic.Ack, 1)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 
 
-def test_confirm_tags_independent_of_delivery_tags(raw):
+def test_confirm_tags_independent_of_delivery_tags(rawc):
     """Publish sequence numbers are separate from delivery tags of messages received on the channel."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Queue.Declare(queue="", exclusive=True))
-    q = r.expect(1, spec.Queue.DeclareOk).queue
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    q = r.expect(spec.Queue.DeclareOk, 1).queue
     r.publish(1, "", q, b"before-confirm")  # not counted: the channel is not yet in confirm mode
-    r.send(1, spec.Basic.Get(queue=q))
-    assert r.expect(1, spec.Basic.GetOk).delivery_tag == 1
-    r.recv()
-    r.recv()  # header + body
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
+    r.send_method(1, spec.Basic.Get(queue=q))
+    assert r.expect(spec.Basic.GetOk, 1).delivery_tag == 1
+    r.read_frame()
+    r.read_frame()  # header + body
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
     r.publish(1, "", q, b"a")
-    ack = r.expect(1, spec.Basic.Ack)
+    ack = r.expect(spec.Basic.Ack, 1)
     assert ack.delivery_tag == 1
-    r.send(1, spec.Basic.Get(queue=q))
-    assert r.expect(1, spec.Basic.GetOk).delivery_tag == 2
+    r.send_method(1, spec.Basic.Get(queue=q))
+    assert r.expect(spec.Basic.GetOk, 1).delivery_tag == 2
 
 
-def test_confirm_unroutable_mandatory_return_before_ack(raw, uniq):
+def test_confirm_unroutable_mandatory_return_before_ack(rawc, uniq):
     """In confirm mode a mandatory unroutable message gets basic.return (312 NO_ROUTE) then basic.ack."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
     r.publish(1, "amq.direct", uniq + ".rk", b"ret", mandatory=True)
-    ret = r.expect(1, spec.Basic.Return)
+    ret = r.expect(spec.Basic.Return, 1)
     assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == \
         (312, "NO_ROUTE", "amq.direct", uniq + ".rk")
-    chan, header = r.recv()
+    chan, header = r.read_frame()
     assert header.body_size == 3
-    chan, body = r.recv()
+    chan, body = r.read_frame()
     assert body.value == b"ret"
-    ack = r.expect(1, spec.Basic.Ack)
+    ack = r.expect(spec.Basic.Ack, 1)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 
 
-def test_confirm_unroutable_non_mandatory_acked(raw, uniq):
+def test_confirm_unroutable_non_mandatory_acked(rawc, uniq):
     """In confirm mode a non-mandatory unroutable message is simply acked."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Confirm.Select())
-    r.expect(1, spec.Confirm.SelectOk)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk, 1)
     r.publish(1, "amq.direct", uniq + ".rk", b"x")
-    ack = r.expect(1, spec.Basic.Ack)
+    ack = r.expect(spec.Basic.Ack, 1)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
 
 
@@ -455,22 +331,22 @@ def test_tx_rollback_without_select(ch):
     closed_with(ei, 406, "PRECONDITION_FAILED - channel is not transactional")
 
 
-def test_tx_raw_methods(raw):
+def test_tx_raw_methods(rawc):
     """tx.select-ok / commit-ok / rollback-ok arrive as the right methods; a non-tx commit gets channel.close 406."""
-    r = raw()
+    r = rawc()
     r.open_channel(1)
-    r.send(1, spec.Tx.Commit())
-    close = r.expect(1, spec.Channel.Close)
+    r.send_method(1, spec.Tx.Commit())
+    close = r.expect(spec.Channel.Close, 1)
     assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == \
         (406, "PRECONDITION_FAILED - channel is not transactional", 90, 20)
-    r.send(1, spec.Channel.CloseOk())
+    r.send_method(1, spec.Channel.CloseOk())
     r.open_channel(2)
-    r.send(2, spec.Tx.Select())
-    r.expect(2, spec.Tx.SelectOk)
-    r.send(2, spec.Tx.Rollback())
-    r.expect(2, spec.Tx.RollbackOk)
-    r.send(2, spec.Tx.Commit())
-    r.expect(2, spec.Tx.CommitOk)
+    r.send_method(2, spec.Tx.Select())
+    r.expect(spec.Tx.SelectOk, 2)
+    r.send_method(2, spec.Tx.Rollback())
+    r.expect(spec.Tx.RollbackOk, 2)
+    r.send_method(2, spec.Tx.Commit())
+    r.expect(spec.Tx.CommitOk, 2)
 
 
 async def test_tx_aio_pika(broker_url):

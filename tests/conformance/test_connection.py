@@ -12,9 +12,7 @@ Notes on RabbitMQ's behaviour pinned down here:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 import time
 import uuid
 
@@ -27,52 +25,13 @@ from pamqp import frame as pframe
 from pamqp import header as pheader
 from pamqp import heartbeat as pheartbeat
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import rawamqp  # noqa: E402
-from rawamqp import RawConnection, method_payload  # noqa: E402
+import rawamqp
+from rawamqp import RawConnection, method_payload
 
 AMQP_091 = b"AMQP\x00\x00\x09\x01"
 
 
 # --------------------------------------------------------------------------- helpers
-@pytest.fixture
-def raw(broker_addr):
-    """Factory for raw (not yet handshaken) connections, closed at teardown."""
-    conns: list[RawConnection] = []
-
-    def make(timeout: float = 5.0) -> RawConnection:
-        c = RawConnection(*broker_addr, timeout=timeout)
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        c.shutdown()
-
-
-@pytest.fixture
-def rawc(broker_url):
-    """Factory for raw connections that completed the handshake."""
-    conns: list[RawConnection] = []
-
-    def make(**kw) -> RawConnection:
-        c = rawamqp.connect(broker_url, **kw)
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        c.shutdown()
-
-
-@pytest.fixture
-def conn(broker_url):
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    yield c
-    if c.is_open:
-        c.close()
-
-
 def fields(f) -> dict:
     return {k: getattr(f, k) for k in f.__slots__}
 

@@ -10,40 +10,12 @@ import uuid
 
 import aio_pika
 import aiormq.exceptions
-import pika
-import pika.exceptions
 import pytest
 
+from .helpers import channel_error, connection_error, exchange_exists
 
 
-# --------------------------------------------------------------------------- fixtures / helpers
-@pytest.fixture
-def conn(broker_url):
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
-@pytest.fixture
-def cleanup(broker_url):
-    """Register exchange names to delete after the test (on a fresh connection)."""
-    names: list[str] = []
-    yield names
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        chan = c.channel()
-        for n in names:
-            chan.exchange_delete(n)
-    finally:
-        c.close()
-
-
+# --------------------------------------------------------------------------- helpers
 def safe(name: str) -> str:
     """aio-pika/pamqp only accept [a-zA-Z0-9-_.:] in names; parametrized test ids have more."""
     return re.sub(r"[^a-zA-Z0-9_.:-]", "_", name)
@@ -61,32 +33,6 @@ def drain(ch, queue: str) -> list[bytes]:
 
 def temp_queue(ch) -> str:
     return ch.queue_declare("", exclusive=True).method.queue
-
-
-def channel_error(fn, *args, **kw) -> tuple[int, str]:
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
-        fn(*args, **kw)
-    return ei.value.reply_code, ei.value.reply_text
-
-
-def connection_error(fn, *args, **kw) -> tuple[int, str]:
-    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as ei:
-        fn(*args, **kw)
-    return ei.value.reply_code, ei.value.reply_text
-
-
-def exchange_exists(broker_url, name: str) -> bool:
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        chan = c.channel()
-        try:
-            chan.exchange_declare(name, passive=True)
-            return True
-        except pika.exceptions.ChannelClosedByBroker as e:
-            assert e.reply_code == 404
-            return False
-    finally:
-        c.close()
 
 
 def publish_and_collect_returns(conn, ch, exchange, key, body=b"m", mandatory=True):
@@ -149,11 +95,11 @@ def test_queue_unbind_default_exchange_refused(ch):
     assert channel_error(ch.queue_unbind, q, "", routing_key=q) == DEFAULT_REFUSED
 
 
-def test_exchange_bind_default_as_source_or_destination_refused(conn, uniq, cleanup):
+def test_exchange_bind_default_as_source_or_destination_refused(conn, uniq, cleanup_exchanges):
     """exchange.bind with '' as source or destination: 403 'operation not permitted on the default exchange'."""
     ch = conn.channel()
     ch.exchange_declare(uniq + ".x", "fanout")
-    cleanup.append(uniq + ".x")
+    cleanup_exchanges.append(uniq + ".x")
     assert channel_error(ch.exchange_bind, uniq + ".x", "", routing_key="k") == DEFAULT_REFUSED
     ch = conn.channel()
     assert channel_error(ch.exchange_bind, "", uniq + ".x", routing_key="k") == DEFAULT_REFUSED
@@ -251,18 +197,18 @@ def test_passive_declare_missing(ch, uniq):
         404, f"NOT_FOUND - no exchange '{uniq}.x' in vhost '/'")
 
 
-def test_passive_declare_ignores_properties(ch, uniq, cleanup):
+def test_passive_declare_ignores_properties(ch, uniq, cleanup_exchanges):
     """Passive declare of an existing exchange succeeds whatever type/durable it names."""
     ch.exchange_declare(uniq + ".x", "direct")
-    cleanup.append(uniq + ".x")
+    cleanup_exchanges.append(uniq + ".x")
     ch.exchange_declare(uniq + ".x", "fanout", passive=True)
     ch.exchange_declare(uniq + ".x", "topic", durable=True, auto_delete=True, passive=True)
 
 
-def test_redeclare_same_is_ok(ch, uniq, cleanup):
+def test_redeclare_same_is_ok(ch, uniq, cleanup_exchanges):
     """Re-declaring with identical properties returns declare-ok."""
     ch.exchange_declare(uniq + ".x", "topic", durable=True)
-    cleanup.append(uniq + ".x")
+    cleanup_exchanges.append(uniq + ".x")
     ch.exchange_declare(uniq + ".x", "topic", durable=True)
 
 
@@ -284,19 +230,19 @@ def test_redeclare_same_is_ok(ch, uniq, cleanup):
      "inequivalent arg 'alternate-exchange' for exchange '{x}' in vhost '/': "
      "received none but current is the value 'foo' of type 'longstr'"),
 ])
-def test_redeclare_inequivalent(ch, uniq, cleanup, first, second, text):
+def test_redeclare_inequivalent(ch, uniq, cleanup_exchanges, first, second, text):
     """Re-declare with a different type/durable/auto_delete/internal/alternate-exchange: 406 PRECONDITION_FAILED."""
     x = uniq + ".x"
     ch.exchange_declare(x, **first)
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     assert channel_error(ch.exchange_declare, x, **second) == (406, "PRECONDITION_FAILED - " + text.format(x=x))
 
 
-def test_redeclare_with_other_unknown_argument_is_ok(ch, uniq, cleanup):
+def test_redeclare_with_other_unknown_argument_is_ok(ch, uniq, cleanup_exchanges):
     """Arguments other than alternate-exchange are not compared on re-declare."""
     x = uniq + ".x"
     ch.exchange_declare(x, "direct", arguments={"x-foo": "a"})
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     ch.exchange_declare(x, "direct", arguments={"x-foo": "b"})
     ch.exchange_declare(x, "direct")
 
@@ -325,23 +271,23 @@ def test_delete_missing_exchange_is_ok(ch, uniq):
     ch.exchange_delete(uniq + ".missing", if_unused=True)
 
 
-def test_delete_if_unused_with_queue_binding(ch, uniq, cleanup):
+def test_delete_if_unused_with_queue_binding(ch, uniq, cleanup_exchanges):
     """exchange.delete if_unused on an exchange with a queue binding: 406 "exchange 'X' in vhost '/' in use"."""
     x = uniq + ".x"
     ch.exchange_declare(x, "fanout")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     ch.queue_bind(temp_queue(ch), x)
     assert channel_error(ch.exchange_delete, x, if_unused=True) == (
         406, f"PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use")
 
 
-def test_delete_if_unused_with_e2e_bindings(conn, uniq, cleanup, broker_url):
+def test_delete_if_unused_with_e2e_bindings(conn, uniq, cleanup_exchanges, broker_url):
     """if_unused: being the source of an e2e binding counts as used; being only a destination does not."""
     ch = conn.channel()
     src, dst = uniq + ".src", uniq + ".dst"
     ch.exchange_declare(src, "fanout")
     ch.exchange_declare(dst, "fanout")
-    cleanup.extend([src, dst])
+    cleanup_exchanges.extend([src, dst])
     ch.exchange_bind(dst, src)
     assert channel_error(ch.exchange_delete, src, if_unused=True) == (
         406, f"PRECONDITION_FAILED - exchange '{src}' in vhost '/' in use")
@@ -412,22 +358,22 @@ def test_auto_delete_e2e_source_vs_destination(ch, uniq, broker_url):
         ch.exchange_delete(src)
 
 
-def test_publish_to_internal_exchange_refused(ch, uniq, cleanup):
+def test_publish_to_internal_exchange_refused(ch, uniq, cleanup_exchanges):
     """basic.publish to an internal exchange: channel closed 403 'cannot publish to internal exchange'."""
     x = uniq + ".int"
     ch.exchange_declare(x, "fanout", internal=True)
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     ch.basic_publish(x, "", b"x")
     assert channel_error(ch.queue_declare, "", exclusive=True) == (
         403, f"ACCESS_REFUSED - cannot publish to internal exchange '{x}' in vhost '/'")
 
 
-def test_internal_exchange_reachable_via_e2e(ch, uniq, cleanup):
+def test_internal_exchange_reachable_via_e2e(ch, uniq, cleanup_exchanges):
     """An internal exchange still routes messages arriving through an exchange-to-exchange binding."""
     x, internal = uniq + ".x", uniq + ".int"
     ch.exchange_declare(x, "fanout")
     ch.exchange_declare(internal, "fanout", internal=True)
-    cleanup.extend([x, internal])
+    cleanup_exchanges.extend([x, internal])
     q = temp_queue(ch)
     ch.queue_bind(q, internal)
     ch.exchange_bind(internal, x)
@@ -462,11 +408,11 @@ def test_queue_unbind_nonexistent_is_ok(ch, uniq):
 
 
 # --------------------------------------------------------------------------- direct / fanout
-def test_direct_routing(ch, uniq, cleanup):
+def test_direct_routing(ch, uniq, cleanup_exchanges):
     """Direct: exact, case-sensitive key match; one message per matching queue; unmatched keys dropped."""
     x = uniq + ".d"
     ch.exchange_declare(x, "direct")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     q1, q2 = temp_queue(ch), temp_queue(ch)
     ch.queue_bind(q1, x, "k")
     ch.queue_bind(q2, x, "k")
@@ -478,11 +424,11 @@ def test_direct_routing(ch, uniq, cleanup):
     assert drain(ch, q2) == [b"1"]
 
 
-def test_direct_same_binding_twice_is_one_binding(ch, uniq, cleanup):
+def test_direct_same_binding_twice_is_one_binding(ch, uniq, cleanup_exchanges):
     """Binding the same queue/key twice delivers once, and one unbind removes it."""
     x = uniq + ".d"
     ch.exchange_declare(x, "direct")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     q = temp_queue(ch)
     ch.queue_bind(q, x, "k")
     ch.queue_bind(q, x, "k")
@@ -493,11 +439,11 @@ def test_direct_same_binding_twice_is_one_binding(ch, uniq, cleanup):
     assert drain(ch, q) == []
 
 
-def test_fanout_ignores_routing_key(ch, uniq, cleanup):
+def test_fanout_ignores_routing_key(ch, uniq, cleanup_exchanges):
     """Fanout: every bound queue gets every message regardless of routing/binding keys."""
     x = uniq + ".f"
     ch.exchange_declare(x, "fanout")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     q1, q2 = temp_queue(ch), temp_queue(ch)
     ch.queue_bind(q1, x, "a")
     ch.queue_bind(q2, x, "b")
@@ -539,11 +485,11 @@ TOPIC_CASES = {
 
 
 @pytest.mark.parametrize("pattern", list(TOPIC_CASES))
-def test_topic_matching(ch, uniq, cleanup, pattern):
+def test_topic_matching(ch, uniq, cleanup_exchanges, pattern):
     """Topic binding patterns ('*' one word, '#' zero or more, empty words count) select exactly these keys."""
     x = uniq + ".t"
     ch.exchange_declare(x, "topic")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     q = temp_queue(ch)
     ch.queue_bind(q, x, pattern)
     for k in TOPIC_KEYS:
@@ -551,11 +497,11 @@ def test_topic_matching(ch, uniq, cleanup, pattern):
     assert [b.decode() for b in drain(ch, q)] == TOPIC_CASES[pattern]
 
 
-def test_topic_overlapping_bindings_deliver_once(ch, uniq, cleanup):
+def test_topic_overlapping_bindings_deliver_once(ch, uniq, cleanup_exchanges):
     """Several matching bindings from one topic exchange to one queue deliver a single copy."""
     x = uniq + ".t"
     ch.exchange_declare(x, "topic")
-    cleanup.append(x)
+    cleanup_exchanges.append(x)
     q = temp_queue(ch)
     for p in ["a.*", "#", "a.b", "*.b", "a.#"]:
         ch.queue_bind(q, x, p)
@@ -694,12 +640,12 @@ async def test_amq_match_is_headers(broker_url, uniq):
 
 
 # --------------------------------------------------------------------------- exchange-to-exchange
-def test_e2e_bind_routes_through_destination(ch, uniq, cleanup):
+def test_e2e_bind_routes_through_destination(ch, uniq, cleanup_exchanges):
     """exchange.bind(dest, source, key): source routes by its type to dest, which routes by its own type."""
     src, dst = uniq + ".src", uniq + ".dst"
     ch.exchange_declare(src, "direct")
     ch.exchange_declare(dst, "topic")
-    cleanup.extend([src, dst])
+    cleanup_exchanges.extend([src, dst])
     ch.exchange_bind(dst, src, "k.x")
     q = temp_queue(ch)
     ch.queue_bind(q, dst, "*.x")
@@ -709,12 +655,12 @@ def test_e2e_bind_routes_through_destination(ch, uniq, cleanup):
     assert drain(ch, q) == [b"through", b"direct-to-dst"]
 
 
-def test_e2e_chain(ch, uniq, cleanup):
+def test_e2e_chain(ch, uniq, cleanup_exchanges):
     """A chain a->b->c of fanouts delivers to queues on every hop."""
     a, b, c = uniq + ".a", uniq + ".b", uniq + ".c"
     for n in (a, b, c):
         ch.exchange_declare(n, "fanout")
-    cleanup.extend([a, b, c])
+    cleanup_exchanges.extend([a, b, c])
     ch.exchange_bind(b, a)
     ch.exchange_bind(c, b)
     qb, qc = temp_queue(ch), temp_queue(ch)
@@ -725,12 +671,12 @@ def test_e2e_chain(ch, uniq, cleanup):
     assert drain(ch, qc) == [b"hop"]
 
 
-def test_e2e_cycle_delivers_once(ch, uniq, cleanup):
+def test_e2e_cycle_delivers_once(ch, uniq, cleanup_exchanges):
     """A cycle a->b->c->a (plus a self-binding) terminates and each queue gets exactly one copy."""
     a, b, c = uniq + ".a", uniq + ".b", uniq + ".c"
     for n in (a, b, c):
         ch.exchange_declare(n, "fanout")
-    cleanup.extend([a, b, c])
+    cleanup_exchanges.extend([a, b, c])
     ch.exchange_bind(b, a)
     ch.exchange_bind(c, b)
     ch.exchange_bind(a, c)
@@ -743,12 +689,12 @@ def test_e2e_cycle_delivers_once(ch, uniq, cleanup):
     assert drain(ch, q) == [b"cycle"]
 
 
-def test_e2e_unbind(ch, uniq, cleanup):
+def test_e2e_unbind(ch, uniq, cleanup_exchanges):
     """exchange.unbind removes the route."""
     src, dst = uniq + ".src", uniq + ".dst"
     ch.exchange_declare(src, "direct")
     ch.exchange_declare(dst, "fanout")
-    cleanup.extend([src, dst])
+    cleanup_exchanges.extend([src, dst])
     q = temp_queue(ch)
     ch.queue_bind(q, dst)
     ch.exchange_bind(dst, src, "k")
@@ -778,12 +724,12 @@ def test_e2e_bind_missing_exchange(conn, uniq):
         404, f"NOT_FOUND - no exchange '{uniq}.nosrc' in vhost '/'")
 
 
-def test_e2e_chain_to_nowhere_is_returned(conn, ch, uniq, cleanup):
+def test_e2e_chain_to_nowhere_is_returned(conn, ch, uniq, cleanup_exchanges):
     """Mandatory publish that reaches an exchange but no queue: basic.return 312 NO_ROUTE naming the first exchange."""
     x1, x2 = uniq + ".x1", uniq + ".x2"
     ch.exchange_declare(x1, "direct")
     ch.exchange_declare(x2, "fanout")
-    cleanup.extend([x1, x2])
+    cleanup_exchanges.extend([x1, x2])
     ch.exchange_bind(x2, x1, "k")
     ret = publish_and_collect_returns(conn, ch, x1, "k")
     assert [(m.reply_code, m.reply_text, m.exchange, m.routing_key) for m, _ in ret] == [
@@ -791,12 +737,12 @@ def test_e2e_chain_to_nowhere_is_returned(conn, ch, uniq, cleanup):
 
 
 # --------------------------------------------------------------------------- alternate exchange
-def test_alternate_exchange_gets_unroutable(conn, ch, uniq, cleanup):
+def test_alternate_exchange_gets_unroutable(conn, ch, uniq, cleanup_exchanges):
     """Unroutable messages go to the alternate-exchange; mandatory then produces no basic.return."""
     ae, main = uniq + ".ae", uniq + ".main"
     ch.exchange_declare(ae, "fanout")
     ch.exchange_declare(main, "direct", arguments={"alternate-exchange": ae})
-    cleanup.extend([main, ae])
+    cleanup_exchanges.extend([main, ae])
     qa, qm = temp_queue(ch), temp_queue(ch)
     ch.queue_bind(qa, ae)
     ch.queue_bind(qm, main, "k")
@@ -806,25 +752,25 @@ def test_alternate_exchange_gets_unroutable(conn, ch, uniq, cleanup):
     assert drain(ch, qa) == [b"unroutable"]
 
 
-def test_alternate_exchange_missing_or_unrouting_returns(conn, ch, uniq, cleanup):
+def test_alternate_exchange_missing_or_unrouting_returns(conn, ch, uniq, cleanup_exchanges):
     """If the alternate-exchange is missing or routes nowhere, a mandatory message is returned 312 NO_ROUTE."""
     ae, m1, m2 = uniq + ".ae", uniq + ".m1", uniq + ".m2"
     ch.exchange_declare(ae, "direct")
     ch.exchange_declare(m1, "direct", arguments={"alternate-exchange": uniq + ".missing"})
     ch.exchange_declare(m2, "direct", arguments={"alternate-exchange": ae})
-    cleanup.extend([m1, m2, ae])
+    cleanup_exchanges.extend([m1, m2, ae])
     for x in (m1, m2):
         ret = publish_and_collect_returns(conn, ch, x, "nokey")
         assert [(m.reply_code, m.reply_text, m.exchange, m.routing_key) for m, _ in ret] == [
             (312, "NO_ROUTE", x, "nokey")]
 
 
-def test_alternate_exchange_keeps_routing_key(ch, uniq, cleanup):
+def test_alternate_exchange_keeps_routing_key(ch, uniq, cleanup_exchanges):
     """The alternate-exchange routes with the original routing key."""
     ae, main = uniq + ".ae", uniq + ".main"
     ch.exchange_declare(ae, "direct")
     ch.exchange_declare(main, "direct", arguments={"alternate-exchange": ae})
-    cleanup.extend([main, ae])
+    cleanup_exchanges.extend([main, ae])
     q = temp_queue(ch)
     ch.queue_bind(q, ae, "lost.key")
     ch.basic_publish(main, "lost.key", b"via-ae")

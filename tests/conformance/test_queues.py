@@ -11,6 +11,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from .helpers import closed_with, queue_exists, wait_count
+
 SERVER_NAME_RE = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{22}$")
 
 LOCKED_TEXT = (
@@ -22,81 +24,12 @@ LOCKED_TEXT = (
 
 # --------------------------------------------------------------------------- helpers
 
-@pytest.fixture
-def connect(broker_url):
-    """Factory for pika BlockingConnections; all are closed at teardown."""
-    conns: list[pika.BlockingConnection] = []
-
-    def make() -> pika.BlockingConnection:
-        c = pika.BlockingConnection(pika.URLParameters(broker_url))
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        if c.is_open:
-            c.close()
-
-
-@pytest.fixture
-def conn(connect):
-    return connect()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
-@pytest.fixture
-def cleanup(broker_url):
-    """Collects queue names; deletes them (on a fresh connection) after the test."""
-    names: list[str] = []
-    yield names
-    c = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        for n in names:
-            chan = c.channel()
-            chan.queue_delete(n)
-            chan.close()
-    finally:
-        c.close()
-
-
-def queue_exists(connect, name: str) -> bool:
-    c = connect()
-    chan = c.channel()
-    try:
-        chan.queue_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as e:
-        assert e.reply_code == 404
-        return False
-    finally:
-        c.close()
-
-
-def wait_count(chan, q: str, expected: int, timeout: float = 1.0) -> int:
-    """Poll queue.declare(passive) until message_count == expected (publishes are async)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        n = chan.queue_declare(q, passive=True).method.message_count
-        if n == expected or time.monotonic() > deadline:
-            return n
-        time.sleep(0.02)
-
-
 def rmq_text(text: str) -> str:
     """RabbitMQ sends reply texts as shortstr: longer than 255 bytes -> first 252 bytes + '...'."""
     raw = text.encode()
     if len(raw) <= 255:
         return text
     return raw[:252].decode(errors="ignore") + "..."
-
-
-def closed_with(excinfo, code: int, text: str) -> None:
-    assert excinfo.value.reply_code == code
-    assert excinfo.value.reply_text == text
 
 
 # --------------------------------------------------------------------------- declare basics
