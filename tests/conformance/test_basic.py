@@ -987,3 +987,21 @@ async def test_aio_pika_mandatory_return(broker_url, uniq):
         assert (frame.reply_code, frame.reply_text, frame.exchange, frame.routing_key) == \
             (312, "NO_ROUTE", "", uniq + ".noq")
         assert ei.value.message.body == b"r"
+
+
+@pytest.mark.parametrize("exp,reason", [
+    ("abc", "no_integer"),
+    ("-1", "{value_negative,-1}"),
+    ("1.5", '{leftover_string,".5"}'),
+    (" 5", "no_integer"),
+])
+def test_invalid_expiration_closes_channel_406(conn, uniq, exp, reason):
+    """A publish whose expiration property is not a non-negative integer: channel.close 406."""
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.basic_publish("", q, b"x", pika.BasicProperties(expiration=exp))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        ch.queue_declare(q, passive=True)
+    assert (ei.value.reply_code, ei.value.reply_text) == (
+        406, f"PRECONDITION_FAILED - invalid expiration '{exp}': {reason}")
+    assert conn.is_open

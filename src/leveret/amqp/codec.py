@@ -49,7 +49,17 @@ _Q = struct.Struct(">Q")
 _q = struct.Struct(">q")
 _f = struct.Struct(">f")
 _d = struct.Struct(">d")
-_BI = struct.Struct(">Bi")
+_BI = struct.Struct(">BI")
+
+
+class _NaN32(float):
+    """A float32 NaN decoded from a table, keeping its exact 4 wire bytes.
+
+    float32 -> Python float (double) -> float32 quiets signalling NaNs, so a NaN
+    would otherwise not re-encode byte for byte.
+    """
+
+    __slots__ = ("raw",)
 
 
 def dec_shortstr(buf, off: int) -> tuple[str, int]:
@@ -83,6 +93,15 @@ def enc_shortstr(s) -> bytes:
 def enc_longstr(s) -> bytes:
     b = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
     return _I.pack(len(b)) + b
+
+
+# RabbitMQ's names for field-table value types, as its error texts print them
+TYPE_NAMES = {
+    "t": "bool", "b": "byte", "B": "unsignedbyte", "s": "short", "u": "unsignedshort",
+    "I": "signedint", "i": "unsignedint", "l": "long", "L": "unsignedlong", "f": "float",
+    "d": "double", "D": "decimal", "S": "longstr", "x": "binary", "T": "timestamp",
+    "F": "table", "A": "array", "V": "void",
+}
 
 
 class Typed:
@@ -138,12 +157,19 @@ def _dec_value(buf, off: int, typed: bool):
     elif tag == "i":
         (v,) = _I.unpack_from(buf, off); off += 4
     elif tag == "L":
-        (v,) = _Q.unpack_from(buf, off); off += 8
+        # RabbitMQ reads 'L' as a *signed* 64-bit long (rabbit_binary_parser)
+        (v,) = _q.unpack_from(buf, off); off += 8
     elif tag == "f":
-        (v,) = _f.unpack_from(buf, off); off += 4
+        (v,) = _f.unpack_from(buf, off)
+        if v != v:
+            raw = bytes(buf[off:off + 4])
+            v = _NaN32(v)
+            v.raw = raw
+        off += 4
     elif tag == "d":
         (v,) = _d.unpack_from(buf, off); off += 8
     elif tag == "D":
+        # scale octet + unsigned 32-bit value, as rabbit_binary_parser reads it
         scale, raw = _BI.unpack_from(buf, off); off += 5
         v = Decimal(raw).scaleb(-scale)
     elif tag == "T":
@@ -169,7 +195,8 @@ def _dec_table(buf, off: int, typed: bool):
     while off < end:
         k, off = dec_shortstr(buf, off)
         v, off = _dec_value(buf, off, typed)
-        out[k] = v
+        if k not in out:  # duplicate keys: the first one wins (rabbit_misc:table_lookup)
+            out[k] = v
     if off != end:
         raise AMQPSyntaxError("table length mismatch")
     return out, end
@@ -241,7 +268,10 @@ def _enc_decimal(v: Decimal) -> bytes:
     sign, digits, exp = v.as_tuple()
     scale = -exp if exp < 0 else 0
     raw = int(v.scaleb(scale))
-    return _BI.pack(scale, raw)
+    if not -0x80000000 <= raw <= 0xFFFFFFFF:
+        raise ValueError(f"decimal {v} does not fit a 32-bit AMQP decimal value")
+    # a negative value goes out as its two's complement (as Erlang's <<V:32>> does)
+    return _BI.pack(scale, raw & 0xFFFFFFFF)
 
 
 def _enc_typed(tag: str, v, parts: list) -> None:
@@ -269,9 +299,10 @@ def _enc_typed(tag: str, v, parts: list) -> None:
     elif tag == "i":
         parts.append(t + _I.pack(v))
     elif tag == "L":
-        parts.append(t + _Q.pack(v))
+        parts.append(t + (_q.pack(v) if v < 0 else _Q.pack(v)))
     elif tag == "f":
-        parts.append(t + _f.pack(v))
+        raw = getattr(v, "raw", None)
+        parts.append(t + (raw if raw is not None else _f.pack(v)))
     elif tag == "d":
         parts.append(t + _d.pack(v))
     elif tag == "D":
@@ -311,6 +342,8 @@ def table_plain(v):
     """Strip :class:`Typed` wrappers recursively (for comparisons and lookups)."""
     if isinstance(v, Typed):
         v = v.value
+        # UTF-8 'S' *and* 'x' become str: RabbitMQ's headers exchange compares values
+        # without their types, so an 'x' header matches an equal 'S' binding argument
         if isinstance(v, bytes):
             try:
                 return v.decode("utf-8")
@@ -351,15 +384,11 @@ class BasicProperties:
     def decode(cls, raw, typed_headers: bool = True) -> "BasicProperties":
         p = cls.__new__(cls)
         try:
-            off = 0
-            flags_list = []
-            while True:
-                (f,) = _H.unpack_from(raw, off)
-                off += 2
-                flags_list.append(f)
-                if not f & 1:
-                    break
-            flags = flags_list[0]
+            # One 16-bit flag word. Like RabbitMQ (rabbit_framing decode_properties,
+            # ``P0:1 .. P13:1, _:2``) the two low bits -- the continuation bit
+            # included -- are ignored: basic has only 14 properties.
+            (flags,) = _H.unpack_from(raw, 0)
+            off = 2
             for i, name in enumerate(PROPERTY_NAMES):
                 if not flags & (1 << (15 - i)):
                     setattr(p, name, None)
@@ -413,7 +442,7 @@ def peek_delivery_mode_priority(raw) -> tuple[int, int]:
     flags = (raw[0] << 8) | raw[1] if len(raw) >= 2 else 0
     if not flags & 0x1800:
         return 0, 0
-    if flags & 0xE001:
+    if flags & 0xE000:
         p = BasicProperties.decode(raw)
         return p.delivery_mode or 0, p.priority or 0
     off = 2

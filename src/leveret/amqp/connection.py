@@ -217,6 +217,7 @@ class ProtocolConnection:
                     self._on_body_frame(ch, payload)
                 elif ftype == 1:
                     self._on_method_frame(ch, payload)
+                    maxp = self._max_frame_payload     # a tune-ok may have changed it
                 elif ftype == 2:
                     self._on_header_frame(ch, payload)
                 elif ftype == 8:

@@ -19,6 +19,7 @@ RabbitMQ's reply texts; the connection turns them into close frames.
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
 from ..amqp import spec
@@ -129,8 +130,11 @@ class Channel:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
         msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
-        if msg.flags & 0x0010:
-            self._check_user_id(msg)
+        if msg.flags & 0x0110:
+            if msg.flags & 0x0010:
+                self._check_user_id(msg)
+            if msg.flags & 0x0100:
+                check_expiration(msg.properties.expiration)
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
@@ -624,6 +628,23 @@ EQUIVALENCE_KEYS = frozenset((
     "x-queue-mode", "x-single-active-consumer", "x-delivery-limit", "x-queue-master-locator",
     "x-queue-version",
 ))
+
+
+_INT_PREFIX = re.compile(r"[+-]?[0-9]+")
+
+
+def check_expiration(exp: str) -> int:
+    """Validate the ``expiration`` property as RabbitMQ does (``string:to_integer``)."""
+    m = _INT_PREFIX.match(exp)
+    if m is None:
+        reason = "no_integer"
+    elif m.end() != len(exp):
+        reason = '{leftover_string,"%s"}' % exp[m.end():]
+    elif int(m.group()) < 0:
+        reason = f"{{value_negative,{int(m.group())}}}"
+    else:
+        return int(m.group())
+    raise precondition_failed(f"invalid expiration '{exp}': {reason}", 60, 40)
 
 
 def _without_classic(args: dict) -> dict:
