@@ -17,9 +17,12 @@ from ..broker.connection import BrokerConnection
 
 log = logging.getLogger("leveret.server")
 
+FAIR_READ_BYTES = 32 * 1024   # a read this large suggests more is waiting: yield after it
+
 
 class AMQPProtocol(asyncio.Protocol):
-    __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_received", "_sent")
+    __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_received", "_sent",
+                 "_read_paused")
 
     def __init__(self, listener):
         self.listener = listener
@@ -29,6 +32,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._received = False
         self._sent = False
+        self._read_paused = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -51,6 +55,19 @@ class AMQPProtocol(asyncio.Protocol):
         conn.receive_data(data)
         if conn.close_socket:
             self._flush()
+        elif len(data) >= FAIR_READ_BYTES and not self._read_paused and self.transport is not None:
+            # Fairness: libuv reads a busy socket up to 32 times per loop iteration. Yield the
+            # rest of this iteration to other connections (a consumer's acks, say) by pausing
+            # this socket until the next turn of the loop.
+            self._read_paused = True
+            self.transport.pause_reading()
+            self.loop.call_soon(self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._read_paused = False
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.resume_reading()
 
     def _wakeup(self) -> None:
         if not self._flush_scheduled:
