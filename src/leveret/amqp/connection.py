@@ -31,7 +31,7 @@ import struct
 from . import spec
 from .codec import decode_table
 from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, SilentClose, erl_binary, unexpected_frame
-from .frames import FRAME_END, HEARTBEAT, method_frame
+from .frames import HEARTBEAT, method_frame
 
 log = logging.getLogger("leveret.connection")
 
@@ -330,7 +330,7 @@ class ProtocolConnection:
         cs = self.channels.get(ch)
         if cs is None:
             if idx != spec.ChannelOpen.INDEX:
-                raise ConnectionError_(504, f"CHANNEL_ERROR - expected 'channel.open'",
+                raise ConnectionError_(504, "CHANNEL_ERROR - expected 'channel.open'",
                                        method.CLASS_ID, method.METHOD_ID)
             if len(self.channels) >= self.channel_max:
                 raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened ({len(self.channels)}) "
@@ -583,7 +583,7 @@ def clip_reply_text(text: str) -> str:
 
 
 def channel_error_already_open(ch: int) -> ConnectionError_:
-    return ConnectionError_(504, f"CHANNEL_ERROR - second 'channel.open' seen", 20, 10)
+    return ConnectionError_(504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10)
 
 
 _STATE_NAMES = {START_OK: "starting", TUNE_OK: "tuning", OPEN: "opening", RUNNING: "running"}

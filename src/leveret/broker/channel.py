@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 from ..amqp import spec
 from ..amqp.codec import enc_shortstr, table_plain
-from ..amqp.errors import (ChannelError, ConnectionError_, access_refused, command_invalid,
+from ..amqp.errors import (ConnectionError_, access_refused, command_invalid,
                            not_allowed, not_found, not_implemented, precondition_failed,
                            resource_locked)
 from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frames
@@ -248,7 +248,8 @@ class Channel:
         """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
         queues = set()
         for _, (msg, q, c) in items:
-            c.unacked -= 1
+            if c is not None:
+                c.unacked -= 1
             queues.add(q)
         self.unacked_count -= len(items)
         if not negative:
@@ -276,8 +277,9 @@ class Channel:
         items = list(self.unacked.items())
         self.unacked.clear()
         if items:
-            for _, (msg, q, c) in items:
-                c.unacked -= 1
+            for _, (_msg, _q, c) in items:
+                if c is not None:
+                    c.unacked -= 1
             self.unacked_count -= len(items)
             self._requeue(items)
 
@@ -355,8 +357,7 @@ class Channel:
             q.settled(msg)
         else:
             q.unacked_count += 1
-            self.unacked[tag] = (msg, q, _GetConsumer)
-            _GetConsumer.unacked += 1
+            self.unacked[tag] = (msg, q, None)     # no consumer: basic.get bypasses prefetch
             self.unacked_count += 1
         parts: list = []
         get_ok_frames(self.number, tag, red, msg.ex_rk, len(q.ready), msg.header, msg.body,
@@ -600,18 +601,6 @@ class Channel:
         if restored:
             self.unacked = OrderedDict(sorted(list(self.unacked.items()) + restored))
 
-
-class _GetConsumerType:
-    """Stand-in consumer for basic.get deliveries (no prefetch, no queue link)."""
-
-    __slots__ = ("unacked", "queue")
-
-    def __init__(self):
-        self.unacked = 0
-        self.queue = None
-
-
-_GetConsumer = _GetConsumerType()
 
 TRANSIENT_NONEXCL_DENIED = (
     "Feature `transient_nonexcl_queues` is deprecated.\n"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 
-from ..amqp import spec
 from ..amqp.connection import ProtocolConnection, parse_amqplain, parse_plain
 from ..amqp.errors import ConnectionError_, SilentClose
 from .channel import HANDLERS, Channel

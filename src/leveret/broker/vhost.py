@@ -15,7 +15,7 @@ import base64
 import os
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
-from ..amqp.errors import ChannelError, not_found, precondition_failed
+from ..amqp.errors import not_found, precondition_failed
 from .exchanges import TYPES, Binding, DefaultExchange, Exchange
 from .queue import Queue
 
