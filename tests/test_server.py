@@ -155,3 +155,39 @@ async def test_oversized_message_refused_before_its_body_is_buffered():
             await ch.default_exchange.publish(aio_pika.Message(b"y" * 1000), routing_key=q.name)
             msg = await q.get(timeout=5)
             assert msg.body == b"y" * 1000
+
+
+async def test_peer_that_never_reads_cannot_grow_broker_buffers():
+    """A client that floods requests but never reads replies stops being read once its replies
+    back up (bounded buffers); other clients are served meanwhile."""
+    import gc
+    async with Broker(Settings(port=0)) as broker:
+        import struct
+        from pamqp import commands as C
+        from pamqp import frame as F
+        r, w = await asyncio.open_connection("127.0.0.1", broker.port)
+        w.transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+        w.write(b"AMQP\x00\x00\x09\x01")
+        await r.read(4096)                                   # connection.start
+        w.write(F.marshal(C.Connection.StartOk(client_properties={}, mechanism="PLAIN",
+                                               response="\0guest\0guest"), 0))
+        await r.read(4096)                                   # tune
+        w.write(F.marshal(C.Connection.TuneOk(channel_max=10, frame_max=131072, heartbeat=0), 0))
+        w.write(F.marshal(C.Connection.Open(virtual_host="/"), 0))
+        w.write(F.marshal(C.Channel.Open(), 1))
+        await asyncio.sleep(0.2)
+        # 800k passive declares of amq.direct: each gets a 12-byte declare-ok we never read
+        # (~9.6 MB of replies: more than the kernel's socket buffers plus the 4 MiB high mark)
+        req = F.marshal(C.Exchange.Declare(exchange="amq.direct", passive=True), 1)
+        for _ in range(160):
+            w.write(req * 5000)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(1.0)
+        proto = next(iter(broker._server.protocols))
+        buffered = proto.transport.get_write_buffer_size()
+        assert buffered < 6 * 1024 * 1024, buffered          # stopped near the 4 MiB high mark
+        assert not proto._reading                            # and the flooder is no longer read
+        # another client is still served
+        other = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F")
+        await other.close()
+        w.close()

@@ -22,7 +22,7 @@ FAIR_READ_BYTES = 32 * 1024   # a read this large suggests more is waiting: yiel
 
 class AMQPProtocol(asyncio.Protocol):
     __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_received", "_sent",
-                 "_read_paused")
+                 "_read_paused", "_write_blocked", "_reading")
 
     def __init__(self, listener):
         self.listener = listener
@@ -33,6 +33,8 @@ class AMQPProtocol(asyncio.Protocol):
         self._received = False
         self._sent = False
         self._read_paused = False
+        self._write_blocked = False
+        self._reading = True
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -55,19 +57,31 @@ class AMQPProtocol(asyncio.Protocol):
         conn.receive_data(data)
         if conn.close_socket:
             self._flush()
-        elif len(data) >= FAIR_READ_BYTES and not self._read_paused and self.transport is not None:
+        elif len(data) >= FAIR_READ_BYTES and not self._read_paused:
             # Fairness: libuv reads a busy socket up to 32 times per loop iteration. Yield the
             # rest of this iteration to other connections (a consumer's acks, say) by pausing
             # this socket until the next turn of the loop.
             self._read_paused = True
-            self.transport.pause_reading()
+            self._set_reading()
             self.loop.call_soon(self._resume_reading)
 
     def _resume_reading(self) -> None:
         self._read_paused = False
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        """Read from the socket unless yielding this loop turn, or unless the peer is not
+        reading what we send (then its requests would only pile up more replies)."""
         t = self.transport
-        if t is not None and not t.is_closing():
-            t.resume_reading()
+        if t is None or t.is_closing():
+            return
+        want = not self._read_paused and not self._write_blocked
+        if want != self._reading:
+            self._reading = want
+            if want:
+                t.resume_reading()
+            else:
+                t.pause_reading()
 
     def _wakeup(self) -> None:
         if not self._flush_scheduled:
@@ -89,9 +103,13 @@ class AMQPProtocol(asyncio.Protocol):
             self.transport = None
 
     def pause_writing(self) -> None:
+        self._write_blocked = True
+        self._set_reading()
         self.conn.set_writable(False)
 
     def resume_writing(self) -> None:
+        self._write_blocked = False
+        self._set_reading()
         self.conn.set_writable(True)
 
     def connection_lost(self, exc) -> None:
