@@ -507,8 +507,9 @@ class ProtocolConnection:
 
     # ------------------------------------------------------------ timers
 
-    def tick(self, now: float, received: bool, sent: bool) -> None:
-        """Clock input. ``received``/``sent``: was there traffic since the last tick."""
+    def tick(self, now: float, received: bool = False, sent: bool = False) -> None:
+        """Clock input. ``received``/``sent``: was there traffic since the last tick (an I/O
+        layer may instead set :attr:`last_recv`/:attr:`last_send` as traffic happens)."""
         if received:
             self.last_recv = now
         if sent:

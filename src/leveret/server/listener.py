@@ -13,7 +13,7 @@ import time
 
 from .protocol import AMQPProtocol
 
-TICK = 0.25   # heartbeats are sent at interval/2; a 1 s heartbeat needs sub-second ticks
+TICK = 0.1   # the listener's clock; each connection asks to be ticked only as often as it needs
 
 
 class Listener:

@@ -13,6 +13,9 @@ import asyncio
 import logging
 import time
 
+_monotonic = time.monotonic
+
+from ..amqp.connection import RUNNING
 from ..broker.connection import BrokerConnection
 
 log = logging.getLogger("leveret.server")
@@ -21,8 +24,8 @@ FAIR_READ_BYTES = 32 * 1024   # a read this large suggests more is waiting: yiel
 
 
 class AMQPProtocol(asyncio.Protocol):
-    __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_received", "_sent",
-                 "_read_paused", "_write_blocked", "_reading")
+    __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled",
+                 "_read_paused", "_write_blocked", "_reading", "_next_tick")
 
     def __init__(self, listener):
         self.listener = listener
@@ -30,11 +33,10 @@ class AMQPProtocol(asyncio.Protocol):
         self.transport = None
         self.conn: BrokerConnection | None = None
         self._flush_scheduled = False
-        self._received = False
-        self._sent = False
         self._read_paused = False
         self._write_blocked = False
         self._reading = True
+        self._next_tick = 0.0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -52,8 +54,8 @@ class AMQPProtocol(asyncio.Protocol):
         self.listener.protocols.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self._received = True
         conn = self.conn
+        conn.last_recv = _monotonic()
         conn.receive_data(data)
         if conn.close_socket:
             self._flush()
@@ -96,7 +98,7 @@ class AMQPProtocol(asyncio.Protocol):
             return
         data = conn.data_to_send()
         if data:
-            self._sent = True
+            conn.last_send = _monotonic()
             t.write(data)
         if conn.close_socket:
             t.close()
@@ -119,8 +121,13 @@ class AMQPProtocol(asyncio.Protocol):
             self.conn.connection_lost()
 
     def tick(self, now: float) -> None:
+        if now < self._next_tick:
+            return
         conn = self.conn
-        conn.tick(now, self._received, self._sent)
+        conn.tick(now, False, False)       # traffic times are recorded as it happens
         if conn.close_socket or conn._out:
-            self._flush()          # (a heartbeat the tick just sent does not count as traffic)
-        self._received = self._sent = False
+            self._flush()
+        # idle connections without heartbeats need no clock; heartbeats need about hb/4
+        hb = conn.heartbeat
+        # (slack so a tick due "now" is not missed by the listener's clock jitter)
+        self._next_tick = now + (min(hb / 4, 5.0) if hb else 5.0) - 0.05 if conn.state == RUNNING else now
