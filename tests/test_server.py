@@ -92,7 +92,8 @@ def test_port_in_use_is_a_clear_error(tmp_path):
 async def test_embedded_broker_serves_aio_pika():
     """leveret.Broker starts and stops inside a running asyncio program."""
     async with Broker(Settings(port=0)) as broker:
-        conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F")
+        assert broker.url == f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F"
+        conn = await aio_pika.connect(broker.url)
         async with conn:
             ch = await conn.channel()
             q = await ch.declare_queue("", exclusive=True)

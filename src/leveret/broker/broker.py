@@ -140,6 +140,14 @@ class Broker:
     def port(self) -> int:
         return self._server.port if self._server else self.settings.port
 
+    @property
+    def url(self) -> str:
+        """An AMQP URL for the default user and vhost (handy when embedded with port 0)."""
+        from urllib.parse import quote
+        s = self.settings
+        return (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_pass, safe='')}@"
+                f"{s.host}:{self.port}/{quote(s.default_vhost, safe='')}")
+
     async def start(self) -> None:
         from ..server.listener import Listener
         self._server = Listener(self)

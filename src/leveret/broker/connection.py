@@ -80,6 +80,9 @@ class BrokerConnection(ProtocolConnection):
                                         f"'{self.user.name}'", 10, 40)
         self.vhost = v
         self.broker.connections.add(self)
+        cname = self.client_properties.get("connection_name")
+        log.info("connection %s%s: user '%s' authenticated and granted access to vhost '%s'",
+                 self.name, f" ({cname})" if cname else "", self.user.name, vhost)
 
     def on_update_secret(self, m) -> None:
         # PLAIN/AMQPLAIN users carry no expiring token; RabbitMQ accepts and re-checks.
@@ -127,6 +130,9 @@ class BrokerConnection(ProtocolConnection):
     # ------------------------------------------------------------ teardown
 
     def on_closing(self) -> None:
+        if self.vhost is not None:
+            log.info("closing connection %s (vhost '%s', user '%s')", self.name, self.vhost.name,
+                     self.user.name if self.user else "?")
         for ch in list(self.sessions):
             self.on_channel_close(ch)
         v = self.vhost
