@@ -34,6 +34,7 @@ from .queue import Consumer, Queue
 from .vhost import assert_args_equivalent, fmt_bool, gen_name
 
 QUEUE_TYPES = ("classic", "quorum")
+FLOW_BACKLOG = 2000    # ready messages above which a draining queue slows its publishers
 
 
 class Channel:
@@ -169,6 +170,8 @@ class Channel:
             return
         for q in out:
             q.enqueue(msg)
+            if len(q.ready) > FLOW_BACKLOG:
+                self.conn.flow_hint(q)
         if out is self._route_out:
             out.clear()
 

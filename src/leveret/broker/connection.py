@@ -39,6 +39,7 @@ class BrokerConnection(ProtocolConnection):
         self.exclusive_queues: list = []
         self.confirm_channels: set = set()
         self.writable = True
+        self.flow_queue = None           # set by flow_hint; taken by the I/O layer
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def capability(self, name: str) -> bool:
@@ -119,6 +120,26 @@ class BrokerConnection(ProtocolConnection):
             cc.clear()
 
     # ------------------------------------------------------------ flow
+
+    def flow_hint(self, q) -> None:
+        """A queue this connection just published to has a backlog.
+
+        If the queue is being drained (it delivered since the last hint) and this connection
+        consumes nothing itself (so pausing it cannot hold back acks that would drain the
+        queue), ask the I/O layer to hold this connection's reads until the queue drains below
+        half the backlog mark — publisher flow control in the spirit of RabbitMQ's credit flow.
+        A queue nobody is draining never slows publishers (it just grows, as in RabbitMQ).
+        """
+        progressing = q.stat_delivered != q.flow_mark
+        q.flow_mark = q.stat_delivered
+        if progressing and self.flow_queue is None and not self.has_consumers():
+            self.flow_queue = q
+
+    def has_consumers(self) -> bool:
+        for s in self.sessions.values():
+            if s.consumers:
+                return True
+        return False
 
     def set_writable(self, writable: bool) -> None:
         if writable == self.writable:

@@ -26,6 +26,8 @@ from collections import deque
 from ..amqp.codec import table_plain
 from .message import Message
 
+FLOW_RESUME = 1000    # publishers held back by this queue resume below this many ready messages
+
 
 class Consumer:
     __slots__ = ("tag", "ctag", "channel", "queue", "no_ack", "exclusive", "prefetch",
@@ -62,7 +64,7 @@ class Queue:
                  "ready", "redelivered", "consumers", "had_consumer", "bindings", "deleted",
                  "exclusive_consumer", "queue_type", "store", "ready_bytes",
                  "stat_published", "stat_delivered", "stat_acked", "stat_redelivered", "stat_get",
-                 "unacked_count", "__weakref__")
+                 "unacked_count", "flow_mark", "flow_waiters", "__weakref__")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
                  arguments=None, store=None):
@@ -83,6 +85,8 @@ class Queue:
         self.store = store
         self.ready_bytes = 0
         self.unacked_count = 0
+        self.flow_mark = 0                  # stat_delivered at the last flow hint
+        self.flow_waiters: list = []        # callables resuming paused publishers
         self.stat_published = self.stat_delivered = self.stat_acked = 0
         self.stat_redelivered = self.stat_get = 0
 
@@ -152,6 +156,13 @@ class Queue:
             msg = ready.popleft()
             self.ready_bytes -= msg.size
             self._deliver(c, msg)
+            if self.flow_waiters and len(ready) < FLOW_RESUME:
+                self.release_flow()
+
+    def release_flow(self) -> None:
+        waiters, self.flow_waiters = self.flow_waiters, []
+        for resume in waiters:
+            resume()
 
     def get(self) -> tuple[Message, bool] | None:
         """basic.get: take the head message (caller tracks it unless no-ack)."""
@@ -179,6 +190,8 @@ class Queue:
             self.store.remove(self, msg)
 
     def purge(self) -> int:
+        if self.flow_waiters:
+            self.release_flow()
         n = len(self.ready)
         for m in self.ready:
             self.settled(m)
@@ -206,6 +219,8 @@ class Queue:
             return
         if self.exclusive_consumer is c:
             self.exclusive_consumer = None
+        if not self.consumers and self.flow_waiters:
+            self.release_flow()         # nobody drains it any more: do not hold publishers
 
     def __repr__(self):
         return f"<Queue {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"

@@ -21,11 +21,13 @@ from ..broker.connection import BrokerConnection
 log = logging.getLogger("leveret.server")
 
 FAIR_READ_BYTES = 32 * 1024   # a read this large suggests more is waiting: yield after it
+FLOW_MAX_PAUSE = 1.0          # publisher flow control never holds a connection longer than this
 
 
 class AMQPProtocol(asyncio.Protocol):
     __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled",
-                 "_read_paused", "_write_blocked", "_reading", "_next_tick")
+                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "_flow_paused",
+                 "_flow_timer")
 
     def __init__(self, listener):
         self.listener = listener
@@ -37,6 +39,8 @@ class AMQPProtocol(asyncio.Protocol):
         self._write_blocked = False
         self._reading = True
         self._next_tick = 0.0
+        self._flow_paused = False
+        self._flow_timer = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -59,13 +63,35 @@ class AMQPProtocol(asyncio.Protocol):
         conn.receive_data(data)
         if conn.close_socket:
             self._flush()
-        elif len(data) >= FAIR_READ_BYTES and not self._read_paused:
+            return
+        fq = conn.flow_queue
+        if fq is not None:
+            conn.flow_queue = None
+            self._hold_for(fq)
+        if len(data) >= FAIR_READ_BYTES and not self._read_paused:
             # Fairness: libuv reads a busy socket up to 32 times per loop iteration. Yield the
             # rest of this iteration to other connections (a consumer's acks, say) by pausing
             # this socket until the next turn of the loop.
             self._read_paused = True
             self._set_reading()
             self.loop.call_soon(self._resume_reading)
+
+    def _hold_for(self, q) -> None:
+        """Publisher flow control: stop reading until ``q`` drains (or FLOW_MAX_PAUSE passes)."""
+        if self._flow_paused or q.deleted or not q.consumers:
+            return
+        self._flow_paused = True
+        self._set_reading()
+        q.flow_waiters.append(self._flow_resume)
+        self._flow_timer = self.loop.call_later(FLOW_MAX_PAUSE, self._flow_resume)
+
+    def _flow_resume(self) -> None:
+        if self._flow_paused:
+            self._flow_paused = False
+            if self._flow_timer is not None:
+                self._flow_timer.cancel()
+                self._flow_timer = None
+            self._set_reading()
 
     def _resume_reading(self) -> None:
         self._read_paused = False
@@ -77,7 +103,7 @@ class AMQPProtocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        want = not self._read_paused and not self._write_blocked
+        want = not self._read_paused and not self._write_blocked and not self._flow_paused
         if want != self._reading:
             self._reading = want
             if want:
@@ -116,6 +142,8 @@ class AMQPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.transport = None
+        if self._flow_timer is not None:
+            self._flow_timer.cancel()
         self.listener.protocols.discard(self)
         if self.conn is not None:
             self.conn.connection_lost()
