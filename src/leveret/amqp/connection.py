@@ -375,13 +375,19 @@ class ProtocolConnection:
 
     # ------------------------------------------------------------ content
 
-    def _on_header_frame(self, ch: int, payload: bytes) -> None:
+    def _content_channel(self, ch: int) -> ChannelState | None:
+        """The channel a header/body frame belongs to, or None when the frame is to be ignored
+        (connection or channel closing)."""
         cs = self.channels.get(ch)
         if cs is None or self.state != RUNNING:
             if self.state == CLOSING:
-                return
+                return None
             raise unexpected_frame("expected method frame, got non method frame instead")
-        if cs.closing:
+        return None if cs.closing else cs
+
+    def _on_header_frame(self, ch: int, payload: bytes) -> None:
+        cs = self._content_channel(ch)
+        if cs is None:
             return
         if cs.pending is None or cs.header is not None:
             raise unexpected_frame("expected method frame, got non method frame instead")
@@ -406,12 +412,8 @@ class ProtocolConnection:
             cs.received = 0
 
     def _on_body_frame(self, ch: int, payload: bytes) -> None:
-        cs = self.channels.get(ch)
-        if cs is None or self.state != RUNNING:
-            if self.state == CLOSING:
-                return
-            raise unexpected_frame("expected method frame, got non method frame instead")
-        if cs.closing:
+        cs = self._content_channel(ch)
+        if cs is None:
             return
         if cs.header is None:
             if cs.pending is None:
