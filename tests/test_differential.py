@@ -85,6 +85,8 @@ def run_op(side: Side, op: tuple, prefix: str):
                 ch.basic_publish(exch, rk, body, pika.BasicProperties(headers=headers), mandatory=mandatory)
             except pika.exceptions.UnroutableError:
                 return ("returned",)
+            if ch_i != 0:
+                ch.basic_qos(prefetch_count=0)      # no confirms here: a round trip shows errors
             return ("ok",)
         if kind == "get":
             q, auto_ack = args
@@ -117,6 +119,9 @@ def run_op(side: Side, op: tuple, prefix: str):
         if kind == "recover":
             ch.basic_recover(requeue=True)
             return ("ok",)
+        if kind == "tx":
+            getattr(ch, "tx_" + args[0])()
+            return ("ok",)
         if kind == "close":
             ch.close()
             return ("ok",)
@@ -136,8 +141,8 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     hdr = {"x-match": rng.choice(["all", "any"]), "h": rng.choice([1, "v"])} if rng.random() < 0.2 else None
     kind = rng.choices(
         ["qdeclare", "xdeclare", "bind", "unbind", "xbind", "publish", "get", "ack", "nack",
-         "purge", "qdelete", "xdelete", "recover", "close"],
-        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1])[0]
+         "purge", "qdelete", "xdelete", "recover", "close", "tx"],
+        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1, 4])[0]
     if kind == "qdeclare":
         return (kind, ch, (q, rng.random() < 0.2, rng.random() < 0.15))
     if kind == "xdeclare":
@@ -150,8 +155,11 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
         target = rng.choice(["", "x0", "x1"])
         key = rng.choice(["q0", "q1", "q2"]) if target == "" else rng.choice(KEYS)
         headers = {"h": rng.choice([1, "v", 2])} if rng.random() < 0.5 else None
-        return (kind, 0, (target, key, uuid.UUID(int=rng.getrandbits(128)).bytes[:6],
-                          rng.random() < 0.4, headers))
+        pch = rng.choice([0, 0, 1])      # channel 0 confirms (returns are seen); 1 may be in tx
+        return (kind, pch, (target, key, uuid.UUID(int=rng.getrandbits(128)).bytes[:6],
+                            pch == 0 and rng.random() < 0.4, headers))
+    if kind == "tx":
+        return (kind, 1, (rng.choice(["select", "select", "commit", "rollback"]),))
     known = (tags or {}).get(ch)
     if kind in ("ack", "nack") and not known and rng.random() < 0.7:
         kind = "get"           # mostly ack what was delivered

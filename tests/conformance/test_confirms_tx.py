@@ -365,3 +365,24 @@ async def test_tx_aio_pika(broker_url):
         m = await q.get(no_ack=True, timeout=2)
         assert m.body == b"committed"
         assert await q.get(no_ack=True, fail=False) is None
+
+
+def test_tx_publish_is_routed_at_publish_time_not_at_commit(conn, uniq):
+    """A transactional publish is routed when published and delivered at commit: a binding
+    added between the two does not receive it, a queue bound before does."""
+    ch = conn.channel()
+    x = f"{uniq}.fan"
+    ch.exchange_declare(x, "fanout", auto_delete=False)
+    try:
+        early = ch.queue_declare("", exclusive=True).method.queue
+        late = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_bind(early, x)
+        ch.tx_select()
+        ch.basic_publish(x, "", b"routed-now")
+        ch.queue_bind(late, x)
+        assert ch.queue_declare(early, passive=True).method.message_count == 0   # not before commit
+        ch.tx_commit()
+        assert ch.queue_declare(early, passive=True).method.message_count == 1
+        assert ch.queue_declare(late, passive=True).method.message_count == 0
+    finally:
+        conn.channel().exchange_delete(x)

@@ -139,9 +139,12 @@ class Channel:
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
-            self.tx_ops.append((self._route_and_enqueue, (x, msg, method.mandatory)))
+            # RabbitMQ routes a transactional publish now and delivers it at commit
+            self.tx_ops.append((self._enqueue, (msg, self._route(x, msg, []), method.mandatory)))
             return
-        self._route_and_enqueue(x, msg, method.mandatory)
+        out = self._route_out
+        self._enqueue(msg, self._route(x, msg, out), method.mandatory)
+        out.clear()
         if self.confirm:
             self.confirm_upto = self.publish_seq
             conn = self.conn
@@ -158,22 +161,24 @@ class Channel:
             raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
                                       f"'{self.conn.user.name}'", 60, 40)
 
-    def _route_and_enqueue(self, x, msg: Message, mandatory: bool) -> None:
-        out = self._route_out
+    def _route(self, x, msg: Message, out: list) -> list:
+        """The queues ``msg`` goes to (each once)."""
         if msg.flags & 0x2000 and b"CC" in msg.header:
-            out = self._route_sender_selected(x, msg)
-        else:
-            self.vhost.route(x, msg.routing_key, msg, out)
-        if not out:
+            return self._route_sender_selected(x, msg)
+        self.vhost.route(x, msg.routing_key, msg, out)
+        return out
+
+    def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> None:
+        if not queues:
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
             return
-        for q in out:
+        for q in queues:
+            if q.deleted:
+                continue
             q.enqueue(msg)
             if len(q.ready) > FLOW_BACKLOG:
                 self.conn.flow_hint(q)
-        if out is self._route_out:
-            out.clear()
 
     def _route_sender_selected(self, x, msg: Message) -> list:
         """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
