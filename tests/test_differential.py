@@ -58,12 +58,13 @@ def run_op(side: Side, op: tuple, prefix: str):
     try:
         ch = side.chan(ch_i)
         if kind == "qdeclare":
-            name, durable, passive = args
-            r = ch.queue_declare(prefix + name, durable=durable, passive=passive)
+            name, durable, passive, exclusive = args
+            r = ch.queue_declare(prefix + name, durable=durable, passive=passive, exclusive=exclusive)
             return ("ok", r.method.message_count, r.method.consumer_count)
         if kind == "xdeclare":
-            name, xtype, durable, passive = args
-            ch.exchange_declare(prefix + name, xtype, durable=durable, passive=passive)
+            name, xtype, durable, passive, auto_delete = args
+            ch.exchange_declare(prefix + name, xtype, durable=durable, passive=passive,
+                                auto_delete=auto_delete)
             return ("ok",)
         if kind == "bind":
             q, x, key, hdr = args
@@ -76,6 +77,15 @@ def run_op(side: Side, op: tuple, prefix: str):
         if kind == "xbind":
             d, s, key = args
             ch.exchange_bind(prefix + d, prefix + s, key)
+            return ("ok",)
+        if kind == "xunbind":
+            d, s, key = args
+            ch.exchange_unbind(prefix + d, prefix + s, key)
+            return ("ok",)
+        if kind == "reject":
+            tag, requeue = args
+            ch.basic_reject(tag, requeue=requeue)
+            ch.basic_qos(prefetch_count=0)
             return ("ok",)
         if kind == "publish":
             x, key, body, mandatory, headers = args
@@ -141,15 +151,16 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     hdr = {"x-match": rng.choice(["all", "any"]), "h": rng.choice([1, "v"])} if rng.random() < 0.2 else None
     kind = rng.choices(
         ["qdeclare", "xdeclare", "bind", "unbind", "xbind", "publish", "get", "ack", "nack",
-         "purge", "qdelete", "xdelete", "recover", "close", "tx"],
-        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1, 4])[0]
+         "purge", "qdelete", "xdelete", "recover", "close", "tx", "xunbind", "reject"],
+        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1, 4, 2, 2])[0]
     if kind == "qdeclare":
-        return (kind, ch, (q, rng.random() < 0.2, rng.random() < 0.15))
+        return (kind, ch, (q, rng.random() < 0.2, rng.random() < 0.15, rng.random() < 0.1))
     if kind == "xdeclare":
-        return (kind, ch, (x, rng.choice(XTYPES), rng.random() < 0.2, rng.random() < 0.15))
+        return (kind, ch, (x, rng.choice(XTYPES), rng.random() < 0.2, rng.random() < 0.15,
+                           rng.random() < 0.2))
     if kind in ("bind", "unbind"):
         return (kind, ch, (q, x, rng.choice(KEYS), hdr))
-    if kind == "xbind":
+    if kind in ("xbind", "xunbind"):
         return (kind, ch, (rng.choice(["x0", "x1"]), x, rng.choice(KEYS)))
     if kind == "publish":
         target = rng.choice(["", "x0", "x1"])
@@ -161,7 +172,7 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     if kind == "tx":
         return (kind, 1, (rng.choice(["select", "select", "commit", "rollback"]),))
     known = (tags or {}).get(ch)
-    if kind in ("ack", "nack") and not known and rng.random() < 0.7:
+    if kind in ("ack", "nack", "reject") and not known and rng.random() < 0.7:
         kind = "get"           # mostly ack what was delivered
     if kind == "get":
         return (kind, ch, (q, rng.random() < 0.3))
@@ -170,6 +181,8 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
         return (kind, ch, (tag, rng.random() < 0.3))
     if kind == "nack":
         return (kind, ch, (tag, rng.random() < 0.3, rng.random() < 0.6))
+    if kind == "reject":
+        return (kind, ch, (tag, rng.random() < 0.6))
     if kind == "purge":
         return (kind, ch, (q,))
     if kind == "qdelete":
@@ -186,6 +199,8 @@ def track_tags(tags: dict, op: tuple, result: tuple) -> None:
         tags.pop(ch, None)
     elif kind == "get" and result[0] == "msg" and not args[1]:
         tags.setdefault(ch, []).append(result[4])
+    elif kind == "reject" and result[0] == "ok":
+        tags[ch] = [t for t in tags.get(ch, []) if t != args[0]]
     elif kind in ("ack", "nack") and result[0] == "ok":
         tag, multiple = args[0], args[1]
         tags[ch] = [t for t in tags.get(ch, []) if (t > tag if multiple and tag else t != tag)

@@ -655,3 +655,15 @@ def test_empty_name_without_previous_declare(ch, op):
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
         actions[op]()
     closed_with(ei, 404, "NOT_FOUND - no previously declared queue")
+
+
+def test_exclusive_queue_is_transient_whatever_durable_says(connect, uniq):
+    """RabbitMQ makes exclusive queues non-durable: redeclaring one with either durable value
+    is equivalent; a non-durable redeclare of a durable=True exclusive queue is fine too."""
+    c = connect()
+    ch = c.channel()
+    name = f"{uniq}.excl"
+    ch.queue_declare(name, exclusive=True, durable=True)
+    ch.queue_declare(name, exclusive=True, durable=False)
+    ch.queue_declare(name, exclusive=True, durable=True)
+    assert ch.queue_declare(name, passive=True).method.queue == name

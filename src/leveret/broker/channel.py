@@ -499,7 +499,9 @@ class Channel:
 
     def _assert_queue_equivalent(self, q: Queue, m, args: dict) -> None:
         what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
-        for arg, new, cur in (("durable", m.durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
+        # an exclusive declare is always transient (RabbitMQ ignores its durable flag)
+        durable = m.durable and not m.exclusive
+        for arg, new, cur in (("durable", durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
             if bool(new) != bool(cur):
                 raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
                                           f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'", 50, 10)
@@ -521,7 +523,8 @@ class Channel:
         elif self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive:
             # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
             raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
-        q = Queue(name, self.vhost, durable=m.durable, exclusive_owner=self.conn if m.exclusive else None,
+        q = Queue(name, self.vhost, durable=m.durable and not m.exclusive,
+                  exclusive_owner=self.conn if m.exclusive else None,
                   auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
         self.vhost.add_queue(q)
         if m.exclusive:
