@@ -30,26 +30,38 @@ XTYPES = ["direct", "fanout", "topic", "headers"]
 
 
 class Side:
-    """One broker: a connection with a confirm-mode channel and a plain channel."""
+    """One broker: connection A with a confirm-mode channel (0) and a plain channel (1), and a
+    second connection B (channel 2) that sees A's exclusive queues as locked."""
 
     def __init__(self, url: str):
+        self.url = url
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        self.conn_b = pika.BlockingConnection(pika.URLParameters(url))
         self.chans: dict[int, pika.adapters.blocking_connection.BlockingChannel] = {}
+
+    def reconnect_b(self) -> None:
+        """Close connection B (its exclusive queues go, its unacked messages are requeued)."""
+        self.chans.pop(2, None)
+        if self.conn_b.is_open:
+            self.conn_b.close()
+        self.conn_b = pika.BlockingConnection(pika.URLParameters(self.url))
 
     def chan(self, i: int):
         ch = self.chans.get(i)
         if ch is None or not ch.is_open:
-            if not self.conn.is_open:
+            conn = self.conn_b if i == 2 else self.conn
+            if not conn.is_open:
                 raise RuntimeError("connection closed")
-            ch = self.conn.channel()
+            ch = conn.channel()
             if i == 0:
                 ch.confirm_delivery()
             self.chans[i] = ch
         return ch
 
     def close(self):
-        if self.conn.is_open:
-            self.conn.close()
+        for c in (self.conn, self.conn_b):
+            if c.is_open:
+                c.close()
 
 
 def run_op(side: Side, op: tuple, prefix: str):
@@ -135,6 +147,9 @@ def run_op(side: Side, op: tuple, prefix: str):
         if kind == "close":
             ch.close()
             return ("ok",)
+        if kind == "reconnect":
+            side.reconnect_b()
+            return ("ok",)
         raise AssertionError(kind)
     except pika.exceptions.ChannelClosedByBroker as e:
         return ("channel-closed", e.reply_code, e.reply_text.replace(prefix, "~"))
@@ -147,12 +162,12 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     so acks and nacks mostly name real deliveries."""
     q = rng.choice(["q0", "q1", "q2"])
     x = rng.choice(["x0", "x1"])
-    ch = rng.choice([0, 0, 1])
+    ch = rng.choice([0, 0, 1, 2])
     hdr = {"x-match": rng.choice(["all", "any"]), "h": rng.choice([1, "v"])} if rng.random() < 0.2 else None
     kind = rng.choices(
         ["qdeclare", "xdeclare", "bind", "unbind", "xbind", "publish", "get", "ack", "nack",
-         "purge", "qdelete", "xdelete", "recover", "close", "tx", "xunbind", "reject"],
-        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1, 4, 2, 2])[0]
+         "purge", "qdelete", "xdelete", "recover", "close", "tx", "xunbind", "reject", "reconnect"],
+        [10, 8, 10, 3, 3, 25, 15, 5, 4, 2, 2, 2, 2, 1, 4, 2, 2, 1])[0]
     if kind == "qdeclare":
         return (kind, ch, (q, rng.random() < 0.2, rng.random() < 0.15, rng.random() < 0.1))
     if kind == "xdeclare":
@@ -172,6 +187,8 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     if kind == "tx":
         return (kind, 1, (rng.choice(["select", "select", "commit", "rollback"]),))
     known = (tags or {}).get(ch)
+    if kind == "reconnect":
+        return (kind, 2, ())
     if kind in ("ack", "nack", "reject") and not known and rng.random() < 0.7:
         kind = "get"           # mostly ack what was delivered
     if kind == "get":
@@ -195,7 +212,7 @@ def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
 def track_tags(tags: dict, op: tuple, result: tuple) -> None:
     """Follow the delivery tags a channel has outstanding (the same on both brokers)."""
     kind, ch, args = op
-    if result[0] in ("channel-closed", "connection-closed") or kind in ("close", "recover"):
+    if result[0] in ("channel-closed", "connection-closed") or kind in ("close", "recover", "reconnect"):
         tags.pop(ch, None)
     elif kind == "get" and result[0] == "msg" and not args[1]:
         tags.setdefault(ch, []).append(result[4])

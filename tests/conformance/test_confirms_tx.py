@@ -386,3 +386,16 @@ def test_tx_publish_is_routed_at_publish_time_not_at_commit(conn, uniq):
         assert ch.queue_declare(late, passive=True).method.message_count == 0
     finally:
         conn.channel().exchange_delete(x)
+
+
+def test_tx_publish_to_default_exchange_reaches_a_queue_declared_before_commit(conn, uniq):
+    """The default exchange routes to a queue *name*: a transactional publish to a queue that
+    does not exist yet is delivered if the queue exists at commit."""
+    ch = conn.channel()
+    name = f"{uniq}.later"
+    ch.tx_select()
+    ch.basic_publish("", name, b"early")
+    ch.queue_declare(name, exclusive=True)
+    ch.tx_commit()
+    m, _, body = ch.basic_get(name, auto_ack=True)
+    assert body == b"early"

@@ -139,8 +139,9 @@ class Channel:
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
-            # RabbitMQ routes a transactional publish now and delivers it at commit
-            self.tx_ops.append((self._enqueue, (msg, self._route(x, msg, []), method.mandatory)))
+            # RabbitMQ routes a transactional publish now, to queue *names*, and delivers it at
+            # commit to the queues that then have those names
+            self.tx_ops.append((self._enqueue_names, (msg, self._route_names(x, msg), method.mandatory)))
             return
         out = self._route_out
         self._enqueue(msg, self._route(x, msg, out), method.mandatory)
@@ -167,6 +168,19 @@ class Channel:
             return self._route_sender_selected(x, msg)
         self.vhost.route(x, msg.routing_key, msg, out)
         return out
+
+    def _route_names(self, x, msg: Message) -> list:
+        if x is self.vhost.default_exchange:
+            # the default exchange routes to a name whether or not the queue exists (yet)
+            names = [msg.routing_key]
+            if msg.flags & 0x2000 and b"CC" in msg.header:
+                names = [q.name for q in self._route_sender_selected(x, msg)] or names
+            return names
+        return [q.name for q in self._route(x, msg, [])]
+
+    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> None:
+        queues = self.vhost.queues
+        self._enqueue(msg, [queues[n] for n in names if n in queues], mandatory)
 
     def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> None:
         if not queues:
