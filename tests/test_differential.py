@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import uuid
 
@@ -64,15 +65,26 @@ class Side:
                 c.close()
 
 
+GEN = re.compile(r"amq\.gen-[A-Za-z0-9_-]{22}")
+
+
+def norm(text: str, prefix: str) -> str:
+    """Make a reply text broker-independent: our prefix and server-generated names masked."""
+    return GEN.sub("amq.gen-*", text.replace(prefix, "~"))
+
+
 def run_op(side: Side, op: tuple, prefix: str):
     """Perform one operation; return a comparable, broker-independent result."""
     kind, ch_i, args = op
+
+    def qn(name: str) -> str:         # "" stays "": the last queue declared on the channel
+        return prefix + name if name else ""
     try:
         ch = side.chan(ch_i)
         if kind == "qdeclare":
             name, durable, passive, exclusive = args
-            r = ch.queue_declare(prefix + name, durable=durable, passive=passive, exclusive=exclusive)
-            return ("ok", r.method.message_count, r.method.consumer_count)
+            r = ch.queue_declare(qn(name), durable=durable, passive=passive, exclusive=exclusive)
+            return ("ok", norm(r.method.queue, prefix), r.method.message_count, r.method.consumer_count)
         if kind == "xdeclare":
             name, xtype, durable, passive, auto_delete = args
             ch.exchange_declare(prefix + name, xtype, durable=durable, passive=passive,
@@ -80,11 +92,11 @@ def run_op(side: Side, op: tuple, prefix: str):
             return ("ok",)
         if kind == "bind":
             q, x, key, hdr = args
-            ch.queue_bind(prefix + q, prefix + x, key, arguments=hdr)
+            ch.queue_bind(qn(q), prefix + x, key, arguments=hdr)
             return ("ok",)
         if kind == "unbind":
             q, x, key, hdr = args
-            ch.queue_unbind(prefix + q, prefix + x, key, arguments=hdr)
+            ch.queue_unbind(qn(q), prefix + x, key, arguments=hdr)
             return ("ok",)
         if kind == "xbind":
             d, s, key = args
@@ -112,11 +124,11 @@ def run_op(side: Side, op: tuple, prefix: str):
             return ("ok",)
         if kind == "get":
             q, auto_ack = args
-            m, p, body = ch.basic_get(prefix + q, auto_ack=auto_ack)
+            m, p, body = ch.basic_get(qn(q), auto_ack=auto_ack)
             if m is None:
                 return ("empty",)
             return ("msg", body, m.redelivered, m.message_count, m.delivery_tag,
-                    m.exchange.replace(prefix, "~"), m.routing_key.replace(prefix, "~"))
+                    norm(m.exchange, prefix), norm(m.routing_key, prefix))
         if kind == "ack":
             tag, multiple = args
             ch.basic_ack(tag, multiple=multiple)
@@ -128,11 +140,11 @@ def run_op(side: Side, op: tuple, prefix: str):
             ch.basic_qos(prefetch_count=0)
             return ("ok",)
         if kind == "purge":
-            r = ch.queue_purge(prefix + args[0])
+            r = ch.queue_purge(qn(args[0]))
             return ("ok", r.method.message_count)
         if kind == "qdelete":
             q, if_empty = args
-            r = ch.queue_delete(prefix + q, if_empty=if_empty)
+            r = ch.queue_delete(qn(q), if_empty=if_empty)
             return ("ok", r.method.message_count)
         if kind == "xdelete":
             x, if_unused = args
@@ -152,15 +164,15 @@ def run_op(side: Side, op: tuple, prefix: str):
             return ("ok",)
         raise AssertionError(kind)
     except pika.exceptions.ChannelClosedByBroker as e:
-        return ("channel-closed", e.reply_code, e.reply_text.replace(prefix, "~"))
+        return ("channel-closed", e.reply_code, norm(e.reply_text, prefix))
     except pika.exceptions.ConnectionClosedByBroker as e:
-        return ("connection-closed", e.reply_code, e.reply_text.replace(prefix, "~"))
+        return ("connection-closed", e.reply_code, norm(e.reply_text, prefix))
 
 
 def random_op(rng: random.Random, tags: dict | None = None) -> tuple:
     """One random operation. ``tags``: channel -> delivery tags outstanding (from earlier gets),
     so acks and nacks mostly name real deliveries."""
-    q = rng.choice(["q0", "q1", "q2"])
+    q = rng.choice(["q0", "q1", "q2", "q0", "q1", "q2", ""])    # "": server-named / last declared
     x = rng.choice(["x0", "x1"])
     ch = rng.choice([0, 0, 1, 2])
     hdr = {"x-match": rng.choice(["all", "any"]), "h": rng.choice([1, "v"])} if rng.random() < 0.2 else None

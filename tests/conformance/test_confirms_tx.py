@@ -399,3 +399,23 @@ def test_tx_publish_to_default_exchange_reaches_a_queue_declared_before_commit(c
     ch.tx_commit()
     m, _, body = ch.basic_get(name, auto_ack=True)
     assert body == b"early"
+
+
+def test_requeue_position_follows_enqueue_order_not_publish_order(connect, uniq):
+    """A transactional message enters the queue at commit: a message published after it but
+    enqueued before it is, when requeued, put back ahead of it."""
+    c = connect()
+    txch, ch, getter = c.channel(), c.channel(), c.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    txch.tx_select()
+    txch.basic_publish("", q, b"tx-first-published")
+    ch.basic_publish("", q, b"plain")
+    m, _, body = getter.basic_get(q)
+    assert body == b"plain"
+    txch.tx_commit()
+    getter.close()                                  # "plain" goes back to its place
+    bodies = []
+    for _ in range(2):
+        m, _, body = ch.basic_get(q, auto_ack=True)
+        bodies.append((body, m.redelivered))
+    assert bodies == [(b"plain", True), (b"tx-first-published", False)]

@@ -179,6 +179,8 @@ class Channel:
         return [q.name for q in self._route(x, msg, [])]
 
     def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> None:
+        # the message enters its queues now: re-stamp its id so id order stays enqueue order
+        msg.id = self.broker.new_message_id()
         queues = self.vhost.queues
         self._enqueue(msg, [queues[n] for n in names if n in queues], mandatory)
 

@@ -5,9 +5,11 @@ A message keeps the content header *exactly as the publisher sent it*
 it byte for byte on delivery, as RabbitMQ forwards ``properties_bin``. The few
 properties the broker must read are decoded on demand (:attr:`properties`).
 
-``id`` is a broker-wide publish sequence number. Because one event loop routes
-every publish in order, ``id`` order is enqueue order in every queue, so a
-queue can put requeued messages back in their original position by ``id``.
+``id`` is a broker-wide sequence number taken when the message enters its
+queues (at publish, or at ``tx.commit`` for a transactional publish). Because one
+event loop does all enqueueing in order, ``id`` order is enqueue order in every
+queue, so a queue can put requeued messages back in their original position by
+``id`` — anything that holds a message back before enqueueing it must re-stamp it.
 """
 from __future__ import annotations
 
