@@ -410,10 +410,12 @@ def test_requeue_position_follows_enqueue_order_not_publish_order(connect, uniq)
     txch.tx_select()
     txch.basic_publish("", q, b"tx-first-published")
     ch.basic_publish("", q, b"plain")
+    assert wait_count(ch, q, 1) == 1                # (publishes are asynchronous)
     m, _, body = getter.basic_get(q)
     assert body == b"plain"
     txch.tx_commit()
     getter.close()                                  # "plain" goes back to its place
+    assert wait_count(ch, q, 2) == 2                # (RabbitMQ requeues asynchronously)
     bodies = []
     for _ in range(2):
         m, _, body = ch.basic_get(q, auto_ack=True)
