@@ -147,14 +147,13 @@ class Channel:
         self._enqueue(msg, self._route(x, msg, out), method.mandatory)
         out.clear()
         if self.confirm:
+            # the ack goes out with the next flush (coalesced with the confirms around it)
             self.confirm_upto = self.publish_seq
             conn = self.conn
-            if not conn.confirm_channels:
-                conn.confirm_channels.add(self)
-                if conn.wakeup is not None:
-                    conn.wakeup()
-            else:
-                conn.confirm_channels.add(self)
+            pending = conn.confirm_channels
+            if not pending and conn.wakeup is not None:
+                conn.wakeup()
+            pending.add(self)
 
     def _check_user_id(self, msg: Message) -> None:
         uid = msg.properties.user_id
