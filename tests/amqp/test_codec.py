@@ -27,6 +27,7 @@ import struct
 from decimal import Decimal
 
 import pytest
+from amqp_testutil import same
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -243,19 +244,6 @@ def test_typed_values_roundtrip(table):
 
 
 # ------------------------------------------------------------------ plain values
-
-
-def same(a, b) -> bool:
-    """Equality that also requires equal types (True != 1, b'x' != 'x')."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def _not_utf8(b: bytes) -> bool:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import subprocess
@@ -22,6 +21,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from amqp_testutil import same
 
 from leveret.amqp import spec
 from leveret.amqp.codec import table_plain
@@ -126,18 +127,6 @@ OURS = {
     "longstr": _raw_str(300),
     "table": plain_table,
 }
-
-
-def same(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 ALL = sorted(spec.METHODS.values(), key=lambda c: c.INDEX)
