@@ -4,7 +4,7 @@ counts, bodies, redelivered flags, routing).
 
 Runs when ``LEVERET_DIFF_RABBITMQ_URL`` names a RabbitMQ (``scripts/rabbitmq-conformance`` sets
 it); Leveret is the session's own broker. ``LEVERET_DIFF_SEQUENCES`` / ``LEVERET_DIFF_STEPS``
-make the run longer; a failure prints the seed and the operation log to replay it.
+make the run longer, ``LEVERET_DIFF_SEED0`` picks other seeds; a failure prints the seed and the operation log to replay it.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest
 RABBIT = os.environ.get("LEVERET_DIFF_RABBITMQ_URL")
 SEQUENCES = int(os.environ.get("LEVERET_DIFF_SEQUENCES", "12"))
 STEPS = int(os.environ.get("LEVERET_DIFF_STEPS", "60"))
+SEED0 = int(os.environ.get("LEVERET_DIFF_SEED0", "0"))
 
 pytestmark = pytest.mark.skipif(
     not RABBIT or bool(os.environ.get("LEVERET_TEST_URL")),
@@ -247,7 +248,7 @@ def cleanup(url: str, prefix: str) -> None:
         c.close()
 
 
-@pytest.mark.parametrize("seed", range(SEQUENCES))
+@pytest.mark.parametrize("seed", range(SEED0, SEED0 + SEQUENCES))
 def test_random_sequence_matches_rabbitmq(broker_url, seed):
     """The same random operation sequence gives the same results on Leveret and RabbitMQ."""
     rng = random.Random(seed)
