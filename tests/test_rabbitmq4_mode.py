@@ -1,7 +1,6 @@
 """`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues): RabbitMQ 4.x defaults."""
 from __future__ import annotations
 
-import pika
 import pytest
 
 from leveret import Broker, Settings

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import aio_pika
@@ -161,9 +160,7 @@ async def test_oversized_message_refused_before_its_body_is_buffered():
 async def test_peer_that_never_reads_cannot_grow_broker_buffers():
     """A client that floods requests but never reads replies stops being read once its replies
     back up (bounded buffers); other clients are served meanwhile."""
-    import gc
     async with Broker(Settings(port=0)) as broker:
-        import struct
         from pamqp import commands as C
         from pamqp import frame as F
         r, w = await asyncio.open_connection("127.0.0.1", broker.port)

@@ -20,7 +20,7 @@ Lossless by construction:
   the raw bytes they arrived in; nothing is re-encoded unless the broker changes
   it (as RabbitMQ keeps ``properties_bin``).
 
-Every malformed input raises :class:`SyntaxError_` (reply code 502) — never an
+Every malformed input raises :class:`AMQPSyntaxError` (reply code 502) — never an
 ``IndexError`` or ``struct.error`` — so the connection layer can turn it into a
 connection.close.
 """
@@ -32,12 +32,10 @@ from decimal import Decimal
 from .errors import AMQPSyntaxError
 
 __all__ = [
-    "SyntaxError_", "dec_shortstr", "dec_longstr", "enc_shortstr", "enc_longstr",
-    "decode_table", "decode_table_typed", "encode_table", "encode_table_typed",
+    "dec_shortstr", "dec_longstr", "enc_shortstr", "enc_longstr",
+    "decode_table", "decode_table_typed", "encode_table",
     "Typed", "BasicProperties",
 ]
-
-SyntaxError_ = AMQPSyntaxError
 
 _B = struct.Struct(">B")
 _b = struct.Struct(">b")
@@ -334,8 +332,6 @@ def encode_table(table) -> bytes:
     body = b"".join(parts)
     return _I.pack(len(body)) + body
 
-
-encode_table_typed = encode_table
 
 
 def table_plain(v):

@@ -346,7 +346,6 @@ class ProtocolConnection:
         if cs.closing:
             if idx == spec.ChannelCloseOk.INDEX:
                 del self.channels[ch]
-                self.on_channel_closed_by_server(ch)
             elif idx == spec.ChannelClose.INDEX:
                 self.send_method(ch, spec.ChannelCloseOk())
             return
@@ -460,10 +459,6 @@ class ProtocolConnection:
         self.send_method(ch, spec.ChannelClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                class_id=cid, method_id=mid))
 
-    def close_channel(self, ch: int, code: int, text: str) -> None:
-        """Server-initiated channel close (e.g. consumer timeout)."""
-        self.channel_error(ch, ChannelError(code, text))
-
     def connection_error(self, e: AMQPError) -> None:
         if self.state in (CLOSING, CLOSED):
             return
@@ -505,7 +500,6 @@ class ProtocolConnection:
             self.state = CLOSED
             if prev != CLOSING:
                 self.on_closing()
-        self.on_lost()
 
     # ------------------------------------------------------------ timers
 
@@ -567,14 +561,9 @@ class ProtocolConnection:
     def on_channel_close(self, ch: int) -> None:
         """The channel is going away (client close or server error): release its resources."""
 
-    def on_channel_closed_by_server(self, ch: int) -> None:
-        pass
-
     def on_closing(self) -> None:
         """The connection stops serving (close sent or received, or socket lost)."""
 
-    def on_lost(self) -> None:
-        pass
 
 
 def clip_reply_text(text: str) -> str:

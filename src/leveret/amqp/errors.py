@@ -88,9 +88,6 @@ def not_allowed(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
     return ConnectionError_(530, f"NOT_ALLOWED - {text}", cid, mid)
 
 
-def channel_error(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
-    return ConnectionError_(504, f"CHANNEL_ERROR - {text}", cid, mid)
-
 
 def unexpected_frame(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
     return ConnectionError_(505, f"UNEXPECTED_FRAME - {text}", cid, mid)
@@ -99,6 +96,3 @@ def unexpected_frame(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
 def not_implemented(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
     return ConnectionError_(540, f"NOT_IMPLEMENTED - {text}", cid, mid)
 
-
-def internal_error(text: str, cid: int = 0, mid: int = 0) -> ConnectionError_:
-    return ConnectionError_(541, f"INTERNAL_ERROR - {text}", cid, mid)

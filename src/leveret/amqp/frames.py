@@ -88,6 +88,3 @@ def ack_frame(channel: int, tag: int, multiple: bool) -> bytes:
     """basic.ack from the server (publisher confirms)."""
     return _ACK_FRAME_TAIL.pack(1, channel, 13, b"\x00\x3c\x00\x50", tag, 1 if multiple else 0) + FRAME_END
 
-
-def nack_frame(channel: int, tag: int, multiple: bool) -> bytes:
-    return method_frame(channel, spec.BasicNack(delivery_tag=tag, multiple=multiple, requeue=False))

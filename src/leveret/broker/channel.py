@@ -267,31 +267,36 @@ class Channel:
         else:
             self._settle(items, True, requeue)
 
-    def _settle(self, items: list, negative: bool, requeue: bool) -> None:
-        """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
+    def _release(self, items: list) -> set:
+        """Give back the prefetch credit held by ``items``; returns the queues involved."""
         queues = set()
-        for _, (msg, q, c) in items:
+        for _, (_msg, q, c) in items:
             if c is not None:
                 c.unacked -= 1
             queues.add(q)
         self.unacked_count -= len(items)
-        if not negative:
-            for _, (msg, q, c) in items:
-                q.ack(msg)
-        elif requeue:
+        return queues
+
+    def _settle(self, items: list, negative: bool, requeue: bool) -> None:
+        """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
+        queues = self._release(items)
+        if negative and requeue:
             self._requeue(items)
         else:
-            for _, (msg, q, c) in items:
-                q.drop(msg)
+            for _, (msg, q, _c) in items:
+                if negative:
+                    q.drop(msg)
+                else:
+                    q.ack(msg)
         if self.global_prefetch:
             queues |= {c.queue for c in self.consumers.values()}
         for q in queues:
-            if q is not None and q.ready:
+            if q.ready:
                 q.dispatch()
 
     def _requeue(self, items: list) -> None:
         by_q: dict = {}
-        for _, (msg, q, c) in items:
+        for _, (msg, q, _c) in items:
             by_q.setdefault(q, []).append(msg)
         for q, msgs in by_q.items():
             q.requeue(msgs)
@@ -300,10 +305,7 @@ class Channel:
         items = list(self.unacked.items())
         self.unacked.clear()
         if items:
-            for _, (_msg, _q, c) in items:
-                if c is not None:
-                    c.unacked -= 1
-            self.unacked_count -= len(items)
+            self._release(items)
             self._requeue(items)
 
     # ------------------------------------------------------------ consumers

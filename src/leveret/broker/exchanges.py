@@ -53,7 +53,7 @@ class Exchange:
     kind = "exchange"
     type_name = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "user_who_performed_action")
+                 "bindings", "alternate")
 
     def __init__(self, name: str, vhost: str, durable=False, auto_delete=False, internal=False, arguments=None):
         self.name = name

@@ -37,10 +37,6 @@ class Message:
         self.store_ref = None
 
     @property
-    def props_raw(self) -> bytes:
-        return self.header[12:]
-
-    @property
     def properties(self) -> BasicProperties:
         p = self._props
         if p is None:

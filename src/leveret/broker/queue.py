@@ -31,7 +31,7 @@ FLOW_RESUME = 1000    # publishers held back by this queue resume below this man
 
 class Consumer:
     __slots__ = ("tag", "ctag", "channel", "queue", "no_ack", "exclusive", "prefetch",
-                 "unacked", "priority", "arguments")
+                 "unacked", "arguments")
 
     def __init__(self, tag: str, ctag: bytes, channel, queue, no_ack: bool, exclusive: bool,
                  prefetch: int, arguments: dict | None):
@@ -44,7 +44,6 @@ class Consumer:
         self.prefetch = prefetch
         self.unacked = 0
         self.arguments = arguments or {}
-        self.priority = 0
 
     def can_take(self) -> bool:
         ch = self.channel
@@ -63,7 +62,7 @@ class Queue:
     __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments",
                  "ready", "redelivered", "consumers", "had_consumer", "bindings", "deleted",
                  "exclusive_consumer", "queue_type", "store", "ready_bytes",
-                 "stat_published", "stat_delivered", "stat_acked", "stat_redelivered", "stat_get",
+                 "stat_published", "stat_delivered", "stat_acked", "stat_get",
                  "unacked_count", "flow_mark", "flow_waiters", "__weakref__")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -88,7 +87,7 @@ class Queue:
         self.flow_mark = 0                  # stat_delivered at the last flow hint
         self.flow_waiters: list = []        # callables resuming paused publishers
         self.stat_published = self.stat_delivered = self.stat_acked = 0
-        self.stat_redelivered = self.stat_get = 0
+        self.stat_get = 0
 
     # ------------------------------------------------------------ messages in
 
@@ -198,10 +197,6 @@ class Queue:
         self.ready.clear()
         self.ready_bytes = 0
         return n
-
-    @property
-    def message_count(self) -> int:
-        return len(self.ready)
 
     # ------------------------------------------------------------ consumers
 

@@ -133,7 +133,7 @@ class VHost:
                 _discard(b.destination.bindings, b)
         # bindings where x is the destination
         for src in list(self.exchanges.values()):
-            for b in src.remove_bindings_to(x):
+            if src.remove_bindings_to(x):
                 self._maybe_auto_delete_exchange(src)
 
     def _maybe_auto_delete_exchange(self, x: Exchange) -> None:
