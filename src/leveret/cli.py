@@ -36,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(settings: Settings) -> int:
-    broker = Broker(settings)
+    from .store.disk import DataDirInUse
+    try:
+        broker = Broker(settings)
+    except DataDirInUse as e:
+        logging.getLogger("leveret").error("%s", e)
+        return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,7 +20,7 @@ import logging
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import __version__
 from ..store.base import MemoryStore, MessageStore
@@ -38,7 +38,7 @@ def default_data_dir() -> str:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5672
-    data_dir: str = field(default_factory=default_data_dir)
+    data_dir: str | None = None             # None: keep nothing on disk (embedded default)
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
@@ -62,6 +62,12 @@ class User:
         self.hash = hashlib.sha256(self.salt + password.encode()).digest()
         self.tags = tuple(tags)
 
+    @classmethod
+    def restore(cls, name: str, salt: bytes, hash_: bytes, tags=()) -> "User":
+        u = cls.__new__(cls)
+        u.name, u.salt, u.hash, u.tags = name, salt, hash_, tuple(tags)
+        return u
+
     def check(self, password: str) -> bool:
         return hmac.compare_digest(hashlib.sha256(self.salt + password.encode()).digest(), self.hash)
 
@@ -69,7 +75,13 @@ class User:
 class Broker:
     def __init__(self, settings: Settings | None = None, store: MessageStore | None = None):
         self.settings = settings or Settings()
-        self.store = store or MemoryStore()
+        if store is None:
+            if self.settings.data_dir:
+                from ..store.disk import DiskStore
+                store = DiskStore(self.settings.data_dir)
+            else:
+                store = MemoryStore()
+        self.store = store
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.permissions: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -77,9 +89,12 @@ class Broker:
         self.next_message_id = 0
         self._server = None
         s = self.settings
-        self.add_vhost(s.default_vhost)
-        self.add_user(s.default_user, s.default_pass, ("administrator",))
-        self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
+        self.recovery = self.store.recover(self)
+        if not self.vhosts:
+            # first boot (or nothing kept): the default vhost, user and permissions
+            self.add_vhost(s.default_vhost)
+            self.add_user(s.default_user, s.default_pass, ("administrator",))
+            self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
         self.server_properties = {
             "product": "Leveret",
             "version": __version__,
@@ -106,14 +121,17 @@ class Broker:
         v = self.vhosts.get(name)
         if v is None:
             v = self.vhosts[name] = VHost(name, self)
+            self.store.definitions.put("vhost", (name,))
         return v
 
     def add_user(self, name: str, password: str, tags=()) -> User:
         u = self.users[name] = User(name, password, tags)
+        self.store.definitions.put("user", (name,), salt=u.salt.hex(), hash=u.hash.hex(), tags=list(u.tags))
         return u
 
     def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self.permissions[(user, vhost)] = (configure, write, read)
+        self.store.definitions.put("permission", (user, vhost), configure=configure, write=write, read=read)
 
     def authenticate(self, username: str, password: str, peer_host: str | None) -> User | None:
         u = self.users.get(username)
@@ -150,6 +168,8 @@ class Broker:
 
     async def start(self) -> None:
         from ..server.listener import Listener
+        import asyncio
+        self.store.attach(asyncio.get_running_loop())
         self._server = Listener(self)
         await self._server.start()
         log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,

@@ -41,7 +41,7 @@ class Channel:
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
                  "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
-                 "_route_out", "_pub_method", "_pub_exrk", "confirm_sent")
+                 "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -67,6 +67,8 @@ class Channel:
         self._route_out: list = []
         self._pub_method = None
         self._pub_exrk = b""
+        self.commit = self.broker.store.commit
+        self.confirm_wait: list = []     # [epoch, seq]: confirms waiting for an fsync
 
     # ------------------------------------------------------------ helpers
 
@@ -144,16 +146,44 @@ class Channel:
             self.tx_ops.append((self._enqueue_names, (msg, self._route_names(x, msg), method.mandatory)))
             return
         out = self._route_out
+        commit = self.commit
+        writes = commit.writes
         self._enqueue(msg, self._route(x, msg, out), method.mandatory)
         out.clear()
         if self.confirm:
-            # the ack goes out with the next flush (coalesced with the confirms around it)
-            self.confirm_upto = self.publish_seq
-            conn = self.conn
-            pending = conn.confirm_channels
-            if not pending and conn.wakeup is not None:
-                conn.wakeup()
-            pending.add(self)
+            wait = self.confirm_wait
+            if commit.writes != writes:
+                # a persistent message reached a durable queue: confirm once it is fsynced
+                epoch = commit.epoch
+                if wait and wait[-1][0] == epoch:
+                    wait[-1][1] = self.publish_seq
+                else:
+                    wait.append([epoch, self.publish_seq])
+                    commit.when_durable(epoch, self._durable)
+            elif wait:
+                wait[-1][1] = self.publish_seq      # confirms go out in order
+            else:
+                self.confirm_upto = self.publish_seq
+                self._confirm_soon()
+
+    def _confirm_soon(self) -> None:
+        """The ack goes out with the next flush (coalesced with the confirms around it)."""
+        conn = self.conn
+        pending = conn.confirm_channels
+        if not pending and conn.wakeup is not None:
+            conn.wakeup()
+        pending.add(self)
+
+    def _durable(self) -> None:
+        """The committer fsynced an epoch: release the confirms that waited for it."""
+        wait = self.confirm_wait
+        durable = self.commit.durable
+        upto = 0
+        while wait and wait[0][0] <= durable:
+            upto = wait.pop(0)[1]
+        if upto and not self.closed:
+            self.confirm_upto = upto
+            self._confirm_soon()
 
     def _check_user_id(self, msg: Message) -> None:
         uid = msg.properties.user_id
@@ -192,7 +222,7 @@ class Channel:
             if q.deleted:
                 continue
             q.enqueue(msg)
-            if len(q.ready) > FLOW_BACKLOG:
+            if q.tail or len(q.ready) > FLOW_BACKLOG:
                 self.conn.flow_hint(q)
 
     def _route_sender_selected(self, x, msg: Message) -> list:
@@ -291,7 +321,7 @@ class Channel:
         if self.global_prefetch:
             queues |= {c.queue for c in self.consumers.values()}
         for q in queues:
-            if q.ready:
+            if q.ready or q.tail:
                 q.dispatch()
 
     def _requeue(self, items: list) -> None:
@@ -381,11 +411,13 @@ class Channel:
         if m.no_ack:
             q.settled(msg)
         else:
+            if q.pos and not red:
+                q.mark_delivered(msg)
             q.unacked_count += 1
             self.unacked[tag] = (msg, q, None)     # no consumer: basic.get bypasses prefetch
             self.unacked_count += 1
         parts: list = []
-        get_ok_frames(self.number, tag, red, msg.ex_rk, len(q.ready), msg.header, msg.body,
+        get_ok_frames(self.number, tag, red, msg.ex_rk, q.message_count, msg.header, msg.body,
                       self.conn.frame_max, parts)
         self.conn.emit_many(parts)
 
@@ -506,7 +538,7 @@ class Channel:
         self.last_queue = q.name
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueDeclareOk(
-                queue=q.name, message_count=len(q.ready), consumer_count=len(q.consumers)))
+                queue=q.name, message_count=q.message_count, consumer_count=len(q.consumers)))
 
     def check_exclusive_mismatch(self, q):
         raise resource_locked(
@@ -575,7 +607,7 @@ class Channel:
             self.check_exclusive(q)
             if m.if_unused and q.consumers:
                 raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' in use", 50, 40)
-            if m.if_empty and q.ready:
+            if m.if_empty and q.message_count:
                 raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' not empty", 50, 40)
             n = self.vhost.delete_queue(q)
         if not m.nowait:
@@ -612,9 +644,19 @@ class Channel:
         if not self.tx:
             raise precondition_failed("channel is not transactional", 90, 20)
         ops, self.tx_ops = self.tx_ops, []
+        commit = self.commit
+        writes = commit.writes
         for fn, args in ops:
             fn(*args)
-        self.conn.send_method(self.number, spec.TxCommitOk())
+        if commit.writes == writes:
+            self.conn.send_method(self.number, spec.TxCommitOk())
+        else:
+            # persistent messages reached durable queues: commit-ok once they are fsynced
+            commit.when_durable(commit.epoch, self._tx_durable)
+
+    def _tx_durable(self) -> None:
+        if not self.closed:
+            self.conn.send_method(self.number, spec.TxCommitOk())
 
     def m_tx_rollback(self, m):
         if not self.tx:

@@ -18,7 +18,7 @@ from ..amqp.codec import BasicProperties, peek_delivery_mode_priority
 
 class Message:
     __slots__ = ("id", "exchange", "routing_key", "ex_rk", "header", "body",
-                 "persistent", "priority", "expires_at", "_props", "size", "store_ref", "flags")
+                 "persistent", "priority", "expires_at", "_props", "size", "flags")
 
     def __init__(self, mid: int, exchange: str, routing_key: str, ex_rk: bytes, header: bytes, body: bytes):
         self.id = mid
@@ -34,7 +34,14 @@ class Message:
         self.priority = pr
         self.expires_at = None
         self._props = None
-        self.store_ref = None
+
+    @classmethod
+    def from_record(cls, mid: int, ex_rk: bytes, header: bytes, body: bytes) -> "Message":
+        """A message read back from the store (``ex_rk`` is the two encoded shortstrs)."""
+        n = ex_rk[0]
+        exchange = ex_rk[1:1 + n].decode("utf-8", "surrogateescape")
+        routing_key = ex_rk[2 + n:].decode("utf-8", "surrogateescape")
+        return cls(mid, exchange, routing_key, ex_rk, header, body)
 
     @property
     def properties(self) -> BasicProperties:

@@ -14,10 +14,22 @@ Invariants:
   backed up). :meth:`dispatch` runs whenever a message arrives or credit frees.
 * Counters (``stat_*``) are plain ints read by the management API and metrics.
 
+Disk (through the queue's :class:`~leveret.store.segments.QueueLog`):
+
+* A persistent message in a durable queue is appended to the log when it is
+  enqueued; ``pos`` maps its id to its record address, so an ack (or a purge,
+  or a drop) appends an ack entry, and its first delivery a delivered mark.
+* Paging: ``ready`` is the in-memory *head* of the queue, at most
+  :attr:`ram_msgs` messages / :attr:`ram_bytes` bytes. Once it is full, new
+  messages go only to the log (transient ones too, flagged so they are never
+  recovered) and are counted in ``tail``; they are read back, in order, when
+  the head runs empty. Everything in the tail was enqueued after everything
+  in the head, so message-id order is still queue order (read-back messages
+  get fresh ids). The memory monitor shrinks the window under pressure.
+
 What later issues add here (TTL, length limits, dead-lettering, priorities,
 single active consumer, delayed delivery) hooks into :meth:`enqueue`,
-:meth:`dispatch` and :meth:`drop`; the store is reached only for persistent
-messages in durable queues, through :mod:`leveret.store.base`.
+:meth:`dispatch` and :meth:`drop`.
 """
 from __future__ import annotations
 
@@ -63,7 +75,12 @@ class Queue:
                  "ready", "redelivered", "consumers", "had_consumer", "bindings", "deleted",
                  "exclusive_consumer", "queue_type", "store", "ready_bytes",
                  "stat_published", "stat_delivered", "stat_acked", "stat_get",
-                 "unacked_count", "flow_mark", "flow_waiters", "__weakref__")
+                 "unacked_count", "flow_mark", "flow_waiters", "log", "pos", "persist", "tail",
+                 "tail_bytes", "__weakref__")
+
+    # the in-memory window of a long queue (class-wide; the memory monitor lowers it)
+    ram_msgs = 4096
+    ram_bytes = 8 * 1024 * 1024
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
                  arguments=None, store=None):
@@ -82,6 +99,11 @@ class Queue:
         self.bindings: list = []            # Binding objects whose destination is this queue
         self.deleted = False
         self.store = store
+        self.persist = bool(durable and store is not None and store.durable)
+        self.log = store.open_log(self) if self.persist else None
+        self.pos: dict[int, int] = {}       # message id -> record address in ``log``
+        self.tail = 0                       # messages paged out (only in the log)
+        self.tail_bytes = 0
         self.ready_bytes = 0
         self.unacked_count = 0
         self.flow_mark = 0                  # stat_delivered at the last flow hint
@@ -91,8 +113,20 @@ class Queue:
 
     # ------------------------------------------------------------ messages in
 
+    @property
+    def message_count(self) -> int:
+        return len(self.ready) + self.tail
+
     def enqueue(self, msg: Message) -> None:
         self.stat_published += 1
+        if self.tail or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes:
+            if self.store is not None and self.store.pages:
+                self._page_out(msg)
+                if not self.ready and self.consumers:
+                    self.dispatch()
+                return
+        if self.persist and msg.persistent:
+            self.pos[msg.id] = self.log.append(msg, False)
         if not self.ready and self.consumers:
             c = self._next_consumer()
             if c is not None:
@@ -100,6 +134,40 @@ class Queue:
                 return
         self.ready.append(msg)
         self.ready_bytes += msg.size
+
+    def _page_out(self, msg: Message) -> None:
+        log = self.log
+        if log is None:
+            log = self.log = self.store.open_log(self)
+        if not self.tail:
+            log.start_tail()
+        log.append(msg, not (self.persist and msg.persistent))
+        self.tail += 1
+        self.tail_bytes += msg.size
+
+    def _page_in(self) -> None:
+        """Read the next batch of the paged-out tail into the head."""
+        recs = self.log.read_tail(max(1, min(self.ram_msgs, 1024)), max(self.ram_bytes // 2, 1))
+        self.load(recs)
+        self.tail -= len(recs)
+        if self.tail <= 0 or not recs:
+            self.tail = self.tail_bytes = 0
+            self.log.end_tail()
+
+    def load(self, recs: list) -> None:
+        """Append records read from the log (recovery, page-in) to the head."""
+        ready, pos, red = self.ready, self.pos, self.redelivered
+        new_id = self.vhost.broker.new_message_id
+        nbytes = 0
+        for addr, _flags, _exp, ex_rk, header, body, delivered in recs:
+            m = Message.from_record(new_id(), ex_rk, header, body)
+            pos[m.id] = addr
+            if delivered:
+                red.add(m.id)
+            ready.append(m)
+            nbytes += m.size
+        self.ready_bytes += nbytes
+        self.tail_bytes -= nbytes
 
     def requeue(self, msgs: list[Message]) -> None:
         """Put delivered-but-unacked messages back at their original positions."""
@@ -137,6 +205,8 @@ class Queue:
     def _deliver(self, c: Consumer, msg: Message) -> None:
         red = msg.id in self.redelivered if self.redelivered else False
         self.stat_delivered += 1
+        if self.pos and not red and not c.no_ack:
+            self.mark_delivered(msg)
         if c.no_ack:
             if red:
                 self.redelivered.discard(msg.id)
@@ -146,12 +216,22 @@ class Queue:
             self.unacked_count += 1
             c.channel.deliver(c, self, msg, red)
 
+    def mark_delivered(self, msg: Message) -> None:
+        """Record a first delivery, so a restart marks the message redelivered."""
+        addr = self.pos.get(msg.id)
+        if addr is not None:
+            self.log.mark_delivered(addr)
+
     def dispatch(self) -> None:
         ready = self.ready
-        while ready and self.consumers:
+        while (ready or self.tail) and self.consumers:
             c = self._next_consumer()
             if c is None:
                 return
+            if not ready:
+                self._page_in()
+                if not ready:
+                    return
             msg = ready.popleft()
             self.ready_bytes -= msg.size
             self._deliver(c, msg)
@@ -166,7 +246,11 @@ class Queue:
     def get(self) -> tuple[Message, bool] | None:
         """basic.get: take the head message (caller tracks it unless no-ack)."""
         if not self.ready:
-            return None
+            if not self.tail:
+                return None
+            self._page_in()
+            if not self.ready:
+                return None
         msg = self.ready.popleft()
         self.ready_bytes -= msg.size
         self.stat_get += 1
@@ -185,18 +269,32 @@ class Queue:
     def settled(self, msg: Message) -> None:
         if self.redelivered:
             self.redelivered.discard(msg.id)
-        if msg.store_ref is not None and self.store is not None:
-            self.store.remove(self, msg)
+        if self.pos:
+            addr = self.pos.pop(msg.id, None)
+            if addr is not None:
+                self.log.ack(addr)
 
     def purge(self) -> int:
         if self.flow_waiters:
             self.release_flow()
-        n = len(self.ready)
+        n = len(self.ready) + self.tail
         for m in self.ready:
             self.settled(m)
         self.ready.clear()
         self.ready_bytes = 0
+        if self.tail:
+            self.log.skip_tail()
+            self.tail = self.tail_bytes = 0
         return n
+
+    def destroy_log(self) -> None:
+        """The queue was deleted: its files go."""
+        self.pos.clear()
+        self.tail = self.tail_bytes = 0
+        if self.log is not None:
+            self.log.destroy()
+            self.store.forget_log(self.log)
+            self.log = None
 
     # ------------------------------------------------------------ consumers
 

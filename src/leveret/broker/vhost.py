@@ -16,6 +16,7 @@ import os
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import not_found, precondition_failed
+from ..store.definitions import encode_args
 from .exchanges import TYPES, Binding, DefaultExchange, Exchange
 from .queue import Queue
 
@@ -104,6 +105,10 @@ class VHost:
         x = cls(name, self.name, durable=durable, auto_delete=auto_delete, internal=internal,
                 arguments=arguments)
         self.exchanges[name] = x
+        if durable:
+            self.broker.store.definitions.put("exchange", (self.name, name), type=type_name,
+                                              auto_delete=bool(auto_delete), internal=bool(internal),
+                                              args=encode_args(arguments))
         return x
 
     def _assert_exchange_equivalent(self, x, type_name, durable, auto_delete, internal, arguments):
@@ -127,6 +132,8 @@ class VHost:
         if self.exchanges.get(x.name) is not x:
             return
         del self.exchanges[x.name]
+        if x.durable:
+            self.broker.store.definitions.delete("exchange", (self.name, x.name))
         for b in list(x.bindings.values()):
             x.remove_binding(b.identity)
             if b.destination.kind == "queue":
@@ -145,8 +152,14 @@ class VHost:
     def bind(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
         source.validate_binding(routing_key, arguments)
         b = Binding(source, dest, routing_key, arguments)
-        if source.add_binding(b) and dest.kind == "queue":
-            dest.bindings.append(b)
+        if source.add_binding(b):
+            if dest.kind == "queue":
+                dest.bindings.append(b)
+            if source.durable and dest.durable:
+                self.broker.store.definitions.put("binding", self._binding_key(source, dest, routing_key, arguments))
+
+    def _binding_key(self, source, dest, routing_key: str, arguments: dict) -> tuple:
+        return (self.name, source.name, dest.kind, dest.name, routing_key, encode_args(arguments))
 
     def unbind(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
         ident = (dest.kind, dest.name, routing_key, Binding(source, dest, routing_key, arguments).akey)
@@ -155,12 +168,17 @@ class VHost:
             return
         if dest.kind == "queue":
             _discard(dest.bindings, b)
+        if source.durable and dest.durable:
+            self.broker.store.definitions.delete("binding", self._binding_key(source, dest, routing_key, arguments))
         self._maybe_auto_delete_exchange(source)
 
     # ------------------------------------------------------------ queues
 
     def add_queue(self, q: Queue) -> None:
         self.queues[q.name] = q
+        if q.durable:
+            self.broker.store.definitions.put("queue", (self.name, q.name), auto_delete=bool(q.auto_delete),
+                                              args=encode_args(q.arguments))
 
     def delete_queue(self, q: Queue) -> int:
         """Remove a queue, its bindings and consumers; returns the ready count it had."""
@@ -172,13 +190,14 @@ class VHost:
             b.source.remove_binding(b.identity)
             self._maybe_auto_delete_exchange(b.source)
         q.bindings.clear()
-        n = len(q.ready)
+        n = q.message_count
         for c in list(q.consumers):
             c.channel.consumer_gone(c, notify=True)
         q.consumers.clear()
+        q.destroy_log()
         q.purge()
-        if q.store is not None:
-            q.store.delete_queue(q)
+        if q.durable:
+            self.broker.store.definitions.delete("queue", (self.name, q.name))
         self.broker.queue_deleted(q)
         return n
 

@@ -1,46 +1,74 @@
-"""The message store interface: the one seam between queues and the disk.
+"""The store interface: the one seam between the broker and the disk.
 
-A queue calls the store only for messages that must survive a restart
-(persistent messages in durable queues). Everything else lives in memory.
+The broker talks to a store through four things, and nothing else:
 
-The contract, which the durable store (issue: durability) implements and its
-crash tests prove:
+* ``open_log(queue)`` — the queue's :class:`~leveret.store.segments.QueueLog`:
+  ``append`` (a message record; returns its address), ``ack``,
+  ``mark_delivered``, the paged-out tail (``start_tail``/``read_tail``/
+  ``skip_tail``), ``recover`` and ``destroy``.
+* ``definitions`` — ``put(kind, key, **fields)`` / ``delete(kind, key)`` for
+  durable entities (vhosts, users, permissions, exchanges, queues, bindings).
+* ``commit`` — the group committer: ``writes`` counts persistent records
+  buffered so far, ``epoch`` is the fsync batch they belong to, and
+  ``when_durable(epoch, callback)`` runs ``callback`` once that batch is on
+  disk. Publisher confirms and ``tx.commit-ok`` wait on it.
+* ``durable`` / ``pages`` — whether messages survive a restart, and whether
+  long queues may page to disk.
 
-* ``write(queue, msg)`` — record that ``msg`` is in ``queue``. Returns ``None``
-  when the write is already durable, or an awaitable/future-like token that
-  completes once the record is fsynced (group commit). Publisher confirms and
-  ``tx.commit`` wait on it.
-* ``remove(queue, msg)`` — the message left the queue for good (acked,
-  dropped, purged, dead-lettered). May be batched; never fsynced on its own.
-* ``delete_queue(queue)`` — drop every record of a queue.
-* ``recover()`` — on start, yield ``(queue_name, vhost, messages)`` in queue order.
-
-:class:`MemoryStore` is the no-op store used until the durable store lands and
-for transient brokers in tests.
+:class:`MemoryStore` keeps nothing (an embedded broker without a data
+directory); :class:`~leveret.store.disk.DiskStore` is the durable store, and
+its crash tests prove the contract.
 """
 from __future__ import annotations
 
 
+class NullCommit:
+    """Every write is "durable" at once: there is nothing to wait for."""
+
+    writes = 0
+    epoch = 0
+    durable = 0
+    failed = None
+
+    def when_durable(self, epoch: int, callback) -> None:
+        callback()
+
+    def attach(self, loop) -> None:
+        pass
+
+
+class NullDefinitions:
+    def put(self, kind: str, key: tuple, **fields) -> None:
+        pass
+
+    def delete(self, kind: str, key: tuple) -> None:
+        pass
+
+
 class MessageStore:
-    """Base class: documents the interface; every method is a no-op."""
+    """Base class: documents the interface; keeps nothing."""
 
     durable = False
+    pages = False
 
-    def write(self, queue, msg):
-        return None
+    def __init__(self):
+        self.commit = NullCommit()
+        self.definitions = NullDefinitions()
 
-    def remove(self, queue, msg) -> None:
-        pass
+    def attach(self, loop) -> None:
+        """Called once the event loop runs (the committer fsyncs from a worker thread)."""
+        self.commit.attach(loop)
 
-    def delete_queue(self, queue) -> None:
-        pass
+    def open_log(self, queue):
+        raise NotImplementedError("this store keeps no message log")
 
-    def recover(self):
-        return iter(())
+    def recover(self, broker) -> dict:
+        """Recreate durable entities and their messages in ``broker``; returns statistics."""
+        return {}
 
     def close(self) -> None:
         pass
 
 
 class MemoryStore(MessageStore):
-    """Keeps nothing: messages live only in their queues' memory."""
+    """Keeps nothing: messages live only in their queues' memory, definitions vanish on stop."""

@@ -1,0 +1,178 @@
+"""Group commit: many records, one fsync, then the confirms that waited for it.
+
+The store appends records to in-memory buffers during an event-loop turn and
+marks their segments dirty. At the end of the turn :meth:`Committer.flush`
+writes every dirty buffer out (``write(2)``: from here a SIGKILL loses
+nothing) and, if any persistent record is not yet on disk, starts an fsync of
+the files concerned in a worker thread. While one fsync runs, new records
+accumulate and go together in the next one: that is the group commit, so the
+number of fsyncs per second is bounded by the disk, not by the message rate.
+
+Epochs tie waiters to fsyncs: a record buffered while ``epoch`` is ``E`` is on
+disk once ``durable`` reaches ``E``. Publisher confirms and ``tx.commit-ok``
+wait with :meth:`when_durable`; nothing else waits. File descriptors are
+closed only when no fsync is in flight, so a thread never syncs a reused fd.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from .segments import QueueLog
+
+log = logging.getLogger("leveret.store")
+
+
+class Committer:
+    def __init__(self):
+        self.loop = None
+        self.writes = 0               # persistent records buffered so far (monotonic)
+        self.epoch = 1                # the epoch that records buffered now belong to
+        self.durable = 0              # every epoch <= this is fsynced
+        self._synced_writes = 0       # ``writes`` value covered by the last fsync started
+        self._dirty: set = set()      # segments with buffered bytes
+        self._to_sync: set = set()    # segments/objects written but not fsynced
+        self._dirs: set = set()       # directories that got new files
+        self._extra: list = []        # other files to sync (definitions): objects with .sync_fd()
+        self._waiters: list = []      # (epoch, callback)
+        self._inflight = False
+        self._scheduled = False
+        self._close: list = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="leveret-fsync")
+        self.failed: Exception | None = None
+
+    def attach(self, loop) -> None:
+        self.loop = loop
+        if self._dirty or self._extra or self._to_sync:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+
+    # ------------------------------------------------------------ called by the logs
+
+    def dirty(self, seg) -> None:
+        self._dirty.add(seg)
+        if not self._scheduled:
+            self._scheduled = True
+            if self.loop is not None:
+                self.loop.call_soon(self.flush)
+
+    def new_file(self, directory: str) -> None:
+        self._dirs.add(directory)
+
+    def close_later(self, seg) -> None:
+        self._dirty.discard(seg)
+        self._to_sync.discard(seg)
+        if self._inflight:
+            self._close.append(seg)
+        else:
+            _close_fds(seg)
+
+    def need_sync(self, obj) -> None:
+        """Sync ``obj`` (has ``sync_fd()``) with the next commit; counts as a write."""
+        self._extra.append(obj)
+        self.writes += 1
+        if not self._scheduled:
+            self._scheduled = True
+            if self.loop is not None:
+                self.loop.call_soon(self.flush)
+
+    def when_durable(self, epoch: int, callback) -> None:
+        if epoch <= self.durable:
+            callback()
+        else:
+            self._waiters.append((epoch, callback))
+
+    # ------------------------------------------------------------ end of a loop turn
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for seg in dirty:
+            if seg.needs_sync:
+                self._to_sync.add(seg)
+            QueueLog.flush_segment(seg)
+        if self.writes != self._synced_writes and not self._inflight:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        segs = [s for s in self._to_sync if not s.deleted]
+        for s in segs:
+            s.needs_sync = False
+        self._to_sync = set()
+        fds = [s.fd for s in segs if s.fd is not None]
+        fds += [o.sync_fd() for o in self._extra]
+        self._extra = []
+        dirs, self._dirs = list(self._dirs), set()
+        epoch = self.epoch
+        self.epoch += 1
+        self._synced_writes = self.writes
+        self._inflight = True
+        if self.loop is None:
+            self._sync(fds, dirs)
+            self._done(epoch, None)
+            return
+        fut = self.loop.run_in_executor(self._pool, self._sync, fds, dirs)
+        fut.add_done_callback(lambda f: self._done(epoch, f.exception()))
+
+    @staticmethod
+    def _sync(fds: list, dirs: list) -> None:
+        for d in dirs:
+            try:
+                dfd = os.open(d, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        for fd in fds:
+            os.fdatasync(fd)
+
+    def _done(self, epoch: int, exc) -> None:
+        self._inflight = False
+        if exc is not None:
+            # the data may not be on disk: never confirm it. Leave the waiters; the operator
+            # sees the error, and the disk alarm blocks publishers.
+            log.error("fsync failed: %r — confirms are withheld", exc)
+            self.failed = exc
+        else:
+            self.durable = epoch
+            if self._waiters:
+                ready = [cb for e, cb in self._waiters if e <= epoch]
+                self._waiters = [(e, cb) for e, cb in self._waiters if e > epoch]
+                for cb in ready:
+                    cb()
+        for seg in self._close:
+            _close_fds(seg)
+        self._close.clear()
+        if self.writes != self._synced_writes and self.failed is None:
+            if self._scheduled:
+                return
+            self.flush()
+
+    def sync_now(self) -> None:
+        """Flush and fsync everything, blocking (shutdown)."""
+        self.flush()
+        segs = [s for s in self._to_sync if not s.deleted and s.fd is not None]
+        self._sync([s.fd for s in segs] + [o.sync_fd() for o in self._extra], list(self._dirs))
+        self._to_sync.clear()
+        self._extra = []
+        self._dirs.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for seg in self._close:
+            _close_fds(seg)
+        self._close.clear()
+
+
+def _close_fds(seg) -> None:
+    for attr in ("fd", "ack_fd"):
+        fd = getattr(seg, attr)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            setattr(seg, attr, None)
