@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=os.environ.get("LEVERET_DATA_DIR") or default_data_dir(),
                    help="data directory (env LEVERET_DATA_DIR, default a per-user data folder)")
     s.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval offered to clients (s)")
+    s.add_argument("--vm-memory-high-watermark", default=os.environ.get("LEVERET_VM_MEMORY_HIGH_WATERMARK", "0.4"),
+                   help="memory alarm threshold: a fraction of RAM (0.4) or a size (512MB, 2GiB); "
+                        "queues page to disk above half of it")
+    s.add_argument("--disk-free-limit", default=os.environ.get("LEVERET_DISK_FREE_LIMIT", "50MB"),
+                   help="disk alarm when the data directory's filesystem has less free space (default 50MB)")
     s.add_argument("--log-level", default=os.environ.get("LEVERET_LOG_LEVEL", "INFO"))
     s.add_argument("--rabbitmq4", action="store_true",
                    help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues")
@@ -66,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":
         os.makedirs(args.data_dir, exist_ok=True)
+        from .broker.alarms import parse_size, parse_watermark
+        try:
+            parse_size(args.disk_free_limit)
+            parse_watermark(args.vm_memory_high_watermark)
+        except ValueError as e:
+            print(f"leveret serve: {e}", file=sys.stderr)
+            return 2
         settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, heartbeat=args.heartbeat,
+                            memory_high_watermark=args.vm_memory_high_watermark,
+                            disk_free_limit=args.disk_free_limit,
                             ignore_global_qos=args.rabbitmq4, refuse_transient_queues=args.rabbitmq4)
         if not args.no_uvloop:
             try:

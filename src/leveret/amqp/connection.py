@@ -102,6 +102,9 @@ class ProtocolConnection:
         self.created = now
         self.last_recv = now
         self.last_send = now
+        self.alarm: str | None = None      # resource alarm text ("low on memory", ...) or None
+        self.blocked = False               # blocked by the alarm: input is held, not parsed
+        self._blocked_sent = False
         self.vhost_name = None
         self.close_deadline = None
         self._max_frame_payload = SERVER_FRAME_MAX - 8
@@ -144,6 +147,9 @@ class ProtocolConnection:
     def receive_data(self, data) -> None:
         if self.state == CLOSED:
             return
+        if self.blocked:
+            self._buf += data
+            return
         try:
             if self.state == HEADER:
                 buf = self._buf
@@ -177,7 +183,7 @@ class ProtocolConnection:
         n = len(buf)
         maxp = self._max_frame_payload
         try:
-            while n - pos >= 8 and self.state != CLOSED:
+            while n - pos >= 8 and self.state != CLOSED and not self.blocked:
                 ftype, ch, size = _FH.unpack_from(buf, pos)
                 if size > maxp:
                     raise FrameError(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{maxp}}}")
@@ -189,7 +195,8 @@ class ProtocolConnection:
                                      f"{{invalid_frame_end_marker,{buf[end]}}}")
                 payload = buf[pos + 7:end]
                 pos = end + 1
-                if ftype == 1 and payload == self._last_publish_payload and self.state == RUNNING:
+                if ftype == 1 and payload == self._last_publish_payload and self.state == RUNNING \
+                        and self.alarm is None:
                     # Hot path: a repeated basic.publish followed by its header and one body
                     # frame, all complete in this buffer, is handled in one step.
                     cs = self.channels.get(ch)
@@ -215,11 +222,15 @@ class ProtocolConnection:
                                     continue
                 if ftype == 3:
                     self._on_body_frame(ch, payload)
+                    if self.alarm is not None:
+                        self._block()
                 elif ftype == 1:
                     self._on_method_frame(ch, payload)
                     maxp = self._max_frame_payload     # a tune-ok may have changed it
                 elif ftype == 2:
                     self._on_header_frame(ch, payload)
+                    if self.alarm is not None:
+                        self._block()
                 elif ftype == 8:
                     if ch != 0:
                         raise unexpected_frame(f"type 8, all octets = {erl_binary(payload)}")
@@ -228,6 +239,43 @@ class ProtocolConnection:
         finally:
             if pos < n and self.state != CLOSED:
                 self._buf += buf[pos:]
+
+    # ------------------------------------------------------------ resource alarms
+
+    def set_alarm(self, text: str | None) -> None:
+        """The broker's resource alarm changed (RabbitMQ's ``conserve_resources``).
+
+        As in ``rabbit_reader``: a connection is blocked only once it publishes (a content
+        header or body frame) while an alarm is on; then ``connection.blocked`` is sent (to
+        clients with that capability, once per episode) and nothing more is parsed — bytes
+        already received included — until every alarm clears. Heartbeat timeouts are
+        suspended meanwhile. ``connection.unblocked`` follows if ``blocked`` was sent.
+        """
+        self.alarm = text
+        if text is None and self.blocked:
+            self.blocked = False
+            if self._blocked_sent:
+                self._blocked_sent = False
+                self.send_method(0, spec.ConnectionUnblocked())
+            self.on_blocked_change()
+            if self._buf and self.state != CLOSED:
+                self.receive_data(b"")
+
+    def _block(self) -> None:
+        if self.blocked or self.state != RUNNING:
+            return
+        self.blocked = True
+        if self.peer_capability("connection.blocked") and not self._blocked_sent:
+            self._blocked_sent = True
+            self.send_method(0, spec.ConnectionBlocked(reason=self.alarm))
+        self.on_blocked_change()
+
+    def peer_capability(self, name: str) -> bool:
+        caps = self.client_properties.get("capabilities")
+        return bool(isinstance(caps, dict) and caps.get(name))
+
+    def on_blocked_change(self) -> None:
+        """Hook: :attr:`blocked` changed (the I/O layer stops or resumes reading)."""
 
     # ------------------------------------------------------------ handshake
 
@@ -527,7 +575,9 @@ class ProtocolConnection:
             return
         hb = self.heartbeat
         if st == RUNNING and hb:
-            if now - self.last_recv > 2 * hb:
+            if self.blocked:
+                self.last_recv = now          # the heartbeat monitor is paused while blocked
+            elif now - self.last_recv > 2 * hb:
                 log.warning("missed heartbeats from client, timeout: %ss", hb)
                 self._finish_close()
                 return

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..store.base import MemoryStore, MessageStore
+from .alarms import ResourceMonitor
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
@@ -48,6 +49,9 @@ class Settings:
     default_pass: str = "guest"
     default_vhost: str = "/"
     loopback_users: tuple = ("guest",)
+    memory_high_watermark: float | int | str = 0.4   # fraction of RAM, or a size ("512MB")
+    disk_free_limit: int | str = 50_000_000          # bytes, or a size ("1GB")
+    monitor_interval: float = 1.0                     # seconds between resource checks
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False          # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False    # 4.x refuses transient non-exclusive queues
@@ -88,6 +92,9 @@ class Broker:
         self.connections: set = set()
         self.next_message_id = 0
         self._server = None
+        self.alarm_text: str | None = None     # resource alarm in force ("low on memory", ...)
+        self.monitor = ResourceMonitor(self)
+        self._monitor_task = None
         s = self.settings
         self.recovery = self.store.recover(self)
         if not self.vhosts:
@@ -149,6 +156,21 @@ class Broker:
         self.next_message_id += 1
         return self.next_message_id
 
+    def set_alarm(self, text: str | None) -> None:
+        """Resource alarms changed: tell every connection (they block when they next publish)."""
+        self.alarm_text = text
+        for c in list(self.connections):
+            c.set_alarm(text)
+
+    async def _monitor_loop(self) -> None:
+        import asyncio
+        while True:
+            try:
+                self.monitor.check()
+            except Exception:
+                log.exception("resource check failed")
+            await asyncio.sleep(self.settings.monitor_interval)
+
     def queue_deleted(self, q) -> None:
         """Hook for the store, metrics and the management API."""
 
@@ -169,13 +191,18 @@ class Broker:
     async def start(self) -> None:
         from ..server.listener import Listener
         import asyncio
-        self.store.attach(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self.store.attach(loop)
+        self._monitor_task = loop.create_task(self._monitor_loop())
         self._server = Listener(self)
         await self._server.start()
         log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
                  self.settings.host, self.port, sys.version.split()[0])
 
     async def stop(self) -> None:
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            self._monitor_task = None
         if self._server is not None:
             await self._server.stop()
             self._server = None

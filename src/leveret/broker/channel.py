@@ -116,6 +116,10 @@ class Channel:
             conn.wakeup()
         deliver_frames(self.number, c.ctag, tag, redelivered, msg.ex_rk, msg.header, msg.body,
                        conn.frame_max, out)
+        if (len(out) > 64 or msg.size > 16384) and conn.flush_now is not None:
+            # hand a burst to the socket now: if the peer is slow the transport pauses this
+            # connection (writable=False) and dispatch stops, instead of buffering a whole queue
+            conn.flush_now()
 
     # ------------------------------------------------------------ publish (hot path)
 

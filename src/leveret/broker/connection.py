@@ -40,11 +40,16 @@ class BrokerConnection(ProtocolConnection):
         self.confirm_channels: set = set()
         self.writable = True
         self.flow_queue = None           # set by flow_hint; taken by the I/O layer
+        self.flush_now = None            # set by the I/O layer: write pending output at once
+        self.io_blocked_change = None    # set by the I/O layer: stop/resume reading
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def capability(self, name: str) -> bool:
-        caps = self.client_properties.get("capabilities")
-        return bool(isinstance(caps, dict) and caps.get(name))
+        return self.peer_capability(name)
+
+    def on_blocked_change(self) -> None:
+        if self.io_blocked_change is not None:
+            self.io_blocked_change()
 
     # ------------------------------------------------------------ handshake hooks
 
@@ -81,6 +86,7 @@ class BrokerConnection(ProtocolConnection):
                                         f"'{self.user.name}'", 10, 40)
         self.vhost = v
         self.broker.connections.add(self)
+        self.alarm = self.broker.alarm_text
         cname = self.client_properties.get("connection_name")
         log.info("connection %s%s: user '%s' authenticated and granted access to vhost '%s'",
                  self.name, f" ({cname})" if cname else "", self.user.name, vhost)

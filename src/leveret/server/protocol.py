@@ -55,6 +55,8 @@ class AMQPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
         self.conn.wakeup = self._wakeup
+        self.conn.flush_now = self._flush
+        self.conn.io_blocked_change = self._blocked_change
         self.listener.protocols.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -93,6 +95,12 @@ class AMQPProtocol(asyncio.Protocol):
                 self._flow_timer = None
             self._set_reading()
 
+    def _blocked_change(self) -> None:
+        """A resource alarm blocked or unblocked the connection."""
+        self._set_reading()
+        if self.conn._out:
+            self._wakeup()
+
     def _resume_reading(self) -> None:
         self._read_paused = False
         self._set_reading()
@@ -103,7 +111,8 @@ class AMQPProtocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        want = not self._read_paused and not self._write_blocked and not self._flow_paused
+        want = not self._read_paused and not self._write_blocked and not self._flow_paused \
+            and not self.conn.blocked
         if want != self._reading:
             self._reading = want
             if want:

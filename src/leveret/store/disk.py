@@ -10,8 +10,9 @@ Layout of ``--data-dir`` (``docs/storage.md`` has the byte formats)::
 Recovery (:meth:`DiskStore.recover`, run before the broker listens) replays
 the definitions, recreates durable entities, then scans each durable queue's
 log: persistent messages come back in queue order, those delivered but not
-acked before the stop marked redelivered; transient messages are dropped, as
-RabbitMQ drops them. Only the head of a long queue is read into memory; the
+acked before a clean stop marked redelivered (after a crash all of
+them are, as in RabbitMQ; an orderly stop writes ``clean_shutdown``);
+transient messages are dropped, as RabbitMQ drops them. Only the head of a long queue is read into memory; the
 rest stays on disk as the queue's paged-out tail.
 """
 from __future__ import annotations
@@ -60,6 +61,12 @@ class DiskStore(MessageStore):
         self.transient_dir = os.path.join(data_dir, "transient")
         shutil.rmtree(self.transient_dir, ignore_errors=True)
         os.makedirs(self.queues_dir, exist_ok=True)
+        # a clean stop leaves this marker; without it the last stop was a crash
+        self._clean_marker = os.path.join(data_dir, "clean_shutdown")
+        self.unclean = os.path.exists(os.path.join(data_dir, "definitions.log")) and \
+            not os.path.exists(self._clean_marker)
+        if os.path.exists(self._clean_marker):
+            os.unlink(self._clean_marker)
         self._transient_ids = itertools.count(1)
         self.logs: set[QueueLog] = set()
         self._recovering = False
@@ -84,7 +91,7 @@ class DiskStore(MessageStore):
         t0 = time.monotonic()
         defs = self.definitions
         defs.paused = True            # replaying must not append what it replays
-        stats = {"queues": 0, "messages": 0, "records": 0, "transient_dropped": 0,
+        stats = {"unclean_shutdown": self.unclean, "queues": 0, "messages": 0, "records": 0, "transient_dropped": 0,
                  "truncated_bytes": 0}
         try:
             if not defs.load():
@@ -112,7 +119,7 @@ class DiskStore(MessageStore):
                           arguments=decode_args(f["args"]), store=self)
                 v.add_queue(q)
                 keep.add(os.path.basename(q.log.path))
-                head, tail_n, tail_bytes, s = q.log.recover(Queue.ram_msgs, Queue.ram_bytes)
+                head, tail_n, tail_bytes, s = q.log.recover(Queue.ram_msgs, Queue.ram_bytes, self.unclean)
                 q.load(head)
                 q.tail, q.tail_bytes = tail_n, tail_bytes
                 stats["queues"] += 1
@@ -146,6 +153,8 @@ class DiskStore(MessageStore):
             qlog.close()
         self.definitions.close()
         self.commit.close()
+        with open(self._clean_marker, "wb") as f:
+            os.fsync(f.fileno())
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

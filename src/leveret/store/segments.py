@@ -298,8 +298,10 @@ class QueueLog:
 
     # ------------------------------------------------------------ recovery
 
-    def recover(self, window: int, window_bytes: int):
-        """Scan the directory. Returns ``(head, tail_count, tail_bytes, stats)``: ``head`` is a list of
+    def recover(self, window: int, window_bytes: int, unclean: bool = False):
+        """Scan the directory. After an unclean stop every recovered message counts as
+        delivered (RabbitMQ cannot know which were, so it marks them all redelivered).
+         Returns ``(head, tail_count, tail_bytes, stats)``: ``head`` is a list of
         the first live records (as :meth:`read_tail` returns them) up to the window; the rest of
         the live records stay on disk and are read with :meth:`read_tail`."""
         stats = {"records": 0, "live": 0, "transient_dropped": 0, "truncated_bytes": 0}
@@ -319,6 +321,8 @@ class QueueLog:
             with open(seg.path + ".msgs", "rb") as f:
                 data = f.read()
             acked, delivered = _read_acks(seg.path + ".acks")
+            if unclean:
+                delivered = ALL
             dead: set = set()
             good_end = len(MAGIC) if data[:8] == MAGIC else 0
             pos = good_end
@@ -345,10 +349,10 @@ class QueueLog:
                     f.truncate(good_end)
                     os.fsync(f.fileno())
             valid = set(offsets)
-            if (acked - valid) or (delivered - valid) or _acks_torn(seg.path + ".acks"):
+            marks = set() if delivered is ALL else delivered
+            if (acked - valid) or (marks - valid) or _acks_torn(seg.path + ".acks"):
+                _rewrite_acks(seg.path + ".acks", acked & valid, marks & valid)
                 acked &= valid
-                delivered &= valid
-                _rewrite_acks(seg.path + ".acks", acked, delivered)
             live = 0
             for off in offsets:
                 stats["records"] += 1
@@ -383,6 +387,19 @@ class QueueLog:
             if seg.live <= 0:
                 self._delete_segment(seg)
         return head, tail_n, tail_bytes, stats
+
+
+class _All:
+    """The delivered-set of a segment recovered after a crash: everything."""
+
+    def __contains__(self, item) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+
+ALL = _All()
 
 
 def _parse(payload) -> tuple:
