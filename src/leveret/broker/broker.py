@@ -206,7 +206,22 @@ class Broker:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self.store.durable:
+            self._save_delivered_marks()
         self.store.close()
+
+    def _save_delivered_marks(self) -> None:
+        """Orderly stop: remember which persisted messages were delivered (RabbitMQ keeps
+        ``next_deliver_seq_id`` in the queue's recovery terms for the same purpose)."""
+        for c in list(self.connections):
+            for ch in c.sessions.values():
+                for msg, q, _c in ch.unacked.values():
+                    if q.persist and not q.deleted:
+                        q.mark_delivered(msg)
+        for v in self.vhosts.values():
+            for q in v.queues.values():
+                if q.persist:
+                    q.save_delivered_marks()
 
     async def __aenter__(self):
         await self.start()

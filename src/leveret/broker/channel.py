@@ -415,8 +415,6 @@ class Channel:
         if m.no_ack:
             q.settled(msg)
         else:
-            if q.pos and not red:
-                q.mark_delivered(msg)
             q.unacked_count += 1
             self.unacked[tag] = (msg, q, None)     # no consumer: basic.get bypasses prefetch
             self.unacked_count += 1

@@ -18,7 +18,9 @@ Disk (through the queue's :class:`~leveret.store.segments.QueueLog`):
 
 * A persistent message in a durable queue is appended to the log when it is
   enqueued; ``pos`` maps its id to its record address, so an ack (or a purge,
-  or a drop) appends an ack entry, and its first delivery a delivered mark.
+  or a drop) appends an ack entry. Delivered marks are written only at an
+  orderly stop (for redelivered and unacked messages): after a crash every
+  recovered message is marked redelivered, as in RabbitMQ.
 * Paging: ``ready`` is the in-memory *head* of the queue, at most
   :attr:`ram_msgs` messages / :attr:`ram_bytes` bytes. Once it is full, new
   messages go only to the log (transient ones too, flagged so they are never
@@ -205,8 +207,6 @@ class Queue:
     def _deliver(self, c: Consumer, msg: Message) -> None:
         red = msg.id in self.redelivered if self.redelivered else False
         self.stat_delivered += 1
-        if self.pos and not red and not c.no_ack:
-            self.mark_delivered(msg)
         if c.no_ack:
             if red:
                 self.redelivered.discard(msg.id)
@@ -217,10 +217,17 @@ class Queue:
             c.channel.deliver(c, self, msg, red)
 
     def mark_delivered(self, msg: Message) -> None:
-        """Record a first delivery, so a restart marks the message redelivered."""
+        """Record that ``msg`` was delivered, so the next start marks it redelivered (written at
+        an orderly stop: after a crash every recovered message counts as delivered anyway)."""
         addr = self.pos.get(msg.id)
         if addr is not None:
             self.log.mark_delivered(addr)
+
+    def save_delivered_marks(self) -> None:
+        if self.pos and self.redelivered:
+            for m in self.ready:
+                if m.id in self.redelivered:
+                    self.mark_delivered(m)
 
     def dispatch(self) -> None:
         ready = self.ready

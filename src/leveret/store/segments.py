@@ -23,7 +23,9 @@ Files in a queue directory, ``NNNNNNNN`` being the segment number (hex, from 1):
     8-byte entries ``u32 entry | u32 entry ^ 0xFFFFFFFF`` about records of the
     same segment: ``entry`` is the record offset (it left the queue for good),
     or the offset with bit 31 set (it was delivered; recovery marks it
-    redelivered). The check word makes a zero-filled or torn tail invalid.
+    redelivered), or ``0xFFFFFFFF``: every record of the segment counts as
+    delivered (written when recovering from a crash). The check word makes a
+    zero-filled or torn tail invalid.
 
 Invariants:
 
@@ -53,6 +55,7 @@ PHDR = struct.Struct("<BQ")          # flags, expires-at
 U32 = struct.Struct("<I")
 ACK = struct.Struct("<II")
 DELIVERED = 0x80000000
+ALL_DELIVERED = 0xFFFFFFFF          # acks entry: every record of the segment counts as delivered
 FLAG_TRANSIENT = 1
 SEGMENT_BYTES = 8 * 1024 * 1024      # a segment is closed for appends once it is this large
 READ_CHUNK = 1024 * 1024
@@ -299,11 +302,11 @@ class QueueLog:
     # ------------------------------------------------------------ recovery
 
     def recover(self, window: int, window_bytes: int, unclean: bool = False):
-        """Scan the directory. After an unclean stop every recovered message counts as
-        delivered (RabbitMQ cannot know which were, so it marks them all redelivered).
-         Returns ``(head, tail_count, tail_bytes, stats)``: ``head`` is a list of
-        the first live records (as :meth:`read_tail` returns them) up to the window; the rest of
-        the live records stay on disk and are read with :meth:`read_tail`."""
+        """Scan the directory. Returns ``(head, tail_count, tail_bytes, stats)``: ``head`` is a
+        list of the first live records (as :meth:`read_tail` returns them) up to the window; the rest of
+        the live records stay on disk and are read with :meth:`read_tail`. After an unclean stop
+        every recovered message counts as delivered (RabbitMQ cannot know which were, so it marks
+        them all redelivered)."""
         stats = {"records": 0, "live": 0, "transient_dropped": 0, "truncated_bytes": 0}
         head: list = []
         hbytes = 0
@@ -321,7 +324,8 @@ class QueueLog:
             with open(seg.path + ".msgs", "rb") as f:
                 data = f.read()
             acked, delivered = _read_acks(seg.path + ".acks")
-            if unclean:
+            mark_all = unclean and delivered is not ALL
+            if mark_all:
                 delivered = ALL
             dead: set = set()
             good_end = len(MAGIC) if data[:8] == MAGIC else 0
@@ -351,8 +355,12 @@ class QueueLog:
             valid = set(offsets)
             marks = set() if delivered is ALL else delivered
             if (acked - valid) or (marks - valid) or _acks_torn(seg.path + ".acks"):
-                _rewrite_acks(seg.path + ".acks", acked & valid, marks & valid)
+                _rewrite_acks(seg.path + ".acks", acked & valid, delivered if delivered is ALL else marks & valid)
                 acked &= valid
+            elif mark_all:
+                # remember it: this segment's records count as delivered from now on
+                with open(seg.path + ".acks", "ab") as f:
+                    f.write(ACK.pack(ALL_DELIVERED, ALL_DELIVERED ^ 0xFFFFFFFF))
             live = 0
             for off in offsets:
                 stats["records"] += 1
@@ -434,7 +442,11 @@ def _read_acks(path: str) -> tuple[set, set]:
     for e, chk in ACK.iter_unpack(data[:len(data) - len(data) % 8]):
         if e ^ chk != 0xFFFFFFFF:
             continue
-        if e & DELIVERED:
+        if e == ALL_DELIVERED:
+            delivered = ALL
+        elif delivered is ALL:
+            continue
+        elif e & DELIVERED:
             delivered.add(e & 0x7FFFFFFF)
         else:
             acked.add(e)
@@ -455,7 +467,10 @@ def _acks_torn(path: str) -> bool:
 
 def _rewrite_acks(path: str, acked: set, delivered: set) -> None:
     parts = [ACK.pack(e, e ^ 0xFFFFFFFF) for e in sorted(acked)]
-    parts += [ACK.pack(e | DELIVERED, (e | DELIVERED) ^ 0xFFFFFFFF) for e in sorted(delivered)]
+    if delivered is ALL:
+        parts.append(ACK.pack(ALL_DELIVERED, 0))
+    else:
+        parts += [ACK.pack(e | DELIVERED, (e | DELIVERED) ^ 0xFFFFFFFF) for e in sorted(delivered)]
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(b"".join(parts))
