@@ -101,3 +101,38 @@ def test_queue_larger_than_memory_budget(leveret_server, tmp_path):
     qdir = os.path.join(server.data_dir, "queues")
     left = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(qdir) for f in fs)
     assert left < 20 * 1024 * 1024, f"{left} bytes still on disk after everything was acked"
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_purge_and_delete_of_a_paged_queue(leveret_server, durable):
+    server = leveret_server()
+    conn = pika.BlockingConnection(pika.URLParameters(server.url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("paged", durable=durable)
+    big = 64 * 1024
+    n = 40 * 1024 * 1024 // big                 # 40 MiB: well past the 8 MiB in-memory head
+    for i in range(n):
+        ch.basic_publish("", "paged", body_for(i, big), pika.BasicProperties(delivery_mode=2 if i % 3 else 1))
+    assert ch.queue_purge("paged").method.message_count == n
+    assert ch.queue_declare("paged", passive=True).method.message_count == 0
+    qdir = os.path.join(server.data_dir, "queues" if durable else "transient")
+    left = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(qdir) for f in fs)
+    assert left < 10 * 1024 * 1024, f"{left} bytes left after purge"
+    # the queue still works, in order, across the in-memory head and a fresh tail
+    for i in range(n):
+        ch.basic_publish("", "paged", body_for(1000 + i, big), pika.BasicProperties(message_id=str(i)))
+    ch.basic_qos(prefetch_count=20)
+    seen = 0
+    for method, props, body in ch.consume("paged", inactivity_timeout=5):
+        assert method is not None
+        assert props.message_id == str(seen) and body == body_for(1000 + seen, big)
+        ch.basic_ack(method.delivery_tag)
+        seen += 1
+        if seen == n:
+            break
+    ch.cancel()
+    for i in range(n):
+        ch.basic_publish("", "paged", body_for(i, big), pika.BasicProperties(delivery_mode=2))
+    assert ch.queue_delete("paged").method.message_count == n
+    conn.close()

@@ -255,18 +255,37 @@ class QueueLog:
         self.cursor = (num, off)
         return out
 
-    def skip_tail(self) -> int:
-        """Ack every record of the paged-out tail (purge); returns how many."""
-        n = 0
-        while True:
-            recs = self.read_tail(4096, 1 << 62)
-            if not recs:
-                break
-            for r in recs:
-                self.ack(r[0])
-            n += len(recs)
+    def skip_tail(self) -> None:
+        """Drop the whole paged-out tail (purge). Every record from the cursor on belongs to the
+        tail, so the segments after the cursor's are deleted outright and only the records of
+        the cursor's own segment are acked one by one (their lengths are read, not their bodies
+        parsed)."""
+        cur = self.cursor
+        if cur is None:
+            return
+        num, off = cur
         self.cursor = None
-        return n
+        for n in [n for n in self.segments if n > num]:
+            seg = self.segments[n]
+            if seg is self.head:
+                self.head = None
+            self._delete_segment(seg)
+        seg = self.segments.get(num)
+        if seg is None:
+            return
+        if seg.buf:
+            self.flush_segment(seg)
+        data = os.pread(seg.open(), seg.size - off, off) if seg.size > off else b""
+        pos = 0
+        addrs = []
+        while pos + 8 <= len(data):
+            ln = REC.unpack_from(data, pos)[0]
+            rec_off = off + pos
+            if seg.dead is None or rec_off not in seg.dead:
+                addrs.append((num << 32) | rec_off)
+            pos += 8 + ln
+        for a in addrs:
+            self.ack(a)
 
     def end_tail(self) -> None:
         self.cursor = None
