@@ -169,7 +169,8 @@ class VHost:
         if dest.kind == "queue":
             _discard(dest.bindings, b)
         if source.durable and dest.durable:
-            self.broker.store.definitions.delete("binding", self._binding_key(source, dest, routing_key, arguments))
+            # the key the binding was stored under: its arguments as they were bound
+            self.broker.store.definitions.delete("binding", self._binding_key(source, dest, routing_key, b.arguments))
         self._maybe_auto_delete_exchange(source)
 
     # ------------------------------------------------------------ queues

@@ -102,12 +102,17 @@ class Definitions:
         while pos + 8 <= len(data):
             ln, crc = REC.unpack_from(data, pos)
             end = pos + 8 + ln
-            if end > len(data) or _crc32(data[pos + 8:end]) != crc:
+            if ln < 4 or end > len(data) or _crc32(data[pos + 8:end]) != crc:
+                break           # a torn or zero-filled tail (an empty payload has CRC 0)
+            try:
+                rec = decode_table(data[pos + 8:end], 0)[0]
+                kind, key = rec.pop("kind"), tuple(rec.pop("key"))
+                op = rec.pop("op")
+            except Exception:
+                log.error("definitions: undecodable record at offset %d; the rest is cut away", pos)
                 break
-            rec = decode_table(data[pos + 8:end], 0)[0]
             pos = end
-            kind, key = rec.pop("kind"), tuple(rec.pop("key"))
-            if rec.pop("op") == "put":
+            if op == "put":
                 self.state[kind][key] = rec
             else:
                 self.state[kind].pop(key, None)

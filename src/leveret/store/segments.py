@@ -400,7 +400,7 @@ class QueueLog:
                     if self.cursor is None:
                         self.cursor = (num, off)
                     tail_n += 1
-                    tail_bytes += ln
+                    tail_bytes += _body_len(data, off, ln)
             stats["live"] += live
             seg.size = good_end
             seg.live = live
@@ -442,6 +442,13 @@ def _parse(payload) -> tuple:
     return flags, expires, ex_rk, header, body
 
 
+def _body_len(data, off: int, ln: int) -> int:
+    p = off + 8 + PHDR.size
+    p += 1 + data[p]
+    p += 1 + data[p]
+    return ln - (p + 4 + U32.unpack_from(data, p)[0] - (off + 8))
+
+
 def _is_hex(s: str) -> bool:
     try:
         int(s, 16)
@@ -463,10 +470,9 @@ def _read_acks(path: str) -> tuple[set, set]:
             continue
         if e == ALL_DELIVERED:
             delivered = ALL
-        elif delivered is ALL:
-            continue
         elif e & DELIVERED:
-            delivered.add(e & 0x7FFFFFFF)
+            if delivered is not ALL:
+                delivered.add(e & 0x7FFFFFFF)
         else:
             acked.add(e)
     return acked, delivered
