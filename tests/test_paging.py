@@ -78,6 +78,9 @@ def test_queue_larger_than_memory_budget(leveret_server, tmp_path):
     on_disk = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(server.data_dir) for f in fs)
     assert on_disk > PUBLISH_MB * 1_000_000 * 0.9, "the messages should be on disk"
     assert publish_max < BUDGET_MB * 1000, f"RSS {publish_max} kB while publishing {PUBLISH_MB} MB"
+    # one file per segment would be ~45 descriptors here (~640 for 5 GB): finished segments are closed
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    assert fds < 40, f"{fds} open descriptors"
 
     ch.basic_qos(prefetch_count=100)
     seen = 0

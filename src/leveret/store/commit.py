@@ -39,6 +39,7 @@ class Committer:
         self._inflight = False
         self._scheduled = False
         self._close: list = []
+        self._retired: set = set()    # closed-for-append segments whose fds can go once synced
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="leveret-fsync")
         self.failed: Exception | None = None
 
@@ -68,6 +69,24 @@ class Committer:
         else:
             _close_fds(seg)
 
+    def retire(self, seg) -> None:
+        """``seg`` takes no more appends: close its file once nothing needs its fd (a long queue
+        would otherwise hold one descriptor per segment)."""
+        self._retired.add(seg)
+
+    def _close_retired(self) -> None:
+        if self._inflight:
+            return
+        keep = set()
+        for seg in self._retired:
+            if seg.deleted:
+                continue
+            if seg.needs_sync or seg in self._to_sync or seg.buf or seg.ack_buf:
+                keep.add(seg)
+            else:
+                _close_fds(seg)
+        self._retired = keep
+
     def need_sync(self, obj) -> None:
         """Sync ``obj`` (has ``sync_fd()``) with the next commit; counts as a write."""
         self._extra.append(obj)
@@ -94,6 +113,8 @@ class Committer:
             QueueLog.flush_segment(seg)
         if self.writes != self._synced_writes and not self._inflight:
             self._start_sync()
+        if self._retired:
+            self._close_retired()
 
     def _start_sync(self) -> None:
         segs = [s for s in self._to_sync if not s.deleted]
@@ -146,6 +167,8 @@ class Committer:
         for seg in self._close:
             _close_fds(seg)
         self._close.clear()
+        if self._retired:
+            self._close_retired()
         if self.writes != self._synced_writes and self.failed is None:
             if self._scheduled:
                 return

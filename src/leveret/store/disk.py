@@ -37,6 +37,17 @@ class DataDirInUse(RuntimeError):
     pass
 
 
+def _raise_fd_limit() -> None:
+    """Queues hold a few files each: use the hard limit on open files, as servers do."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def queue_dir_id(vhost: str, name: str) -> str:
     return hashlib.sha1(f"{vhost}\0{name}".encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
@@ -55,6 +66,7 @@ class DiskStore(MessageStore):
         except BlockingIOError:
             os.close(self._lock_fd)
             raise DataDirInUse(f"data directory {data_dir} is in use by another Leveret broker") from None
+        _raise_fd_limit()
         self.commit = Committer()
         self.definitions = Definitions(os.path.join(data_dir, "definitions.log"), self.commit)
         self.queues_dir = os.path.join(data_dir, "queues")

@@ -158,8 +158,11 @@ class QueueLog:
         old = self.head
         self.segments[num] = self.head = seg
         self.commit.new_file(self.path)
-        if old is not None and old.live <= 0:
-            self._delete_segment(old)
+        if old is not None:
+            if old.live <= 0:
+                self._delete_segment(old)
+            else:
+                self.commit.retire(old)
         return seg
 
     def _delete_segment(self, seg: Segment) -> None:
@@ -224,6 +227,7 @@ class QueueLog:
             if off >= seg.size:
                 if seg is self.head:
                     break
+                self.commit.retire(seg)     # read to the end: its fd can go
                 num, off = num + 1, len(MAGIC)
                 continue
             fd = seg.open()
