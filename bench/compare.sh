@@ -11,7 +11,7 @@ py=.venv/bin/python
 data=$(mktemp -d)
 $py -m leveret serve --port 5699 --data-dir "$data" --log-level WARNING &
 lpid=$!
-trap 'kill $lpid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $lpid 2>/dev/null; wait $lpid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/5699) 2>/dev/null && break; sleep 0.1; done
 rpid=$(pgrep -o beam.smp)
 for i in $(seq 1 "$reps"); do

@@ -92,6 +92,7 @@ class ProtocolConnection:
         self.state = HEADER
         self._buf = bytearray()
         self._out: list = []
+        self.out_bytes = 0                 # approximate size of _out (deliveries count it)
         self.wakeup = None                 # callable set by the I/O layer
         self.close_socket = False          # the I/O layer should close after flushing
         self.channel_max = self.channel_max_default
@@ -132,6 +133,7 @@ class ProtocolConnection:
     def data_to_send(self) -> bytes:
         """Everything pending for the peer, as one buffer (then cleared)."""
         self.before_flush()
+        self.out_bytes = 0
         out = self._out
         if not out:
             return b""

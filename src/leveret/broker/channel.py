@@ -35,6 +35,7 @@ from .vhost import assert_args_equivalent, fmt_bool, gen_name
 
 QUEUE_TYPES = ("classic", "quorum")
 FLOW_BACKLOG = 2000    # ready messages above which a draining queue slows its publishers
+BURST_BYTES = 256 * 1024   # deliveries buffered in one loop turn before they go to the socket
 
 
 class Channel:
@@ -116,7 +117,8 @@ class Channel:
             conn.wakeup()
         deliver_frames(self.number, c.ctag, tag, redelivered, msg.ex_rk, msg.header, msg.body,
                        conn.frame_max, out)
-        if (len(out) > 64 or msg.size > 16384) and conn.flush_now is not None:
+        pending = conn.out_bytes = conn.out_bytes + msg.size + 64
+        if pending > BURST_BYTES and conn.flush_now is not None:
             # hand a burst to the socket now: if the peer is slow the transport pauses this
             # connection (writable=False) and dispatch stops, instead of buffering a whole queue
             conn.flush_now()
