@@ -801,3 +801,40 @@ def test_definitions_paused_while_replaying_appends_nothing(tmp_path):
     d.put("vhost", ("/",))
     d.delete("vhost", ("/",))
     assert c.writes == 0 and not os.path.exists(path)
+
+
+def test_failed_write_is_retried_without_duplicating_bytes(tmp_path, monkeypatch):
+    """Disk full half-way through a flush: the buffers are kept, nothing is confirmed, and the
+    retry writes every record and ack exactly once."""
+    c, qlog = new_log(tmp_path / "q")
+    msgs = make_msgs(20, size=500)
+    addrs = [qlog.append(m, False) for m in msgs]
+    c.flush()
+    for a in addrs[:5]:
+        qlog.ack(a)
+    more = [qlog.append(m, False) for m in make_msgs(10, size=700)]
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def failing_pwrite(fd, data, offset):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real(fd, bytes(data[:len(data) // 2]), offset)     # half of it lands, then ENOSPC
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    durable_before = c.durable
+    monkeypatch.setattr(segments.os, "pwrite", failing_pwrite)
+    c.flush()
+    assert c.write_error is not None
+    assert c.durable == durable_before, "nothing may be confirmed while writes fail"
+    monkeypatch.setattr(segments.os, "pwrite", real)
+    c.flush()
+    assert c.write_error is None
+    assert c.durable > durable_before
+    qlog.close()
+    _log, _c, recs, stats = recover_all(tmp_path / "q")
+    assert stats["records"] == 30 and stats["truncated_bytes"] == 0
+    assert len(recs) == 15 + 10
+    assert [r[5] for r in recs] == [m.body for m in msgs[5:]] + [m.body for m in make_msgs(10, size=700)]
+    assert len(more) == 10

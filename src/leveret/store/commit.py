@@ -42,6 +42,7 @@ class Committer:
         self._retired: set = set()    # closed-for-append segments whose fds can go once synced
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="leveret-fsync")
         self.failed: Exception | None = None
+        self.write_error: OSError | None = None
 
     def attach(self, loop) -> None:
         self.loop = loop
@@ -107,10 +108,28 @@ class Committer:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, set()
+        failed = False
         for seg in dirty:
+            try:
+                QueueLog.flush_segment(seg)
+            except OSError as e:
+                # disk full or failing: keep the buffer (nothing it holds is confirmed) and retry
+                failed = True
+                self._dirty.add(seg)
+                if self.write_error is None:
+                    log.error("cannot write %s: %s — confirms are held until writes succeed", seg.path, e)
+                self.write_error = e
+                continue
             if seg.needs_sync:
                 self._to_sync.add(seg)
-            QueueLog.flush_segment(seg)
+        if failed:
+            if self.loop is not None:
+                self._scheduled = True
+                self.loop.call_later(1.0, self.flush)
+            return
+        if self.write_error is not None:
+            log.warning("writes to the data directory succeed again")
+            self.write_error = None
         if self.writes != self._synced_writes and not self._inflight:
             self._start_sync()
         if self._retired:

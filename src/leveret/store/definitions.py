@@ -78,7 +78,13 @@ class Definitions:
 
     def _append(self, rec: dict) -> None:
         payload = encode_table(rec)
-        _write_all(self._fd(), REC.pack(len(payload), _crc32(payload)) + payload)
+        fd = self._fd()
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, REC.pack(len(payload), _crc32(payload)) + payload)
+        except OSError:
+            os.ftruncate(fd, size)      # never leave half a record for later ones to follow
+            raise
         self.commit.need_sync(self)
 
     def _fd(self) -> int:

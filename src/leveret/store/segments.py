@@ -33,7 +33,7 @@ Invariants:
   increase, so reading the segments in order yields the queue in order.
 * An acks file refers only to its own segment, so deleting a segment (both
   files) once every record in it is acked never resurrects or loses anything.
-* Buffers are written out (``write(2)``) at the end of every event-loop turn,
+* Buffers are written out (``pwrite(2)``) at the end of every event-loop turn,
   each segment's records before its acks; a SIGKILL can therefore lose only
   unconfirmed records. fsync happens in :mod:`leveret.store.commit`.
 * Recovery verifies every record's CRC. The first bad or short record ends the
@@ -63,7 +63,7 @@ _crc32 = zlib.crc32
 
 
 class Segment:
-    __slots__ = ("num", "path", "fd", "size", "buf", "live", "ack_fd", "ack_buf", "dead",
+    __slots__ = ("num", "path", "fd", "size", "buf", "live", "ack_fd", "ack_buf", "ack_size", "dead",
                  "delivered", "needs_sync", "deleted")
 
     def __init__(self, num: int, path: str):
@@ -75,6 +75,7 @@ class Segment:
         self.live = 0                # records not yet acked (or dead at recovery)
         self.ack_fd: int | None = None
         self.ack_buf = bytearray()
+        self.ack_size = 0            # bytes in the acks file (set when it is opened)
         self.dead: set | None = None       # recovered segments: offsets not to read back
         self.delivered: set | None = None  # recovered segments: offsets delivered before
         self.needs_sync = False      # holds persistent records not yet fsynced
@@ -84,7 +85,6 @@ class Segment:
         fd = self.fd
         if fd is None:
             fd = self.fd = os.open(self.path + ".msgs", os.O_RDWR | os.O_CREAT, 0o644)
-            os.lseek(fd, 0, os.SEEK_END)
         return fd
 
 
@@ -181,18 +181,22 @@ class QueueLog:
 
     @staticmethod
     def flush_segment(seg: Segment) -> None:
-        """write(2) buffered records, then buffered acks (in that order)."""
+        """Write buffered records, then buffered acks (in that order), each at its known file
+        offset (``pwrite``): if a write fails half-way (disk full), the buffer is kept and the
+        retry overwrites the same bytes, so a file never holds a record or entry twice."""
         if seg.deleted:
             return
         if seg.buf:
             fd = seg.open()
-            _write_all(fd, seg.buf)
+            _pwrite_all(fd, seg.buf, seg.size - len(seg.buf))
             seg.buf.clear()
         if seg.ack_buf:
             fd = seg.ack_fd
             if fd is None:
-                fd = seg.ack_fd = os.open(seg.path + ".acks", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            _write_all(fd, seg.ack_buf)
+                fd = seg.ack_fd = os.open(seg.path + ".acks", os.O_WRONLY | os.O_CREAT, 0o644)
+                seg.ack_size = os.fstat(fd).st_size // ACK.size * ACK.size
+            _pwrite_all(fd, seg.ack_buf, seg.ack_size)
+            seg.ack_size += len(seg.ack_buf)
             seg.ack_buf.clear()
 
     # ------------------------------------------------------------ reading the paged-out tail
@@ -509,7 +513,18 @@ def _rewrite_acks(path: str, acked: set, delivered: set) -> None:
 
 
 def _write_all(fd: int, buf) -> None:
-    mv = memoryview(buf)
-    while mv:
-        n = os.write(fd, mv)
-        mv = mv[n:]
+    with memoryview(buf) as whole:
+        mv = whole
+        while mv:
+            n = os.write(fd, mv)
+            mv = mv[n:]
+
+
+def _pwrite_all(fd: int, buf, offset: int) -> None:
+    # the views are released even when a write raises, so ``buf`` can still be resized
+    with memoryview(buf) as whole:
+        done = 0
+        while done < len(whole):
+            with whole[done:] as rest:
+                n = os.pwrite(fd, rest, offset + done)
+            done += n
