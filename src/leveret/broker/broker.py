@@ -52,6 +52,7 @@ class Settings:
     memory_high_watermark: float | int | str = 0.4   # fraction of RAM, or a size ("512MB")
     disk_free_limit: int | str = 50_000_000          # bytes, or a size ("1GB")
     monitor_interval: float = 1.0                     # seconds between resource checks
+    compact_interval: float = 30.0                    # seconds between checks for stuck log segments
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False          # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False    # 4.x refuses transient non-exclusive queues
@@ -164,12 +165,26 @@ class Broker:
 
     async def _monitor_loop(self) -> None:
         import asyncio
+        import time
+        next_compact = time.monotonic() + self.settings.compact_interval
         while True:
             try:
                 self.monitor.check()
+                if self.store.durable and time.monotonic() >= next_compact:
+                    next_compact = time.monotonic() + self.settings.compact_interval
+                    self.compact_logs()
             except Exception:
                 log.exception("resource check failed")
             await asyncio.sleep(self.settings.monitor_interval)
+
+    def compact_logs(self) -> int:
+        moved = 0
+        for v in self.vhosts.values():
+            for q in list(v.queues.values()):
+                moved += q.compact()
+        if moved:
+            log.info("compaction: moved %d messages out of mostly-acked log segments", moved)
+        return moved
 
     def queue_deleted(self, q) -> None:
         """Hook for the store, metrics and the management API."""

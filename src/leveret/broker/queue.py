@@ -223,6 +223,34 @@ class Queue:
         if addr is not None:
             self.log.mark_delivered(addr)
 
+    def compact(self) -> int:
+        """Move the few live records of stuck log segments to the end of the log so the
+        segments can be deleted (disk use then tracks what is queued). Returns records moved."""
+        log = self.log
+        if log is None or not self.pos or self.tail or log.cursor is not None:
+            return 0        # appends would land in the paged-out tail: not now
+        stuck = log.stuck_segments()
+        if not stuck:
+            return 0
+        nums = set(stuck)
+        by_id = {m.id: m for m in self.ready}
+        for c in list(self.vhost.broker.connections):
+            for ch in c.sessions.values():
+                for msg, q, _c in ch.unacked.values():
+                    if q is self:
+                        by_id[msg.id] = msg
+        moved = 0
+        for mid, addr in list(self.pos.items()):
+            if addr >> 32 not in nums:
+                continue
+            msg = by_id.get(mid)
+            if msg is None:
+                continue
+            self.pos[mid] = log.append(msg, not (self.persist and msg.persistent))
+            log.ack(addr)
+            moved += 1
+        return moved
+
     def save_delivered_marks(self) -> None:
         if self.pos and self.redelivered:
             for m in self.ready:

@@ -63,8 +63,8 @@ _crc32 = zlib.crc32
 
 
 class Segment:
-    __slots__ = ("num", "path", "fd", "size", "buf", "live", "ack_fd", "ack_buf", "ack_size", "dead",
-                 "delivered", "needs_sync", "deleted")
+    __slots__ = ("num", "path", "fd", "size", "buf", "live", "total", "last_live", "ack_fd", "ack_buf",
+                 "ack_size", "dead", "delivered", "needs_sync", "deleted")
 
     def __init__(self, num: int, path: str):
         self.num = num
@@ -73,6 +73,8 @@ class Segment:
         self.size = 0                # bytes in the file including buffered ones
         self.buf = bytearray()       # appended records not yet written
         self.live = 0                # records not yet acked (or dead at recovery)
+        self.total = 0               # records in the segment
+        self.last_live = -1          # ``live`` at the previous compaction check
         self.ack_fd: int | None = None
         self.ack_buf = bytearray()
         self.ack_size = 0            # bytes in the acks file (set when it is opened)
@@ -120,6 +122,7 @@ class QueueLog:
         buf += body
         seg.size = off + 8 + len(prefix) + len(body)
         seg.live += 1
+        seg.total += 1
         commit = self.commit
         if not transient:
             seg.needs_sync = True
@@ -298,6 +301,24 @@ class QueueLog:
     def end_tail(self) -> None:
         self.cursor = None
 
+    # ------------------------------------------------------------ compaction
+
+    def stuck_segments(self) -> list[int]:
+        """Segments kept alive by a few records that have not moved since the last check (a
+        message left unacked or requeued at the head, say): rewriting those records at the end
+        of the log lets the whole segment go. Only segments before the paged-out tail qualify:
+        their live records are all in memory, so moving them cannot change the queue order."""
+        limit = self.cursor[0] if self.cursor is not None else None
+        out = []
+        for num, seg in self.segments.items():
+            if seg is self.head or (limit is not None and num >= limit) or seg.live <= 0:
+                continue
+            sparse = seg.live * 8 <= seg.total
+            if sparse and seg.live == seg.last_live:
+                out.append(num)
+            seg.last_live = seg.live if sparse else -1
+        return out
+
     # ------------------------------------------------------------ lifecycle
 
     def destroy(self) -> None:
@@ -412,6 +433,7 @@ class QueueLog:
             stats["live"] += live
             seg.size = good_end
             seg.live = live
+            seg.total = len(offsets)
             seg.dead = dead or None
             seg.delivered = delivered or None
             self.segments[num] = seg
