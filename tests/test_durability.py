@@ -18,6 +18,7 @@ import time
 import pika
 import pika.exceptions
 import pytest
+from conformance.helpers import drain_get as drain
 
 from conftest import _free_port
 from leveret.store.disk import queue_dir_id
@@ -78,16 +79,6 @@ def count(conn, q: str) -> int:
     n = ch.queue_declare(q, passive=True).method.message_count
     ch.close()
     return n
-
-
-def drain(ch, q: str) -> list[tuple[bytes, bool]]:
-    """Every message of ``q`` as (body, redelivered), by basic.get with auto-ack, in order."""
-    out = []
-    while True:
-        m, _p, body = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((body, m.redelivered))
 
 
 def drain_full(ch, q: str) -> list[tuple]:
