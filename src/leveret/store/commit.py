@@ -34,7 +34,7 @@ class Committer:
         self._dirty: set = set()      # segments with buffered bytes
         self._to_sync: set = set()    # segments/objects written but not fsynced
         self._dirs: set = set()       # directories that got new files
-        self._extra: list = []        # other files to sync (definitions): objects with .sync_fd()
+        self._extra: set = set()      # other files to sync (definitions): objects with .sync_fd()
         self._waiters: list = []      # (epoch, callback)
         self._inflight = False
         self._scheduled = False
@@ -90,7 +90,7 @@ class Committer:
 
     def need_sync(self, obj) -> None:
         """Sync ``obj`` (has ``sync_fd()``) with the next commit; counts as a write."""
-        self._extra.append(obj)
+        self._extra.add(obj)
         self.writes += 1
         if not self._scheduled:
             self._scheduled = True
@@ -142,7 +142,7 @@ class Committer:
         self._to_sync = set()
         fds = [s.fd for s in segs if s.fd is not None]
         fds += [o.sync_fd() for o in self._extra]
-        self._extra = []
+        self._extra = set()
         dirs, self._dirs = list(self._dirs), set()
         epoch = self.epoch
         self.epoch += 1
@@ -199,7 +199,7 @@ class Committer:
         segs = [s for s in self._to_sync if not s.deleted and s.fd is not None]
         self._sync([s.fd for s in segs] + [o.sync_fd() for o in self._extra], list(self._dirs))
         self._to_sync.clear()
-        self._extra = []
+        self._extra = set()
         self._dirs.clear()
 
     def close(self) -> None:
