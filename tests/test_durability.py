@@ -707,3 +707,17 @@ def test_second_broker_on_the_same_data_dir_refuses_to_start(leveret_server, con
     c.close()
     s = restart(leveret_server, s, "sigkill")
     assert exists(connect(s), "queue", "still-fine")
+
+
+def test_quorum_queue_keeps_every_message_whatever_its_delivery_mode(leveret_server, connect):
+    """A quorum queue's messages live in its Raft log: RabbitMQ keeps transient ones too."""
+    s = leveret_server()
+    c = connect(s)
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("qq", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.basic_publish("", "qq", b"t", TRANSIENT)
+    ch.basic_publish("", "qq", b"p", PERSISTENT)
+    s = restart(leveret_server, s, "sigkill")
+    c = connect(s)
+    assert [b for b, _red in drain(c.channel(), "qq")] == [b"t", b"p"]

@@ -78,7 +78,7 @@ class Queue:
                  "exclusive_consumer", "queue_type", "store", "ready_bytes",
                  "stat_published", "stat_delivered", "stat_acked", "stat_get",
                  "unacked_count", "flow_mark", "flow_waiters", "log", "pos", "persist", "tail",
-                 "tail_bytes", "__weakref__")
+                 "tail_bytes", "persist_all", "__weakref__")
 
     # the in-memory window of a long queue (class-wide; the memory monitor lowers it)
     ram_msgs = 4096
@@ -102,6 +102,8 @@ class Queue:
         self.deleted = False
         self.store = store
         self.persist = bool(durable and store is not None and store.durable)
+        # a quorum queue's Raft log keeps every message, whatever its delivery mode
+        self.persist_all = self.persist and self.queue_type == "quorum"
         self.log = store.open_log(self) if self.persist else None
         self.pos: dict[int, int] = {}       # message id -> record address in ``log``
         self.tail = 0                       # messages paged out (only in the log)
@@ -127,7 +129,7 @@ class Queue:
                 if not self.ready and self.consumers:
                     self.dispatch()
                 return
-        if self.persist and msg.persistent:
+        if self.persist and (msg.persistent or self.persist_all):
             self.pos[msg.id] = self.log.append(msg, False)
         if not self.ready and self.consumers:
             c = self._next_consumer()
@@ -143,9 +145,13 @@ class Queue:
             log = self.log = self.store.open_log(self)
         if not self.tail:
             log.start_tail()
-        log.append(msg, not (self.persist and msg.persistent))
+        log.append(msg, not self.keeps(msg))
         self.tail += 1
         self.tail_bytes += msg.size
+
+    def keeps(self, msg: Message) -> bool:
+        """Does ``msg`` survive a restart in this queue?"""
+        return self.persist and (msg.persistent or self.persist_all)
 
     def _page_in(self) -> None:
         """Read the next batch of the paged-out tail into the head."""
@@ -246,7 +252,7 @@ class Queue:
             msg = by_id.get(mid)
             if msg is None:
                 continue
-            self.pos[mid] = log.append(msg, not (self.persist and msg.persistent))
+            self.pos[mid] = log.append(msg, not self.keeps(msg))
             log.ack(addr)
             moved += 1
         return moved
