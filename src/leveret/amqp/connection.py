@@ -267,12 +267,13 @@ class ProtocolConnection:
         if self.blocked or self.state != RUNNING:
             return
         self.blocked = True
-        if self.peer_capability("connection.blocked") and not self._blocked_sent:
+        if self.capability("connection.blocked") and not self._blocked_sent:
             self._blocked_sent = True
             self.send_method(0, spec.ConnectionBlocked(reason=self.alarm))
         self.on_blocked_change()
 
-    def peer_capability(self, name: str) -> bool:
+    def capability(self, name: str) -> bool:
+        """Did the client announce ``name`` in its ``capabilities`` table?"""
         caps = self.client_properties.get("capabilities")
         return bool(isinstance(caps, dict) and caps.get(name))
 

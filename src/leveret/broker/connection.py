@@ -44,9 +44,6 @@ class BrokerConnection(ProtocolConnection):
         self.io_blocked_change = None    # set by the I/O layer: stop/resume reading
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
 
-    def capability(self, name: str) -> bool:
-        return self.peer_capability(name)
-
     def on_blocked_change(self) -> None:
         if self.io_blocked_change is not None:
             self.io_blocked_change()

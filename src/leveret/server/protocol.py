@@ -56,7 +56,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
         self.conn.wakeup = self._wakeup
         self.conn.flush_now = self._flush
-        self.conn.io_blocked_change = self._blocked_change
+        self.conn.io_blocked_change = self._set_reading     # resource alarm blocked/unblocked
         self.listener.protocols.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -94,12 +94,6 @@ class AMQPProtocol(asyncio.Protocol):
                 self._flow_timer.cancel()
                 self._flow_timer = None
             self._set_reading()
-
-    def _blocked_change(self) -> None:
-        """A resource alarm blocked or unblocked the connection."""
-        self._set_reading()
-        if self.conn._out:
-            self._wakeup()
 
     def _resume_reading(self) -> None:
         self._read_paused = False

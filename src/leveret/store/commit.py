@@ -47,17 +47,21 @@ class Committer:
     def attach(self, loop) -> None:
         self.loop = loop
         if self._dirty or self._extra or self._to_sync:
-            self._scheduled = True
-            loop.call_soon(self.flush)
+            self._scheduled = False
+            self._schedule()
 
     # ------------------------------------------------------------ called by the logs
 
     def dirty(self, seg) -> None:
         self._dirty.add(seg)
         if not self._scheduled:
-            self._scheduled = True
-            if self.loop is not None:
-                self.loop.call_soon(self.flush)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Flush at the end of this loop turn (before the loop runs, at :meth:`attach`)."""
+        self._scheduled = True
+        if self.loop is not None:
+            self.loop.call_soon(self.flush)
 
     def new_file(self, directory: str) -> None:
         self._dirs.add(directory)
@@ -93,9 +97,7 @@ class Committer:
         self._extra.add(obj)
         self.writes += 1
         if not self._scheduled:
-            self._scheduled = True
-            if self.loop is not None:
-                self.loop.call_soon(self.flush)
+            self._schedule()
 
     def when_durable(self, epoch: int, callback) -> None:
         if epoch <= self.durable:
@@ -135,15 +137,18 @@ class Committer:
         if self._retired:
             self._close_retired()
 
-    def _start_sync(self) -> None:
+    def _take_sync_set(self) -> tuple[list, list]:
+        """The file descriptors and directories the next fsync covers (and forget them)."""
         segs = [s for s in self._to_sync if not s.deleted]
         for s in segs:
             s.needs_sync = False
-        self._to_sync = set()
-        fds = [s.fd for s in segs if s.fd is not None]
-        fds += [o.sync_fd() for o in self._extra]
-        self._extra = set()
-        dirs, self._dirs = list(self._dirs), set()
+        fds = [s.fd for s in segs if s.fd is not None] + [o.sync_fd() for o in self._extra]
+        dirs = list(self._dirs)
+        self._to_sync, self._extra, self._dirs = set(), set(), set()
+        return fds, dirs
+
+    def _start_sync(self) -> None:
+        fds, dirs = self._take_sync_set()
         epoch = self.epoch
         self.epoch += 1
         self._synced_writes = self.writes
@@ -196,11 +201,7 @@ class Committer:
     def sync_now(self) -> None:
         """Flush and fsync everything, blocking (shutdown)."""
         self.flush()
-        segs = [s for s in self._to_sync if not s.deleted and s.fd is not None]
-        self._sync([s.fd for s in segs] + [o.sync_fd() for o in self._extra], list(self._dirs))
-        self._to_sync.clear()
-        self._extra = set()
-        self._dirs.clear()
+        self._sync(*self._take_sync_set())
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

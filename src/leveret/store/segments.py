@@ -134,8 +134,7 @@ class QueueLog:
         seg = self.segments.get(addr >> 32)
         if seg is None:
             return
-        e = addr & 0x7FFFFFFF
-        seg.ack_buf += ACK.pack(e, e ^ 0xFFFFFFFF)
+        seg.ack_buf += _entry(addr & 0x7FFFFFFF)
         seg.live -= 1
         if seg.live <= 0 and seg is not self.head:
             self._delete_segment(seg)
@@ -145,8 +144,7 @@ class QueueLog:
     def mark_delivered(self, addr: int) -> None:
         seg = self.segments.get(addr >> 32)
         if seg is not None:
-            e = (addr & 0x7FFFFFFF) | DELIVERED
-            seg.ack_buf += ACK.pack(e, e ^ 0xFFFFFFFF)
+            seg.ack_buf += _entry((addr & 0x7FFFFFFF) | DELIVERED)
             self.commit.dirty(seg)
 
     def _new_segment(self) -> Segment:
@@ -238,7 +236,7 @@ class QueueLog:
                 num, off = num + 1, len(MAGIC)
                 continue
             fd = seg.open()
-            data = os.pread(fd, max(READ_CHUNK, 0), off)
+            data = os.pread(fd, READ_CHUNK, off)
             pos = 0
             while pos + 8 <= len(data) and len(out) < max_count and nbytes < max_bytes:
                 ln, crc = REC.unpack_from(data, pos)
@@ -371,7 +369,7 @@ class QueueLog:
             seg = Segment(num, os.path.join(self.path, f"{num:08x}"))
             with open(seg.path + ".msgs", "rb") as f:
                 data = f.read()
-            acked, delivered = _read_acks(seg.path + ".acks")
+            acked, delivered, torn = _read_acks(seg.path + ".acks")
             mark_all = unclean and delivered is not ALL
             if mark_all:
                 delivered = ALL
@@ -401,14 +399,15 @@ class QueueLog:
                     f.truncate(good_end)
                     os.fsync(f.fileno())
             valid = set(offsets)
-            marks = set() if delivered is ALL else delivered
-            if (acked - valid) or (marks - valid) or _acks_torn(seg.path + ".acks"):
-                _rewrite_acks(seg.path + ".acks", acked & valid, delivered if delivered is ALL else marks & valid)
+            if torn or (acked - valid) or (delivered is not ALL and delivered - valid):
                 acked &= valid
+                if delivered is not ALL:
+                    delivered &= valid
+                _rewrite_acks(seg.path + ".acks", acked, delivered)
             elif mark_all:
                 # remember it: this segment's records count as delivered from now on
                 with open(seg.path + ".acks", "ab") as f:
-                    f.write(ACK.pack(ALL_DELIVERED, ALL_DELIVERED ^ 0xFFFFFFFF))
+                    f.write(_entry(ALL_DELIVERED))
             live = 0
             for off in offsets:
                 stats["records"] += 1
@@ -487,45 +486,40 @@ def _is_hex(s: str) -> bool:
         return False
 
 
-def _read_acks(path: str) -> tuple[set, set]:
+def _entry(e: int) -> bytes:
+    return ACK.pack(e, e ^ 0xFFFFFFFF)
+
+
+def _read_acks(path: str) -> tuple:
+    """``(acked offsets, delivered offsets or ALL, torn)``; ``torn``: the file holds a partial
+    or invalid entry (it is then rewritten with the valid ones)."""
     acked: set = set()
-    delivered: set = set()
+    delivered = set()
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return acked, delivered
+        return acked, delivered, False
+    torn = len(data) % 8 != 0
     for e, chk in ACK.iter_unpack(data[:len(data) - len(data) % 8]):
         if e ^ chk != 0xFFFFFFFF:
-            continue
-        if e == ALL_DELIVERED:
+            torn = True
+        elif e == ALL_DELIVERED:
             delivered = ALL
         elif e & DELIVERED:
             if delivered is not ALL:
                 delivered.add(e & 0x7FFFFFFF)
         else:
             acked.add(e)
-    return acked, delivered
-
-
-def _acks_torn(path: str) -> bool:
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return False
-    if size % 8:
-        return True
-    with open(path, "rb") as f:
-        data = f.read()
-    return any(e ^ chk != 0xFFFFFFFF for e, chk in ACK.iter_unpack(data))
+    return acked, delivered, torn
 
 
 def _rewrite_acks(path: str, acked: set, delivered: set) -> None:
-    parts = [ACK.pack(e, e ^ 0xFFFFFFFF) for e in sorted(acked)]
+    parts = [_entry(e) for e in sorted(acked)]
     if delivered is ALL:
-        parts.append(ACK.pack(ALL_DELIVERED, 0))
+        parts.append(_entry(ALL_DELIVERED))
     else:
-        parts += [ACK.pack(e | DELIVERED, (e | DELIVERED) ^ 0xFFFFFFFF) for e in sorted(delivered)]
+        parts += [_entry(e | DELIVERED) for e in sorted(delivered)]
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(b"".join(parts))
