@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "queues page to disk above half of it")
     s.add_argument("--disk-free-limit", default=os.environ.get("LEVERET_DISK_FREE_LIMIT", "50MB"),
                    help="disk alarm when the data directory's filesystem has less free space (default 50MB)")
+    s.add_argument("--definitions", default=os.environ.get("LEVERET_DEFINITIONS"),
+                   help="RabbitMQ definitions JSON (vhosts, users, permissions, policies, exchanges, "
+                        "queues, bindings) loaded at start, like RabbitMQ's load_definitions")
+    s.add_argument("--consumer-timeout", type=int, default=int(os.environ.get("LEVERET_CONSUMER_TIMEOUT", "1800000")),
+                   help="ms a delivery may stay unacknowledged before its channel is closed "
+                        "(RabbitMQ's consumer_timeout; default 1800000 = 30 min; 0 disables)")
     s.add_argument("--log-level", default=os.environ.get("LEVERET_LOG_LEVEL", "INFO"))
     s.add_argument("--rabbitmq4", action="store_true",
                    help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues")
@@ -41,11 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(settings: Settings) -> int:
+    from .broker.definitions_file import DefinitionsError
     from .store.disk import DataDirInUse
     try:
         broker = Broker(settings)
     except DataDirInUse as e:
         logging.getLogger("leveret").error("%s", e)
+        return 1
+    except DefinitionsError as e:
+        logging.getLogger("leveret").error("definitions file: %s", e)
         return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -78,10 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"leveret serve: {e}", file=sys.stderr)
             return 2
+        if args.definitions and not os.path.isfile(args.definitions):
+            print(f"leveret serve: definitions file {args.definitions} not found", file=sys.stderr)
+            return 2
         settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, heartbeat=args.heartbeat,
                             memory_high_watermark=args.vm_memory_high_watermark,
                             disk_free_limit=args.disk_free_limit,
-                            ignore_global_qos=args.rabbitmq4, refuse_transient_queues=args.rabbitmq4)
+                            ignore_global_qos=args.rabbitmq4, refuse_transient_queues=args.rabbitmq4,
+                            definitions_file=args.definitions,
+                            consumer_timeout=args.consumer_timeout or None)
         if not args.no_uvloop:
             try:
                 import uvloop

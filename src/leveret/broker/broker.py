@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass
 
 from .. import __version__
@@ -56,6 +57,8 @@ class Settings:
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False          # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False    # 4.x refuses transient non-exclusive queues
+    consumer_timeout: int | None = 1800000   # ms an unacked delivery may wait (RabbitMQ's default)
+    definitions_file: str | None = None      # RabbitMQ definitions JSON loaded at start
 
 
 class User:
@@ -96,6 +99,12 @@ class Broker:
         self.alarm_text: str | None = None     # resource alarm in force ("low on memory", ...)
         self.monitor = ResourceMonitor(self)
         self._monitor_task = None
+        self.loop = None
+        self._deferred: list = []               # timers asked for before the loop runs
+        self.reply_channels: dict = {}          # direct reply-to key -> channel
+        self._timeout_task = None
+        from .delayed import DelayScheduler
+        self.delays = DelayScheduler(self)
         s = self.settings
         self.recovery = self.store.recover(self)
         if not self.vhosts:
@@ -103,6 +112,9 @@ class Broker:
             self.add_vhost(s.default_vhost)
             self.add_user(s.default_user, s.default_pass, ("administrator",))
             self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
+        if s.definitions_file:
+            from .definitions_file import load_definitions
+            load_definitions(self, s.definitions_file)
         self.server_properties = {
             "product": "Leveret",
             "version": __version__,
@@ -153,6 +165,40 @@ class Broker:
                 return None
         return u
 
+    # ------------------------------------------------------------ policies
+
+    def set_policy(self, name: str, pattern: str, definition: dict, *, vhost: str = "/", priority: int = 0,
+                   apply_to: str = "all") -> None:
+        """``rabbitmqctl set_policy``: add or replace a policy; it applies at once (ValueError if
+        RabbitMQ would refuse it)."""
+        from .policy import Policy, validate
+        validate(name, pattern, definition, priority, apply_to)
+        v = self.vhosts.get(vhost)
+        if v is None:
+            raise ValueError(f"no vhost '{vhost}'")
+        v.set_policy(Policy(vhost, name, pattern, definition, priority, apply_to))
+
+    def clear_policy(self, name: str, vhost: str = "/") -> None:
+        v = self.vhosts.get(vhost)
+        if v is None or name not in v.policies:
+            raise ValueError(f"no policy '{name}' in vhost '{vhost}'")
+        v.clear_policy(name)
+
+    def list_policies(self, vhost: str | None = None) -> list[dict]:
+        return [p.as_dict() for v in self.vhosts.values() if vhost is None or v.name == vhost
+                for p in v.policies.values()]
+
+    # ------------------------------------------------------------ timers
+
+    def call_at_ms(self, t_ms: int, fn):
+        """Run ``fn`` at wall-clock time ``t_ms`` (epoch ms); returns a cancellable handle."""
+        delay = max(0.0, (t_ms - time.time() * 1000) / 1000)
+        if self.loop is None:
+            h = _Deferred(delay, fn)
+            self._deferred.append(h)
+            return h
+        return self.loop.call_later(delay, fn)
+
     def new_message_id(self) -> int:
         self.next_message_id += 1
         return self.next_message_id
@@ -186,6 +232,21 @@ class Broker:
             log.info("compaction: moved %d messages out of mostly-acked log segments", moved)
         return moved
 
+    async def _consumer_timeout_loop(self) -> None:
+        """Close channels whose oldest unacked delivery waited longer than its queue's
+        consumer timeout (RabbitMQ checks on its channel tick; this checks 4 times a second)."""
+        import asyncio
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                now = time.monotonic()
+                for c in list(self.connections):
+                    for ch in list(c.sessions.values()):
+                        if ch.unacked:
+                            ch.check_consumer_timeout(now)
+            except Exception:
+                log.exception("consumer timeout check failed")
+
     def queue_deleted(self, q) -> None:
         """Hook for the store, metrics and the management API."""
 
@@ -207,7 +268,13 @@ class Broker:
         from ..server.listener import Listener
         import asyncio
         loop = asyncio.get_running_loop()
+        self.loop = loop
         self.store.attach(loop)
+        deferred, self._deferred = self._deferred, []
+        for h in deferred:
+            h.start(loop)
+        self.delays.start()
+        self._timeout_task = loop.create_task(self._consumer_timeout_loop())
         self._monitor_task = loop.create_task(self._monitor_loop())
         self._server = Listener(self)
         await self._server.start()
@@ -215,9 +282,12 @@ class Broker:
                  self.settings.host, self.port, sys.version.split()[0])
 
     async def stop(self) -> None:
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            self._monitor_task = None
+        for attr in ("_monitor_task", "_timeout_task"):
+            t = getattr(self, attr)
+            if t is not None:
+                t.cancel()
+                setattr(self, attr, None)
+        self.delays.stop()
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -244,3 +314,21 @@ class Broker:
 
     async def __aexit__(self, *exc):
         await self.stop()
+
+
+class _Deferred:
+    """A timer asked for before the event loop runs (recovery): started with the broker."""
+
+    __slots__ = ("delay", "fn", "handle", "cancelled")
+
+    def __init__(self, delay: float, fn):
+        self.delay, self.fn, self.handle, self.cancelled = delay, fn, None, False
+
+    def start(self, loop) -> None:
+        if not self.cancelled:
+            self.handle = loop.call_later(self.delay, self.fn)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.handle is not None:
+            self.handle.cancel()

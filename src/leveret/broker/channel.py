@@ -20,7 +20,8 @@ RabbitMQ's reply texts; the connection turns them into close frames.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 
 from ..amqp import spec
 from ..amqp.codec import enc_shortstr, table_plain
@@ -31,18 +32,22 @@ from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frame
 from .exchanges import TYPES
 from .message import Message
 from .queue import Consumer, Queue
+from .queue_args import check_queue_args, consumer_priority
 from .vhost import assert_args_equivalent, fmt_bool, gen_name
 
 QUEUE_TYPES = ("classic", "quorum")
 FLOW_BACKLOG = 2000    # ready messages above which a draining queue slows its publishers
 BURST_BYTES = 256 * 1024   # deliveries buffered in one loop turn before they go to the socket
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_PREFIX = REPLY_TO + "."
 
 
 class Channel:
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
                  "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
-                 "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait")
+                 "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
+                 "nacked", "tmarks", "reply_consumer", "reply_key")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -70,6 +75,10 @@ class Channel:
         self._pub_exrk = b""
         self.commit = self.broker.store.commit
         self.confirm_wait: list = []     # [epoch, seq]: confirms waiting for an fsync
+        self.nacked: set = set()         # publish seqs to nack (refused by a queue's overflow rule)
+        self.tmarks: deque = deque()     # (monotonic time, next_tag) samples for consumer timeouts
+        self.reply_consumer: Consumer | None = None     # direct reply-to
+        self.reply_key: str | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -101,7 +110,8 @@ class Channel:
 
     def kick_queues(self) -> None:
         for q in {c.queue for c in self.consumers.values()}:
-            q.dispatch()
+            if q is not None:
+                q.dispatch()
 
     # ------------------------------------------------------------ delivery (hot path)
 
@@ -139,24 +149,44 @@ class Channel:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
         msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
-        if msg.flags & 0x0110:
+        if msg.flags & 0x0310:
             if msg.flags & 0x0010:
                 self._check_user_id(msg)
             if msg.flags & 0x0100:
                 check_expiration(msg.properties.expiration)
+            if msg.flags & 0x0200 and msg.properties.reply_to == REPLY_TO:
+                self._rewrite_reply_to(msg)
         if self.confirm:
             self.publish_seq += 1
+        if x.special and not self.tx:
+            if x.dedup is not None and x.dedup.duplicate(msg):
+                self._confirm_now()
+                return
+            writes = self.commit.writes
+            if x.delayed and self.broker.delays.hold(x, msg):
+                self._confirm_after_write(writes)
+                return
         if self.tx:
             # RabbitMQ routes a transactional publish now, to queue *names*, and delivers it at
             # commit to the queues that then have those names
             self.tx_ops.append((self._enqueue_names, (msg, self._route_names(x, msg), method.mandatory)))
             return
         out = self._route_out
-        commit = self.commit
-        writes = commit.writes
-        self._enqueue(msg, self._route(x, msg, out), method.mandatory)
+        writes = self.commit.writes
+        if self._enqueue(msg, self._route(x, msg, out), method.mandatory) and self.confirm:
+            self.nacked.add(self.publish_seq)
         out.clear()
         if self.confirm:
+            self._confirm_after_write(writes)
+
+    def _confirm_now(self) -> None:
+        if self.confirm:
+            self._confirm_after_write(self.commit.writes)
+
+    def _confirm_after_write(self, writes: int) -> None:
+        """Confirm the current publish: at once, or once the records it wrote are fsynced."""
+        if self.confirm:
+            commit = self.commit
             wait = self.confirm_wait
             if commit.writes != writes:
                 # a persistent message reached a durable queue: confirm once it is fsynced
@@ -197,6 +227,23 @@ class Channel:
             raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
                                       f"'{self.conn.user.name}'", 60, 40)
 
+    def _rewrite_reply_to(self, msg: Message) -> None:
+        """Direct reply-to: ``reply_to = amq.rabbitmq.reply-to`` becomes this channel's name."""
+        if self.reply_consumer is None:
+            raise precondition_failed("fast reply consumer does not exist", 60, 40)
+        props = msg.properties
+        props.reply_to = self.reply_key
+        msg.set_properties(props)
+
+    def _direct_reply(self, msg: Message) -> bool:
+        """A publish to ``amq.rabbitmq.reply-to.<key>`` on the default exchange: deliver it to
+        the channel that owns the key (dropped if that channel has gone)."""
+        ch = self.broker.reply_channels.get(msg.routing_key)
+        if ch is not None and not ch.closed and ch.reply_consumer is not None:
+            ch.deliver(ch.reply_consumer, None, msg, False)
+            return True
+        return False
+
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""
         if msg.flags & 0x2000 and b"CC" in msg.header:
@@ -219,17 +266,23 @@ class Channel:
         queues = self.vhost.queues
         self._enqueue(msg, [queues[n] for n in names if n in queues], mandatory)
 
-    def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> None:
+    def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> bool:
+        """Enqueue into ``queues``; True if a queue refused the message (overflow)."""
         if not queues:
+            if msg.exchange == "" and msg.routing_key.startswith(REPLY_PREFIX) and self._direct_reply(msg):
+                return False
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
-            return
+            return False
+        refused = False
         for q in queues:
             if q.deleted:
                 continue
-            q.enqueue(msg)
-            if q.tail or len(q.ready) > FLOW_BACKLOG:
+            if q.enqueue(msg):
+                refused = True
+            elif q.tail or len(q.ready) > FLOW_BACKLOG:
                 self.conn.flow_hint(q)
+        return refused
 
     def _route_sender_selected(self, x, msg: Message) -> list:
         """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
@@ -261,9 +314,26 @@ class Channel:
         (RabbitMQ sends a single confirm with multiple=false)."""
         upto = self.confirm_upto
         if upto > self.confirm_sent and not self.closed:
+            if self.nacked:
+                self._flush_with_nacks(upto)
+                return
             multiple = upto - self.confirm_sent > 1
             self.confirm_sent = upto
             self.conn.emit(ack_frame(self.number, upto, multiple))
+
+    def _flush_with_nacks(self, upto: int) -> None:
+        """Acks and nacks up to ``upto`` in sequence order: a multiple ack for each run of
+        acked publishes, a single nack for each refused one."""
+        sent = self.confirm_sent
+        for seq in sorted(n for n in self.nacked if n <= upto):
+            if seq - 1 > sent:
+                self.conn.emit(ack_frame(self.number, seq - 1, seq - 1 - sent > 1))
+            self.conn.send_method(self.number, spec.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
+            self.nacked.discard(seq)
+            sent = seq
+        if upto > sent:
+            self.conn.emit(ack_frame(self.number, upto, upto - sent > 1))
+        self.confirm_sent = upto
 
     # ------------------------------------------------------------ ack / nack / reject
 
@@ -325,7 +395,7 @@ class Channel:
                 else:
                     q.ack(msg)
         if self.global_prefetch:
-            queues |= {c.queue for c in self.consumers.values()}
+            queues |= {c.queue for c in self.consumers.values() if c.queue is not None}
         for q in queues:
             if q.ready or q.tail:
                 q.dispatch()
@@ -356,6 +426,10 @@ class Channel:
     def cancel_consumer(self, c: Consumer) -> None:
         self.consumers.pop(c.tag, None)
         q = c.queue
+        if q is None:                       # the direct reply-to consumer
+            self.reply_consumer = None
+            self.broker.reply_channels.pop(self.reply_key, None)
+            return
         q.remove_consumer(c)
         if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
             self.vhost.delete_queue(q)
@@ -367,6 +441,8 @@ class Channel:
         self.closed = True
         self.deliverable = False
         self.conn.confirm_channels.discard(self)
+        if self.reply_key is not None:
+            self.broker.reply_channels.pop(self.reply_key, None)
         self._discard_tx()
         for c in list(self.consumers.values()):
             self.cancel_consumer(c)
@@ -387,17 +463,61 @@ class Channel:
             self.kick_queues()
 
     def m_basic_consume(self, m):
+        if m.queue == REPLY_TO:
+            return self._consume_reply_to(m)
         q = self.get_queue(m.queue)
         tag = m.consumer_tag or gen_name("amq.ctag-")
         if tag in self.consumers:
             raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
         if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
             raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
-        c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments)
+        prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
+        c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
         self.consumers[tag] = c
         if not m.nowait:
             self.conn.send_method(self.number, spec.BasicConsumeOk(consumer_tag=tag))
         q.add_consumer(c)
+
+    def _consume_reply_to(self, m):
+        """basic.consume on the direct reply-to pseudo-queue (no-ack only, one per channel)."""
+        if not m.no_ack:
+            raise precondition_failed("reply consumer cannot acknowledge", 60, 20)
+        if self.reply_consumer is not None:
+            raise precondition_failed("reply consumer already set", 60, 20)
+        tag = m.consumer_tag or gen_name("amq.ctag-")
+        if tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        c = Consumer(tag, enc_shortstr(tag), self, None, True, False, 0, m.arguments)
+        self.consumers[tag] = c
+        self.reply_consumer = c
+        if self.reply_key is None:
+            self.reply_key = REPLY_PREFIX + gen_name("") + "." + gen_name("")
+        self.broker.reply_channels[self.reply_key] = self
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.BasicConsumeOk(consumer_tag=tag))
+
+    def check_consumer_timeout(self, now: float) -> None:
+        """Close the channel (406) if an unacked delivery waited longer than its queue's consumer
+        timeout. Delivery times are bounded by samples of ``next_tag`` taken by the broker's
+        timer: a tag below a sample's ``next_tag`` was delivered before that sample's time."""
+        marks = self.tmarks
+        marks.append((now, self.next_tag))
+        unacked = self.unacked
+        default = self.broker.settings.consumer_timeout
+        for tag, (_msg, q, _c) in unacked.items():
+            while marks and marks[0][1] < tag:
+                marks.popleft()
+            if not marks:
+                return
+            age = now - marks[0][0]
+            if age < 0.2:
+                return
+            limit = q.consumer_timeout if q.consumer_timeout is not None else default
+            if limit is not None and age * 1000 > limit:
+                self.conn.channel_error(self.number, precondition_failed(
+                    f"delivery acknowledgement on channel {self.number} timed out. Timeout value used: "
+                    f"{limit} ms. This timeout value can be configured, see consumers doc guide to learn more"))
+                return
 
     def m_basic_cancel(self, m):
         c = self.consumers.get(m.consumer_tag)
@@ -524,8 +644,11 @@ class Channel:
         name = m.queue
         args = m.arguments or {}
         if m.passive:
+            if name == REPLY_TO or name.startswith(REPLY_PREFIX):
+                return self._declare_reply_to(m, name)
             q = v.queue(name)
             self.check_exclusive(q)
+            q.touch()
         else:
             if not name:
                 name = gen_name("amq.gen-")
@@ -537,12 +660,19 @@ class Channel:
                 if bool(m.exclusive) != (q.exclusive_owner is not None):
                     self.check_exclusive_mismatch(q)
                 self._assert_queue_equivalent(q, m, args)
+                q.touch()
             else:
                 q = self._create_queue(name, m, args)
         self.last_queue = q.name
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueDeclareOk(
                 queue=q.name, message_count=q.message_count, consumer_count=len(q.consumers)))
+
+    def _declare_reply_to(self, m, name: str):
+        if name != REPLY_TO and name not in self.broker.reply_channels:
+            raise not_found(f"no queue '{name}' in vhost '{self.vhost.name}'", 50, 10)
+        if not m.nowait:
+            self.conn.send_method(self.number, spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
 
     def check_exclusive_mismatch(self, q):
         raise resource_locked(
@@ -576,6 +706,7 @@ class Channel:
         elif self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive:
             # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
             raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
+        check_queue_args(args, what)
         q = Queue(name, self.vhost, durable=m.durable and not m.exclusive,
                   exclusive_owner=self.conn if m.exclusive else None,
                   auto_delete=m.auto_delete, arguments=args, store=self.broker.store)

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import precondition_failed
+from .delayed import make_delayed_type
 
 
 def args_key(args: dict | None):
@@ -53,7 +54,8 @@ class Exchange:
     kind = "exchange"
     type_name = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate")
+                 "bindings", "alternate", "policy", "special", "dedup")
+    delayed = False
 
     def __init__(self, name: str, vhost: str, durable=False, auto_delete=False, internal=False, arguments=None):
         self.name = name
@@ -63,8 +65,23 @@ class Exchange:
         self.internal = internal
         self.arguments = arguments or {}
         self.bindings: dict = {}      # identity -> Binding
+        self.policy = None
+        self.dedup = None
+        self.configure()
+
+    def configure(self) -> None:
+        """(Re)compute settings from the arguments and the policy in force: an
+        ``alternate-exchange`` argument wins over the policy's, as in RabbitMQ."""
         ae = table_plain(self.arguments.get("alternate-exchange"))
+        if not (isinstance(ae, str) and ae) and self.policy is not None:
+            ae = self.policy.definition.get("alternate-exchange")
         self.alternate = ae if isinstance(ae, str) and ae else None
+        if table_plain(self.arguments.get("x-message-deduplication")) is True or \
+                self.type_name == "x-message-deduplication":
+            if self.dedup is None:
+                from .dedup import DedupCache
+                self.dedup = DedupCache.for_entity(self, self.arguments)
+        self.special = self.dedup is not None or self.delayed
 
     def add_binding(self, b: Binding) -> bool:
         ident = b.identity
@@ -361,3 +378,4 @@ TYPES = {
     "topic": TopicExchange,
     "headers": HeadersExchange,
 }
+TYPES["x-delayed-message"] = make_delayed_type(dict(TYPES))

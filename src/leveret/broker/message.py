@@ -13,7 +13,7 @@ queue, so a queue can put requeued messages back in their original position by
 """
 from __future__ import annotations
 
-from ..amqp.codec import BasicProperties, peek_delivery_mode_priority
+from ..amqp.codec import BasicProperties, Typed, peek_delivery_mode_priority
 
 
 class Message:
@@ -56,6 +56,32 @@ class Message:
         self.header = self.header[:12] + raw
         self.flags = (raw[0] << 8) | raw[1]
         self._props = props
+
+    def ttl_ms(self) -> int | None:
+        """The ``expiration`` property as milliseconds (validated at publish)."""
+        exp = self.properties.expiration
+        if exp is None:
+            return None
+        try:
+            return max(0, int(exp))
+        except ValueError:
+            return None
+
+    def copy(self) -> "Message":
+        m = Message.__new__(Message)
+        for k in Message.__slots__:
+            setattr(m, k, getattr(self, k))
+        return m
+
+    def with_header(self, name: str, tag: str, value) -> "Message":
+        """A copy (same id) whose headers carry ``name`` (e.g. quorum's ``x-delivery-count``)."""
+        props = BasicProperties.decode(self.header[12:])
+        headers = props.headers or {}
+        headers[name] = Typed(tag, value)
+        props.headers = headers
+        m = self.copy()
+        m.set_properties(props)
+        return m
 
     @property
     def headers(self) -> dict:

@@ -41,6 +41,7 @@ class VHost:
         self.broker = broker
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        self.policies: dict = {}            # name -> Policy
         self.default_exchange = DefaultExchange(name, self.queues)
         self.exchanges[""] = self.default_exchange
         for n, t in PREDECLARED:
@@ -62,6 +63,34 @@ class VHost:
         if q is None:
             raise not_found(f"no queue '{name}' in vhost '{self.name}'")
         return q
+
+    # ------------------------------------------------------------ policies
+
+    def set_policy(self, p) -> None:
+        self.policies[p.name] = p
+        self.broker.store.definitions.put("policy", (self.name, p.name), pattern=p.pattern, apply_to=p.apply_to,
+                                          priority=p.priority, definition=encode_args(p.definition))
+        self._reapply_policies()
+
+    def clear_policy(self, name: str) -> None:
+        if self.policies.pop(name, None) is not None:
+            self.broker.store.definitions.delete("policy", (self.name, name))
+            self._reapply_policies()
+
+    def _reapply_policies(self) -> None:
+        for q in list(self.queues.values()):
+            self.apply_policy(q)
+        for x in list(self.exchanges.values()):
+            if x.name:
+                self.apply_policy(x)
+
+    def apply_policy(self, entity) -> None:
+        """Give ``entity`` the policy that now matches it (if that changed, reconfigure it)."""
+        from .policy import best
+        p = best(self.policies.values(), entity) if self.policies else None
+        if p is not entity.policy:
+            entity.policy = p
+            entity.configure()
 
     # ------------------------------------------------------------ routing
 
@@ -105,6 +134,8 @@ class VHost:
         x = cls(name, self.name, durable=durable, auto_delete=auto_delete, internal=internal,
                 arguments=arguments)
         self.exchanges[name] = x
+        if self.policies:
+            self.apply_policy(x)
         if durable:
             self.broker.store.definitions.put("exchange", (self.name, name), type=type_name,
                                               auto_delete=bool(auto_delete), internal=bool(internal),
@@ -132,6 +163,8 @@ class VHost:
         if self.exchanges.get(x.name) is not x:
             return
         del self.exchanges[x.name]
+        if x.delayed:
+            self.broker.delays.exchange_deleted(x)
         if x.durable:
             self.broker.store.definitions.delete("exchange", (self.name, x.name))
         for b in list(x.bindings.values()):
@@ -177,6 +210,8 @@ class VHost:
 
     def add_queue(self, q: Queue) -> None:
         self.queues[q.name] = q
+        if self.policies:
+            self.apply_policy(q)
         if q.durable:
             self.broker.store.definitions.put("queue", (self.name, q.name), auto_delete=bool(q.auto_delete),
                                               args=encode_args(q.arguments))

@@ -1,4 +1,4 @@
-"""Durable definitions: vhosts, users, permissions, durable exchanges, queues, bindings.
+"""Durable definitions: vhosts, users, permissions, policies, durable exchanges, queues, bindings.
 
 One append-only file, ``definitions.log``, of records framed like message
 records (``u32 length | u32 crc32 | payload``); a payload is an AMQP field
@@ -24,7 +24,7 @@ from .segments import REC, _crc32, _write_all
 
 log = logging.getLogger("leveret.store")
 
-KINDS = ("vhost", "user", "permission", "exchange", "queue", "binding")
+KINDS = ("vhost", "user", "permission", "exchange", "queue", "binding", "policy")
 
 
 def encode_args(args: dict) -> str:

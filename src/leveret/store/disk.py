@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 
+from ..amqp.codec import table_plain
 from .base import MessageStore
 from .commit import Committer
 from .definitions import Definitions, decode_args
@@ -99,6 +100,7 @@ class DiskStore(MessageStore):
 
     def recover(self, broker) -> dict:
         from ..broker.broker import User
+        from ..broker.policy import Policy
         from ..broker.queue import Queue
         t0 = time.monotonic()
         defs = self.definitions
@@ -117,12 +119,21 @@ class DiskStore(MessageStore):
                                                   f.get("tags") or ())
             for (user, vhost), f in st["permission"].items():
                 broker.set_permissions(user, vhost, f["configure"], f["write"], f["read"])
+            for (vname, name), f in st["policy"].items():
+                v = broker.vhosts.get(vname)
+                if v is not None:
+                    definition = {k: table_plain(x) for k, x in decode_args(f["definition"]).items()}
+                    v.set_policy(Policy(vname, name, f["pattern"], definition, f["priority"], f["apply_to"]))
+            keep = set()
             for (vname, name), f in st["exchange"].items():
                 v = broker.vhosts.get(vname)
                 if v is not None:
-                    v.declare_exchange(name, f["type"], True, bool(f["auto_delete"]), bool(f["internal"]),
-                                       decode_args(f["args"]))
-            keep = set()
+                    x = v.declare_exchange(name, f["type"], True, bool(f["auto_delete"]), bool(f["internal"]),
+                                           decode_args(f["args"]))
+                    if x.delayed:
+                        d = broker.delays.recover(x, v)
+                        if d:
+                            keep.add(d)
             for (vname, name), f in st["queue"].items():
                 v = broker.vhosts.get(vname)
                 if v is None:

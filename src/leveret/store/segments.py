@@ -264,6 +264,26 @@ class QueueLog:
         self.cursor = (num, off)
         return out
 
+    def read(self, addr: int) -> tuple | None:
+        """One record by address, as ``(flags, expires_at, ex_rk, header, body)`` (None if its
+        segment is gone or the record is corrupt). Random access, for delayed messages."""
+        seg = self.segments.get(addr >> 32)
+        if seg is None:
+            return None
+        if seg.buf:
+            self.flush_segment(seg)
+        fd = seg.open()
+        off = addr & 0xFFFFFFFF
+        hdr = os.pread(fd, 8, off)
+        if len(hdr) < 8:
+            return None
+        ln, crc = REC.unpack(hdr)
+        payload = os.pread(fd, ln, off + 8)
+        if len(payload) != ln or _crc32(payload) != crc:
+            log.error("corrupt record in %s at %d: skipped", seg.path, off)
+            return None
+        return _parse(payload)
+
     def skip_tail(self) -> None:
         """Drop the whole paged-out tail (purge). Every record from the cursor on belongs to the
         tail, so the segments after the cursor's are deleted outright and only the records of
@@ -347,12 +367,13 @@ class QueueLog:
 
     # ------------------------------------------------------------ recovery
 
-    def recover(self, window: int, window_bytes: int, unclean: bool = False):
+    def recover(self, window: int, window_bytes: int, unclean: bool = False, index: list | None = None):
         """Scan the directory. Returns ``(head, tail_count, tail_bytes, stats)``: ``head`` is a
         list of the first live records (as :meth:`read_tail` returns them) up to the window; the rest of
         the live records stay on disk and are read with :meth:`read_tail`. After an unclean stop
         every recovered message counts as delivered (RabbitMQ cannot know which were, so it marks
-        them all redelivered)."""
+        them all redelivered). With ``index``, nothing is read into a head: each live record's
+        ``(addr, expires_at)`` is appended to it instead (delayed messages)."""
         stats = {"records": 0, "live": 0, "transient_dropped": 0, "truncated_bytes": 0}
         head: list = []
         hbytes = 0
@@ -419,6 +440,9 @@ class QueueLog:
                     stats["transient_dropped"] += 1
                     continue
                 live += 1
+                if index is not None:
+                    index.append(((num << 32) | off, PHDR.unpack_from(data, off + 8)[1]))
+                    continue
                 ln = REC.unpack_from(data, off)[0]
                 if self.cursor is None and len(head) < window and hbytes < window_bytes:
                     rec = _parse(data[off + 8:off + 8 + ln])
