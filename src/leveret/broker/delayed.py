@@ -17,6 +17,7 @@ node), pending messages here are
   message in an ``array('Q')`` per (time bucket, exchange), so millions can
   wait without the broker growing much; without a data directory the
   messages themselves are kept;
+* delivered as the plugin delivers them: with ``x-delay`` negated (``-5000``);
 * released on time: buckets are 4 ms wide and one timer (``call_later``)
   fires at the earliest; a due bucket is routed in publish order, in slices
   of :data:`BATCH` so a burst of due messages does not stall the event loop.
@@ -28,7 +29,7 @@ import logging
 import time
 from array import array
 
-from ..amqp.codec import table_plain
+from ..amqp.codec import Typed, table_plain
 from ..amqp.errors import command_invalid, precondition_failed
 from .message import Message
 
@@ -39,13 +40,19 @@ BATCH = 2000
 
 
 def x_delay(msg: Message) -> int:
-    """The message's ``x-delay`` in ms, or 0 when it is absent or not a positive integer."""
+    """The message's ``x-delay`` in ms (an integer, a float or a numeric string, as the plugin
+    accepts), or 0 when it is absent, not a number or not positive."""
     if not msg.flags & 0x2000:
         return 0
     v = table_plain(msg.headers.get("x-delay"))
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+    if isinstance(v, (str, bytes)):
+        try:
+            v = float(v)
+        except ValueError:
+            return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
         return 0
-    return v
+    return int(v)
 
 
 def make_delayed_type(types: dict):
@@ -105,6 +112,10 @@ class DelayScheduler:
         if not delay:
             return False
         due = int(time.time() * 1000) + delay
+        # the plugin delivers the message with the header negated (``x-delay: -5000``)
+        props = msg.properties
+        props.headers["x-delay"] = Typed("I" if delay < 2 ** 31 else "l", -delay)
+        msg.set_properties(props)
         store = self.broker.store
         if store.durable:
             qlog = x.log

@@ -28,12 +28,20 @@ class Message:
         self.header = header
         self.body = body
         self.size = len(body)
-        self.flags = (header[12] << 8) | header[13]
-        dm, pr = peek_delivery_mode_priority(header[12:]) if self.flags & 0x1800 else (0, 0)
+        flags = self.flags = (header[12] << 8) | header[13]
+        self._props = None
+        if flags & 0x1800:
+            if flags & 0xE000:
+                # a field before them must be decoded anyway: keep the result
+                p = self._props = BasicProperties.decode(header[12:])
+                dm, pr = p.delivery_mode or 0, p.priority or 0
+            else:
+                dm, pr = peek_delivery_mode_priority(header[12:])
+        else:
+            dm = pr = 0
         self.persistent = dm == 2
         self.priority = pr
         self.expires_at = None
-        self._props = None
 
     @classmethod
     def from_record(cls, mid: int, ex_rk: bytes, header: bytes, body: bytes) -> "Message":
