@@ -297,6 +297,8 @@ class Channel:
         if "BCC" in headers:
             del headers["BCC"]
             msg.set_properties(props)
+            msg.bcc = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys[1:]
+                       if k not in keys[:1]]
         found: list = []
         for k in keys:
             if isinstance(k, bytes):

@@ -7,13 +7,15 @@ Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*``)
   removed), else with the message's own routing keys (routing key + ``CC``);
 * its ``expiration`` property is removed; a per-message expiration is kept as
   ``original-expiration`` in the x-death entry;
-* ``x-death`` is an array of tables, most recent first, one per
+* ``x-death`` is an array of tables, the newest first, one per
   ``{queue, reason}``: a message dying again in the same queue for the same
   reason gets that entry's ``count`` incremented and moved to the front. The
   first entry is built in RabbitMQ's field order (count, reason, queue, time,
   exchange, routing-keys[, original-expiration]); entries written when an
   x-death header already exists are sorted by key, and so is the header
-  table (RabbitMQ's ``set_table_value`` sorts);
+  table (RabbitMQ's ``set_table_value`` sorts). As in RabbitMQ 3.10 the older
+  entries are reversed at each death (:func:`_group_by_queue_and_reason`), and
+  an x-death header that is not an array is replaced by a fresh one;
 * ``x-first-death-{reason,queue,exchange}`` are set on the first death,
   ``x-last-death-{reason,queue,exchange}`` on every one;
 * cycles: a copy that would go back to a queue it already died in, with no
@@ -72,10 +74,10 @@ def make_dead_letter(msg: Message, queue: str, reason: str, dlx: str, dlrk: str 
         info["original-expiration"] = _s(props.expiration)
     xd = headers.get("x-death")
     if isinstance(xd, Typed) and xd.tag == "A":
-        deaths = [d for d in xd.value if isinstance(d, Typed) and d.tag == "F"]
+        grouped = _group_by_queue_and_reason([d for d in xd.value if isinstance(d, Typed) and d.tag == "F"])
         match = None
         others = []
-        for d in deaths:
+        for d in grouped:
             if match is None and _plain_str(d.value.get("queue")) == queue and \
                     _plain_str(d.value.get("reason")) == reason:
                 match = d
@@ -89,13 +91,13 @@ def make_dead_letter(msg: Message, queue: str, reason: str, dlx: str, dlrk: str 
             entry["count"] = Typed("l", (c if isinstance(c, int) else 0) + 1)
             entry = _sorted(entry)
         deaths = [Typed("F", entry)] + others
-        headers["x-death"] = Typed("A", deaths)
     else:
         deaths = [Typed("F", {"count": Typed("l", 1), **info})]
-        headers["x-first-death-reason"] = _s(reason)
-        headers["x-first-death-queue"] = _s(queue)
-        headers["x-first-death-exchange"] = _s(msg.exchange)
-        headers["x-death"] = Typed("A", deaths)
+        if xd is None:
+            headers["x-first-death-reason"] = _s(reason)
+            headers["x-first-death-queue"] = _s(queue)
+            headers["x-first-death-exchange"] = _s(msg.exchange)
+    headers["x-death"] = Typed("A", deaths)
     headers["x-last-death-reason"] = _s(reason)
     headers["x-last-death-queue"] = _s(queue)
     headers["x-last-death-exchange"] = _s(msg.exchange)
@@ -103,14 +105,34 @@ def make_dead_letter(msg: Message, queue: str, reason: str, dlx: str, dlrk: str 
         keys = [dlrk]
         headers.pop("CC", None)
     else:
-        keys = rks
+        keys = rks + msg.bcc if msg.bcc else rks     # BCC keys route, but are not recorded
     props.headers = _sorted(headers)
     props.expiration = None
     ex_rk = enc_shortstr(dlx) + enc_shortstr(keys[0])
     raw = props.encode()
     new = Message(0, dlx, keys[0], ex_rk, msg.header[:12] + raw, msg.body)
     new._props = props
+    if dlrk is None:
+        new.bcc = msg.bcc
     return new, keys, deaths
+
+
+def _group_by_queue_and_reason(deaths: list) -> list:
+    """RabbitMQ 3.10's ``group_by_queue_and_reason``: one entry per (queue, reason), counts
+    added to entries that lack one; being a left fold that prepends, it *reverses* the order of
+    the existing entries (observable: with three or more deaths the older entries swap)."""
+    seen = set()
+    out: list = []
+    for d in deaths:
+        key = (_plain_str(d.value.get("queue")), _plain_str(d.value.get("reason")))
+        if key in seen:
+            continue
+        seen.add(key)
+        if "count" not in d.value:
+            n = sum(1 for e in deaths if (_plain_str(e.value.get("queue")), _plain_str(e.value.get("reason"))) == key)
+            d = Typed("F", {"count": Typed("l", n), **d.value})
+        out.insert(0, d)
+    return out
 
 
 def is_cycle(queue: str, deaths: list) -> bool:

@@ -18,7 +18,7 @@ from ..amqp.codec import BasicProperties, Typed, peek_delivery_mode_priority
 
 class Message:
     __slots__ = ("id", "exchange", "routing_key", "ex_rk", "header", "body",
-                 "persistent", "priority", "expires_at", "_props", "size", "flags")
+                 "persistent", "priority", "expires_at", "_props", "size", "flags", "bcc")
 
     def __init__(self, mid: int, exchange: str, routing_key: str, ex_rk: bytes, header: bytes, body: bytes):
         self.id = mid
@@ -42,6 +42,7 @@ class Message:
         self.persistent = dm == 2
         self.priority = pr
         self.expires_at = None
+        self.bcc = None               # BCC routing keys (removed from the headers at publish)
 
     @classmethod
     def from_record(cls, mid: int, ex_rk: bytes, header: bytes, body: bytes) -> "Message":

@@ -455,6 +455,8 @@ class Queue:
             red.add(m.id)
             self.ready_bytes += m.size
         self.ready.merge(sorted(msgs, key=_by_id))
+        if self.max_len is not None or self.max_bytes is not None:
+            self._enforce_limits()
         self.dispatch()
 
     def _returned(self, msgs: list) -> list:

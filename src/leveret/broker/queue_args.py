@@ -24,7 +24,7 @@ def _tname(v: Typed) -> str:
 
 def _int(v: Typed):
     if v.tag not in INT_TAGS:
-        return f"{{unacceptable_type,{_tname(v)}}}"
+        return f'"expected integer, got {_tname(v)}"'
     return None
 
 
@@ -113,6 +113,10 @@ VALIDATORS = (
 
 def check_queue_args(args: dict, what: str) -> None:
     """Raise 406 for the first invalid argument (``what`` is "queue 'q' in vhost 'v'")."""
+    dlx = args.get("x-dead-letter-exchange")
+    if isinstance(dlx, Typed) and dlx.tag != "S":
+        # checked first, with its own text (rabbit_amqqueue's dead-letter exchange check)
+        raise precondition_failed(f"invalid type '{_tname(dlx)}' for arg 'x-dead-letter-exchange' in {what}", 50, 10)
     for key, fn in VALIDATORS:
         v = args.get(key)
         if v is None:
@@ -132,5 +136,5 @@ def consumer_priority(args: dict, what: str) -> int:
     if not isinstance(v, Typed):
         return int(v) if isinstance(v, int) else 0
     if v.tag not in INT_TAGS:
-        raise precondition_failed(f"invalid arg 'x-priority' for {what}: {{unacceptable_type,{_tname(v)}}}", 60, 20)
+        raise precondition_failed(f"invalid arg 'x-priority' for {what}: {_int(v)}", 60, 20)
     return v.value

@@ -1,0 +1,509 @@
+"""Conformance tests for message TTL (``x-message-ttl``, the ``expiration`` property)
+and queue expiry (``x-expires``).
+
+Every expectation was observed on RabbitMQ 3.10.8 (classic queues); reply codes and
+texts are exact. TTLs are kept short (0-400 ms) and waits poll against deadlines.
+Publishes go through a confirm-mode channel so that a message is known to be enqueued
+(and its TTL clock running) when ``basic_publish`` returns.
+"""
+from __future__ import annotations
+
+import datetime
+import decimal
+import struct
+import time
+
+import pika
+import pika.exceptions
+import pytest
+import rawamqp
+from pamqp import commands as C
+from pamqp import encode
+
+from .helpers import closed_with, count, queue_exists, wait_count
+
+# --------------------------------------------------------------------------- helpers
+
+def confirm_channel(conn):
+    """A channel in confirm mode: basic_publish returns once the broker has enqueued."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    return ch
+
+
+def declare(ch, name: str, exclusive: bool = True, **args) -> str:
+    ch.queue_declare(name, exclusive=exclusive, arguments=args or None)
+    return name
+
+
+def wait_message(ch, q: str, timeout: float = 2.0, interval: float = 0.005):
+    """Poll basic.get (auto-ack) until a message arrives -> (method, props, body, elapsed-at)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m, p, body = ch.basic_get(q, auto_ack=True)
+        if m is not None:
+            return m, p, body, time.monotonic()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no message arrived in {q!r} within {timeout}s")
+        time.sleep(interval)
+
+
+def wait_gone(ch, q: str, timeout: float = 2.0) -> float:
+    """Poll until ``q`` holds no ready message; returns the monotonic time it was seen empty."""
+    assert wait_count(ch, q, 0, timeout=timeout) == 0, f"{q!r} still holds messages after {timeout}s"
+    return time.monotonic()
+
+
+def invalid_arg(key: str, q: str, why: str) -> str:
+    return f"PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"
+
+
+# --------------------------------------------------------------------------- x-message-ttl
+
+def test_queue_ttl_expires_messages_without_consumer(conn, uniq):
+    """x-message-ttl: ready messages are removed when their TTL passes, with no consumer and no
+    client activity on the queue (message_count drops to 0), not before."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 300})
+    t0 = time.monotonic()
+    ch.basic_publish("", q, b"a")
+    ch.basic_publish("", q, b"b")
+    if time.monotonic() - t0 < 0.2:
+        assert count(ch, q) == 2
+    gone = wait_gone(ch, q)
+    assert gone - t0 >= 0.27
+    assert ch.basic_get(q, auto_ack=True)[0] is None
+
+
+def test_per_message_expiration_expires_without_consumer(conn, uniq):
+    """The expiration property (milliseconds, as a string) expires a message on a queue without TTL."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q")
+    t0 = time.monotonic()
+    ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="200"))
+    ch.basic_publish("", q, b"long", pika.BasicProperties(expiration="60000"))
+    assert wait_count(ch, q, 1, timeout=2.0) == 1
+    assert time.monotonic() - t0 >= 0.18
+    _m, p, body = ch.basic_get(q, auto_ack=True)
+    assert (body, p.expiration) == (b"long", "60000")  # the expiration property is delivered as sent
+
+
+@pytest.mark.parametrize("queue_ttl,msg_expiration,effective", [
+    (5000, "150", 0.15),   # the message's own expiration is lower
+    (150, "5000", 0.15),   # the queue's TTL is lower
+    (150, "150", 0.15),
+])
+def test_lower_of_queue_ttl_and_expiration_wins(conn, uniq, queue_ttl, msg_expiration, effective):
+    """With both x-message-ttl and an expiration property, the lower of the two applies."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": queue_ttl})
+    t0 = time.monotonic()
+    ch.basic_publish("", q, b"m", pika.BasicProperties(expiration=msg_expiration))
+    gone = wait_gone(ch, q, timeout=2.0)
+    assert effective * 0.9 <= gone - t0 < effective + 1.5
+
+
+def test_queue_ttl_applies_per_message_from_its_enqueue_time(conn, uniq):
+    """Each message's TTL counts from when it was enqueued: a later message outlives an earlier one."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 300})
+    ch.basic_publish("", q, b"first")
+    time.sleep(0.15)
+    ch.basic_publish("", q, b"second")
+    assert wait_count(ch, q, 1, timeout=2.0) == 1
+    _m, _, body = ch.basic_get(q, auto_ack=True)
+    assert body == b"second"
+
+
+def test_expired_head_removed_before_basic_get(conn, uniq):
+    """basic.get never returns an expired message; the next live one is returned instead."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q")
+    ch.basic_publish("", q, b"dies", pika.BasicProperties(expiration="50"))
+    ch.basic_publish("", q, b"lives")
+    time.sleep(0.1)
+    m, _, body = ch.basic_get(q, auto_ack=True)
+    assert body == b"lives"
+    assert m.message_count == 0
+
+
+def test_expiring_messages_still_delivered_to_consumer_before_ttl(conn, uniq):
+    """A consumer attached before the TTL passes receives the message normally."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 300})
+    ch.basic_publish("", q, b"m")
+    got = []
+    ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
+    deadline = time.monotonic() + 2
+    while not got and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    assert got == [b"m"]
+
+
+# --------------------------------------------------------------------------- TTL 0
+
+def test_ttl_zero_dropped_without_consumer(conn, uniq):
+    """x-message-ttl=0 and no consumer: the message is dropped at once (still confirmed with ack)."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 0})
+    ch.basic_publish("", q, b"m")  # ack, no NackError
+    assert count(ch, q) == 0
+    assert ch.basic_get(q, auto_ack=True)[0] is None
+
+
+def test_expiration_zero_dropped_without_consumer(conn, uniq):
+    """expiration='0' on a queue without TTL: dropped at once when nobody can take it."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q")
+    ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="0"))
+    assert count(ch, q) == 0
+
+
+@pytest.mark.parametrize("via", ["queue-ttl", "expiration"])
+def test_ttl_zero_delivered_to_waiting_consumer(conn, uniq, via):
+    """TTL 0 (queue x-message-ttl or expiration property): delivered if a consumer can take it at once."""
+    ch = confirm_channel(conn)
+    args = {"x-message-ttl": 0} if via == "queue-ttl" else {}
+    q = declare(ch, uniq + ".q", **args)
+    got = []
+    cons = conn.channel()
+    cons.basic_consume(q, lambda c, m, p, b: got.append((b, p.expiration)), auto_ack=True)
+    props = pika.BasicProperties(expiration="0") if via == "expiration" else None
+    ch.basic_publish("", q, b"now", props)
+    deadline = time.monotonic() + 2
+    while not got and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    assert got == [(b"now", "0" if via == "expiration" else None)]
+
+
+def test_ttl_zero_dropped_when_consumer_prefetch_is_full(conn, uniq):
+    """TTL 0: a consumer at its prefetch limit cannot take it now, so the message is dropped,
+    and it is not delivered later when the consumer acks."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 0})
+    got = []
+    cons = conn.channel()
+    cons.basic_qos(prefetch_count=1)
+    cons.basic_consume(q, lambda c, m, p, b: got.append((m.delivery_tag, b)))
+    ch.basic_publish("", q, b"a")
+    ch.basic_publish("", q, b"b")
+    ch.basic_publish("", q, b"c")
+    deadline = time.monotonic() + 2
+    while not got and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    conn.process_data_events(0.1)
+    assert [b for _, b in got] == [b"a"]
+    assert count(ch, q) == 0
+    cons.basic_ack(got[0][0])
+    conn.process_data_events(0.2)
+    assert [b for _, b in got] == [b"a"]
+
+
+def test_ttl_zero_dead_lettered_without_consumer(conn, uniq):
+    """TTL 0 with a dead-letter exchange: the undeliverable message is dead-lettered (reason expired)."""
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 0, "x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", q, b"m")
+    _, p, body, _ = wait_message(ch, sink)
+    assert body == b"m"
+    assert p.headers["x-death"][0]["reason"] == "expired"
+    assert p.headers["x-death"][0]["queue"] == q
+    assert count(ch, q) == 0
+
+
+# --------------------------------------------------------------------------- requeue keeps expiry
+
+def test_unacked_message_does_not_expire_while_delivered(conn, uniq):
+    """An unacked (delivered) message is not expired or dead-lettered while a client holds it,
+    even past its TTL; once requeued after its deadline it expires (dead-letters) at once."""
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 150, "x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", q, b"held")
+    m, _, body = ch.basic_get(q)
+    assert body == b"held"
+    time.sleep(0.35)
+    assert count(ch, sink) == 0
+    t_requeue = time.monotonic()
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    _, p, body, arrived = wait_message(ch, sink)
+    assert body == b"held"
+    assert p.headers["x-death"][0]["reason"] == "expired"
+    assert arrived - t_requeue < 1.0
+    assert count(ch, q) == 0
+
+
+def test_requeued_message_keeps_original_expiry(conn, uniq):
+    """A message requeued before its deadline keeps its original expiry: the TTL clock is not restarted."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 400})
+    t0 = time.monotonic()
+    ch.basic_publish("", q, b"m")
+    m, _, _ = ch.basic_get(q)
+    time.sleep(0.3)
+    ch.basic_reject(m.delivery_tag, requeue=True)
+    assert wait_count(ch, q, 1, timeout=1.0) == 1
+    gone = wait_gone(ch, q, timeout=2.0)
+    # Expires ~400 ms after publish, not 400 ms after the requeue (which would be >= 700 ms).
+    assert 0.36 <= gone - t0 < 0.66
+
+
+def test_requeued_per_message_expiration_keeps_original_expiry(conn, uniq):
+    """Same for the expiration property: requeued after its deadline -> gone immediately, never redelivered."""
+    ch = confirm_channel(conn)
+    q = declare(ch, uniq + ".q")
+    ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="100"))
+    m, _, _ = ch.basic_get(q)
+    time.sleep(0.25)
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    time.sleep(0.05)
+    assert ch.basic_get(q, auto_ack=True)[0] is None
+    assert count(ch, q) == 0
+
+
+# --------------------------------------------------------------------------- Leveret improvement
+
+@pytest.mark.leveret_only
+def test_short_ttl_behind_long_lived_message_expires_on_time(conn, uniq):
+    """Documented Leveret improvement over RabbitMQ's head-of-queue expiry.
+
+    RabbitMQ 3.10 only expires (and dead-letters) messages that reach the head of the
+    queue, so a short-lived message queued behind a message without TTL waits until the
+    head is consumed: it stays counted in message_count and is not dead-lettered on time.
+    Leveret expires every message at its own deadline wherever it sits in the queue: the
+    short-TTL message is dead-lettered to the DLX queue within ~100 ms of its TTL while
+    the long-lived head stays put.
+    """
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = declare(ch, uniq + ".q", **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", q, b"head, lives long")
+    t0 = time.monotonic()
+    ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="100"))
+    _, p, body, arrived = wait_message(ch, sink, timeout=2.0, interval=0.002)
+    assert body == b"short"
+    assert p.headers["x-death"][0]["reason"] == "expired"
+    assert p.headers["x-death"][0]["original-expiration"] == "100"
+    assert 0.09 <= arrived - t0 <= 0.2
+    assert count(ch, q) == 1
+    assert ch.basic_get(q, auto_ack=True)[2] == b"head, lives long"
+
+
+# --------------------------------------------------------------------------- x-expires
+
+def test_queue_expires_when_unused(conn, connect, uniq, cleanup):
+    """x-expires: a queue with no consumers and no declare/get for that long is deleted."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 200})
+    time.sleep(0.45)
+    assert not queue_exists(connect, q)
+
+
+def test_queue_expires_with_messages_and_does_not_dead_letter_them(conn, connect, uniq, cleanup):
+    """An expiring queue is deleted even if it holds messages; they are not dead-lettered."""
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 150, "x-dead-letter-exchange": "",
+                                   "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", q, b"m")
+    time.sleep(0.4)
+    assert not queue_exists(connect, q)
+    assert count(ch, sink) == 0
+
+
+@pytest.mark.parametrize("touch", ["passive-declare", "declare", "basic-get"])
+def test_queue_expiry_timer_reset_by_declare_and_get(conn, connect, uniq, cleanup, touch):
+    """queue.declare (passive or not) and basic.get (even on an empty queue) restart the expiry timer."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 300})
+    actions = {
+        "passive-declare": lambda: ch.queue_declare(q, passive=True),
+        "declare": lambda: ch.queue_declare(q, arguments={"x-expires": 300}),
+        "basic-get": lambda: ch.basic_get(q),
+    }
+    for _ in range(5):  # 750 ms in all, far past 300 ms, but never 300 ms untouched
+        time.sleep(0.15)
+        actions[touch]()
+    assert queue_exists(connect, q)  # (this passive declare restarts the timer too)
+    time.sleep(0.5)
+    assert not queue_exists(connect, q)
+
+
+def test_publishing_does_not_reset_queue_expiry(conn, connect, uniq, cleanup):
+    """Publishing to a queue does not count as use: it still expires on schedule."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 300})
+    for _ in range(6):
+        time.sleep(0.1)
+        ch.basic_publish("", q, b"m")
+    time.sleep(0.1)
+    assert not queue_exists(connect, q)
+
+
+def test_consumer_prevents_queue_expiry_and_cancel_restarts_timer(conn, connect, uniq, cleanup):
+    """While a consumer exists the queue never expires; the timer starts again from its cancel."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 200})
+    tag = ch.basic_consume(q, lambda *a: None)
+    time.sleep(0.45)
+    assert queue_exists(connect, q)
+    ch.basic_cancel(tag)
+    time.sleep(0.1)
+    assert queue_exists(connect, q)  # cancel restarted the timer (and this declare restarts it again)
+    time.sleep(0.45)
+    assert not queue_exists(connect, q)
+
+
+def test_closing_consumer_channel_restarts_expiry_timer(conn, connect, uniq, cleanup):
+    """When the last consumer goes away with its channel, the queue expires x-expires later."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, arguments={"x-expires": 200})
+    cons = conn.channel()
+    cons.basic_consume(q, lambda *a: None)
+    time.sleep(0.4)
+    cons.close()
+    time.sleep(0.05)
+    assert queue_exists(connect, q)
+    time.sleep(0.45)
+    assert not queue_exists(connect, q)
+
+
+# --------------------------------------------------------------------------- argument validation
+
+_TOO_LARGE = 315_360_000_001  # RabbitMQ's limit: 10 years in milliseconds (315_360_000_000)
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("x-message-ttl", -1, "{value_negative,-1}"),
+    ("x-message-ttl", -(2 ** 40), "{value_negative,-1099511627776}"),
+    ("x-message-ttl", _TOO_LARGE, "{value_too_large,315360000001}"),
+    ("x-message-ttl", "100", '"expected integer, got longstr"'),
+    ("x-message-ttl", True, '"expected integer, got bool"'),
+    ("x-message-ttl", decimal.Decimal("1.5"), '"expected integer, got decimal"'),
+    ("x-message-ttl", None, '"expected integer, got void"'),
+    ("x-message-ttl", [100], '"expected integer, got array"'),
+    ("x-message-ttl", {"ms": 100}, '"expected integer, got table"'),
+    ("x-message-ttl", b"100", '"expected integer, got binary"'),
+    ("x-message-ttl", datetime.datetime(2020, 1, 1), '"expected integer, got timestamp"'),
+    ("x-expires", -1, "{value_negative,-1}"),
+    ("x-expires", 0, "{value_zero,0}"),
+    ("x-expires", _TOO_LARGE, "{value_too_large,315360000001}"),
+    ("x-expires", "100", '"expected integer, got longstr"'),
+    ("x-expires", False, '"expected integer, got bool"'),
+    ("x-expires", None, '"expected integer, got void"'),
+    ("x-expires", [1], '"expected integer, got array"'),
+])
+def test_invalid_ttl_and_expires_args(conn, uniq, key, value, why):
+    """Invalid x-message-ttl / x-expires values close the channel with 406 and the exact reason."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        ch.queue_declare(q, exclusive=True, arguments={key: value})
+    closed_with(ei, 406, invalid_arg(key, q, why))
+    assert conn.is_open
+    assert conn.channel().queue_declare(q, exclusive=True).method.queue == q  # nothing was created
+
+
+@pytest.mark.parametrize("key,value", [
+    ("x-message-ttl", 0),
+    ("x-message-ttl", 315_360_000_000),
+    ("x-message-ttl", 2 ** 32),
+    ("x-expires", 1),
+    ("x-expires", 315_360_000_000),
+])
+def test_valid_ttl_and_expires_bounds(ch, uniq, key, value):
+    """Accepted extremes: TTL 0, expires 1, and 315360000000 ms (10 years) for both."""
+    q = ch.queue_declare(uniq + ".q", exclusive=True, arguments={key: value}).method.queue
+    assert q == uniq + ".q"
+
+
+def _declare_raw_arg(c, channel: int, q: str, key: str, field: bytes):
+    """queue.declare(exclusive) whose arguments table holds ``key`` with the raw encoded ``field``
+    (type octet + value); returns the reply frame."""
+    entry = encode.short_string(key) + field
+    args = (struct.pack(">H", 0) + encode.short_string(q) + bytes([0b00100])  # bit 2: exclusive
+            + struct.pack(">I", len(entry)) + entry)
+    c.send_frame(rawamqp.FRAME_METHOD, channel, rawamqp.method_payload(50, 10, args))
+    return c.read_frame_skip_heartbeats()[1]
+
+
+_INT_FIELDS = {
+    "short-short-int b": b"b" + struct.pack(">b", 5),
+    "short-short-uint B": b"B" + struct.pack(">B", 5),
+    "short-int s": b"s" + struct.pack(">h", 5),
+    "short-uint u": b"u" + struct.pack(">H", 5),
+    "long-int I": b"I" + struct.pack(">i", 5),
+    "long-uint i": b"i" + struct.pack(">I", 5),
+    "long-long-int l": b"l" + struct.pack(">q", 5),
+}
+_NON_INT_FIELDS = {
+    "float": b"f" + struct.pack(">f", 5.0),
+    "double": b"d" + struct.pack(">d", 5.0),
+}
+
+
+@pytest.mark.parametrize("key", ["x-message-ttl", "x-expires"])
+def test_ttl_args_accept_every_integer_field_type_and_refuse_floats(rawc, uniq, key):
+    """Raw wire: every AMQP integer field type (b B s u I i l) is accepted; float 'f' and
+    double 'd' are refused with "expected integer, got float|double"."""
+    c = rawc()
+    n = 1
+    for label, field in _INT_FIELDS.items():
+        c.open_channel(n)
+        q = f"{uniq}.{n}"
+        reply = _declare_raw_arg(c, n, q, key, field)
+        assert isinstance(reply, C.Queue.DeclareOk), (label, reply)
+        n += 1
+    for label, field in _NON_INT_FIELDS.items():
+        c.open_channel(n)
+        q = f"{uniq}.{n}"
+        reply = _declare_raw_arg(c, n, q, key, field)
+        assert isinstance(reply, C.Channel.Close), (label, reply)
+        assert (reply.reply_code, reply.reply_text) == (
+            406, invalid_arg(key, q, f'"expected integer, got {label}"'))
+        c.send_method(n, C.Channel.CloseOk())
+        n += 1
+
+
+def test_arg_validation_order_is_fixed_not_client_order(conn, uniq):
+    """Several invalid arguments: RabbitMQ reports them in its own fixed order (x-expires before
+    x-message-ttl), whatever order the client's table has."""
+    ch = conn.channel()
+    q = uniq + ".q"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        ch.queue_declare(q, exclusive=True, arguments={"x-message-ttl": -1, "x-expires": 0})
+    closed_with(ei, 406, invalid_arg("x-expires", q, "{value_zero,0}"))
+
+
+def test_redeclare_existing_with_invalid_ttl_is_inequivalent_not_invalid(conn, uniq):
+    """For an existing queue the equivalence check comes first: an invalid x-message-ttl on
+    redeclare yields the 'inequivalent arg' text, not 'invalid arg'."""
+    ch = conn.channel()
+    q = declare(ch, uniq + ".q", **{"x-message-ttl": 100})
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        conn.channel().queue_declare(q, exclusive=True, arguments={"x-message-ttl": -1})
+    closed_with(ei, 406, f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' "
+                         "in vhost '/': received '-1' but current is '100'")
+
+
+def test_passive_declare_ignores_invalid_ttl(conn, uniq):
+    """A passive declare does not validate arguments."""
+    ch = conn.channel()
+    q = declare(ch, uniq + ".q")
+    ok = ch.queue_declare(q, passive=True, arguments={"x-message-ttl": -1, "x-expires": 0}).method
+    assert ok.queue == q
