@@ -20,11 +20,10 @@ RabbitMQ's reply texts; the connection turns them into close frames.
 from __future__ import annotations
 
 import re
-import time
 from collections import OrderedDict, deque
 
 from ..amqp import spec
-from ..amqp.codec import enc_shortstr, table_plain
+from ..amqp.codec import TYPE_NAMES, enc_shortstr, table_plain
 from ..amqp.errors import (ConnectionError_, access_refused, command_invalid,
                            not_allowed, not_found, not_implemented, precondition_failed,
                            resource_locked)
@@ -158,14 +157,6 @@ class Channel:
                 self._rewrite_reply_to(msg)
         if self.confirm:
             self.publish_seq += 1
-        if x.special and not self.tx:
-            if x.dedup is not None and x.dedup.duplicate(msg):
-                self._confirm_now()
-                return
-            writes = self.commit.writes
-            if x.delayed and self.broker.delays.hold(x, msg):
-                self._confirm_after_write(writes)
-                return
         if self.tx:
             # RabbitMQ routes a transactional publish now, to queue *names*, and delivers it at
             # commit to the queues that then have those names
@@ -240,7 +231,10 @@ class Channel:
         the channel that owns the key (dropped if that channel has gone)."""
         ch = self.broker.reply_channels.get(msg.routing_key)
         if ch is not None and not ch.closed and ch.reply_consumer is not None:
+            # RabbitMQ sends a reply with the channel's next delivery tag without using it up
+            tag = ch.next_tag
             ch.deliver(ch.reply_consumer, None, msg, False)
+            ch.next_tag = tag
             return True
         return False
 
@@ -248,7 +242,15 @@ class Channel:
         """The queues ``msg`` goes to (each once)."""
         if msg.flags & 0x2000 and b"CC" in msg.header:
             return self._route_sender_selected(x, msg)
-        self.vhost.route(x, msg.routing_key, msg, out)
+        if x.special:
+            if x.dedup is not None and x.dedup.duplicate(msg):
+                # a duplicate routes nowhere (returned if mandatory; the alternate exchange gets it)
+                if x.alternate is not None:
+                    ae = self.vhost.exchanges.get(x.alternate)
+                    if ae is not None:
+                        self.vhost.route(ae, msg.routing_key, msg, out, True)
+                return out
+        self.vhost.route(x, msg.routing_key, msg, out, True)
         return out
 
     def _route_names(self, x, msg: Message) -> list:
@@ -269,8 +271,9 @@ class Channel:
     def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> bool:
         """Enqueue into ``queues``; True if a queue refused the message (overflow)."""
         if not queues:
-            if msg.exchange == "" and msg.routing_key.startswith(REPLY_PREFIX) and self._direct_reply(msg):
-                return False
+            # a direct reply is delivered, yet routed to no queue: mandatory still returns it
+            if msg.exchange == "" and msg.routing_key.startswith(REPLY_PREFIX):
+                self._direct_reply(msg)
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
             return False
@@ -389,7 +392,7 @@ class Channel:
         """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
         queues = self._release(items)
         if negative and requeue:
-            self._requeue(items)
+            self._requeue(items, True)
         else:
             for _, (msg, q, _c) in items:
                 if negative:
@@ -402,19 +405,20 @@ class Channel:
             if q.ready or q.tail:
                 q.dispatch()
 
-    def _requeue(self, items: list) -> None:
+    def _requeue(self, items: list, explicit: bool) -> None:
         by_q: dict = {}
         for _, (msg, q, _c) in items:
             by_q.setdefault(q, []).append(msg)
         for q, msgs in by_q.items():
-            q.requeue(msgs)
+            q.requeue(msgs, explicit)
 
-    def requeue_all(self) -> None:
+    def requeue_all(self, explicit: bool = False) -> None:
+        """Requeue every unacked delivery (``explicit``: basic.recover, else the channel went)."""
         items = list(self.unacked.items())
         self.unacked.clear()
         if items:
             self._release(items)
-            self._requeue(items)
+            self._requeue(items, explicit)
 
     # ------------------------------------------------------------ consumers
 
@@ -425,14 +429,14 @@ class Channel:
             if notify and not self.closed and self.conn.capability("consumer_cancel_notify"):
                 self.conn.send_method(self.number, spec.BasicCancel(consumer_tag=c.tag, nowait=True))
 
-    def cancel_consumer(self, c: Consumer) -> None:
+    def cancel_consumer(self, c: Consumer, dispatch: bool = True) -> None:
         self.consumers.pop(c.tag, None)
         q = c.queue
         if q is None:                       # the direct reply-to consumer
             self.reply_consumer = None
             self.broker.reply_channels.pop(self.reply_key, None)
             return
-        q.remove_consumer(c)
+        q.remove_consumer(c, dispatch)
         if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
             self.vhost.delete_queue(q)
 
@@ -446,9 +450,18 @@ class Channel:
         if self.reply_key is not None:
             self.broker.reply_channels.pop(self.reply_key, None)
         self._discard_tx()
+        # a classic queue takes back the channel's unacked messages before it serves its other
+        # consumers (they get the requeued messages first); a quorum queue serves them first
+        later = []
         for c in list(self.consumers.values()):
-            self.cancel_consumer(c)
+            quorum = c.queue is not None and c.queue.queue_type == "quorum"
+            self.cancel_consumer(c, quorum)
+            if not quorum and c.queue is not None:
+                later.append(c.queue)
         self.requeue_all()
+        for q in later:
+            if not q.deleted and q.consumers:
+                q.dispatch()
 
     # ============================================================ method handlers
 
@@ -471,7 +484,7 @@ class Channel:
         tag = m.consumer_tag or gen_name("amq.ctag-")
         if tag in self.consumers:
             raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
-        if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+        if q.exclusive_consumer is not None or (m.exclusive and (q.consumers or (q.sac and q.queue_type != "quorum"))):
             raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
         prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
@@ -530,6 +543,10 @@ class Channel:
 
     def m_basic_get(self, m):
         q = self.get_queue(m.queue)
+        if q.sac and q.queue_type == "quorum":
+            raise resource_locked(f"cannot obtain access to locked queue '{q.name}' in vhost '{self.vhost.name}'. "
+                                  "basic.get operations are not supported by quorum queues with single active "
+                                  "consumer", 60, 70)
         got = q.get()
         if got is None:
             self.conn.send_method(self.number, spec.BasicGetEmpty())
@@ -559,7 +576,7 @@ class Channel:
     def m_basic_recover(self, m, reply=True):
         if not m.requeue:
             raise not_implemented("requeue=false", 60, 110)
-        self.requeue_all()
+        self.requeue_all(True)
         if reply:
             self.conn.send_method(self.number, spec.BasicRecoverOk())
 
@@ -645,14 +662,15 @@ class Channel:
         v = self.vhost
         name = m.queue
         args = m.arguments or {}
+        if name == REPLY_TO or name.startswith(REPLY_PREFIX):
+            return self._declare_reply_to(m, name)
         if m.passive:
-            if name == REPLY_TO or name.startswith(REPLY_PREFIX):
-                return self._declare_reply_to(m, name)
             q = v.queue(name)
             self.check_exclusive(q)
             q.touch()
         else:
-            if not name:
+            server_named = not name
+            if server_named:
                 name = gen_name("amq.gen-")
             elif name.startswith("amq."):
                 raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'", 50, 10)
@@ -664,17 +682,23 @@ class Channel:
                 self._assert_queue_equivalent(q, m, args)
                 q.touch()
             else:
-                q = self._create_queue(name, m, args)
+                q = self._create_queue(name, m, args, server_named)
         self.last_queue = q.name
         if not m.nowait:
+            # a quorum queue with a single active consumer counts only the active one
+            n = min(1, len(q.consumers)) if q.sac and q.queue_type == "quorum" else len(q.consumers)
             self.conn.send_method(self.number, spec.QueueDeclareOk(
-                queue=q.name, message_count=q.message_count, consumer_count=len(q.consumers)))
+                queue=q.name, message_count=q.message_count, consumer_count=n))
 
     def _declare_reply_to(self, m, name: str):
-        if name != REPLY_TO and name not in self.broker.reply_channels:
-            raise not_found(f"no queue '{name}' in vhost '{self.vhost.name}'", 50, 10)
+        """The direct reply-to pseudo-queue always "exists" (0 messages, 1 consumer); a reply
+        name exists while its channel's reply consumer does."""
+        if name != REPLY_TO:
+            ch = self.broker.reply_channels.get(name)
+            if ch is None or ch.reply_consumer is None:
+                raise not_found(f"no queue '{name}' in vhost '{self.vhost.name}'", 50, 10)
         if not m.nowait:
-            self.conn.send_method(self.number, spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
+            self.conn.send_method(self.number, spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=1))
 
     def check_exclusive_mismatch(self, q):
         raise resource_locked(
@@ -690,25 +714,40 @@ class Channel:
             if bool(new) != bool(cur):
                 raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
                                           f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'", 50, 10)
-        cur, new = _without_classic(q.arguments), _without_classic(args)
+        cur, new = q.arguments, args
+        if "x-queue-type" not in cur or "x-queue-type" not in new:
+            # an explicit x-queue-type=classic is equivalent to none (both values present: compared)
+            cur, new = _without_classic(cur), _without_classic(new)
         keys = sorted(k for k in (set(cur) | set(new)) if k in EQUIVALENCE_KEYS)
         assert_args_equivalent(cur, new, what, keys)
 
-    def _create_queue(self, name: str, m, args: dict) -> Queue:
+    def _create_queue(self, name: str, m, args: dict, server_named: bool = False) -> Queue:
+        """Checks in RabbitMQ's order: the queue type, arguments the type does not support,
+        argument values, then the type's property rules."""
         what = f"queue '{name}' in vhost '{self.vhost.name}'"
-        qtype = table_plain(args.get("x-queue-type")) or "classic"
+        qt = args.get("x-queue-type")
+        if qt is not None and getattr(qt, "tag", "S") != "S":
+            raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: "
+                                      f"{{unacceptable_type,{TYPE_NAMES.get(qt.tag, qt.tag)}}}", 50, 10)
+        qtype = table_plain(qt) if qt is not None else "classic"
         if qtype not in QUEUE_TYPES:
             raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: \"unsupported queue type "
                                       f"'{_fmt_value(qtype)}'\"", 50, 10)
+        refused = QUORUM_REFUSES if qtype == "quorum" else CLASSIC_REFUSES
+        for k in args:
+            if k in refused:
+                raise precondition_failed(f"invalid arg '{k}' for {what} of queue type rabbit_{qtype}_queue", 50, 10)
+        check_queue_args(args, what)
         if qtype == "quorum":
-            for bad, prop in ((not m.durable, "non-durable"), (m.exclusive, "exclusive-owner"),
-                              (m.auto_delete, "auto-delete")):
+            if server_named:
+                raise precondition_failed("Cannot declare a server-named queue for type rabbit_quorum_queue", 50, 10)
+            for bad, prop in ((m.auto_delete, "auto-delete"), (m.exclusive, "exclusive-owner"),
+                              (not m.durable, "non-durable")):
                 if bad:
                     raise precondition_failed(f"invalid property '{prop}' for {what}", 50, 10)
         elif self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive:
             # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
             raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
-        check_queue_args(args, what)
         q = Queue(name, self.vhost, durable=m.durable and not m.exclusive,
                   exclusive_owner=self.conn if m.exclusive else None,
                   auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
@@ -817,6 +856,10 @@ TRANSIENT_NONEXCL_DENIED = (
     "To continue using this feature when it is not permitted by default, set the following "
     "parameter in your configuration:\n"
     "    \"deprecated_features.permit.transient_nonexcl_queues = true\"")
+
+QUORUM_REFUSES = frozenset(("x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version"))
+CLASSIC_REFUSES = frozenset(("x-delivery-limit", "x-quorum-initial-group-size", "x-dead-letter-strategy",
+                             "x-max-in-memory-length", "x-max-in-memory-bytes", "x-queue-leader-locator"))
 
 EQUIVALENCE_KEYS = frozenset((
     "x-expires", "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-max-priority",

@@ -17,7 +17,12 @@ node), pending messages here are
   message in an ``array('Q')`` per (time bucket, exchange), so millions can
   wait without the broker growing much; without a data directory the
   messages themselves are kept;
-* delivered as the plugin delivers them: with ``x-delay`` negated (``-5000``);
+* delivered as the plugin (3.x) delivers them: the content header byte for byte as
+  published (``x-delay`` included); held wherever routing meets a delayed exchange (also
+  through an exchange-to-exchange binding), and only once (a released message is not held by
+  the next delayed exchange on its way); a held message routes nowhere at publish time, so a
+  mandatory publish is returned (312 NO_ROUTE) and the alternate exchange gets a copy at once,
+  as with the plugin;
 * released on time: buckets are 4 ms wide and one timer (``call_later``)
   fires at the earliest; a due bucket is routed in publish order, in slices
   of :data:`BATCH` so a burst of due messages does not stall the event loop.
@@ -26,11 +31,13 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
+import re
 import time
 from array import array
 
-from ..amqp.codec import Typed, table_plain
-from ..amqp.errors import command_invalid, precondition_failed
+from ..amqp.codec import table_plain
+from ..amqp.errors import ConnectionError_, command_invalid, precondition_failed
 from .message import Message
 
 log = logging.getLogger("leveret")
@@ -39,20 +46,35 @@ BUCKET_MS = 4
 BATCH = 2000
 
 
+MAX_DELAY = 4294967295         # the plugin's limit (Erlang's largest timer)
+_INT_STR = re.compile(rb"[+-]?[0-9]+")
+
+
 def x_delay(msg: Message) -> int:
-    """The message's ``x-delay`` in ms (an integer, a float or a numeric string, as the plugin
-    accepts), or 0 when it is absent, not a number or not positive."""
+    """The message's ``x-delay`` in ms as the plugin reads it, or 0 for "route now": an integer
+    (any width), a float or double (truncated) or a string of an optional sign and digits; zero,
+    negative, above :data:`MAX_DELAY`, a boolean or another type route at once. A string that is
+    not an integer, or a decimal, crashes the plugin's channel: 541 ``INTERNAL_ERROR``."""
     if not msg.flags & 0x2000:
         return 0
-    v = table_plain(msg.headers.get("x-delay"))
-    if isinstance(v, (str, bytes)):
-        try:
-            v = float(v)
-        except ValueError:
-            return 0
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+    v = msg.headers.get("x-delay")
+    if v is None:
         return 0
-    return int(v)
+    tag, val = v.tag, v.value
+    if tag in "bBsuIilL":
+        d = val
+    elif tag in "fd":
+        d = int(val)
+    elif tag in "Sx":
+        raw = val if isinstance(val, (bytes, bytearray)) else str(val).encode()
+        if _INT_STR.fullmatch(raw) is None:
+            raise ConnectionError_(541, "INTERNAL_ERROR", 0, 0)
+        d = int(raw)
+    elif tag == "D":
+        raise ConnectionError_(541, "INTERNAL_ERROR", 0, 0)
+    else:
+        return 0
+    return d if 0 < d <= MAX_DELAY else 0
 
 
 def make_delayed_type(types: dict):
@@ -106,26 +128,19 @@ class DelayScheduler:
 
     # ------------------------------------------------------------ holding
 
-    def hold(self, x, msg: Message) -> bool:
-        """Hold ``msg`` published to delayed exchange ``x`` if it has a positive x-delay."""
-        delay = x_delay(msg)
-        if not delay:
-            return False
+    def hold(self, x, msg: Message, delay: int) -> None:
+        """Hold ``msg`` (routed to delayed exchange ``x``) for ``delay`` ms. A durable exchange
+        keeps it across a restart whatever its delivery mode, as the plugin does."""
         due = int(time.time() * 1000) + delay
-        # the plugin delivers the message with the header negated (``x-delay: -5000``)
-        props = msg.properties
-        props.headers["x-delay"] = Typed("I" if delay < 2 ** 31 else "l", -delay)
-        msg.set_properties(props)
         store = self.broker.store
         if store.durable:
             qlog = x.log
             if qlog is None:
                 qlog = x.log = store.open_log(_LogOwner(x, self.broker.vhosts[x.vhost]))
-            item = qlog.append(msg, not (x.durable and msg.persistent), due)
+            item = qlog.append(msg, not x.durable, due)
         else:
-            item = msg
+            item = msg.copy()       # the held copy gets its own id when it is released
         self._add(x, due, item)
-        return True
 
     def _add(self, x, due: int, item) -> None:
         b = due // BUCKET_MS + 1          # released at the end of its bucket: never early
@@ -218,7 +233,7 @@ class DelayScheduler:
                 msg = item
             msg.id = new_id()
             out: list = []
-            v.route(x, msg.routing_key, msg, out)
+            v.route(x, msg.routing_key, msg, out)       # released: not held again on the way
             for q in out:
                 if not q.deleted:
                     q.enqueue(msg)
@@ -247,5 +262,4 @@ class DelayScheduler:
             self._add(x, due, addr)
         if index:
             log.info("delayed exchange '%s': %d pending messages recovered", x.name, len(index))
-        import os
         return os.path.basename(qlog.path)

@@ -87,7 +87,17 @@ class Message:
         props = BasicProperties.decode(self.header[12:])
         headers = props.headers or {}
         headers[name] = Typed(tag, value)
-        props.headers = headers
+        # RabbitMQ re-sorts the table (bytewise by key) when it adds a header
+        props.headers = {k: headers[k] for k in sorted(headers, key=lambda k: k.encode("utf-8", "surrogateescape"))}
+        m = self.copy()
+        m.set_properties(props)
+        return m
+
+    def without_header(self, name: str) -> "Message":
+        if name not in self.headers:
+            return self
+        props = BasicProperties.decode(self.header[12:])
+        del props.headers[name]
         m = self.copy()
         m.set_properties(props)
         return m

@@ -29,6 +29,7 @@ QUEUE_KEYS = {
     "consumer-timeout": ("x-consumer-timeout", "min"),
 }
 EXCHANGE_KEYS = ("alternate-exchange",)
+QUORUM_POLICY_WINS = ("expires", "overflow")     # rabbit_quorum_queue: the policy's value wins
 OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
 APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues")
 _NON_NEG = ("message-ttl", "max-length", "max-length-bytes", "delivery-limit", "consumer-timeout")
@@ -109,15 +110,20 @@ def _arg(args: dict, key: str):
     return v
 
 
-def effective_queue_settings(args: dict, policy: Policy | None) -> dict:
+def effective_queue_settings(args: dict, policy: Policy | None, queue_type: str = "classic") -> dict:
     """Each policy key's value for a queue with these x-arguments under ``policy``."""
     pdef = policy.definition if policy is not None else {}
     out = {}
     for key, (argname, rule) in QUEUE_KEYS.items():
+        if queue_type == "quorum" and key in QUORUM_POLICY_WINS and key in pdef:
+            out[key] = pdef[key]
+            continue
         a = _arg(args, argname)
         p = pdef.get(key)
         if isinstance(a, bool) or (rule == "min" and not isinstance(a, int)):
             a = None
+        elif key == "delivery-limit" and a < 0:
+            a = 0           # RabbitMQ 3.10 takes -1 as 0
         if a is None:
             out[key] = p
         elif p is None or rule == "arg":

@@ -198,7 +198,7 @@ class Queue:
                  "msg_ttl", "expires", "max_len", "max_bytes", "overflow", "dlx", "dlrk",
                  "delivery_limit", "max_priority", "sac", "consumer_timeout", "dedup",
                  "exp", "exp_out", "exp_heap", "exp_timer", "exp_timer_at", "dcount",
-                 "last_used", "idle_timer", "__weakref__")
+                 "last_used", "idle_timer", "overflowing", "__weakref__")
 
     # the in-memory window of a long queue (class-wide; the memory monitor lowers it)
     ram_msgs = 4096
@@ -243,6 +243,8 @@ class Queue:
         self.last_used = now_ms()
         self.policy = None
         self.expires = None
+        self.dedup = None
+        self.overflowing = False
         mp = table_plain(self.arguments.get("x-max-priority"))
         self.max_priority = mp if isinstance(mp, int) and mp > 0 else None
         self.ready = PriorityReady(self.max_priority) if self.max_priority else Ready()
@@ -253,20 +255,24 @@ class Queue:
     def configure(self) -> None:
         """(Re)compute the effective settings from the x-arguments and the policy in force."""
         from .policy import effective_queue_settings
-        eff = effective_queue_settings(self.arguments, self.policy)
+        eff = effective_queue_settings(self.arguments, self.policy, self.queue_type)
         self.msg_ttl = eff["message-ttl"]
         self.max_len = eff["max-length"]
         self.max_bytes = eff["max-length-bytes"]
         self.overflow = eff["overflow"] or "drop-head"
+        if self.queue_type == "quorum" and self.overflow == "reject-publish-dlx":
+            self.overflow = "drop-head"     # RabbitMQ 3.10's quorum queues treat it as drop-head
         self.dlx = eff["dead-letter-exchange"]
         self.dlrk = eff["dead-letter-routing-key"]
         self.delivery_limit = eff["delivery-limit"] if self.queue_type == "quorum" else None
         self.consumer_timeout = eff["consumer-timeout"]
         self.sac = table_plain(self.arguments.get("x-single-active-consumer")) is True
-        self.dedup = None
         if table_plain(self.arguments.get("x-message-deduplication")) is True:
-            from .dedup import DedupCache
-            self.dedup = DedupCache.for_entity(self, self.arguments)
+            if self.dedup is None:
+                from .dedup import DedupCache
+                self.dedup = DedupCache.for_entity(self, self.arguments)
+        else:
+            self.dedup = None
         self.special = (self.msg_ttl is not None or self.max_len is not None or self.max_bytes is not None
                         or self.max_priority is not None or self.queue_type == "quorum" or self.dedup is not None)
         self.cmode = 1 if self.sac else (2 if any(c.priority for c in self.consumers) else 0)
@@ -276,20 +282,7 @@ class Queue:
             self._arm_idle()
         if self.max_len is not None or self.max_bytes is not None:
             self._enforce_limits()
-        if self.msg_ttl is not None and self.ready:
-            self._apply_ttl_to_ready()
-
-    def _apply_ttl_to_ready(self) -> None:
-        """A TTL policy applied to a queue with messages: they expire that long after now
-        at the latest (RabbitMQ applies a new TTL to messages already queued)."""
-        t = now_ms() + self.msg_ttl
-        exp, heap = self.exp, self.exp_heap
-        for m in self.ready:
-            cur = exp.get(m.id)
-            if cur is None or cur > t:
-                exp[m.id] = t
-                heapq.heappush(heap, (t, m.id))
-        self._arm_expiry()
+        # (a new message TTL applies to messages published from now on, as in RabbitMQ)
 
     # ------------------------------------------------------------ messages in
 
@@ -377,6 +370,19 @@ class Queue:
 
     def _would_overflow(self, msg: Message) -> bool:
         ml, mb = self.max_len, self.max_bytes
+        if self.queue_type == "quorum":
+            # a quorum queue refuses once it is *over* the limit (it fills to max + 1), and keeps
+            # refusing until it is down to 80% of it (rabbit_fifo's overflow hysteresis)
+            n, b = self.message_count, self.ready_bytes + self.tail_bytes
+            if self.overflowing:
+                if (ml is None or n <= int(ml * 0.8)) and (mb is None or b <= int(mb * 0.8)):
+                    self.overflowing = False
+                else:
+                    return True
+            over = (ml is not None and n > ml) or (mb is not None and b > mb)
+            if over:
+                self.overflowing = True
+            return over
         return ((ml is not None and self.message_count + 1 > ml)
                 or (mb is not None and self.ready_bytes + self.tail_bytes + msg.size > mb))
 
@@ -432,6 +438,8 @@ class Queue:
                 red.add(m.id)
             ready.append(m)
             nbytes += m.size
+            if self.dedup is not None:
+                self.dedup.loaded(m)
             if exp_at:
                 exp[m.id] = exp_at
                 heapq.heappush(self.exp_heap, (exp_at, m.id))
@@ -440,8 +448,9 @@ class Queue:
         if exp:
             self._arm_expiry()
 
-    def requeue(self, msgs: list[Message]) -> None:
-        """Put delivered-but-unacked messages back at their original positions."""
+    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+        """Put delivered-but-unacked messages back at their original positions (``explicit``:
+        a nack/reject/recover, which a quorum queue without a delivery limit puts at the back)."""
         if not msgs or self.deleted:
             return
         self.unacked_count -= len(msgs)
@@ -451,13 +460,47 @@ class Queue:
                 self.dispatch()
                 return
         red = self.redelivered
-        for m in msgs:
-            red.add(m.id)
-            self.ready_bytes += m.size
-        self.ready.merge(sorted(msgs, key=_by_id))
+        if explicit and self.queue_type == "quorum" and self.delivery_limit is None:
+            new_id = self.vhost.broker.new_message_id
+            for m in msgs:
+                old = m.id
+                m = m.copy()
+                m.id = new_id()
+                self._renumber(old, m.id)
+                red.add(m.id)
+                self.ready.append(m)
+                self.ready_bytes += m.size
+            self.dispatch()
+            return
+        if self.queue_type == "quorum":
+            # rabbit_fifo serves returned messages first, in the order they came back
+            ready = self.ready
+            k = 0
+            for m in ready:
+                if m.id not in red:
+                    break
+                k += 1
+            for m in msgs:
+                red.add(m.id)
+                self.ready_bytes += m.size
+                ready.insert(k, m)
+                k += 1
+        else:
+            for m in msgs:
+                red.add(m.id)
+                self.ready_bytes += m.size
+            self.ready.merge(sorted(msgs, key=_by_id))
         if self.max_len is not None or self.max_bytes is not None:
             self._enforce_limits()
         self.dispatch()
+
+    def _renumber(self, old: int, new: int) -> None:
+        """A message re-enters the queue under a new id (quorum requeue to the back)."""
+        for d in (self.pos, self.exp, self.exp_out, self.dcount):
+            if old in d:
+                d[new] = d.pop(old)
+        if self.dedup is not None and old in self.dedup.by_id:
+            self.dedup.by_id[new] = self.dedup.by_id.pop(old)
 
     def _returned(self, msgs: list) -> list:
         """Requeue bookkeeping of lifecycle queues: expiry kept, quorum return counts, the
@@ -469,7 +512,7 @@ class Queue:
                 n = self.dcount[m.id] = self.dcount.get(m.id, 0) + 1
                 if self.delivery_limit is not None and n > self.delivery_limit:
                     self._forget(m)
-                    limited.append(m)
+                    limited.append(m.without_header("x-delivery-count"))
                     continue
             t = self.exp_out.pop(m.id, None) if self.exp_out else None
             if t is not None:
@@ -579,8 +622,6 @@ class Queue:
             if t is not None:
                 t.cancel()
         self.exp_timer = self.idle_timer = None
-        if self.dedup is not None:
-            self.dedup.close()
 
     # ------------------------------------------------------------ messages out
 
@@ -736,10 +777,9 @@ class Queue:
                 t = self.exp.pop(msg.id, None)
                 if t is not None:
                     self.exp_out[msg.id] = t
-            if self.dcount:
-                n = self.dcount.get(msg.id)
-                if n:
-                    msg = msg.with_header("x-delivery-count", "l", n)
+            if self.queue_type == "quorum":
+                # basic.get on a quorum queue always carries the count (0 the first time)
+                msg = msg.with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
         return msg, red
 
     def ack(self, msg: Message) -> None:
@@ -789,6 +829,8 @@ class Queue:
         self.pos.clear()
         self.tail = self.tail_bytes = 0
         self.stop_timers()
+        if self.dedup is not None:
+            self.dedup.destroy()
         if self.log is not None:
             self.log.destroy()
             self.store.forget_log(self.log)
@@ -821,11 +863,18 @@ class Queue:
             self.idle_timer = None
         self.dispatch()
 
-    def remove_consumer(self, c: Consumer) -> None:
+    def remove_consumer(self, c: Consumer, dispatch: bool = True) -> None:
+        was_active = self.sac and self.consumers and self.consumers[0] is c
         try:
             self.consumers.remove(c)
         except ValueError:
             return
+        if was_active and self.queue_type != "quorum" and len(self.consumers) > 1:
+            # a classic queue hands over to the remaining consumer with the highest priority
+            best = max(self.consumers, key=lambda x: x.priority)
+            if best is not self.consumers[0]:
+                self.consumers.remove(best)
+                self.consumers.appendleft(best)
         if self.exclusive_consumer is c:
             self.exclusive_consumer = None
         if not self.consumers:
@@ -834,7 +883,7 @@ class Queue:
             if self.expires is not None:
                 self.last_used = now_ms()
                 self._arm_idle()
-        elif self.sac:
+        elif self.sac and dispatch:
             self.dispatch()                 # the next consumer becomes the active one
 
     def __repr__(self):

@@ -103,7 +103,6 @@ VALIDATORS = (
     ("x-overflow", _overflow),
     ("x-queue-mode", _queue_mode),
     ("x-single-active-consumer", _bool),
-    ("x-delivery-limit", _non_neg),
     ("x-consumer-timeout", _non_neg),
     ("x-message-deduplication", _bool),
     ("x-cache-size", _non_neg),

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import not_found, precondition_failed
 from ..store.definitions import encode_args
+from .delayed import x_delay
 from .exchanges import TYPES, Binding, DefaultExchange, Exchange
 from .queue import Queue
 
@@ -29,6 +31,11 @@ PREDECLARED = (
 def gen_name(prefix: str) -> str:
     """``amq.gen-…``/``amq.ctag-…``: prefix + 22 url-safe base64 chars, as RabbitMQ."""
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def erl_atom(name: str) -> str:
+    """An atom as Erlang's ``~p`` prints it: quoted unless it is a plain lower-case word."""
+    return name if re.fullmatch(r"[a-z][A-Za-z0-9_@]*", name) else f"'{name}'"
 
 
 def fmt_bool(v: bool) -> str:
@@ -94,15 +101,27 @@ class VHost:
 
     # ------------------------------------------------------------ routing
 
-    def route(self, x: Exchange, routing_key: str, msg, out: list) -> None:
-        """Append every queue ``msg`` routes to via ``x`` to ``out``, each once."""
+    def route(self, x: Exchange, routing_key: str, msg, out: list, hold: bool = False) -> None:
+        """Append every queue ``msg`` routes to via ``x`` to ``out``, each once. With ``hold``
+        (a publish), a delayed exchange met on the way holds the message if it has an x-delay:
+        it routes nowhere from there now (see :mod:`.delayed`)."""
         dests: list = []
+        if hold and x.delayed:
+            delay = x_delay(msg)
+            if delay:
+                self.broker.delays.hold(x, msg, delay)
+                if x.alternate is not None:
+                    self._route_from(x, dests, routing_key, msg, out, hold)
+                return
         x.route(routing_key, msg, dests)
         if not dests and x.alternate is None:
             return
         if len(dests) == 1 and dests[0].kind == "queue":
             out.append(dests[0])
             return
+        self._route_from(x, dests, routing_key, msg, out, hold)
+
+    def _route_from(self, x, dests: list, routing_key: str, msg, out: list, hold: bool) -> None:
         seen_q: set = set()
         seen_x = {x}
         work = [(x, dests)]
@@ -120,6 +139,12 @@ class VHost:
                 elif d not in seen_x:
                     seen_x.add(d)
                     nxt: list = []
+                    if hold and d.delayed:
+                        delay = x_delay(msg)
+                        if delay:
+                            self.broker.delays.hold(d, msg, delay)
+                            work.append((d, nxt))
+                            continue
                     d.route(routing_key, msg, nxt)
                     work.append((d, nxt))
 
@@ -136,6 +161,8 @@ class VHost:
         self.exchanges[name] = x
         if self.policies:
             self.apply_policy(x)
+        if x.dedup is not None and durable:
+            x.dedup.attach(self.broker.store, "exchange", self.name, name)
         if durable:
             self.broker.store.definitions.put("exchange", (self.name, name), type=type_name,
                                               auto_delete=bool(auto_delete), internal=bool(internal),
@@ -146,7 +173,7 @@ class VHost:
         what = self.describe("exchange", x.name)
         if x.type_name != type_name:
             raise precondition_failed(f"inequivalent arg 'type' for {what}: "
-                                      f"received '{type_name}' but current is '{x.type_name}'")
+                                      f"received '{type_name}' but current is '{erl_atom(x.type_name)}'")
         for arg, new, cur in (("durable", durable, x.durable), ("auto_delete", auto_delete, x.auto_delete),
                               ("internal", internal, x.internal)):
             if bool(new) != bool(cur):
@@ -165,6 +192,8 @@ class VHost:
         del self.exchanges[x.name]
         if x.delayed:
             self.broker.delays.exchange_deleted(x)
+        if x.dedup is not None:
+            x.dedup.destroy()
         if x.durable:
             self.broker.store.definitions.delete("exchange", (self.name, x.name))
         for b in list(x.bindings.values()):
@@ -212,6 +241,8 @@ class VHost:
         self.queues[q.name] = q
         if self.policies:
             self.apply_policy(q)
+        if q.dedup is not None and q.durable:
+            q.dedup.attach(self.broker.store, "queue", self.name, q.name)
         if q.durable:
             self.broker.store.definitions.put("queue", (self.name, q.name), auto_delete=bool(q.auto_delete),
                                               args=encode_args(q.arguments))

@@ -99,6 +99,10 @@ class Committer:
         if not self._scheduled:
             self._schedule()
 
+    def forget(self, obj) -> None:
+        """``obj`` (a need_sync caller) is going away: do not sync it."""
+        self._extra.discard(obj)
+
     def when_durable(self, epoch: int, callback) -> None:
         if epoch <= self.durable:
             callback()

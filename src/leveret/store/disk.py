@@ -4,7 +4,9 @@ Layout of ``--data-dir`` (``docs/storage.md`` has the byte formats)::
 
     .lock                 flock'd while a broker uses the directory
     definitions.log       durable vhosts, users, permissions, exchanges, queues, bindings
-    queues/<id>/          one QueueLog per durable queue (id = sha1 of vhost and name)
+    queues/<id>/          one QueueLog per durable queue (id = sha1 of vhost and name), and one
+                          per delayed-message exchange (name prefixed ``\0delayed\0``)
+    dedup/<k>-<id>.log    the deduplication cache of a durable queue (k=q) or exchange (k=e)
     transient/<n>/        paging logs of non-durable queues; wiped at every start
 
 Recovery (:meth:`DiskStore.recover`, run before the broker listens) replays
@@ -74,6 +76,10 @@ class DiskStore(MessageStore):
         self.transient_dir = os.path.join(data_dir, "transient")
         shutil.rmtree(self.transient_dir, ignore_errors=True)
         os.makedirs(self.queues_dir, exist_ok=True)
+        self.dedup_dir = os.path.join(data_dir, "dedup")
+        os.makedirs(self.dedup_dir, exist_ok=True)
+        self.dedup_logs: set[str] = set()
+        self.dedup_open: set = set()
         # a clean stop leaves this marker; without it the last stop was a crash
         self._clean_marker = os.path.join(data_dir, "clean_shutdown")
         self.unclean = os.path.exists(os.path.join(data_dir, "definitions.log")) and \
@@ -92,6 +98,15 @@ class DiskStore(MessageStore):
         qlog = QueueLog(self.commit, path)
         self.logs.add(qlog)
         return qlog
+
+    def open_dedup_log(self, kind: str, vhost: str, name: str):
+        """The durable state of a durable entity's deduplication cache."""
+        from .dedup_log import DedupLog
+        path = os.path.join(self.dedup_dir, f"{kind[0]}-{queue_dir_id(vhost, name)}.log")
+        self.dedup_logs.add(os.path.basename(path))
+        d = DedupLog(self.commit, path)
+        self.dedup_open.add(d)
+        return d
 
     def forget_log(self, qlog: QueueLog) -> None:
         self.logs.discard(qlog)
@@ -160,6 +175,9 @@ class DiskStore(MessageStore):
             for name in os.listdir(self.queues_dir):
                 if name not in keep:
                     shutil.rmtree(os.path.join(self.queues_dir, name), ignore_errors=True)
+            for name in os.listdir(self.dedup_dir):
+                if name not in self.dedup_logs:
+                    os.unlink(os.path.join(self.dedup_dir, name))
         finally:
             defs.paused = False
         stats["seconds"] = round(time.monotonic() - t0, 3)
@@ -174,6 +192,8 @@ class DiskStore(MessageStore):
         self.commit.sync_now()
         for qlog in list(self.logs):
             qlog.close()
+        for d in self.dedup_open:
+            d.close()
         self.definitions.close()
         self.commit.close()
         with open(self._clean_marker, "wb") as f:

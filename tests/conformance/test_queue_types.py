@@ -1,0 +1,588 @@
+"""Conformance tests for queue types: ``x-queue-type`` (classic / quorum / unknown), the properties
+and arguments each type refuses, quorum ``x-delivery-limit`` and the ``x-delivery-count`` header,
+quorum requeue positions, and quorum ``x-overflow``.
+
+Every expectation here was observed on RabbitMQ 3.10.8; reply codes and texts are exact.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+import pika
+import pika.exceptions
+import pytest
+from pamqp import commands as C
+
+from .helpers import closed_with, wait_count
+
+QQ = {"x-queue-type": "quorum"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def invalid_arg_of_type(arg: str, q: str, qtype: str) -> str:
+    return (f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{q}' in vhost '/' "
+            f"of queue type rabbit_{qtype}_queue")
+
+
+def declare_error(connect, q: str, **kw) -> tuple[int, str]:
+    """queue.declare on a fresh channel; it must fail. Returns (code, text)."""
+    ch = connect().channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        ch.queue_declare(q, **kw)
+    return ei.value.reply_code, ei.value.reply_text
+
+
+def quorum(ch, cleanup, name: str, **args) -> str:
+    cleanup.append(name)
+    ch.queue_declare(name, durable=True, arguments={**QQ, **args})
+    return name
+
+
+def wait_get(ch, q: str, timeout: float = 2.0, auto_ack: bool = False):
+    """Poll basic.get until a message arrives -> (method, properties, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m, p, body = ch.basic_get(q, auto_ack=auto_ack)
+        if m is not None:
+            return m, p, body
+        assert time.monotonic() < deadline, f"no message arrived in {q!r} within {timeout}s"
+        time.sleep(0.01)
+
+
+def drain(ch, q: str) -> list[tuple[str, bool, int | None]]:
+    """All messages by basic.get auto-ack: (body, redelivered, x-delivery-count header)."""
+    out = []
+    while True:
+        m, p, body = ch.basic_get(q, auto_ack=True)
+        if m is None:
+            return out
+        out.append((body.decode(), m.redelivered, (p.headers or {}).get("x-delivery-count")))
+
+
+def publish(ch, q: str, *bodies: str) -> None:
+    for b in bodies:
+        ch.basic_publish("", q, b.encode())
+
+
+def confirmed(ch, q: str, body: str) -> bool:
+    """Publish on a confirm channel: True if acked, False if nacked."""
+    try:
+        ch.basic_publish("", q, body.encode())
+        return True
+    except pika.exceptions.NackError:
+        return False
+
+
+# ---- minimal typed decoding of a content header's headers table (type octets, wire order)
+
+def _value(b: bytes, i: int):
+    t = chr(b[i])
+    i += 1
+    fixed = {"t": ">B", "b": ">b", "s": ">h", "I": ">i", "l": ">q", "T": ">Q"}
+    if t in fixed:
+        (v,) = struct.unpack_from(fixed[t], b, i)
+        return t, v, i + struct.calcsize(fixed[t])
+    if t in "Sx":
+        (n,) = struct.unpack_from(">I", b, i)
+        return t, b[i + 4:i + 4 + n], i + 4 + n
+    if t in "FA":
+        (n,) = struct.unpack_from(">I", b, i)
+        return t, b[i + 4:i + 4 + n], i + 4 + n     # nested: kept raw
+    raise AssertionError(f"unexpected field type {t!r}")
+
+
+def typed_headers(payload: bytes) -> list[tuple[str, str, object]]:
+    """Content-header payload -> [(key, type-octet, value)] of its headers property."""
+    flags = struct.unpack_from(">H", payload, 12)[0]
+    i = 14
+    if flags & 0x8000:                      # content-type
+        i += 1 + payload[i]
+    if flags & 0x4000:                      # content-encoding
+        i += 1 + payload[i]
+    assert flags & 0x2000, "no headers property"
+    (n,) = struct.unpack_from(">I", payload, i)
+    i += 4
+    end, out = i + n, []
+    while i < end:
+        klen = payload[i]
+        key = payload[i + 1:i + 1 + klen].decode()
+        t, v, i = _value(payload, i + 1 + klen)
+        out.append((key, t, v))
+    return out
+
+
+def raw_read_message(c) -> tuple[list, bytes]:
+    """After a Deliver/GetOk method frame: read header + body frames -> (typed headers, body)."""
+    ftype, _ch, payload = c.read_raw_frame()
+    assert ftype == 2
+    size = struct.unpack_from(">Q", payload, 4)[0]
+    body = b""
+    while len(body) < size:
+        body += c.read_raw_frame()[2]
+    return typed_headers(payload), body
+
+
+# --------------------------------------------------------------------------- declare: properties
+
+@pytest.mark.parametrize("kwargs,prop", [
+    (dict(durable=False), "non-durable"),
+    (dict(durable=True, exclusive=True), "exclusive-owner"),
+    (dict(durable=False, exclusive=True), "exclusive-owner"),
+    (dict(durable=True, auto_delete=True), "auto-delete"),
+    (dict(durable=False, auto_delete=True), "auto-delete"),
+    (dict(durable=True, exclusive=True, auto_delete=True), "auto-delete"),
+    (dict(durable=False, exclusive=True, auto_delete=True), "auto-delete"),
+], ids=["nondurable", "excl", "excl-nondurable", "autodel", "autodel-nondurable", "excl-autodel",
+        "all-three"])
+def test_quorum_invalid_properties_and_precedence(connect, uniq, kwargs, prop):
+    """Quorum queues must be durable, non-exclusive, non-auto-delete; checked in the order
+    auto-delete, exclusive-owner, non-durable (the first failing one is reported)."""
+    q = uniq + ".qq"
+    assert declare_error(connect, q, arguments=QQ, **kwargs) == \
+        (406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{q}' in vhost '/'")
+
+
+def test_quorum_server_named_refused(ch):
+    """A quorum queue cannot be server-named."""
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        ch.queue_declare("", durable=True, arguments=QQ)
+    closed_with(ei, 406, "PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue")
+
+
+@pytest.mark.parametrize("kwargs", [dict(durable=True), dict(durable=False, exclusive=True, auto_delete=True),
+                                    dict(auto_delete=True)], ids=["durable", "excl-autodel", "autodel"])
+def test_x_queue_type_classic_any_flags(ch, uniq, cleanup, kwargs):
+    """x-queue-type=classic accepts every flag combination; the queue works."""
+    q = uniq + ".c"
+    if not kwargs.get("exclusive"):
+        cleanup.append(q)
+    ok = ch.queue_declare(q, arguments={"x-queue-type": "classic"}, **kwargs).method
+    assert (ok.queue, ok.message_count, ok.consumer_count) == (q, 0, 0)
+    publish(ch, q, "m")
+    assert wait_count(ch, q, 1) == 1
+
+
+def test_x_queue_type_classic_server_named(ch):
+    """Classic queues can be server-named even with an explicit x-queue-type."""
+    q = ch.queue_declare("", exclusive=True, arguments={"x-queue-type": "classic"}).method.queue
+    assert q.startswith("amq.gen-")
+
+
+# --------------------------------------------------------------------------- declare: x-queue-type values
+
+@pytest.mark.parametrize("value,detail", [
+    ("bogus", "\"unsupported queue type 'bogus'\""),
+    ("", "\"unsupported queue type ''\""),
+    ("Quorum", "\"unsupported queue type 'Quorum'\""),
+    (5, "{unacceptable_type,signedint}"),
+    (b"quorum", "{unacceptable_type,binary}"),
+], ids=["bogus", "empty", "case", "int", "binary"])
+@pytest.mark.parametrize("kwargs", [dict(durable=True), dict(exclusive=True)], ids=["durable", "excl"])
+def test_x_queue_type_invalid(connect, uniq, value, detail, kwargs):
+    """Unknown or non-string queue types are refused before any property check (case-sensitive)."""
+    q = uniq + ".bad"
+    assert declare_error(connect, q, arguments={"x-queue-type": value}, **kwargs) == \
+        (406, f"PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '{q}' in vhost '/': {detail}")
+
+
+# --------------------------------------------------------------------------- declare: per-type arguments
+
+@pytest.mark.parametrize("arg,value", [
+    ("x-max-priority", 5), ("x-queue-mode", "lazy"), ("x-queue-master-locator", "min-masters"),
+    ("x-queue-version", 2),
+])
+def test_quorum_refuses_classic_only_args(connect, uniq, arg, value):
+    """Arguments only classic queues know are refused by quorum queues."""
+    q = uniq + ".qq"
+    assert declare_error(connect, q, durable=True, arguments={**QQ, arg: value}) == \
+        (406, invalid_arg_of_type(arg, q, "quorum"))
+
+
+def test_quorum_unsupported_arg_value_not_validated(connect, uniq):
+    """An argument the type does not support is refused by name; its (invalid) value is not looked at."""
+    q = uniq + ".qq"
+    assert declare_error(connect, q, durable=True, arguments={**QQ, "x-max-priority": "zz"}) == \
+        (406, invalid_arg_of_type("x-max-priority", q, "quorum"))
+
+
+@pytest.mark.parametrize("order", [("x-max-priority", "x-queue-mode"), ("x-queue-mode", "x-max-priority")])
+def test_quorum_first_unsupported_arg_in_table_order(connect, uniq, order):
+    """With several unsupported arguments, the first one in the table's wire order is reported."""
+    q = uniq + ".qq"
+    values = {"x-max-priority": 2, "x-queue-mode": "lazy"}
+    args = {**QQ, **{k: values[k] for k in order}}
+    assert declare_error(connect, q, durable=True, arguments=args) == \
+        (406, invalid_arg_of_type(order[0], q, "quorum"))
+
+
+def test_argument_check_precedes_property_check(connect, uniq):
+    """A non-durable quorum queue with an unsupported argument reports the argument."""
+    q = uniq + ".qq"
+    assert declare_error(connect, q, durable=False, arguments={**QQ, "x-max-priority": 3}) == \
+        (406, invalid_arg_of_type("x-max-priority", q, "quorum"))
+
+
+def test_bad_arg_value_precedes_property_check(connect, uniq):
+    """A supported argument with a bad value is reported before the quorum property checks."""
+    q = uniq + ".qq"
+    assert declare_error(connect, q, durable=False, arguments={**QQ, "x-max-length": "a"}) == \
+        (406, f"PRECONDITION_FAILED - invalid arg 'x-max-length' for queue '{q}' in vhost '/': "
+              "\"expected integer, got longstr\"")
+
+
+@pytest.mark.parametrize("arg,value", [
+    ("x-delivery-limit", 2), ("x-quorum-initial-group-size", 1), ("x-dead-letter-strategy", "at-least-once"),
+    ("x-max-in-memory-length", 2), ("x-max-in-memory-bytes", 2), ("x-queue-leader-locator", "client-local"),
+])
+@pytest.mark.parametrize("explicit", [False, True], ids=["implicit", "explicit"])
+def test_classic_refuses_quorum_only_args(connect, uniq, arg, value, explicit):
+    """Arguments only quorum queues know are refused by classic queues (default type or explicit)."""
+    q = uniq + ".c"
+    args = {"x-queue-type": "classic"} if explicit else {}
+    assert declare_error(connect, q, durable=True, arguments={**args, arg: value}) == \
+        (406, invalid_arg_of_type(arg, q, "classic"))
+
+
+def test_quorum_accepts_its_arguments(ch, uniq, cleanup):
+    """Every argument quorum queues support, plus an unknown x- argument, declare fine together."""
+    sink = quorum(ch, cleanup, uniq + ".dlq")
+    q = quorum(ch, cleanup, uniq + ".qq", **{
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink,
+        "x-dead-letter-strategy": "at-most-once", "x-expires": 600000, "x-max-length": 10,
+        "x-max-length-bytes": 100000, "x-max-in-memory-length": 5, "x-max-in-memory-bytes": 50000,
+        "x-overflow": "drop-head", "x-single-active-consumer": False, "x-quorum-initial-group-size": 1,
+        "x-delivery-limit": 3, "x-message-ttl": 600000, "x-queue-leader-locator": "client-local",
+        "x-foo": "bar"})
+    publish(ch, q, "m")
+    assert wait_count(ch, q, 1) == 1
+
+
+# --------------------------------------------------------------------------- equivalence
+
+@pytest.mark.parametrize("first,second", [({}, {"x-queue-type": "classic"}), ({"x-queue-type": "classic"}, {})],
+                         ids=["implicit-then-explicit", "explicit-then-implicit"])
+def test_classic_explicit_and_implicit_equivalent(ch, uniq, cleanup, first, second):
+    """A classic queue declared without x-queue-type is equivalent to x-queue-type=classic."""
+    q = uniq + ".c"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True, arguments=first)
+    assert ch.queue_declare(q, durable=True, arguments=second).method.queue == q
+
+
+@pytest.mark.parametrize("first,second,detail", [
+    (QQ, {"x-queue-type": "classic"}, "inequivalent arg 'x-queue-type' for queue '{q}' in vhost '/': "
+                                      "received 'classic' but current is 'quorum'"),
+    ({"x-queue-type": "classic"}, QQ, "inequivalent arg 'x-queue-type' for queue '{q}' in vhost '/': "
+                                      "received 'quorum' but current is 'classic'"),
+    ({}, QQ, "inequivalent arg 'x-queue-type' for queue '{q}' in vhost '/': "
+             "received the value 'quorum' of type 'longstr' but current is none"),
+    (QQ, {**QQ, "x-delivery-limit": 3}, "inequivalent arg 'x-delivery-limit' for queue '{q}' in vhost '/': "
+                                        "received the value '3' of type 'signedint' but current is none"),
+], ids=["quorum-classic", "classic-quorum", "implicit-classic-quorum", "delivery-limit-added"])
+def test_queue_type_inequivalent(connect, uniq, cleanup, first, second, detail):
+    """Changing the type (or a quorum argument) on redeclare is a 406."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    connect().channel().queue_declare(q, durable=True, arguments=first)
+    assert declare_error(connect, q, durable=True, arguments=second) == \
+        (406, "PRECONDITION_FAILED - " + detail.format(q=q))
+
+
+def test_quorum_redeclare_non_durable_inequivalent(connect, ch, uniq, cleanup):
+    """Redeclaring an existing quorum queue as non-durable hits the durable equivalence check first."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    assert declare_error(connect, q, durable=False, arguments=QQ) == \
+        (406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{q}' in vhost '/': "
+              "received 'false' but current is 'true'")
+
+
+# --------------------------------------------------------------------------- x-delivery-limit
+
+@pytest.mark.parametrize("limit", [0, 1, 2])
+def test_delivery_limit_dead_letters_after_limit_plus_one_deliveries(ch, uniq, cleanup, limit):
+    """x-delivery-limit N allows N+1 deliveries; the (N+1)th requeue dead-letters the message with
+    reason delivery_limit. x-delivery-count on basic.get runs 0..N; the dead-lettered copy carries
+    no x-delivery-count (read here from a classic queue, which adds none)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue   # classic: adds no header
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": limit, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"a": 1}))
+    seen = []
+    for _ in range(limit + 1):
+        m, p, _ = wait_get(ch, q)
+        seen.append((m.redelivered, p.headers))
+        ch.basic_reject(m.delivery_tag, requeue=True)
+    assert seen == [(i > 0, {"x-delivery-count": i, "a": 1}) for i in range(limit + 1)]
+    m, p, body = wait_get(ch, sink, auto_ack=True)
+    assert body == b"m"
+    assert ch.basic_get(q)[0] is None
+    assert "x-delivery-count" not in p.headers
+    assert p.headers["a"] == 1
+    (death,) = p.headers["x-death"]
+    assert (death["count"], death["reason"], death["queue"], death["exchange"], death["routing-keys"]) == \
+        (1, "delivery_limit", q, "", [q])
+    assert (p.headers["x-first-death-reason"], p.headers["x-first-death-queue"],
+            p.headers["x-first-death-exchange"]) == ("delivery_limit", q, "")
+
+
+def test_delivery_limit_without_dlx_drops(ch, uniq, cleanup):
+    """Without a dead-letter exchange the message is simply dropped after limit+1 deliveries."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 1})
+    publish(ch, q, "m", "n")
+    counts = []
+    for _ in range(2):
+        m, p, body = wait_get(ch, q)
+        counts.append((body, p.headers["x-delivery-count"]))
+        ch.basic_nack(m.delivery_tag, requeue=True)
+    assert counts == [(b"m", 0), (b"m", 1)]
+    assert wait_count(ch, q, 1) == 1
+    assert drain(ch, q) == [("n", False, 0)]
+
+
+def test_delivery_limit_with_consumer_nack(conn, ch, uniq, cleanup):
+    """Consumer path: the first delivery carries no x-delivery-count; requeued ones carry 1..N;
+    after N+1 deliveries the message is dead-lettered."""
+    sink = quorum(ch, cleanup, uniq + ".dlq")
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 2, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    publish(ch, q, "m")
+    seen = []
+
+    def on_msg(c, m, p, body):
+        seen.append((m.redelivered, p.headers))
+        c.basic_nack(m.delivery_tag, requeue=True)
+
+    cch = conn.channel()
+    cch.basic_consume(q, on_msg)
+    deadline = time.monotonic() + 2
+    while ch.queue_declare(sink, passive=True).method.message_count == 0 and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    assert seen == [(False, None), (True, {"x-delivery-count": 1}), (True, {"x-delivery-count": 2})]
+    _m, p, _ = wait_get(ch, sink, auto_ack=True)
+    assert p.headers["x-first-death-reason"] == "delivery_limit"
+
+
+def test_delivery_limit_counts_channel_close_returns(connect, ch, uniq, cleanup):
+    """Messages returned because their channel closed count as deliveries too."""
+    sink = quorum(ch, cleanup, uniq + ".dlq")
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    publish(ch, q, "m")
+    for expected in (0, 1):
+        other = connect().channel()
+        _, p, _ = wait_get(other, q)
+        assert p.headers["x-delivery-count"] == expected
+        other.close()
+    _m, p, body = wait_get(ch, sink, auto_ack=True)
+    assert (body, p.headers["x-first-death-reason"]) == (b"m", "delivery_limit")
+    assert ch.basic_get(q)[0] is None
+
+
+# --------------------------------------------------------------------------- x-delivery-count
+
+def test_x_delivery_count_consumer_absent_then_counts(conn, ch, uniq, cleanup):
+    """Quorum queue without a delivery limit: deliveries to a consumer carry no x-delivery-count
+    (and redelivered=false) until the message was returned once; then 1, 2, ... (no dead-lettering)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"z": "y"}))
+    ch.basic_publish("", q, b"n")
+    seen = []
+
+    def on_msg(c, m, p, body):
+        seen.append((body.decode(), m.redelivered, p.headers))
+        if len(seen) <= 4:
+            c.basic_nack(m.delivery_tag, requeue=True)
+        else:
+            c.basic_ack(m.delivery_tag)
+
+    cch = conn.channel()
+    cch.basic_qos(prefetch_count=1)
+    cch.basic_consume(q, on_msg)
+    deadline = time.monotonic() + 2
+    while len(seen) < 6 and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    # Without a delivery limit a requeued message goes to the back of the queue, so m and n alternate.
+    assert seen == [("m", False, {"z": "y"}), ("n", False, None),
+                    ("m", True, {"x-delivery-count": 1, "z": "y"}), ("n", True, {"x-delivery-count": 1}),
+                    ("m", True, {"x-delivery-count": 2, "z": "y"}), ("n", True, {"x-delivery-count": 2})]
+
+
+def test_x_delivery_count_basic_get_always_present(ch, uniq, cleanup):
+    """basic.get from a quorum queue always carries x-delivery-count, 0 on the first delivery."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    ch.basic_publish("", q, b"m")
+    ch.basic_publish("", q, b"n", pika.BasicProperties(headers={"h": "v"}))
+    m, p, _ = wait_get(ch, q)
+    assert (m.redelivered, p.headers) == (False, {"x-delivery-count": 0})
+    ch.basic_reject(m.delivery_tag, requeue=True)
+    m, p, body = wait_get(ch, q, auto_ack=True)
+    assert (body, m.redelivered, p.headers) == (b"n", False, {"x-delivery-count": 0, "h": "v"})
+    m, p, body = wait_get(ch, q, auto_ack=True)
+    assert (body, m.redelivered, p.headers) == (b"m", True, {"x-delivery-count": 1})
+
+
+def test_x_delivery_count_wire_type_and_table_order(rawc, ch, uniq, cleanup):
+    """x-delivery-count is a long-long ('l'). Whenever RabbitMQ adds it, the whole headers table is
+    re-sorted bytewise by key; a first consumer delivery (no header added) keeps the publisher's order."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"z": "y", "c": 1, "a": "b"}))
+    assert wait_count(ch, q, 1) == 1
+    published = [("z", "S", b"y"), ("c", "I", 1), ("a", "S", b"b")]
+
+    def with_count(n):
+        return [("a", "S", b"b"), ("c", "I", 1), ("x-delivery-count", "l", n), ("z", "S", b"y")]
+
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="t"))
+    c.expect(C.Basic.ConsumeOk, 1)
+    d1 = c.expect(C.Basic.Deliver, 1)
+    assert d1.redelivered is False
+    assert raw_read_message(c) == (published, b"m")
+    c.send_method(1, C.Basic.Reject(delivery_tag=d1.delivery_tag, requeue=True))
+    d2 = c.expect(C.Basic.Deliver, 1)
+    assert d2.redelivered is True
+    assert raw_read_message(c) == (with_count(1), b"m")
+    c.send_method(1, C.Basic.Cancel(consumer_tag="t"))
+    c.expect(C.Basic.CancelOk, 1)
+    c.send_method(1, C.Basic.Reject(delivery_tag=d2.delivery_tag, requeue=True))
+    deadline = time.monotonic() + 2
+    while True:
+        c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+        reply = c.read_frame_skip_heartbeats()[1]
+        if isinstance(reply, C.Basic.GetOk):
+            break
+        assert isinstance(reply, C.Basic.GetEmpty) and time.monotonic() < deadline
+        time.sleep(0.01)
+    assert reply.redelivered is True
+    assert raw_read_message(c) == (with_count(2), b"m")
+
+
+def test_x_delivery_count_basic_get_sorts_headers(rawc, ch, uniq, cleanup):
+    """basic.get adds x-delivery-count 0 to a never-returned message, so its headers come sorted."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"zz": 1, "b": "x", "y": "v"}))
+    assert wait_count(ch, q, 1) == 1
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    assert c.expect(C.Basic.GetOk, 1).redelivered is False
+    assert raw_read_message(c) == ([("b", "S", b"x"), ("x-delivery-count", "l", 0), ("y", "S", b"v"),
+                                    ("zz", "I", 1)], b"m")
+
+
+def test_classic_queue_has_no_x_delivery_count(ch):
+    """Classic queues never add x-delivery-count, not even on redelivery."""
+    q = ch.queue_declare("", exclusive=True).method.queue
+    publish(ch, q, "m")
+    m, p, _ = wait_get(ch, q)
+    assert p.headers is None
+    ch.basic_reject(m.delivery_tag, requeue=True)
+    m, p, _ = wait_get(ch, q, auto_ack=True)
+    assert (m.redelivered, p.headers) == (True, None)
+
+
+# --------------------------------------------------------------------------- quorum requeue position
+
+@pytest.mark.parametrize("how", ["reject", "nack-multiple", "recover"])
+@pytest.mark.parametrize("limited", [False, True], ids=["no-limit", "delivery-limit"])
+def test_quorum_requeue_position(ch, uniq, cleanup, how, limited):
+    """RabbitMQ 3.10 quorum queues: an explicit requeue (reject/nack/recover) puts messages at the
+    BACK of the queue when no x-delivery-limit is set, and back at the FRONT when one is set."""
+    args = {"x-delivery-limit": 5} if limited else {}
+    q = quorum(ch, cleanup, uniq + ".qq", **args)
+    publish(ch, q, "a", "b", "c")
+    assert wait_count(ch, q, 3) == 3
+    m1, _, _ = ch.basic_get(q)
+    m2, _, _ = ch.basic_get(q)
+    if how == "reject":
+        ch.basic_reject(m2.delivery_tag, requeue=True)
+        ch.basic_reject(m1.delivery_tag, requeue=True)
+    elif how == "nack-multiple":
+        ch.basic_nack(m2.delivery_tag, multiple=True, requeue=True)
+    else:
+        ch.basic_recover(requeue=True)
+    assert wait_count(ch, q, 3) == 3
+    got = drain(ch, q)
+    if how == "reject":
+        returned = [("b", True, 1), ("a", True, 1)]   # in the order they were rejected
+    else:
+        returned = [("a", True, 1), ("b", True, 1)]
+    if limited:
+        assert got == returned + [("c", False, 0)]
+    else:
+        assert got == [("c", False, 0)] + returned
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["no-limit", "delivery-limit"])
+def test_quorum_channel_close_returns_to_front(connect, ch, uniq, cleanup, limited):
+    """Messages returned because their channel closed go back to the FRONT in either case."""
+    args = {"x-delivery-limit": 5} if limited else {}
+    q = quorum(ch, cleanup, uniq + ".qq", **args)
+    publish(ch, q, "a", "b", "c")
+    assert wait_count(ch, q, 3) == 3
+    other = connect().channel()
+    assert other.basic_get(q)[2] == b"a"
+    other.close()
+    assert wait_count(ch, q, 3) == 3
+    assert drain(ch, q) == [("a", True, 1), ("b", False, 0), ("c", False, 0)]
+
+
+# --------------------------------------------------------------------------- quorum x-overflow
+
+@pytest.mark.parametrize("max_length", [1, 2, 5])
+def test_quorum_reject_publish_admits_one_over_the_limit(conn, ch, uniq, cleanup, max_length):
+    """Quorum reject-publish (3.10): a publish is refused only once the queue already holds MORE
+    than x-max-length ready messages, so the queue fills to max+1; further confirmed publishes
+    are nacked. A fresh channel's first publish is nacked too."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": max_length, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    results = [confirmed(pub, q, str(i)) for i in range(max_length + 3)]
+    assert results == [True] * (max_length + 1) + [False, False]
+    assert ch.queue_declare(q, passive=True).method.message_count == max_length + 1
+    fresh = conn.channel()
+    fresh.confirm_delivery()
+    assert confirmed(fresh, q, "x") is False
+    assert [b for b, _, _ in drain(ch, q)] == [str(i) for i in range(max_length + 1)]
+
+
+def test_quorum_reject_publish_unblocks_at_80_percent(conn, ch, uniq, cleanup):
+    """Once refusing, a publisher stays refused until the ready count drops to 80% of the limit
+    (trunc(0.8 * max)); being merely at or below the limit is not enough."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 5, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [confirmed(pub, q, str(i)) for i in range(7)] == [True] * 6 + [False]
+    assert ch.basic_get(q, auto_ack=True)[0] is not None      # 5 ready: == max, still blocked
+    time.sleep(0.1)
+    assert confirmed(pub, q, "x") is False
+    assert ch.basic_get(q, auto_ack=True)[0] is not None      # 4 ready: <= trunc(0.8 * 5)
+    deadline = time.monotonic() + 2
+    while not confirmed(pub, q, "y"):                         # the unblock reaches the channel async
+        assert time.monotonic() < deadline, "publisher never unblocked"
+        time.sleep(0.02)
+    assert ch.queue_declare(q, passive=True).method.message_count == 5
+
+
+def test_quorum_reject_publish_dlx_acts_as_drop_head(conn, ch, uniq, cleanup):
+    """x-overflow=reject-publish-dlx is accepted by a 3.10 quorum queue but it behaves as drop-head:
+    publishes are confirmed and the oldest messages are dropped."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [confirmed(pub, q, b) for b in "abc"] == [True, True, True]
+    assert wait_count(ch, q, 1) == 1
+    assert drain(ch, q) == [("c", False, 0)]
+
+
+def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
+    """x-overflow=drop-head (the default) on a quorum queue keeps exactly x-max-length messages."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [confirmed(pub, q, b) for b in "abcd"] == [True] * 4
+    assert wait_count(ch, q, 2) == 2
+    assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]
