@@ -181,7 +181,7 @@ class Broker:
     def clear_policy(self, name: str, vhost: str = "/") -> None:
         v = self.vhosts.get(vhost)
         if v is None or name not in v.policies:
-            raise ValueError(f"no policy '{name}' in vhost '{vhost}'")
+            raise ValueError("Parameter does not exist")
         v.clear_policy(name)
 
     def list_policies(self, vhost: str | None = None) -> list[dict]:

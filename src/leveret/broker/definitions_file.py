@@ -53,8 +53,11 @@ def load_definitions(broker, path: str) -> None:
         for p in data.get("permissions", []):
             broker.set_permissions(p["user"], p["vhost"], p["configure"], p["write"], p["read"])
         for p in data.get("policies", []):
-            broker.set_policy(p["name"], p["pattern"], p["definition"], vhost=p.get("vhost", "/"),
-                              priority=p.get("priority", 0), apply_to=p.get("apply-to", "all"))
+            try:
+                broker.set_policy(p["name"], p["pattern"], p["definition"], vhost=p.get("vhost", "/"),
+                                  priority=p.get("priority", 0), apply_to=p.get("apply-to", "all"))
+            except ValueError as e:
+                raise DefinitionsError(f"{path}: policy '{p.get('name')}': {e}") from None
         for x in data.get("exchanges", []):
             v = broker.vhosts[x.get("vhost", "/")]
             v.declare_exchange(x["name"], x.get("type", "direct"), x.get("durable", True), x.get("auto_delete", False),

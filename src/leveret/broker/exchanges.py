@@ -79,7 +79,8 @@ class Exchange:
         if table_plain(self.arguments.get("x-message-deduplication")) is True or \
                 self.type_name == "x-message-deduplication":
             if self.dedup is None:
-                from .dedup import DedupCache
+                from .dedup import DedupCache, validate_exchange_args
+                validate_exchange_args(self.arguments, self.type_name == "x-message-deduplication")
                 self.dedup = DedupCache.for_entity(self, self.arguments)
         self.special = self.dedup is not None or self.delayed
 
@@ -379,3 +380,14 @@ TYPES = {
     "headers": HeadersExchange,
 }
 TYPES["x-delayed-message"] = make_delayed_type(dict(TYPES))
+
+
+class DeduplicationExchange(FanoutExchange):
+    """The rabbitmq-message-deduplication plugin's exchange type: fanout routing, and a message
+    whose key was seen recently routes nowhere (see :mod:`.dedup`)."""
+
+    __slots__ = ()
+    type_name = "x-message-deduplication"
+
+
+TYPES["x-message-deduplication"] = DeduplicationExchange

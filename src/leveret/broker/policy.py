@@ -2,13 +2,15 @@
 
 A policy is RabbitMQ's: ``name``, ``pattern`` (a regular expression searched in
 the entity name, unanchored, as Erlang's ``re:run``), ``apply-to`` (``all``,
-``queues``, ``exchanges``, ``classic_queues``, ``quorum_queues``), ``priority``
-and a ``definition``. At most one policy applies to an entity: the matching one
-with the highest priority.
+``queues``, ``exchanges``, as RabbitMQ 3.10), ``priority`` and a
+``definition``. At most one policy applies to an entity: the matching one with
+the highest priority whose keys the entity's queue type supports (a policy
+with ``delivery-limit`` does not apply to a classic queue at all).
 
 Where a queue also has the matching x-argument, RabbitMQ's precedence holds
 (``rabbit_amqqueue_process``, ``rabbit_quorum_queue``): for the numeric limits
-the lower value wins; for everything else the queue's own argument wins.
+the lower value wins; for everything else the queue's own argument wins,
+except that a quorum queue takes ``expires`` and ``overflow`` from the policy.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ QUEUE_KEYS = {
 EXCHANGE_KEYS = ("alternate-exchange",)
 QUORUM_POLICY_WINS = ("expires", "overflow")     # rabbit_quorum_queue: the policy's value wins
 OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
-APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues")
+APPLY_TO = ("all", "queues", "exchanges")
 _NON_NEG = ("message-ttl", "max-length", "max-length-bytes", "delivery-limit", "consumer-timeout")
 
 
@@ -51,10 +53,13 @@ class Policy:
     def applies(self, entity) -> bool:
         a = self.apply_to
         if entity.kind == "queue":
-            if a == "exchanges" or (a == "classic_queues" and entity.queue_type != "classic") or \
-                    (a == "quorum_queues" and entity.queue_type != "quorum"):
+            if a == "exchanges":
                 return False
-        elif a not in ("all", "exchanges"):
+            # rabbit_queue_type:is_policy_applicable: no key the queue type does not support
+            bad = UNSUPPORTED.get(entity.queue_type, ())
+            if any(k in bad for k in self.definition):
+                return False
+        elif a == "queues":
             return False
         return self.regex.search(entity.name) is not None
 
@@ -63,35 +68,86 @@ class Policy:
                 "definition": dict(self.definition), "priority": self.priority}
 
 
+# key -> (RabbitMQ's "is not a valid ..." noun, check)
+def _non_neg_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _pos_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _string(v) -> bool:
+    return isinstance(v, str)
+
+
+CHECKS = {
+    "message-ttl": ("message TTL", _non_neg_int),
+    "expires": ("queue expiry", _pos_int),
+    "max-length": ("maximum length", _non_neg_int),
+    "max-length-bytes": ("maximum length in bytes", _non_neg_int),
+    "delivery-limit": ("delivery limit", _non_neg_int),
+    "consumer-timeout": ("consumer timeout", _non_neg_int),
+    "dead-letter-exchange": ("dead letter exchange name", _string),
+    "dead-letter-routing-key": ("dead letter routing key", _string),
+    "alternate-exchange": ("alternate exchange name", _string),
+    "overflow": ("overflow value", lambda v: v in OVERFLOW),
+    "queue-mode": ("queue-mode value", lambda v: v in ("default", "lazy")),
+}
+# accepted for compatibility with existing RabbitMQ definitions, without effect on one node
+ACCEPTED = ("ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
+            "ha-promote-on-failure", "queue-master-locator", "queue-leader-locator", "max-in-memory-length",
+            "max-in-memory-bytes", "dead-letter-strategy", "queue-version")
+# keys a queue type does not support: a policy holding one does not apply to such a queue
+UNSUPPORTED = {
+    "classic": frozenset(("delivery-limit", "dead-letter-strategy", "max-in-memory-length", "max-in-memory-bytes",
+                          "queue-leader-locator")),
+    "quorum": frozenset(("max-priority", "queue-mode", "queue-version", "queue-master-locator", "ha-mode",
+                         "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
+                         "ha-promote-on-failure")),
+}
+
+
+def erl(v) -> str:
+    """A JSON value as RabbitMQ's messages print it (Erlang terms)."""
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    if isinstance(v, str):
+        return '<<"' + v.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    if isinstance(v, list):
+        return "[" + ",".join(erl(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "[" + ",".join("{" + erl(k) + "," + erl(x) + "}" for k, x in v.items()) + "]"
+    return repr(v)
+
+
 def validate(name: str, pattern: str, definition: dict, priority, apply_to: str) -> None:
-    """Raise ValueError with a clear message for a policy RabbitMQ would refuse."""
+    """Raise ValueError with RabbitMQ's message for a policy it would refuse
+    (``rabbit_policy:parse_set`` and ``rabbit_policies:validate_policy``)."""
     if not name:
         raise ValueError("policy name must not be empty")
+    if not isinstance(definition, dict) or not definition:
+        raise ValueError("no policy provided")
+    for k, v in definition.items():
+        check = CHECKS.get(k)
+        if check is not None and not check[1](v):
+            raise ValueError(f"{erl(v)} is not a valid {check[0]}")
+    unknown = {k: v for k, v in definition.items() if k not in CHECKS and k not in ACCEPTED}
+    if unknown:
+        raise ValueError(f"{erl(unknown)} are not recognised policy settings")
     try:
         re.compile(pattern)
     except re.error as e:
-        raise ValueError(f"invalid pattern '{pattern}': {e}") from None
+        what = "missing )" if "missing )" in e.msg else e.msg
+        raise ValueError(f'pattern should be regular expression but is invalid: {{"{what}",{len(pattern)}}}') from None
     if apply_to not in APPLY_TO:
-        raise ValueError(f"'{apply_to}' is not a valid apply-to value (one of {', '.join(APPLY_TO)})")
+        raise ValueError(f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'")
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise ValueError(f"priority must be an integer, got {priority!r}")
-    if not isinstance(definition, dict) or not definition:
-        raise ValueError("a policy definition must be a non-empty JSON object")
-    for k, v in definition.items():
-        if k in _NON_NEG:
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{k} must be a non-negative integer, got {v!r}")
-        elif k == "expires":
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"expires must be a positive integer, got {v!r}")
-        elif k == "overflow":
-            if v not in OVERFLOW:
-                raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {v!r}")
-        elif k in ("dead-letter-exchange", "dead-letter-routing-key", "alternate-exchange"):
-            if not isinstance(v, str):
-                raise ValueError(f"{k} must be a string, got {v!r}")
-        else:
-            raise ValueError(f"unrecognised policy key '{k}'")
+        raise ValueError(f"{erl(priority)} is not a valid priority")
 
 
 def best(policies, entity) -> Policy | None:

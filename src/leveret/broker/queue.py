@@ -315,7 +315,7 @@ class Queue:
     def _enqueue_special(self, msg: Message):
         """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
         if self.dedup is not None and self.dedup.duplicate(msg):
-            return None
+            return True         # refused: the publisher gets a nack (plugin: {true, reject})
         if self.overflow != "drop-head" and self._would_overflow(msg):
             if self.overflow == "reject-publish-dlx":
                 self.dead_letter([msg], "maxlen")
@@ -340,7 +340,7 @@ class Queue:
                 self.dead_letter([msg], "expired")
                 return None
             exp_at = now_ms() + ttl
-        pages = self.store is not None and self.store.pages and self.max_priority is None
+        pages = self.store is not None and self.store.pages and self.max_priority is None and self.dedup is None
         if pages and (self.tail or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes):
             self._page_out(msg, exp_at)
             if exp_at and self.exp_timer is None:

@@ -241,8 +241,7 @@ class VHost:
         self.queues[q.name] = q
         if self.policies:
             self.apply_policy(q)
-        if q.dedup is not None and q.durable:
-            q.dedup.attach(self.broker.store, "queue", self.name, q.name)
+
         if q.durable:
             self.broker.store.definitions.put("queue", (self.name, q.name), auto_delete=bool(q.auto_delete),
                                               args=encode_args(q.arguments))

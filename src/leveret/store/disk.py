@@ -157,7 +157,10 @@ class DiskStore(MessageStore):
                           arguments=decode_args(f["args"]), store=self)
                 v.add_queue(q)
                 keep.add(os.path.basename(q.log.path))
-                head, tail_n, tail_bytes, s = q.log.recover(Queue.ram_msgs, Queue.ram_bytes, self.unclean)
+                # queues that do not page (priorities, deduplication) are read back whole
+                whole = q.max_priority is not None or q.dedup is not None
+                head, tail_n, tail_bytes, s = q.log.recover(1 << 62 if whole else Queue.ram_msgs,
+                                                            1 << 62 if whole else Queue.ram_bytes, self.unclean)
                 q.load(head)
                 q.tail, q.tail_bytes = tail_n, tail_bytes
                 stats["queues"] += 1
