@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import struct
 import time
 
 from pamqp import commands as C
