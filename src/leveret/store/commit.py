@@ -67,8 +67,10 @@ class Committer:
         self._dirs.add(directory)
 
     def close_later(self, seg) -> None:
+        """Close ``seg``'s files (anything with ``fd``/``ack_fd``) once no fsync uses them."""
         self._dirty.discard(seg)
         self._to_sync.discard(seg)
+        self._extra.discard(seg)
         if self._inflight:
             self._close.append(seg)
         else:
@@ -98,10 +100,6 @@ class Committer:
         self.writes += 1
         if not self._scheduled:
             self._schedule()
-
-    def forget(self, obj) -> None:
-        """``obj`` (a need_sync caller) is going away: do not sync it."""
-        self._extra.discard(obj)
 
     def when_durable(self, epoch: int, callback) -> None:
         if epoch <= self.durable:
@@ -203,8 +201,10 @@ class Committer:
             self.flush()
 
     def sync_now(self) -> None:
-        """Flush and fsync everything, blocking (shutdown)."""
+        """Flush and fsync everything, blocking (shutdown). An fsync already running in the
+        worker finishes first, so no file is closed under it."""
         self.flush()
+        self._pool.submit(_noop).result()
         self._sync(*self._take_sync_set())
 
     def close(self) -> None:
@@ -212,6 +212,10 @@ class Committer:
         for seg in self._close:
             _close_fds(seg)
         self._close.clear()
+
+
+def _noop() -> None:
+    pass
 
 
 def _close_fds(seg) -> None:

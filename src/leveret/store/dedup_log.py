@@ -26,7 +26,7 @@ class DedupLog:
         self.commit = commit
         self.path = path
         self.fd: int | None = None
-        self.buf = bytearray()
+        self.ack_fd = None          # (the committer's close_later closes ``fd`` and ``ack_fd``)
 
     def load(self) -> list[tuple[bytes, int]]:
         """The live keys in insertion order, as ``(key, expires_at)``; compacts the file."""
@@ -75,20 +75,19 @@ class DedupLog:
         return self.fd
 
     def close(self) -> None:
+        """At shutdown, after the store's final sync."""
         if self.fd is not None:
-            self.commit.sync_now()
             os.close(self.fd)
             self.fd = None
 
     def destroy(self) -> None:
-        if self.fd is not None:
-            self.commit.forget(self)
-            os.close(self.fd)
-            self.fd = None
+        """The entity was deleted: the file goes; its fd is closed once no fsync uses it."""
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        if self.fd is not None:
+            self.commit.close_later(self)
 
 
 def _record(op: int, key: bytes, exp: int) -> bytes:
