@@ -52,15 +52,23 @@ def consumer(count: int, ready, out) -> None:
     sys.path.insert(0, BENCH_DIR)
     import amqpbench as ab
     conn = ab.Conn(URL, name="delayed-bench-consumer")
+    conn.sock.settimeout(None)          # nothing arrives until the first due time
     conn.channel_open(1)
     conn.basic_consume(1, Q, True, "c")
     ready.set()
     late = array.array("d")
     unpack = struct.unpack_from
+    early = []
     while len(late) < count:
         t, _ch, payload = conn.read_frame()
         if t == ab.FRAME_BODY:
-            late.append(time.time() * 1000 - unpack(">d", payload)[0])
+            due, idx = unpack(">dI", payload)
+            x = time.time() * 1000 - due
+            late.append(x)
+            if x < 0 and len(early) < 20:
+                early.append((idx, round(x, 1), len(late)))
+    if early:
+        print("early deliveries (index, ms, arrival #):", early, file=sys.stderr)
     conn.close()
     late = sorted(late)
     n = len(late)
@@ -94,7 +102,7 @@ def publisher(count: int, size: int, first_due: float, window_ms: float, out) ->
         props = struct.pack(">H", 0x3000) + ab.enc_table({"x-delay": delay}) + b"\x02"
         hp = struct.pack(">HHQ", 60, 0, body_len) + props
         batch.append(m + ab.S_HDR.pack(ab.FRAME_HEADER, 1, len(hp)) + hp + b"\xce"
-                     + ab.S_HDR.pack(ab.FRAME_BODY, 1, body_len) + struct.pack(">d", now + delay) + pad + b"\xce")
+                     + ab.S_HDR.pack(ab.FRAME_BODY, 1, body_len) + struct.pack(">dI", now + delay, i) + pad[4:] + b"\xce")
         if len(batch) >= 25:
             conn.send(b"".join(batch))
             batch.clear()
@@ -169,6 +177,8 @@ def main() -> None:
         while cons.is_alive():
             peak = max(peak, rss_mb(broker.pid))
             cons.join(0.5)
+        if cons.exitcode != 0:
+            raise SystemExit("consumer failed")
         cons_res = results.get()
         du = subprocess.run(["du", "-sm", data], capture_output=True, text=True).stdout.split()[0]
         print(json.dumps({"broker": "leveret", "count": a.count, "size": a.size, **pub_res, **cons_res,

@@ -619,3 +619,31 @@ def test_non_durable_delayed_exchange_loses_held_messages_on_restart(leveret_ser
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         ch2.exchange_declare("tx", passive=True)
     c2.close()
+
+
+def test_header_bytes_containing_cc_are_still_delayed(ch, uniq, cleanup_exchanges, delayed_ok):
+    """Regression: a content header whose bytes happen to contain "CC" (here a header named ACCT)
+    took Leveret's sender-selected routing path, which did not hold the message (found by the
+    1M-message benchmark, where some x-delay values encode as 00 00 43 43)."""
+    x = declare_delayed(ch, uniq + ".x", cleanup_exchanges=cleanup_exchanges)
+    q = temp_queue(ch)
+    ch.queue_bind(q, x, "k")
+    publish(ch, x, "k", b"m", delay=300, headers={"ACCT": "x"})
+    time.sleep(0.1)
+    assert ch.queue_declare(q, passive=True).method.message_count == 0
+    assert wait_count(ch, q, 1, timeout=0.2 + LATE_OK) == 1
+
+
+@pytest.mark.leveret_only
+def test_cc_keys_route_when_released(ch, uniq, cleanup_exchanges, delayed_ok):
+    """A held message with a CC header is held once and released to its routing key and CC keys."""
+    x = declare_delayed(ch, uniq + ".x", cleanup_exchanges=cleanup_exchanges)
+    q1, q2 = temp_queue(ch), temp_queue(ch)
+    ch.queue_bind(q1, x, "a")
+    ch.queue_bind(q2, x, "b")
+    publish(ch, x, "a", b"m", delay=200, headers={"CC": ["b"]})
+    time.sleep(0.1)
+    assert (ch.queue_declare(q1, passive=True).method.message_count,
+            ch.queue_declare(q2, passive=True).method.message_count) == (0, 0)
+    assert (wait_count(ch, q1, 1, timeout=0.1 + LATE_OK), wait_count(ch, q2, 1, timeout=0.2)) == (1, 1)
+    assert drain(ch, q1) == [b"m"]

@@ -28,6 +28,7 @@ from ..amqp.errors import (ConnectionError_, access_refused, command_invalid,
                            not_allowed, not_found, not_implemented, precondition_failed,
                            resource_locked)
 from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frames
+from .delayed import x_delay
 from .exchanges import TYPES
 from .message import Message
 from .queue import Consumer, Queue
@@ -240,16 +241,15 @@ class Channel:
 
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""
-        if msg.flags & 0x2000 and b"CC" in msg.header:
+        if x.special and x.dedup is not None and x.dedup.duplicate(msg):
+            # a duplicate routes nowhere (returned if mandatory; the alternate exchange gets it)
+            if x.alternate is not None:
+                ae = self.vhost.exchanges.get(x.alternate)
+                if ae is not None:
+                    self.vhost.route(ae, msg.routing_key, msg, out, True)
+            return out
+        if msg.flags & 0x2000 and b"CC" in msg.header:       # (a cheap pre-check: decoded next)
             return self._route_sender_selected(x, msg)
-        if x.special:
-            if x.dedup is not None and x.dedup.duplicate(msg):
-                # a duplicate routes nowhere (returned if mandatory; the alternate exchange gets it)
-                if x.alternate is not None:
-                    ae = self.vhost.exchanges.get(x.alternate)
-                    if ae is not None:
-                        self.vhost.route(ae, msg.routing_key, msg, out, True)
-                return out
         self.vhost.route(x, msg.routing_key, msg, out, True)
         return out
 
@@ -303,10 +303,14 @@ class Channel:
             msg.bcc = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys[1:]
                        if k not in keys[:1]]
         found: list = []
+        if x.delayed and x_delay(msg):
+            # held once for all its keys; released with its routing key and CC keys
+            self.vhost.route(x, msg.routing_key, msg, found, True)
+            return found
         for k in keys:
             if isinstance(k, bytes):
                 k = k.decode("utf-8", "surrogateescape")
-            self.vhost.route(x, k, msg, found)
+            self.vhost.route(x, k, msg, found, True)
         return list(dict.fromkeys(found))
 
     def send_return(self, code: int, text: str, msg: Message) -> None:
