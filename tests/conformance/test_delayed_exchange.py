@@ -647,3 +647,35 @@ def test_cc_keys_route_when_released(ch, uniq, cleanup_exchanges, delayed_ok):
             ch.queue_declare(q2, passive=True).method.message_count) == (0, 0)
     assert (wait_count(ch, q1, 1, timeout=0.1 + LATE_OK), wait_count(ch, q2, 1, timeout=0.2)) == (1, 1)
     assert drain(ch, q1) == [b"m"]
+
+
+@pytest.mark.leveret_only
+def test_confirmed_held_messages_survive_kill_9(leveret_server, tmp_path):
+    """A publisher confirm for a held message means it is on disk: after SIGKILL and a restart, every
+    confirmed message is delivered once, at its time (one was due during the downtime)."""
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    s = leveret_server(data_dir=data)
+    c = pika.BlockingConnection(pika.URLParameters(s.url))
+    ch = c.channel()
+    ch.exchange_declare("dx", DELAYED, durable=True, arguments={"x-delayed-type": "direct"})
+    ch.queue_declare("dq", durable=True)
+    ch.queue_bind("dq", "dx", "k")
+    ch.confirm_delivery()
+    t0 = time.time()
+    publish(ch, "dx", "k", b"soon", delay=200, delivery_mode=2)          # returns once confirmed
+    for i in range(50):
+        publish(ch, "dx", "k", b"later-%d" % i, delay=3000, delivery_mode=2)
+    s.proc.kill()
+    s.proc.wait(10)
+    s2 = leveret_server(data_dir=data, port=s.port)
+    c2 = pika.BlockingConnection(pika.URLParameters(s2.url))
+    ch2 = c2.channel()
+    assert wait_count(ch2, "dq", 1, timeout=1.0) == 1
+    assert drain(ch2, "dq") == [b"soon"]
+    if time.time() - t0 > 3.0 - 0.2:
+        pytest.fail("the restart took too long for this test's timing")
+    assert wait_count(ch2, "dq", 50, timeout=3.0 - (time.time() - t0) + LATE_OK + 0.5) == 50
+    assert time.time() - t0 >= 3.0 - EARLY_TOLERANCE
+    assert drain(ch2, "dq") == [b"later-%d" % i for i in range(50)]
+    c2.close()

@@ -331,18 +331,37 @@ class Channel:
             self.conn.emit(ack_frame(self.number, upto, multiple))
 
     def _flush_with_nacks(self, upto: int) -> None:
-        """Acks and nacks up to ``upto`` in sequence order: a multiple ack for each run of
-        acked publishes, a single nack for each refused one."""
-        sent = self.confirm_sent
-        for seq in sorted(n for n in self.nacked if n <= upto):
-            if seq - 1 > sent:
-                self.conn.emit(ack_frame(self.number, seq - 1, seq - 1 - sent > 1))
-            self.conn.send_method(self.number, spec.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
-            self.nacked.discard(seq)
-            sent = seq
-        if upto > sent:
-            self.conn.emit(ack_frame(self.number, upto, upto - sent > 1))
+        """A batch holding nacks, as RabbitMQ's ``send_confirms_and_nacks`` sends it: the acks
+        first, then the nacks, each list coalesced by ``coalesce_and_send`` (tags below a cutoff
+        -- the smallest still-unconfirmed publish and the other list's tags -- go as one
+        ``multiple`` frame, the rest one by one; a lone ack is never ``multiple``)."""
+        nacks = sorted(n for n in self.nacked if n <= upto)
+        self.nacked.difference_update(nacks)
+        nset = set(nacks)
+        acks = [t for t in range(self.confirm_sent + 1, upto + 1) if t not in nset]
+        unconfirmed = upto + 1 if self.publish_seq > upto else None
+        emit = self.conn.emit
+        if len(acks) == 1:
+            emit(ack_frame(self.number, acks[0], False))
+        elif acks:
+            self._coalesce(acks, nacks, unconfirmed, lambda t, m: emit(ack_frame(self.number, t, m)))
+        send = self.conn.send_method
+        self._coalesce(nacks, acks, unconfirmed, lambda t, m: send(
+            self.number, spec.BasicNack(delivery_tag=t, multiple=m, requeue=False)))
         self.confirm_sent = upto
+
+    @staticmethod
+    def _coalesce(tags: list, others: list, unconfirmed, send) -> None:
+        if not tags:
+            return
+        cutoff = unconfirmed if unconfirmed is not None else tags[-1] + 1
+        if others:
+            cutoff = min(cutoff, others[0])
+        below = [t for t in tags if t < cutoff]
+        if below:
+            send(below[-1], True)
+        for t in tags[len(below):]:
+            send(t, False)
 
     # ------------------------------------------------------------ ack / nack / reject
 
@@ -454,13 +473,12 @@ class Channel:
         if self.reply_key is not None:
             self.broker.reply_channels.pop(self.reply_key, None)
         self._discard_tx()
-        # a classic queue takes back the channel's unacked messages before it serves its other
-        # consumers (they get the requeued messages first); a quorum queue serves them first
+        # a queue takes back the channel's unacked messages before it serves its other consumers
+        # (a single active consumer's successor gets the requeued messages first)
         later = []
         for c in list(self.consumers.values()):
-            quorum = c.queue is not None and c.queue.queue_type == "quorum"
-            self.cancel_consumer(c, quorum)
-            if not quorum and c.queue is not None:
+            self.cancel_consumer(c, False)
+            if c.queue is not None:
                 later.append(c.queue)
         self.requeue_all()
         for q in later:
