@@ -241,16 +241,20 @@ class Channel:
 
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""
-        if x.special and x.dedup is not None and x.dedup.duplicate(msg):
-            # a duplicate routes nowhere (returned if mandatory; the alternate exchange gets it)
-            if x.alternate is not None:
-                ae = self.vhost.exchanges.get(x.alternate)
-                if ae is not None:
-                    self.vhost.route(ae, msg.routing_key, msg, out, True)
-            return out
+        if x.special:
+            if x.dedup is not None and x.dedup.duplicate(msg):
+                # a duplicate routes nowhere (returned if mandatory; the alternate exchange gets it)
+                if x.alternate is not None:
+                    ae = self.vhost.exchanges.get(x.alternate)
+                    if ae is not None:
+                        self.vhost.route_special(ae, msg.routing_key, msg, out)
+                return out
+            if not (msg.flags & 0x2000 and b"CC" in msg.header):
+                self.vhost.route_special(x, msg.routing_key, msg, out)
+                return out
         if msg.flags & 0x2000 and b"CC" in msg.header:       # (a cheap pre-check: decoded next)
             return self._route_sender_selected(x, msg)
-        self.vhost.route(x, msg.routing_key, msg, out, True)
+        self.vhost.route(x, msg.routing_key, msg, out)
         return out
 
     def _route_names(self, x, msg: Message) -> list:
@@ -305,12 +309,12 @@ class Channel:
         found: list = []
         if x.delayed and x_delay(msg):
             # held once for all its keys; released with its routing key and CC keys
-            self.vhost.route(x, msg.routing_key, msg, found, True)
+            self.vhost.route_special(x, msg.routing_key, msg, found)
             return found
         for k in keys:
             if isinstance(k, bytes):
                 k = k.decode("utf-8", "surrogateescape")
-            self.vhost.route(x, k, msg, found, True)
+            self.vhost.route(x, k, msg, found)
         return list(dict.fromkeys(found))
 
     def send_return(self, code: int, text: str, msg: Message) -> None:

@@ -156,7 +156,7 @@ def dead_letter(q, msgs: list, reason: str) -> None:
         new, keys, deaths = make_dead_letter(m, q.name, reason, q.dlx, q.dlrk, now_s)
         out: list = []
         for k in keys:
-            v.route(x, k, new, out, True)
+            v.route_special(x, k, new, out)
         if len(out) > 1:
             out = list(dict.fromkeys(out))
         if reason != "rejected":

@@ -233,11 +233,11 @@ class DelayScheduler:
                 msg = item
             msg.id = new_id()
             out: list = []
-            v.route(x, msg.routing_key, msg, out)       # released: not held again on the way
+            v.route(x, msg.routing_key, msg, out, False)    # released: not held again on the way
             if msg.flags & 0x2000 and "CC" in msg.headers:
                 from .deadletter import header_routes
                 for k in header_routes(msg.headers):
-                    v.route(x, k, msg, out)
+                    v.route(x, k, msg, out, False)
                 out = list(dict.fromkeys(out))
             for q in out:
                 if not q.deleted:

@@ -101,18 +101,12 @@ class VHost:
 
     # ------------------------------------------------------------ routing
 
-    def route(self, x: Exchange, routing_key: str, msg, out: list, hold: bool = False) -> None:
+    def route(self, x: Exchange, routing_key: str, msg, out: list, hold: bool = True) -> None:
         """Append every queue ``msg`` routes to via ``x`` to ``out``, each once. With ``hold``
-        (a publish), a delayed exchange met on the way holds the message if it has an x-delay:
-        it routes nowhere from there now (see :mod:`.delayed`)."""
+        (a publish, a dead-letter), a delayed exchange met on the way holds the message if it has
+        an x-delay: it routes nowhere from there now (see :mod:`.delayed`). The publish hot path
+        calls this for exchanges that are not ``special``; others go through :meth:`route_special`."""
         dests: list = []
-        if hold and x.delayed:
-            delay = x_delay(msg)
-            if delay:
-                self.broker.delays.hold(x, msg, delay)
-                if x.alternate is not None:
-                    self._route_from(x, dests, routing_key, msg, out, hold)
-                return
         x.route(routing_key, msg, dests)
         if not dests and x.alternate is None:
             return
@@ -120,6 +114,17 @@ class VHost:
             out.append(dests[0])
             return
         self._route_from(x, dests, routing_key, msg, out, hold)
+
+    def route_special(self, x: Exchange, routing_key: str, msg, out: list, hold: bool = True) -> None:
+        """:meth:`route` for a delayed exchange (and any other): a held message goes no further."""
+        if hold and x.delayed:
+            delay = x_delay(msg)
+            if delay:
+                self.broker.delays.hold(x, msg, delay)
+                if x.alternate is not None:
+                    self._route_from(x, [], routing_key, msg, out, hold)
+                return
+        self.route(x, routing_key, msg, out, hold)
 
     def _route_from(self, x, dests: list, routing_key: str, msg, out: list, hold: bool) -> None:
         seen_q: set = set()
