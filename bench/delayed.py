@@ -3,7 +3,9 @@ exchange at once; publish rate, delivery lateness and the broker's memory.
 
     .venv/bin/python bench/delayed.py [--count 1000000] [--size 64] [--hold 120] [--window 100]
 
-Leveret only (RabbitMQ's Debian package has no delayed-message plugin). Steps:
+``--broker rabbitmq`` runs the same against the local RabbitMQ (5672), which needs the
+rabbitmq-delayed-message-exchange plugin (not in Debian's package: build it from source for
+3.10 and ``rabbitmq-plugins enable rabbitmq_delayed_message_exchange``). Steps:
 1. start ``leveret serve`` on port 5698 with a fresh data directory; declare a durable
    ``x-delayed-message`` exchange (``x-delayed-type: direct``) bound to a durable queue;
 2. a consumer process (its own connection, no-ack) records, for every message, its arrival time
@@ -35,6 +37,7 @@ import pika  # noqa: E402  (set-up only)
 BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench")
 PORT = 5698
 WINDOW = 500           # unconfirmed publishes in flight
+URL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
 URL = f"amqp://guest:guest@127.0.0.1:{PORT}/%2F"
 EX, Q = "bench.delayed", "bench.delayed.q"
 
@@ -140,16 +143,25 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--hold", type=float, default=120.0, help="s from the start to the first due time")
     ap.add_argument("--window", type=float, default=100.0, help="s over which due times are spread")
+    ap.add_argument("--broker", choices=("leveret", "rabbitmq"), default="leveret",
+                    help="rabbitmq: the local RabbitMQ on 5672, which needs the delayed-message plugin enabled")
     a = ap.parse_args()
+    global URL
     data = tempfile.mkdtemp(prefix="leveret-delayed-")
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    broker = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(PORT), "--data-dir", data],
-                              cwd=root, stderr=subprocess.PIPE, text=True)
-    try:
+    if a.broker == "rabbitmq":
+        URL = URL_RABBITMQ
+        broker = None
+        pid = int(subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True).stdout.split()[0])
+    else:
+        broker = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(PORT), "--data-dir", data],
+                                  cwd=root, stderr=subprocess.PIPE, text=True)
         for line in broker.stderr:
             if "listening on" in line:
                 break
-        idle_rss = rss_mb(broker.pid)
+        pid = broker.pid
+    try:
+        idle_rss = rss_mb(pid)
         c = pika.BlockingConnection(pika.URLParameters(URL))
         ch = c.channel()
         ch.exchange_declare(EX, "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
@@ -166,27 +178,35 @@ def main() -> None:
         pub.start()
         peak = 0.0
         while pub.is_alive():
-            peak = max(peak, rss_mb(broker.pid))
+            peak = max(peak, rss_mb(pid))
             time.sleep(0.5)
         pub_res = results.get()
         time.sleep(1)
-        pending_rss = rss_mb(broker.pid)
+        pending_rss = rss_mb(pid)
         if time.time() * 1000 > first_due:
             print("warning: publishing took longer than --hold; not all messages were pending at once",
                   file=sys.stderr)
         while cons.is_alive():
-            peak = max(peak, rss_mb(broker.pid))
+            peak = max(peak, rss_mb(pid))
             cons.join(0.5)
         if cons.exitcode != 0:
             raise SystemExit("consumer failed")
         cons_res = results.get()
         du = subprocess.run(["du", "-sm", data], capture_output=True, text=True).stdout.split()[0]
-        print(json.dumps({"broker": "leveret", "count": a.count, "size": a.size, **pub_res, **cons_res,
+        if broker is None:
+            c = pika.BlockingConnection(pika.URLParameters(URL))
+            ch = c.channel()
+            ch.queue_delete(Q)
+            ch.exchange_delete(EX)
+            c.close()
+            du = "n/a"
+        print(json.dumps({"broker": a.broker, "count": a.count, "size": a.size, **pub_res, **cons_res,
                           "rss_mb_idle": round(idle_rss, 1), "rss_mb_all_pending": round(pending_rss, 1),
-                          "rss_mb_peak": round(peak, 1), "data_dir_mb_at_end": int(du)}))
+                          "rss_mb_peak": round(peak, 1), "data_dir_mb_at_end": du}))
     finally:
-        broker.terminate()
-        broker.wait(30)
+        if broker is not None:
+            broker.terminate()
+            broker.wait(30)
         shutil.rmtree(data, ignore_errors=True)
 
 
