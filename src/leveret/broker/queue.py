@@ -314,12 +314,12 @@ class Queue:
 
     def _enqueue_special(self, msg: Message):
         """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
-        if self.dedup is not None and self.dedup.duplicate(msg):
-            return True         # refused: the publisher gets a nack (plugin: {true, reject})
         if self.overflow != "drop-head" and self._would_overflow(msg):
             if self.overflow == "reject-publish-dlx":
                 self.dead_letter([msg], "maxlen")
             return True
+        if self.dedup is not None and self.dedup.duplicate(msg):
+            return True         # refused: the publisher gets a nack (plugin: {true, reject})
         self.stat_published += 1
         ttl = self.msg_ttl
         if msg.flags & 0x0100:
@@ -337,6 +337,8 @@ class Queue:
                             self.pos[msg.id] = self.log.append(msg, False)
                         self._deliver(c, msg)
                         return None
+                if self.dedup is not None:
+                    self.dedup.left_queue(msg)
                 self.dead_letter([msg], "expired")
                 return None
             exp_at = now_ms() + ttl
