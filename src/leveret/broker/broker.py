@@ -291,6 +291,12 @@ class Broker:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        # an embedding program's loop may run on: no queue timer fires after stop (and timers
+        # asked for from now on are never started)
+        self.loop = None
+        for v in self.vhosts.values():
+            for q in v.queues.values():
+                q.stop_timers()
         if self.store.durable:
             self._save_delivered_marks()
         self.store.close()
