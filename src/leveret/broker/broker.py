@@ -288,15 +288,16 @@ class Broker:
                 t.cancel()
                 setattr(self, attr, None)
         self.delays.stop()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        # an embedding program's loop may run on: no queue timer fires after stop (and timers
-        # asked for from now on are never started)
+        # no queue timer fires once stopping has begun (a queue must not expire while clients
+        # are being disconnected), nor later if an embedding program's loop runs on: timers
+        # asked for from now on are never started
         self.loop = None
         for v in self.vhosts.values():
             for q in v.queues.values():
                 q.stop_timers()
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
         if self.store.durable:
             self._save_delivered_marks()
         self.store.close()
