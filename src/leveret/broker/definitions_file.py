@@ -66,7 +66,10 @@ def load_definitions(broker, path: str) -> None:
             v = broker.vhosts[q.get("vhost", "/")]
             if q["name"] in v.queues:
                 continue
-            args = _typed(q.get("arguments"))
+            plain = dict(q.get("arguments") or {})
+            if q.get("type") and q["type"] != "classic" and "x-queue-type" not in plain:
+                plain["x-queue-type"] = q["type"]       # exports since 3.9 carry the type apart
+            args = _typed(plain)
             check_queue_args(args, v.describe("queue", q["name"]))
             v.add_queue(Queue(q["name"], v, durable=q.get("durable", True), auto_delete=q.get("auto_delete", False),
                               arguments=args, store=broker.store))
