@@ -2,10 +2,16 @@
 
 Connections made through these fixtures are closed at teardown; names put in
 ``cleanup`` / ``cleanup_exchanges`` are deleted afterwards on a fresh connection.
+``delayed_ok`` skips a test on an external broker without the delayed-message exchange type;
+``timeout_broker`` is an in-process Leveret with a 300 ms broker-wide consumer timeout.
 """
 from __future__ import annotations
 
+import os
+import uuid
+
 import pika
+import pika.exceptions
 import pytest
 
 import rawamqp
@@ -84,3 +90,44 @@ def cleanup(broker_url):
 def cleanup_exchanges(broker_url):
     """Collects exchange names; deletes them after the test."""
     yield from _delete_after(broker_url, lambda chan, n: chan.exchange_delete(n))
+
+
+@pytest.fixture(scope="session")
+def _delayed_type_known(broker_url) -> bool:
+    """Does the broker know the 'x-delayed-message' exchange type? Leveret does; an external broker
+    is probed once (declaring an unknown exchange type closes the connection with 503)."""
+    if not os.environ.get("LEVERET_TEST_URL"):
+        return True
+    c = pika.BlockingConnection(pika.URLParameters(broker_url))
+    name = "t.delayed-probe." + uuid.uuid4().hex[:8]
+    try:
+        ch = c.channel()
+        ch.exchange_declare(name, "x-delayed-message", auto_delete=True, arguments={"x-delayed-type": "direct"})
+        ch.exchange_delete(name)
+        return True
+    except pika.exceptions.ConnectionClosedByBroker as e:
+        # "unknown" on a node that never loaded the plugin; "invalid" once the type's atom exists
+        # (the plugin was enabled and disabled again since the node started).
+        assert e.reply_code == 503
+        assert e.reply_text in ("COMMAND_INVALID - unknown exchange type 'x-delayed-message'",
+                                "COMMAND_INVALID - invalid exchange type 'x-delayed-message'")
+        return False
+    finally:
+        if c.is_open:
+            c.close()
+
+
+@pytest.fixture
+def delayed_ok(_delayed_type_known):
+    """Skip on an external broker that does not know 'x-delayed-message' (RabbitMQ without the plugin)."""
+    if not _delayed_type_known:
+        pytest.skip("broker has no x-delayed-message exchange type (rabbitmq_delayed_message_exchange)")
+
+
+@pytest.fixture
+def timeout_broker():
+    """An in-process Leveret broker whose broker-wide consumer_timeout setting is 300 ms."""
+    from inproc import ThreadedBroker
+    b = ThreadedBroker(consumer_timeout=300)
+    yield b
+    b.stop()

@@ -16,46 +16,17 @@ import time
 import pika
 import pika.exceptions
 import pytest
-import rawamqp
 from pamqp import commands as C
-from pamqp import encode
 
-from .helpers import closed_with, count, queue_exists, wait_count
+from .helpers import (closed_with, confirm_channel, count, declare, declare_raw_arg, invalid_arg, pump,
+                      queue_exists, wait_count, wait_message)
 
 # --------------------------------------------------------------------------- helpers
-
-def confirm_channel(conn):
-    """A channel in confirm mode: basic_publish returns once the broker has enqueued."""
-    ch = conn.channel()
-    ch.confirm_delivery()
-    return ch
-
-
-def declare(ch, name: str, exclusive: bool = True, **args) -> str:
-    ch.queue_declare(name, exclusive=exclusive, arguments=args or None)
-    return name
-
-
-def wait_message(ch, q: str, timeout: float = 2.0, interval: float = 0.005):
-    """Poll basic.get (auto-ack) until a message arrives -> (method, props, body, elapsed-at)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m, p, body = ch.basic_get(q, auto_ack=True)
-        if m is not None:
-            return m, p, body, time.monotonic()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message arrived in {q!r} within {timeout}s")
-        time.sleep(interval)
-
 
 def wait_gone(ch, q: str, timeout: float = 2.0) -> float:
     """Poll until ``q`` holds no ready message; returns the monotonic time it was seen empty."""
     assert wait_count(ch, q, 0, timeout=timeout) == 0, f"{q!r} still holds messages after {timeout}s"
     return time.monotonic()
-
-
-def invalid_arg(key: str, q: str, why: str) -> str:
-    return f"PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"
 
 
 # --------------------------------------------------------------------------- x-message-ttl
@@ -134,9 +105,7 @@ def test_expiring_messages_still_delivered_to_consumer_before_ttl(conn, uniq):
     ch.basic_publish("", q, b"m")
     got = []
     ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
-    deadline = time.monotonic() + 2
-    while not got and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: got, timeout=2)
     assert got == [b"m"]
 
 
@@ -170,9 +139,7 @@ def test_ttl_zero_delivered_to_waiting_consumer(conn, uniq, via):
     cons.basic_consume(q, lambda c, m, p, b: got.append((b, p.expiration)), auto_ack=True)
     props = pika.BasicProperties(expiration="0") if via == "expiration" else None
     ch.basic_publish("", q, b"now", props)
-    deadline = time.monotonic() + 2
-    while not got and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: got, timeout=2)
     assert got == [(b"now", "0" if via == "expiration" else None)]
 
 
@@ -188,9 +155,7 @@ def test_ttl_zero_dropped_when_consumer_prefetch_is_full(conn, uniq):
     ch.basic_publish("", q, b"a")
     ch.basic_publish("", q, b"b")
     ch.basic_publish("", q, b"c")
-    deadline = time.monotonic() + 2
-    while not got and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: got, timeout=2)
     conn.process_data_events(0.1)
     assert [b for _, b in got] == [b"a"]
     assert count(ch, q) == 0
@@ -206,7 +171,7 @@ def test_ttl_zero_dead_lettered_without_consumer(conn, uniq):
     q = declare(ch, uniq + ".q", **{"x-message-ttl": 0, "x-dead-letter-exchange": "",
                                     "x-dead-letter-routing-key": sink})
     ch.basic_publish("", q, b"m")
-    _, p, body, _ = wait_message(ch, sink)
+    _, p, body = wait_message(ch, sink)
     assert body == b"m"
     assert p.headers["x-death"][0]["reason"] == "expired"
     assert p.headers["x-death"][0]["queue"] == q
@@ -229,7 +194,8 @@ def test_unacked_message_does_not_expire_while_delivered(conn, uniq):
     assert count(ch, sink) == 0
     t_requeue = time.monotonic()
     ch.basic_nack(m.delivery_tag, requeue=True)
-    _, p, body, arrived = wait_message(ch, sink)
+    _, p, body = wait_message(ch, sink)
+    arrived = time.monotonic()
     assert body == b"held"
     assert p.headers["x-death"][0]["reason"] == "expired"
     assert arrived - t_requeue < 1.0
@@ -283,7 +249,8 @@ def test_short_ttl_behind_long_lived_message_expires_on_time(conn, uniq):
     ch.basic_publish("", q, b"head, lives long")
     t0 = time.monotonic()
     ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="100"))
-    _, p, body, arrived = wait_message(ch, sink, timeout=2.0, interval=0.002)
+    _, p, body = wait_message(ch, sink, timeout=2.0, interval=0.002)
+    arrived = time.monotonic()
     assert body == b"short"
     assert p.headers["x-death"][0]["reason"] == "expired"
     assert p.headers["x-death"][0]["original-expiration"] == "100"
@@ -432,16 +399,6 @@ def test_valid_ttl_and_expires_bounds(ch, uniq, key, value):
     assert q == uniq + ".q"
 
 
-def _declare_raw_arg(c, channel: int, q: str, key: str, field: bytes):
-    """queue.declare(exclusive) whose arguments table holds ``key`` with the raw encoded ``field``
-    (type octet + value); returns the reply frame."""
-    entry = encode.short_string(key) + field
-    args = (struct.pack(">H", 0) + encode.short_string(q) + bytes([0b00100])  # bit 2: exclusive
-            + struct.pack(">I", len(entry)) + entry)
-    c.send_frame(rawamqp.FRAME_METHOD, channel, rawamqp.method_payload(50, 10, args))
-    return c.read_frame_skip_heartbeats()[1]
-
-
 _INT_FIELDS = {
     "short-short-int b": b"b" + struct.pack(">b", 5),
     "short-short-uint B": b"B" + struct.pack(">B", 5),
@@ -466,13 +423,13 @@ def test_ttl_args_accept_every_integer_field_type_and_refuse_floats(rawc, uniq, 
     for label, field in _INT_FIELDS.items():
         c.open_channel(n)
         q = f"{uniq}.{n}"
-        reply = _declare_raw_arg(c, n, q, key, field)
+        reply = declare_raw_arg(c, n, q, key, field)
         assert isinstance(reply, C.Queue.DeclareOk), (label, reply)
         n += 1
     for label, field in _NON_INT_FIELDS.items():
         c.open_channel(n)
         q = f"{uniq}.{n}"
-        reply = _declare_raw_arg(c, n, q, key, field)
+        reply = declare_raw_arg(c, n, q, key, field)
         assert isinstance(reply, C.Channel.Close), (label, reply)
         assert (reply.reply_code, reply.reply_text) == (
             406, invalid_arg(key, q, f'"expected integer, got {label}"'))
