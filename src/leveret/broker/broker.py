@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from .. import __version__
 from ..store.base import MemoryStore, MessageStore
 from .alarms import ResourceMonitor
+from .delayed import DelayScheduler
+from .policy import Policy, validate
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
@@ -103,7 +105,6 @@ class Broker:
         self._deferred: list = []               # timers asked for before the loop runs
         self.reply_channels: dict = {}          # direct reply-to key -> channel
         self._timeout_task = None
-        from .delayed import DelayScheduler
         self.delays = DelayScheduler(self)
         s = self.settings
         self.recovery = self.store.recover(self)
@@ -171,7 +172,6 @@ class Broker:
                    apply_to: str = "all") -> None:
         """``rabbitmqctl set_policy``: add or replace a policy; it applies at once (ValueError if
         RabbitMQ would refuse it)."""
-        from .policy import Policy, validate
         validate(name, pattern, definition, priority, apply_to)
         v = self.vhosts.get(vhost)
         if v is None:

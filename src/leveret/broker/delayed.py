@@ -38,6 +38,7 @@ from array import array
 
 from ..amqp.codec import table_plain
 from ..amqp.errors import ConnectionError_, command_invalid, precondition_failed
+from .deadletter import header_routes
 from .message import Message
 
 log = logging.getLogger("leveret")
@@ -235,7 +236,6 @@ class DelayScheduler:
             out: list = []
             v.route(x, msg.routing_key, msg, out, False)    # released: not held again on the way
             if msg.flags & 0x2000 and "CC" in msg.headers:
-                from .deadletter import header_routes
                 for k in header_routes(msg.headers):
                     v.route(x, k, msg, out, False)
                 out = list(dict.fromkeys(out))

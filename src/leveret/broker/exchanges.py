@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import precondition_failed
+from .dedup import DedupCache, validate_exchange_args
 from .delayed import make_delayed_type
 
 
@@ -79,7 +80,6 @@ class Exchange:
         if table_plain(self.arguments.get("x-message-deduplication")) is True or \
                 self.type_name == "x-message-deduplication":
             if self.dedup is None:
-                from .dedup import DedupCache, validate_exchange_args
                 validate_exchange_args(self.arguments, self.type_name == "x-message-deduplication")
                 self.dedup = DedupCache.for_entity(self, self.arguments)
         self.special = self.dedup is not None or self.delayed

@@ -55,7 +55,10 @@ import time
 from collections import deque
 
 from ..amqp.codec import table_plain
+from .deadletter import dead_letter
+from .dedup import DedupCache
 from .message import Message
+from .policy import effective_queue_settings
 
 FLOW_RESUME = 1000    # publishers held back by this queue resume below this many ready messages
 
@@ -254,7 +257,6 @@ class Queue:
 
     def configure(self) -> None:
         """(Re)compute the effective settings from the x-arguments and the policy in force."""
-        from .policy import effective_queue_settings
         eff = effective_queue_settings(self.arguments, self.policy, self.queue_type)
         self.msg_ttl = eff["message-ttl"]
         self.max_len = eff["max-length"]
@@ -269,7 +271,6 @@ class Queue:
         self.sac = table_plain(self.arguments.get("x-single-active-consumer")) is True
         if table_plain(self.arguments.get("x-message-deduplication")) is True:
             if self.dedup is None:
-                from .dedup import DedupCache
                 self.dedup = DedupCache.for_entity(self, self.arguments)
         else:
             self.dedup = None
@@ -592,7 +593,6 @@ class Queue:
 
     def dead_letter(self, msgs: list, reason: str) -> None:
         if self.dlx is not None:
-            from .deadletter import dead_letter
             dead_letter(self, msgs, reason)
 
     # ------------------------------------------------------------ queue expiry (x-expires)

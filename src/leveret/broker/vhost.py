@@ -20,6 +20,7 @@ from ..amqp.errors import not_found, precondition_failed
 from ..store.definitions import encode_args
 from .delayed import x_delay
 from .exchanges import TYPES, Binding, DefaultExchange, Exchange
+from .policy import best
 from .queue import Queue
 
 PREDECLARED = (
@@ -93,7 +94,6 @@ class VHost:
 
     def apply_policy(self, entity) -> None:
         """Give ``entity`` the policy that now matches it (if that changed, reconfigure it)."""
-        from .policy import best
         p = best(self.policies.values(), entity) if self.policies else None
         if p is not entity.policy:
             entity.policy = p
