@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import uuid
 
+import pika
 import pytest
 
 EXTERNAL_URL = os.environ.get("LEVERET_TEST_URL")
@@ -106,6 +107,18 @@ def leveret_server(tmp_path):
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def conn(broker_url):
+    """A pika connection to the broker under test, closed afterwards (tests/conformance/conftest.py
+    makes its own through its ``connect`` factory)."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        yield connection
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 @pytest.fixture

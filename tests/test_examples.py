@@ -8,18 +8,14 @@ print their "waiting" line.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pika
 import pytest
 from pika.exceptions import ConnectionClosedByBroker
+from subprocs import Program, Programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -28,145 +24,11 @@ EXAMPLE_QUEUES = ("work", "work.parking", "work.retry.1", "work.retry.2", "work.
                   "reminders", "rpc.fib")
 EXAMPLE_EXCHANGES = ("reminders",)
 
-CONSUMER_TIMEOUT = "15"  # safety net: every consumer exits by itself after this long
-WAIT = 8.0  # seconds to wait for an expected output line
-
-
-class Program:
-    """A running example program whose merged stdout/stderr is read line by line."""
-
-    def __init__(self, path: Path, args: tuple[str, ...], env: dict[str, str]):
-        self.name = f"{path.parent.name}/{path.name}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", str(path), *args], cwd=path.parent,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def _describe(self) -> str:
-        return f"{self.name} (rc={self.proc.poll()}) output so far:\n" + "\n".join(self.output)
-
-    def expect(self, text: str, timeout: float = WAIT) -> str:
-        """Wait for an output line containing ``text``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {text!r} from {self._describe()}")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self._lines.put(None)
-                raise AssertionError(f"{self.name} ended before printing {text!r}: {self._describe()}")
-            self.output.append(line)
-            if text in line:
-                return line
-
-    def finish(self, timeout: float = WAIT) -> int:
-        """Wait for the program to exit by itself; collect the rest of its output."""
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            while not self._lines.empty():  # show everything it printed so far
-                line = self._lines.get_nowait()
-                if line is not None:
-                    self.output.append(line)
-            raise AssertionError(f"{self.name} did not exit: {self._describe()}") from None
-        self._reader.join(timeout)
-        while True:
-            line = self._lines.get()
-            if line is None:
-                self._lines.put(None)
-                break
-            self.output.append(line)
-        return rc
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.finish()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def text(self) -> str:
-        return "\n".join(self.output)
-
-
-class Examples:
-    def __init__(self, broker_url: str, prefix: str):
-        self.broker_url = broker_url
-        self.prefix = prefix
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMPLE_")}
-        self.env.update(AMQP_URL=broker_url, EXAMPLE_PREFIX=prefix, PYTHONUNBUFFERED="1")
-        self.programs: list[Program] = []
-
-    def name(self, base: str) -> str:
-        return self.prefix + base
-
-    def start(self, script: str, *args: str) -> Program:
-        program = Program(EXAMPLES / script, args, self.env)
-        self.programs.append(program)
-        return program
-
-    def consumer(self, script: str, *args: str, ready: str) -> Program:
-        """Start a consuming program (with the safety timeout) and wait until it is consuming."""
-        program = self.start(script, "--timeout", CONSUMER_TIMEOUT, *args)
-        program.expect(ready)
-        return program
-
-    def run(self, script: str, *args: str, check: bool = True,
-            timeout: float = 30) -> subprocess.CompletedProcess:
-        path = EXAMPLES / script
-        done = subprocess.run([sys.executable, str(path), *args], cwd=path.parent,
-                              capture_output=True, text=True, timeout=timeout, env=self.env)
-        if check:
-            assert done.returncode == 0, f"{script} {args} failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def cleanup(self) -> None:
-        for program in self.programs:
-            program.kill()
-        connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
-        try:
-            channel = connection.channel()
-            for q in EXAMPLE_QUEUES:
-                channel.queue_delete(self.name(q))
-            for x in EXAMPLE_EXCHANGES:
-                channel.exchange_delete(self.name(x))
-        finally:
-            connection.close()
-
 
 @pytest.fixture
 def examples(broker_url, uniq):
-    e = Examples(broker_url, uniq + ".")
-    try:
+    with Programs(EXAMPLES, broker_url, uniq + ".", "EXAMPLE_", EXAMPLE_QUEUES, EXAMPLE_EXCHANGES) as e:
         yield e
-    finally:
-        e.cleanup()
-
-
-@pytest.fixture
-def conn(broker_url):
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        yield connection
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def _message_count(channel, name: str) -> int:
@@ -412,11 +274,7 @@ def _matches(lines: list[str], pattern: re.Pattern) -> list[tuple[str, ...]]:
 
 
 def _start_servers(examples, count: int) -> list[Program]:
-    servers = [examples.start("rpc_direct_reply_to/server.py", "--timeout", CONSUMER_TIMEOUT)
-               for _ in range(count)]
-    for s in servers:
-        s.expect("Awaiting RPC requests")
-    return servers
+    return examples.consumers([("rpc_direct_reply_to/server.py",)] * count, ready="Awaiting RPC requests")
 
 
 def test_rpc_direct_reply_to_replies_match_requests_out_of_order(examples):

@@ -12,25 +12,12 @@ import time
 import pika
 import pika.exceptions
 import pytest
-from conformance.helpers import drain_get as drain
+from conformance.helpers import count as _count, drain_get as drain, wait_count as _wait
 from test_durability import connect, restart  # noqa: F401  (fixture and helper)
 
 pytestmark = pytest.mark.leveret_only
 
 BOTH = pytest.mark.parametrize("how", ["sigterm", "sigkill"])
-
-
-def _count(ch, q: str) -> int:
-    return ch.queue_declare(q, passive=True).method.message_count
-
-
-def _wait(ch, q: str, n: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = _count(ch, q)
-        if got == n or time.monotonic() > deadline:
-            return got
-        time.sleep(0.02)
 
 
 @BOTH

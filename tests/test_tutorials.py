@@ -6,17 +6,13 @@ Consumers are started first; a test publishes only after they print their "waiti
 """
 from __future__ import annotations
 
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pika
 import pytest
+from subprocs import CONSUMER_TIMEOUT, WAIT, Programs
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "examples" / "tutorials"
 
@@ -24,153 +20,11 @@ TUTORIALS = Path(__file__).resolve().parent.parent / "examples" / "tutorials"
 TUTORIAL_QUEUES = ("hello", "task_queue", "rpc_queue")
 TUTORIAL_EXCHANGES = ("logs", "direct_logs", "topic_logs")
 
-# Safety net: every consumer exits by itself after this long even if a test forgets it.
-CONSUMER_TIMEOUT = "15"
-WAIT = 8.0  # seconds to wait for an expected output line
-
-
-class Program:
-    """A running tutorial program whose merged stdout/stderr is read line by line."""
-
-    def __init__(self, script: str, args: tuple[str, ...], env: dict[str, str]):
-        self.script = script
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", str(TUTORIALS / script), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def _describe(self) -> str:
-        return f"{self.script} (rc={self.proc.poll()}) output so far:\n" + "\n".join(self.output)
-
-    def expect(self, text: str, timeout: float = WAIT) -> str:
-        """Wait for an output line containing ``text``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {text!r} from {self._describe()}")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self._lines.put(None)  # keep the end marker for later calls
-                raise AssertionError(f"{self.script} ended before printing {text!r}: {self._describe()}")
-            self.output.append(line)
-            if text in line:
-                return line
-
-    def finish(self, timeout: float = WAIT) -> int:
-        """Wait for the program to exit by itself; collect the rest of its output."""
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.script} did not exit: {self._describe()}") from None
-        self._reader.join(timeout)
-        while True:
-            line = self._lines.get()
-            if line is None:
-                self._lines.put(None)
-                break
-            self.output.append(line)
-        return rc
-
-    def stop(self) -> None:
-        """Terminate the program (if still running) and collect its output."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.finish()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def received(self, marker: str = " [x] ") -> list[str]:
-        """The part after ``marker`` of every output line that carries it."""
-        return [line.split(marker, 1)[1] for line in self.output if marker in line]
-
-
-class Tutorials:
-    def __init__(self, broker_url: str, prefix: str):
-        self.broker_url = broker_url
-        self.prefix = prefix
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TUTORIAL_")}
-        self.env.update(AMQP_URL=broker_url, TUTORIAL_PREFIX=prefix, PYTHONUNBUFFERED="1")
-        self.programs: list[Program] = []
-
-    def name(self, base: str) -> str:
-        return self.prefix + base
-
-    def start(self, script: str, *args: str, env: dict[str, str] | None = None) -> Program:
-        program = Program(script, args, {**self.env, **(env or {})})
-        self.programs.append(program)
-        return program
-
-    def consumer(self, script: str, *args: str, ready: str = "Waiting for",
-                 env: dict[str, str] | None = None) -> Program:
-        """Start a consuming program and wait until it is consuming."""
-        return self.consumers([(script, *args)], ready=ready, env=env)[0]
-
-    def consumers(self, commands: list[tuple[str, ...]], ready: str = "Waiting for",
-                  env: dict[str, str] | None = None) -> list[Program]:
-        """Start several consuming programs at once; wait until all of them are consuming."""
-        programs = [self.start(script, "--timeout", CONSUMER_TIMEOUT, *args, env=env)
-                    for script, *args in commands]
-        for program in programs:
-            program.expect(ready)
-        return programs
-
-    def run(self, script: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 30) -> str:
-        """Run a short-lived program to completion; it must succeed. Returns its output."""
-        done = subprocess.run(
-            [sys.executable, str(TUTORIALS / script), *args],
-            capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})},
-        )
-        assert done.returncode == 0, f"{script} {args} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def cleanup(self) -> None:
-        for program in self.programs:
-            program.kill()
-        connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
-        try:
-            channel = connection.channel()
-            for q in TUTORIAL_QUEUES:
-                channel.queue_delete(self.name(q))
-            for x in TUTORIAL_EXCHANGES:
-                channel.exchange_delete(self.name(x))
-        finally:
-            connection.close()
-
 
 @pytest.fixture
 def tutorials(broker_url, uniq):
-    t = Tutorials(broker_url, uniq + ".")
-    try:
+    with Programs(TUTORIALS, broker_url, uniq + ".", "TUTORIAL_", TUTORIAL_QUEUES, TUTORIAL_EXCHANGES) as t:
         yield t
-    finally:
-        t.cleanup()
-
-
-@pytest.fixture
-def conn(broker_url):
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        yield connection
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 # --- 1. Hello World ---------------------------------------------------------------
@@ -178,7 +32,7 @@ def conn(broker_url):
 def test_hello_world_receiver_prints_sent_message(tutorials):
     """A message sent to the default exchange with a queue's name as key reaches that queue's consumer."""
     receiver = tutorials.consumer("receive.py", "--max-messages", "1")
-    assert "Sent 'Hello World!'" in tutorials.run("send.py")
+    assert "Sent 'Hello World!'" in tutorials.run("send.py").stdout
     assert receiver.finish() == 0
     assert receiver.received() == ["Received 'Hello World!'"]
 
@@ -322,7 +176,7 @@ def test_routing_direct_receivers_get_only_their_severities(tutorials):
     # Every message a receiver must not get is sent before its last expected one, so a
     # wrongly routed message would show up in its output.
     for severity in ("debug", "info", "warning", "error"):
-        out = tutorials.run("emit_log_direct.py", severity, f"a {severity} message")
+        out = tutorials.run("emit_log_direct.py", severity, f"a {severity} message").stdout
         assert f"Sent {severity}:a {severity} message" in out
     assert errors_only.finish() == 0
     assert all_but_debug.finish() == 0
@@ -381,7 +235,7 @@ def test_rpc_client_gets_fibonacci_numbers(tutorials):
     numbers = [0, 1, 2, 10, 20]
     server = tutorials.consumer("rpc_server.py", "--max-messages", str(len(numbers)),
                                 ready="Awaiting RPC requests")
-    out = tutorials.run("rpc_client.py", "--timeout", "5", *map(str, numbers))
+    out = tutorials.run("rpc_client.py", "--timeout", "5", *map(str, numbers)).stdout
     assert re.findall(r"Got (\d+)", out) == [str(_fib(n)) for n in numbers]
     assert server.finish() == 0
     assert server.received(" [.] ") == [f"fib({n})" for n in numbers]
@@ -404,7 +258,7 @@ def test_rpc_concurrent_clients_each_get_their_own_reply(tutorials):
 def test_rpc_client_default_request_is_fib_30(tutorials):
     """rpc_client.py without arguments asks for fib(30), as in the tutorial, and gets 832040."""
     server = tutorials.consumer("rpc_server.py", "--max-messages", "1", ready="Awaiting RPC requests")
-    out = tutorials.run("rpc_client.py", "--timeout", "10")
+    out = tutorials.run("rpc_client.py", "--timeout", "10").stdout
     assert " [x] Requesting fib(30)" in out
     assert " [.] Got 832040" in out
     assert server.finish(timeout=15) == 0
@@ -414,7 +268,7 @@ def test_rpc_client_default_request_is_fib_30(tutorials):
 
 def test_publisher_confirms_all_three_strategies(tutorials):
     """Every message published on a confirm channel is acked (individually, in batches, asynchronously) and enqueued."""
-    out = tutorials.run("publisher_confirms.py", "--messages", "300", "--batch-size", "50")
+    out = tutorials.run("publisher_confirms.py", "--messages", "300", "--batch-size", "50").stdout
     results = re.findall(r"Published 300 messages (.+?) in [\d,]+ ms: (\d+) confirmed, (\d+) nacked, "
                          r"queue held (\d+)", out)
     assert results == [
@@ -429,5 +283,5 @@ def test_publisher_confirms_all_three_strategies(tutorials):
 def test_publisher_confirms_single_strategy(tutorials, strategy):
     """Each confirm strategy on its own gets one ack per message for an uneven count and batch size."""
     out = tutorials.run("publisher_confirms.py", "--messages", "123", "--batch-size", "20",
-                        "--strategy", strategy)
+                        "--strategy", strategy).stdout
     assert re.findall(r"(\d+) confirmed, (\d+) nacked, queue held (\d+)", out) == [("123", "0", "123")], out

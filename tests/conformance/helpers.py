@@ -6,6 +6,7 @@ Test modules import them with ``from .helpers import ...``. The raw-socket clien
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import time
 
@@ -72,6 +73,11 @@ def timeout_text(channel: int, ms: int) -> str:
 
 
 # --------------------------------------------------------------------------- declaring and publishing
+def safe(name: str) -> str:
+    """aio-pika/pamqp only accept [a-zA-Z0-9-_.:] in names; parametrized test ids have more."""
+    return re.sub(r"[^a-zA-Z0-9_.:-]", "_", name)
+
+
 def confirm_channel(conn):
     """A channel in confirm mode: basic_publish returns after the ack, raises NackError on nack."""
     ch = conn.channel()
@@ -99,16 +105,17 @@ def _body(body: bytes | str) -> bytes:
     return body.encode() if isinstance(body, str) else body
 
 
-def publish(ch, q: str, *bodies: bytes | str) -> None:
-    """Publish each body to queue ``q`` through the default exchange."""
-    for b in bodies:
-        ch.basic_publish("", q, _body(b))
+def publish(ch, q: str, *messages: bytes | str) -> None:
+    """Publish each message body to queue ``q`` through the default exchange."""
+    for m in messages:
+        ch.basic_publish("", q, _body(m))
 
 
-def published(ch, q: str, body: bytes | str, props=None, exchange: str = "") -> bool:
-    """Publish on a confirm channel: True if acked, False if nacked."""
+def published(ch, key: str, body: bytes | str, props=None, exchange: str = "") -> bool:
+    """Publish on a confirm channel (to queue ``key`` through the default exchange unless
+    ``exchange`` is given): True if acked, False if nacked."""
     try:
-        ch.basic_publish(exchange, q, _body(body), props)
+        ch.basic_publish(exchange, key, _body(body), props)
         return True
     except pika.exceptions.NackError:
         return False

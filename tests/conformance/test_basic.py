@@ -20,25 +20,9 @@ from pamqp import commands as spec
 
 from rawamqp import RawConnection
 
-from .helpers import closed_with, drain_get, wait_count
+from .helpers import closed_with, drain_get, pump, settle, wait_count
 
 CTAG_RE = re.compile(r"^amq\.ctag-[A-Za-z0-9_-]{22}$")
-
-
-# --------------------------------------------------------------------------- helpers
-
-def pump(conn: pika.BlockingConnection, until, timeout: float = 1.0) -> None:
-    """Process pika I/O until until() is true or timeout elapses."""
-    deadline = time.monotonic() + timeout
-    while not until() and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
-
-
-def settle(conn: pika.BlockingConnection, seconds: float = 0.2) -> None:
-    """Process pika I/O for a fixed time (used to show that nothing more arrives)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        conn.process_data_events(0.02)
 
 
 # --------------------------------------------------------------------------- publish / mandatory

@@ -21,17 +21,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from .helpers import wait_count
-
-
-def timeout_text(channel: int, ms: int) -> str:
-    return (f"PRECONDITION_FAILED - delivery acknowledgement on channel {channel} timed out. "
-            f"Timeout value used: {ms} ms. This timeout value can be configured, "
-            "see consumers doc guide to learn more")
-
-
-def is_rabbitmq(conn: pika.BlockingConnection) -> bool:
-    return conn._impl.server_properties.get("product") == "RabbitMQ"
+from .helpers import is_rabbitmq, pump, timeout_text, wait_count
 
 
 def wait_closed(conn: pika.BlockingConnection, chan, timeout: float) -> float:
@@ -57,9 +47,7 @@ def hold_unacked(conn, q: str, how: str):
     if how == "consume":
         got = []
         chan.basic_consume(q, lambda c, m, p, b: got.append(m))
-        deadline = time.monotonic() + 2
-        while not got and time.monotonic() < deadline:
-            conn.process_data_events(0.01)
+        pump(conn, lambda: got, timeout=2)
         assert got, "no delivery"
     else:
         m, _, _ = chan.basic_get(q)
@@ -206,15 +194,6 @@ def test_x_consumer_timeout_applies_per_delivery_queue(conn, uniq):
 
 
 # --------------------------------------------------------------------------- Leveret: broker setting
-
-@pytest.fixture
-def timeout_broker():
-    """An in-process Leveret broker whose consumer_timeout setting is 300 ms."""
-    from inproc import ThreadedBroker
-    b = ThreadedBroker(consumer_timeout=300)
-    yield b
-    b.stop()
-
 
 @pytest.mark.leveret_only
 def test_broker_consumer_timeout_setting(timeout_broker):

@@ -3,7 +3,7 @@
 header and ``x-first-death-*`` headers, cycles, CC/BCC, and what is preserved.
 
 Every expectation was observed on RabbitMQ 3.10.8 (classic queues). Several tests read
-the dead-lettered message with a raw wire decoder (``rawamqp`` + the typed decoder below)
+the dead-lettered message with a raw wire decoder (``rawamqp`` + the typed decoder in helpers.py)
 because pika's dicts hide AMQP field types and cannot show the exact table key order.
 
 RabbitMQ 3.10.8's x-death layout, pinned here:
@@ -23,7 +23,6 @@ sets them: those assertions are made only when the broker's product is Leveret.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 
 import aio_pika
@@ -31,39 +30,11 @@ import aio_pika.exceptions
 import pika
 import pika.exceptions
 import pytest
-from pamqp import commands as C
 
-from .helpers import closed_with, count, wait_count
+from .helpers import (aio_wait_get, closed_with, confirm_channel, count, declare, dlx_to, is_leveret,
+                      raw_wait_get, read_content, wait_count, wait_message)
 
 # --------------------------------------------------------------------------- helpers
-
-def confirm_channel(conn):
-    ch = conn.channel()
-    ch.confirm_delivery()
-    return ch
-
-
-def declare(ch, name: str, exclusive: bool = True, **args) -> str:
-    ch.queue_declare(name, exclusive=exclusive, arguments=args or None)
-    return name
-
-
-def to(sink: str, **more) -> dict:
-    """Arguments dead-lettering through the default exchange to queue ``sink``."""
-    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink, **more}
-
-
-def wait_message(ch, q: str, timeout: float = 2.0, auto_ack: bool = True):
-    """Poll basic.get until a message arrives -> (method, properties, body)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m, p, body = ch.basic_get(q, auto_ack=auto_ack)
-        if m is not None:
-            return m, p, body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message arrived in {q!r} within {timeout}s")
-        time.sleep(0.005)
-
 
 def reject_one(ch, q: str, how: str = "reject") -> None:
     m, _, _ = wait_message(ch, q, auto_ack=False)
@@ -71,11 +42,6 @@ def reject_one(ch, q: str, how: str = "reject") -> None:
         ch.basic_reject(m.delivery_tag, requeue=False)
     else:
         ch.basic_nack(m.delivery_tag, requeue=False)
-
-
-def is_leveret(conn) -> bool:
-    """True when the broker under test is Leveret (server_properties product)."""
-    return conn._impl.server_properties.get("product") == "Leveret"
 
 
 def last_death_headers(reason: str, queue: str, exchange: str) -> dict:
@@ -91,96 +57,14 @@ def check_last_death(conn, headers: dict, reason: str, queue: str, exchange: str
         assert got == {}
 
 
-# ---- typed AMQP field-table decoder: values come back as (type-octet, value), keys in wire order
-
-def _shortstr(b: bytes, i: int):
-    n = b[i]
-    return b[i + 1:i + 1 + n].decode(), i + 1 + n
-
-
-def _value(b: bytes, i: int):
-    t = chr(b[i])
-    i += 1
-    fixed = {"t": ">B", "b": ">b", "B": ">B", "s": ">h", "u": ">H", "I": ">i", "i": ">I",
-             "l": ">q", "f": ">f", "d": ">d", "T": ">Q"}
-    if t in fixed:
-        (v,) = struct.unpack_from(fixed[t], b, i)
-        return t, v, i + struct.calcsize(fixed[t])
-    if t == "D":
-        return t, (b[i], struct.unpack_from(">i", b, i + 1)[0]), i + 5
-    if t in "Sx":
-        (n,) = struct.unpack_from(">I", b, i)
-        return t, b[i + 4:i + 4 + n], i + 4 + n
-    if t == "V":
-        return t, None, i
-    if t == "F":
-        v, i = _table(b, i)
-        return t, v, i
-    if t == "A":
-        (n,) = struct.unpack_from(">I", b, i)
-        i += 4
-        end, out = i + n, []
-        while i < end:
-            tt, v, i = _value(b, i)
-            out.append((tt, v))
-        return t, out, i
-    raise AssertionError(f"unknown field type {t!r}")
-
-
-def _table(b: bytes, i: int):
-    (n,) = struct.unpack_from(">I", b, i)
-    i += 4
-    end, out = i + n, []
-    while i < end:
-        k, i = _shortstr(b, i)
-        t, v, i = _value(b, i)
-        out.append((k, t, v))
-    return out, i
-
-
-_PROPS = ["content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id",
-          "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id"]
-
-
-def decode_properties(payload: bytes) -> dict:
-    """Content-header frame payload -> {property: value}; headers as a typed, ordered list."""
-    _cls, _weight, _size, flags = struct.unpack_from(">HHQH", payload, 0)
-    i, out = 14, {}
-    for n, name in enumerate(_PROPS):
-        if not flags & (1 << (15 - n)):
-            continue
-        if name == "headers":
-            out[name], i = _table(payload, i)
-        elif name in ("delivery_mode", "priority"):
-            out[name], i = payload[i], i + 1
-        elif name == "timestamp":
-            out[name], i = struct.unpack_from(">Q", payload, i)[0], i + 8
-        else:
-            out[name], i = _shortstr(payload, i)
-    return out
-
-
 def raw_get(rawc, q: str, timeout: float = 2.0):
-    """basic.get (no-ack) on a raw connection, polling until a message is there.
+    """basic.get (no-ack) on a new raw connection, polling until a message is there.
     Returns (GetOk, decoded properties, body)."""
     c = rawc()
     c.open_channel(1)
-    deadline = time.monotonic() + timeout
-    while True:
-        c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
-        reply = c.read_frame_skip_heartbeats()[1]
-        if isinstance(reply, C.Basic.GetOk):
-            break
-        assert isinstance(reply, C.Basic.GetEmpty), reply
-        assert time.monotonic() < deadline, f"no message in {q!r}"
-        time.sleep(0.01)
-    ftype, _ch, payload = c.read_raw_frame()
-    assert ftype == 2
-    size = struct.unpack_from(">Q", payload, 4)[0]
-    body = b""
-    while len(body) < size:
-        body += c.read_raw_frame()[2]
-    return reply, decode_properties(payload), body
+    reply = raw_wait_get(c, 1, q, timeout)
+    props, body = read_content(c)
+    return reply, props, body
 
 
 def first_death_table(reason: str, queue: str, ts: int, exchange: str, rks: list[str],
@@ -231,7 +115,7 @@ def test_rejected_requeue_false_dead_letters(conn, uniq, how):
     """basic.reject / basic.nack with requeue=false dead-letter the message with reason 'rejected'."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"m")
     reject_one(ch, q, how)
     m, p, body = wait_message(ch, sink)
@@ -252,7 +136,7 @@ def test_nack_multiple_dead_letters_each_in_order(conn, uniq):
     """basic.nack(multiple, requeue=false) dead-letters every covered message, in delivery order."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     for i in range(3):
         ch.basic_publish("", q, str(i).encode())
     tags = [ch.basic_get(q)[0].delivery_tag for _ in range(3)]
@@ -269,7 +153,7 @@ def test_requeue_true_and_channel_close_do_not_dead_letter(conn, uniq):
     """Requeue (nack/reject requeue=true, or closing the channel with unacked messages) never dead-letters."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"a")
     m, _, _ = ch.basic_get(q)
     ch.basic_nack(m.delivery_tag, requeue=True)
@@ -286,7 +170,7 @@ def test_purge_and_delete_do_not_dead_letter(conn, uniq):
     """queue.purge and queue.delete discard messages without dead-lettering them."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"1")
     ch.queue_purge(q)
     ch.basic_publish("", q, b"2")
@@ -299,7 +183,7 @@ def test_expired_by_queue_ttl(conn, uniq):
     """Queue TTL expiry dead-letters with reason 'expired' and no original-expiration key."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink, **{"x-message-ttl": 50}))
+    q = declare(ch, uniq + ".q", **dlx_to(sink, **{"x-message-ttl": 50}))
     ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"k": "v"}))
     _m, p, _body = wait_message(ch, sink)
     (death,) = p.headers["x-death"]
@@ -318,7 +202,7 @@ def test_expired_by_per_message_ttl_records_original_expiration(conn, uniq, queu
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
     extra = {"x-message-ttl": queue_ttl} if queue_ttl else {}
-    q = declare(ch, uniq + ".q", **to(sink, **extra))
+    q = declare(ch, uniq + ".q", **dlx_to(sink, **extra))
     ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="60"))
     _m, p, _body = wait_message(ch, sink)
     (death,) = p.headers["x-death"]
@@ -333,7 +217,7 @@ def test_queue_ttl_lower_than_expiration_still_records_original_expiration(conn,
     the (lower) queue TTL is what expired it."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink, **{"x-message-ttl": 50}))
+    q = declare(ch, uniq + ".q", **dlx_to(sink, **{"x-message-ttl": 50}))
     ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="600000"))
     _, p, _ = wait_message(ch, sink)
     assert p.headers["x-death"][0]["reason"] == "expired"
@@ -345,7 +229,7 @@ def test_rejected_message_with_expiration_loses_it_too(conn, uniq):
     """Any dead-lettering (here: rejected) strips expiration and records original-expiration."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="600000"))
     reject_one(ch, q)
     _, p, _ = wait_message(ch, sink)
@@ -358,7 +242,7 @@ def test_maxlen_reason(conn, uniq):
     """x-max-length drop-head dead-letters the dropped head with reason 'maxlen'."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink, **{"x-max-length": 1}))
+    q = declare(ch, uniq + ".q", **dlx_to(sink, **{"x-max-length": 1}))
     ch.basic_publish("", q, b"old")
     ch.basic_publish("", q, b"new")
     _m, p, body = wait_message(ch, sink)
@@ -374,7 +258,7 @@ def test_dead_letter_to_default_exchange_with_routing_key(conn, uniq):
     shows exchange '' and that routing key; redelivered is false."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.queue_bind(q, "amq.direct", uniq + ".rk")
     ch.basic_publish("amq.direct", uniq + ".rk", b"m")
     reject_one(ch, q)
@@ -455,7 +339,7 @@ def test_missing_dlx_drops_silently(conn, uniq, cause):
 def test_dlx_that_routes_nowhere_drops(conn, uniq):
     """A DLX that exists but routes the message nowhere (no such queue for the key): dropped."""
     ch = confirm_channel(conn)
-    q = declare(ch, uniq + ".q", **to(uniq + ".nonexistent", **{"x-message-ttl": 30}))
+    q = declare(ch, uniq + ".q", **dlx_to(uniq + ".nonexistent", **{"x-message-ttl": 30}))
     ch.basic_publish("", q, b"m")
     assert wait_count(ch, q, 0) == 0
     assert ch.is_open
@@ -521,7 +405,7 @@ def test_x_death_first_death_wire_layout(conn, rawc, uniq, cleanup):
     sink, q = uniq + ".sink", uniq + ".q"
     cleanup.extend([sink, q])
     ch.queue_declare(sink)
-    ch.queue_declare(q, arguments=to(sink))
+    ch.queue_declare(q, arguments=dlx_to(sink))
     ch.queue_bind(q, "amq.direct", uniq + ".rk")
     props = pika.BasicProperties(
         content_type="text/plain", content_encoding="utf-8",
@@ -561,7 +445,7 @@ def test_x_death_second_death_prepends_sorted_table(conn, rawc, uniq, cleanup):
     ch.queue_bind(c, "amq.direct", uniq + ".crk")
     ch.queue_declare(b, arguments={"x-message-ttl": 50, "x-dead-letter-exchange": "amq.direct",
                                    "x-dead-letter-routing-key": uniq + ".crk"})
-    ch.queue_declare(a, arguments=to(b))
+    ch.queue_declare(a, arguments=dlx_to(b))
     ch.basic_publish("", a, b"m", pika.BasicProperties(expiration="600000", headers={"CC": ["x"]}))
     reject_one(ch, a)
     get_ok, p, _ = raw_get(rawc, c)
@@ -581,8 +465,8 @@ def test_x_death_count_increments_in_a_real_cycle(conn, rawc, uniq, cleanup):
     ch = confirm_channel(conn)
     a, b = uniq + ".a", uniq + ".b"
     cleanup.extend([a, b])
-    ch.queue_declare(a, arguments=to(b, **{"x-message-ttl": 50}))
-    ch.queue_declare(b, arguments=to(a))
+    ch.queue_declare(a, arguments=dlx_to(b, **{"x-message-ttl": 50}))
+    ch.queue_declare(b, arguments=dlx_to(a))
     ch.basic_publish("", a, b"cyc")
     # first arrival in B: remember when A's death was recorded; make the clock tick a second
     m, p, _ = wait_message(ch, b, auto_ack=False)
@@ -604,7 +488,7 @@ def test_x_death_count_increments_in_a_real_cycle(conn, rawc, uniq, cleanup):
 def test_self_cycle_of_rejections_counts_up(conn, uniq):
     """A queue dead-lettering rejected messages to itself keeps them cycling; one entry, count 1,2,3."""
     ch = confirm_channel(conn)
-    q = declare(ch, uniq + ".q", **to(uniq + ".q"))
+    q = declare(ch, uniq + ".q", **dlx_to(uniq + ".q"))
     ch.basic_publish("", q, b"m")
     seen = []
     for _ in range(3):
@@ -622,8 +506,8 @@ def test_expired_cycle_without_rejection_is_dropped(conn, uniq):
     instead of entering A again."""
     ch = confirm_channel(conn)
     a, b = uniq + ".a", uniq + ".b"
-    ch.queue_declare(a, exclusive=True, arguments=to(b, **{"x-message-ttl": 40}))
-    ch.queue_declare(b, exclusive=True, arguments=to(a, **{"x-message-ttl": 300}))
+    ch.queue_declare(a, exclusive=True, arguments=dlx_to(b, **{"x-message-ttl": 40}))
+    ch.queue_declare(b, exclusive=True, arguments=dlx_to(a, **{"x-message-ttl": 300}))
     ch.basic_publish("", a, b"m")
     assert wait_count(ch, b, 1) == 1  # reached B
     assert count(ch, a) == 0
@@ -636,7 +520,7 @@ def test_expired_cycle_without_rejection_is_dropped(conn, uniq):
 def test_expired_self_cycle_is_dropped(conn, uniq):
     """A queue whose TTL-expired messages dead-letter back to itself: dropped after the first death."""
     ch = confirm_channel(conn)
-    q = declare(ch, uniq + ".q", **to(uniq + ".q", **{"x-message-ttl": 100}))
+    q = declare(ch, uniq + ".q", **dlx_to(uniq + ".q", **{"x-message-ttl": 100}))
     ch.basic_publish("", q, b"m")
     assert count(ch, q) == 1
     assert wait_count(ch, q, 0) == 0
@@ -649,8 +533,8 @@ def test_cycle_with_a_rejection_keeps_going(conn, uniq):
     """A cycle containing a client rejection is not broken: A(TTL) -> B, reject in B -> A -> B again."""
     ch = confirm_channel(conn)
     a, b = uniq + ".a", uniq + ".b"
-    ch.queue_declare(a, exclusive=True, arguments=to(b, **{"x-message-ttl": 40}))
-    ch.queue_declare(b, exclusive=True, arguments=to(a))
+    ch.queue_declare(a, exclusive=True, arguments=dlx_to(b, **{"x-message-ttl": 40}))
+    ch.queue_declare(b, exclusive=True, arguments=dlx_to(a))
     ch.basic_publish("", a, b"m")
     reject_one(ch, b)
     _m, p, _ = wait_message(ch, b)
@@ -669,10 +553,10 @@ def test_x_death_older_entries_reversed_on_each_death(conn, rawc, uniq, cleanup)
     a, b, c, d, e = (f"{uniq}.{x}" for x in "abcde")
     cleanup.extend([a, b, c, d, e])
     ch.queue_declare(e)
-    ch.queue_declare(d, arguments=to(e, **{"x-message-ttl": 30}))
-    ch.queue_declare(c, arguments=to(d, **{"x-message-ttl": 30}))
-    ch.queue_declare(b, arguments=to(c, **{"x-message-ttl": 30}))
-    ch.queue_declare(a, arguments=to(b))
+    ch.queue_declare(d, arguments=dlx_to(e, **{"x-message-ttl": 30}))
+    ch.queue_declare(c, arguments=dlx_to(d, **{"x-message-ttl": 30}))
+    ch.queue_declare(b, arguments=dlx_to(c, **{"x-message-ttl": 30}))
+    ch.queue_declare(a, arguments=dlx_to(b))
     ch.basic_publish("", a, b"m")
     reject_one(ch, a)
     _, p, _ = raw_get(rawc, e)
@@ -691,8 +575,8 @@ def test_expired_cycle_after_a_rejection_is_not_detected(conn, uniq):
     [A expired 1, A rejected 1, B expired 1]. (3.13+ keeps true recency order and drops it.)"""
     ch = confirm_channel(conn)
     a, b = uniq + ".a", uniq + ".b"
-    ch.queue_declare(a, exclusive=True, arguments=to(b, **{"x-message-ttl": 100}))
-    ch.queue_declare(b, exclusive=True, arguments=to(a, **{"x-message-ttl": 150}))
+    ch.queue_declare(a, exclusive=True, arguments=dlx_to(b, **{"x-message-ttl": 100}))
+    ch.queue_declare(b, exclusive=True, arguments=dlx_to(a, **{"x-message-ttl": 150}))
     ch.basic_publish("", a, b"m")
     m, _, _ = ch.basic_get(a)  # well before A's TTL
     assert m is not None
@@ -711,7 +595,7 @@ def test_republished_x_death_continues_counting(conn, uniq):
     the next death of the same (queue, reason) increments its count."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"m")
     reject_one(ch, q)
     _, p, body = wait_message(ch, sink)
@@ -729,7 +613,7 @@ def test_invalid_x_death_header_is_replaced(conn, rawc, uniq, cleanup):
     sink, q = uniq + ".sink", uniq + ".q"
     cleanup.extend([sink, q])
     ch.queue_declare(sink)
-    ch.queue_declare(q, arguments=to(sink))
+    ch.queue_declare(q, arguments=dlx_to(sink))
     ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"x-death": "garbage"}))
     reject_one(ch, q)
     _, p, _ = raw_get(rawc, sink)
@@ -745,7 +629,7 @@ def test_properties_and_persistence_preserved(conn, uniq):
     """All properties except expiration/headers survive dead-lettering; delivery_mode 2 stays 2."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink, **{"x-message-ttl": 30}))
+    q = declare(ch, uniq + ".q", **dlx_to(sink, **{"x-message-ttl": 30}))
     props = pika.BasicProperties(content_type="application/json", content_encoding="gzip",
                                  delivery_mode=2, priority=9, correlation_id="c-1", reply_to="r-1",
                                  expiration="600000", message_id="m-1", timestamp=1234567890,
@@ -762,7 +646,7 @@ def test_transient_message_stays_transient(conn, uniq):
     """delivery_mode 1 (and absent) is preserved as published."""
     ch = confirm_channel(conn)
     sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **to(sink))
+    q = declare(ch, uniq + ".q", **dlx_to(sink))
     ch.basic_publish("", q, b"1", pika.BasicProperties(delivery_mode=1))
     ch.basic_publish("", q, b"none")
     reject_one(ch, q)
@@ -819,19 +703,6 @@ def test_dead_letter_exchange_need_not_exist_at_declare(ch, uniq):
 
 # --------------------------------------------------------------------------- aio-pika
 
-def aio_is_leveret(connection) -> bool:
-    return connection.transport.connection.server_properties.get("product") == "Leveret"
-
-
-async def aio_wait_get(queue, timeout: float = 2.0):
-    """Poll queue.get (no-ack) until a message arrives."""
-    deadline = time.monotonic() + timeout
-    while (m := await queue.get(no_ack=True, fail=False)) is None:
-        assert time.monotonic() < deadline, f"no message in {queue.name!r}"
-        await asyncio.sleep(0.01)
-    return m
-
-
 class TestAioPika:
     """TTL and dead-lettering through aio-pika."""
 
@@ -840,7 +711,7 @@ class TestAioPika:
         async with await aio_pika.connect(broker_url) as conn:
             ch = await conn.channel()
             sink = await ch.declare_queue(uniq + ".sink", exclusive=True)
-            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=to(sink.name, **{"x-message-ttl": 60}))
+            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=dlx_to(sink.name, **{"x-message-ttl": 60}))
             await ch.default_exchange.publish(aio_pika.Message(b"ttl", headers={"n": 1}), routing_key=q.name)
             async with sink.iterator() as it:
                 msg = await asyncio.wait_for(it.__anext__(), 3)
@@ -853,7 +724,7 @@ class TestAioPika:
             assert msg.headers["x-first-death-reason"] == "expired"
             assert msg.headers["n"] == 1
             last = {k: v for k, v in msg.headers.items() if k.startswith("x-last-death-")}
-            if aio_is_leveret(conn):
+            if is_leveret(conn):
                 assert last == last_death_headers("expired", q.name, "")
             else:
                 assert last == {}
@@ -863,7 +734,7 @@ class TestAioPika:
         async with await aio_pika.connect(broker_url) as conn:
             ch = await conn.channel(publisher_confirms=True)
             sink = await ch.declare_queue(uniq + ".sink", exclusive=True)
-            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=to(sink.name))
+            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=dlx_to(sink.name))
             for body in (b"r", b"n"):
                 await ch.default_exchange.publish(aio_pika.Message(body), routing_key=q.name)
             first = await q.get(timeout=2)
@@ -886,7 +757,7 @@ class TestAioPika:
         async with await aio_pika.connect(broker_url) as conn:
             ch = await conn.channel(publisher_confirms=True)
             sink = await ch.declare_queue(uniq + ".sink", exclusive=True)
-            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=to(sink.name))
+            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=dlx_to(sink.name))
             await ch.default_exchange.publish(aio_pika.Message(b"e", expiration=0.05), routing_key=q.name)
             m = await aio_wait_get(sink)
             assert m.body == b"e"
@@ -900,7 +771,7 @@ class TestAioPika:
         async with await aio_pika.connect(broker_url) as conn:
             ch = await conn.channel(publisher_confirms=True)
             sink = await ch.declare_queue(uniq + ".sink", exclusive=True)
-            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=to(
+            q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=dlx_to(
                 sink.name, **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"}))
             await ch.default_exchange.publish(aio_pika.Message(b"kept"), routing_key=q.name)
             with pytest.raises(aio_pika.exceptions.DeliveryError):
@@ -918,8 +789,8 @@ class TestAioPika:
         async with await aio_pika.connect(broker_url) as conn:
             ch = await conn.channel()
             a_name, b_name = uniq + ".a", uniq + ".b"
-            a = await ch.declare_queue(a_name, exclusive=True, arguments=to(b_name, **{"x-message-ttl": 40}))
-            b = await ch.declare_queue(b_name, exclusive=True, arguments=to(a_name))
+            a = await ch.declare_queue(a_name, exclusive=True, arguments=dlx_to(b_name, **{"x-message-ttl": 40}))
+            b = await ch.declare_queue(b_name, exclusive=True, arguments=dlx_to(a_name))
             await ch.default_exchange.publish(aio_pika.Message(b"c"), routing_key=a.name)
             async with b.iterator() as it:
                 first = await asyncio.wait_for(it.__anext__(), 3)

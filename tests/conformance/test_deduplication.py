@@ -36,7 +36,7 @@ import pika.exceptions
 import pytest
 from pamqp import commands as spec
 
-from .helpers import wait_count
+from .helpers import bodies, temp_queue, wait_count
 
 pytestmark = pytest.mark.leveret_only
 
@@ -58,7 +58,7 @@ def dedup_exchange(ch, name, cleanup_exchanges, durable=False, **args):
 
 
 def bound_queue(ch, x, key=""):
-    q = ch.queue_declare("", exclusive=True).method.queue
+    q = temp_queue(ch)
     ch.queue_bind(q, x, key)
     return q
 
@@ -68,15 +68,6 @@ def pub(ch, x, key, body, dedup=None, headers=None, **props):
     if dedup is not None:
         h[HDR] = dedup
     ch.basic_publish(x, key, body, pika.BasicProperties(headers=h or None, **props))
-
-
-def bodies(ch, q):
-    out = []
-    while True:
-        m, _p, b = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append(b)
 
 
 def settle(ch, q, n):

@@ -26,58 +26,25 @@ from __future__ import annotations
 
 import decimal
 import os
-import re
 import struct
 import time
-import uuid
 
 import pika
 import pika.exceptions
 import pytest
 from pamqp import commands as spec
 
-from .helpers import closed_with, wait_count
+from .helpers import bodies, closed_with, safe, temp_queue, wait_count
 
-EXTERNAL = os.environ.get("LEVERET_TEST_URL")
 DELAYED = "x-delayed-message"
 LATE_OK = 0.5          # generous bound on lateness (s); the real bound is measured by a benchmark
 EARLY_TOLERANCE = 0.005
 
 
-# --------------------------------------------------------------------------- fixtures / helpers
-_probe_result: dict[str, bool] = {}
-
-
-@pytest.fixture
-def delayed_ok(broker_url):
-    """Skip on an external broker that does not know 'x-delayed-message' (RabbitMQ without the plugin)."""
-    if not EXTERNAL:
-        return
-    if broker_url not in _probe_result:
-        c = pika.BlockingConnection(pika.URLParameters(broker_url))
-        name = "t.delayed-probe." + uuid.uuid4().hex[:8]
-        try:
-            ch = c.channel()
-            ch.exchange_declare(name, DELAYED, auto_delete=True, arguments={"x-delayed-type": "direct"})
-            ch.exchange_delete(name)
-            _probe_result[broker_url] = True
-        except pika.exceptions.ConnectionClosedByBroker as e:
-            # "unknown" on a node that never loaded the plugin; "invalid" once the type's atom exists
-            # (the plugin was enabled and disabled again since the node started).
-            assert e.reply_code == 503
-            assert e.reply_text in (f"COMMAND_INVALID - unknown exchange type '{DELAYED}'",
-                                    f"COMMAND_INVALID - invalid exchange type '{DELAYED}'")
-            _probe_result[broker_url] = False
-        finally:
-            if c.is_open:
-                c.close()
-    if not _probe_result[broker_url]:
-        pytest.skip("broker has no x-delayed-message exchange type (rabbitmq_delayed_message_exchange)")
-
-
+# --------------------------------------------------------------------------- helpers
 def declare_delayed(ch, name, xtype="direct", durable=False, cleanup_exchanges=None, **arguments):
     """Declare a delayed exchange; returns its name (made pamqp-safe: parametrized ids have brackets)."""
-    name = re.sub(r"[^a-zA-Z0-9_.:-]", "_", name)
+    name = safe(name)
     args = {"x-delayed-type": xtype, **arguments}
     ch.exchange_declare(name, DELAYED, durable=durable, arguments=args)
     if cleanup_exchanges is not None:
@@ -92,15 +59,6 @@ def publish(ch, exchange, key, body, delay=None, headers=None, **props):
     ch.basic_publish(exchange, key, body, pika.BasicProperties(headers=h or None, **props))
 
 
-def drain(ch, q):
-    out = []
-    while True:
-        m, _props, body = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append(body)
-
-
 def collect(conn, ch, q, n, timeout):
     """Consume until ``n`` messages arrived or ``timeout`` passed -> [(monotonic time, body, headers)]."""
     got = []
@@ -110,10 +68,6 @@ def collect(conn, ch, q, n, timeout):
         conn.process_data_events(time_limit=0.005)
     ch.basic_cancel(tag)
     return got
-
-
-def temp_queue(ch):
-    return ch.queue_declare("", exclusive=True).method.queue
 
 
 # --------------------------------------------------------------------------- declare / validation
@@ -170,7 +124,7 @@ def test_redeclare_other_x_delayed_type_keeps_routing(ch, uniq, cleanup_exchange
     publish(ch, x, "other", b"no")
     publish(ch, x, "k", b"yes")
     assert wait_count(ch, q, 1) == 1
-    assert drain(ch, q) == [b"yes"]
+    assert bodies(ch, q) == [b"yes"]
 
 
 # --------------------------------------------------------------------------- the x-delay header
@@ -336,7 +290,7 @@ def _bind_and_check(conn, ch, x, binds, publishes, expected, delay=100):
             break
         time.sleep(0.02)
     time.sleep(0.05)  # anything misrouted would have arrived by now too
-    return {n: drain(ch, q) for n, q in qs.items()}
+    return {n: bodies(ch, q) for n, q in qs.items()}
 
 
 def test_routing_direct(conn, ch, uniq, cleanup_exchanges, delayed_ok):
@@ -383,7 +337,7 @@ def test_undelayed_message_routes_by_type_at_once(ch, uniq, cleanup_exchanges, d
     publish(ch, x, "a.b", b"1")
     publish(ch, x, "b.a", b"2")
     assert wait_count(ch, q, 1, timeout=0.2) == 1
-    assert drain(ch, q) == [b"1"]
+    assert bodies(ch, q) == [b"1"]
 
 
 # --------------------------------------------------------------------------- bindings at delivery time
@@ -398,7 +352,7 @@ def test_bindings_are_looked_up_at_delivery_time(ch, uniq, cleanup_exchanges, de
     ch.queue_unbind(early, x, "k")
     assert wait_count(ch, late, 1, timeout=0.25 + LATE_OK) == 1
     time.sleep(0.05)
-    assert (drain(ch, early), drain(ch, late)) == ([], [b"m"])
+    assert (bodies(ch, early), bodies(ch, late)) == ([], [b"m"])
 
 
 def test_exchange_to_exchange_destination(ch, uniq, cleanup_exchanges, delayed_ok):
@@ -518,7 +472,7 @@ def test_alternate_exchange_gets_held_messages_at_once(ch, uniq, cleanup_exchang
     assert ch.queue_declare(q, passive=True).method.message_count == 0
     assert wait_count(ch, q, 1, timeout=0.2 + LATE_OK) == 1
     assert wait_count(ch, qae, 3, timeout=0.2) == 3
-    assert (drain(ch, qae), drain(ch, q), returned) == ([b"bound", b"unbound", b"unbound"], [b"bound"], [])
+    assert (bodies(ch, qae), bodies(ch, q), returned) == ([b"bound", b"unbound", b"unbound"], [b"bound"], [])
 
 
 # --------------------------------------------------------------------------- deletion
@@ -646,7 +600,7 @@ def test_cc_keys_route_when_released(ch, uniq, cleanup_exchanges, delayed_ok):
     assert (ch.queue_declare(q1, passive=True).method.message_count,
             ch.queue_declare(q2, passive=True).method.message_count) == (0, 0)
     assert (wait_count(ch, q1, 1, timeout=0.1 + LATE_OK), wait_count(ch, q2, 1, timeout=0.2)) == (1, 1)
-    assert drain(ch, q1) == [b"m"]
+    assert bodies(ch, q1) == [b"m"]
 
 
 @pytest.mark.leveret_only
@@ -672,10 +626,10 @@ def test_confirmed_held_messages_survive_kill_9(leveret_server, tmp_path):
     c2 = pika.BlockingConnection(pika.URLParameters(s2.url))
     ch2 = c2.channel()
     assert wait_count(ch2, "dq", 1, timeout=1.0) == 1
-    assert drain(ch2, "dq") == [b"soon"]
+    assert bodies(ch2, "dq") == [b"soon"]
     if time.time() - t0 > 3.0 - 0.2:
         pytest.fail("the restart took too long for this test's timing")
     assert wait_count(ch2, "dq", 50, timeout=3.0 - (time.time() - t0) + LATE_OK + 0.5) == 50
     assert time.time() - t0 >= 3.0 - EARLY_TOLERANCE
-    assert drain(ch2, "dq") == [b"later-%d" % i for i in range(50)]
+    assert bodies(ch2, "dq") == [b"later-%d" % i for i in range(50)]
     c2.close()

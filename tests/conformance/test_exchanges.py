@@ -5,36 +5,16 @@ pika BlockingConnection everywhere except the headers-exchange section, which us
 from __future__ import annotations
 
 import decimal
-import re
 import uuid
 
 import aio_pika
 import aiormq.exceptions
 import pytest
 
-from .helpers import channel_error, connection_error, exchange_exists
+from .helpers import bodies, channel_error, connection_error, exchange_exists, safe, temp_queue
 
 
 # --------------------------------------------------------------------------- helpers
-def safe(name: str) -> str:
-    """aio-pika/pamqp only accept [a-zA-Z0-9-_.:] in names; parametrized test ids have more."""
-    return re.sub(r"[^a-zA-Z0-9_.:-]", "_", name)
-
-
-def drain(ch, queue: str) -> list[bytes]:
-    """All messages currently in ``queue`` (basic.get, auto-ack), in order."""
-    out = []
-    while True:
-        method, _props, body = ch.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append(body)
-
-
-def temp_queue(ch) -> str:
-    return ch.queue_declare("", exclusive=True).method.queue
-
-
 def publish_and_collect_returns(conn, ch, exchange, key, body=b"m", mandatory=True):
     """Publish and return the list of basic.return methods it caused (synchronised by a round-trip)."""
     returned = []
@@ -52,7 +32,7 @@ def test_default_exchange_routes_by_queue_name(ch, uniq):
     try:
         ch.basic_publish("", q, b"direct-to-queue")
         ch.basic_publish("", q + ".nope", b"lost")
-        assert drain(ch, q) == [b"direct-to-queue"]
+        assert bodies(ch, q) == [b"direct-to-queue"]
     finally:
         ch.queue_delete(q)
 
@@ -314,7 +294,7 @@ def test_delete_removes_bindings(ch, uniq, broker_url):
     ch.exchange_declare(x, "fanout")
     try:
         ch.basic_publish(x, "", b"after-recreate")
-        assert drain(ch, q) == []
+        assert bodies(ch, q) == []
     finally:
         ch.exchange_delete(x)
 
@@ -378,7 +358,7 @@ def test_internal_exchange_reachable_via_e2e(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q, internal)
     ch.exchange_bind(internal, x)
     ch.basic_publish(x, "", b"via-e2e")
-    assert drain(ch, q) == [b"via-e2e"]
+    assert bodies(ch, q) == [b"via-e2e"]
 
 
 def test_publish_to_missing_exchange(ch, uniq):
@@ -420,8 +400,8 @@ def test_direct_routing(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q1, x, "")
     for body, key in [(b"1", "k"), (b"2", "K"), (b"3", "k "), (b"4", ""), (b"5", "other")]:
         ch.basic_publish(x, key, body)
-    assert drain(ch, q1) == [b"1", b"2", b"4"]
-    assert drain(ch, q2) == [b"1"]
+    assert bodies(ch, q1) == [b"1", b"2", b"4"]
+    assert bodies(ch, q2) == [b"1"]
 
 
 def test_direct_same_binding_twice_is_one_binding(ch, uniq, cleanup_exchanges):
@@ -433,10 +413,10 @@ def test_direct_same_binding_twice_is_one_binding(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q, x, "k")
     ch.queue_bind(q, x, "k")
     ch.basic_publish(x, "k", b"once")
-    assert drain(ch, q) == [b"once"]
+    assert bodies(ch, q) == [b"once"]
     ch.queue_unbind(q, x, "k")
     ch.basic_publish(x, "k", b"gone")
-    assert drain(ch, q) == []
+    assert bodies(ch, q) == []
 
 
 def test_fanout_ignores_routing_key(ch, uniq, cleanup_exchanges):
@@ -450,8 +430,8 @@ def test_fanout_ignores_routing_key(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q2, x, "c")  # second binding to the same queue: still one copy
     ch.basic_publish(x, "zzz", b"m1")
     ch.basic_publish(x, "", b"m2")
-    assert drain(ch, q1) == [b"m1", b"m2"]
-    assert drain(ch, q2) == [b"m1", b"m2"]
+    assert bodies(ch, q1) == [b"m1", b"m2"]
+    assert bodies(ch, q2) == [b"m1", b"m2"]
 
 
 # --------------------------------------------------------------------------- topic
@@ -494,7 +474,7 @@ def test_topic_matching(ch, uniq, cleanup_exchanges, pattern):
     ch.queue_bind(q, x, pattern)
     for k in TOPIC_KEYS:
         ch.basic_publish(x, k, k.encode())
-    assert [b.decode() for b in drain(ch, q)] == TOPIC_CASES[pattern]
+    assert [b.decode() for b in bodies(ch, q)] == TOPIC_CASES[pattern]
 
 
 def test_topic_overlapping_bindings_deliver_once(ch, uniq, cleanup_exchanges):
@@ -506,11 +486,11 @@ def test_topic_overlapping_bindings_deliver_once(ch, uniq, cleanup_exchanges):
     for p in ["a.*", "#", "a.b", "*.b", "a.#"]:
         ch.queue_bind(q, x, p)
     ch.basic_publish(x, "a.b", b"once")
-    assert drain(ch, q) == [b"once"]
+    assert bodies(ch, q) == [b"once"]
     ch.queue_unbind(q, x, "#")
     ch.basic_publish(x, "z.z", b"no-match-now")
     ch.basic_publish(x, "a.c", b"a-star")
-    assert drain(ch, q) == [b"a-star"]
+    assert bodies(ch, q) == [b"a-star"]
 
 
 def test_amq_topic_routes(ch, uniq):
@@ -519,7 +499,7 @@ def test_amq_topic_routes(ch, uniq):
     ch.queue_bind(q, "amq.topic", uniq + ".*")
     ch.basic_publish("amq.topic", uniq + ".x", b"hit")
     ch.basic_publish("amq.topic", uniq + ".x.y", b"miss")
-    assert drain(ch, q) == [b"hit"]
+    assert bodies(ch, q) == [b"hit"]
 
 
 # --------------------------------------------------------------------------- headers (aio-pika)
@@ -652,7 +632,7 @@ def test_e2e_bind_routes_through_destination(ch, uniq, cleanup_exchanges):
     ch.basic_publish(src, "k.x", b"through")
     ch.basic_publish(src, "k.y", b"not-bound-at-source")
     ch.basic_publish(dst, "j.x", b"direct-to-dst")
-    assert drain(ch, q) == [b"through", b"direct-to-dst"]
+    assert bodies(ch, q) == [b"through", b"direct-to-dst"]
 
 
 def test_e2e_chain(ch, uniq, cleanup_exchanges):
@@ -667,8 +647,8 @@ def test_e2e_chain(ch, uniq, cleanup_exchanges):
     ch.queue_bind(qb, b)
     ch.queue_bind(qc, c)
     ch.basic_publish(a, "", b"hop")
-    assert drain(ch, qb) == [b"hop"]
-    assert drain(ch, qc) == [b"hop"]
+    assert bodies(ch, qb) == [b"hop"]
+    assert bodies(ch, qc) == [b"hop"]
 
 
 def test_e2e_cycle_delivers_once(ch, uniq, cleanup_exchanges):
@@ -686,7 +666,7 @@ def test_e2e_cycle_delivers_once(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q, c)
     ch.queue_bind(q, a)
     ch.basic_publish(a, "", b"cycle")
-    assert drain(ch, q) == [b"cycle"]
+    assert bodies(ch, q) == [b"cycle"]
 
 
 def test_e2e_unbind(ch, uniq, cleanup_exchanges):
@@ -701,7 +681,7 @@ def test_e2e_unbind(ch, uniq, cleanup_exchanges):
     ch.basic_publish(src, "k", b"before")
     ch.exchange_unbind(dst, src, "k")
     ch.basic_publish(src, "k", b"after")
-    assert drain(ch, q) == [b"before"]
+    assert bodies(ch, q) == [b"before"]
 
 
 def test_e2e_unbind_nonexistent_is_ok(ch, uniq):
@@ -748,8 +728,8 @@ def test_alternate_exchange_gets_unroutable(conn, ch, uniq, cleanup_exchanges):
     ch.queue_bind(qm, main, "k")
     assert publish_and_collect_returns(conn, ch, main, "k", b"routed") == []
     assert publish_and_collect_returns(conn, ch, main, "other", b"unroutable") == []
-    assert drain(ch, qm) == [b"routed"]
-    assert drain(ch, qa) == [b"unroutable"]
+    assert bodies(ch, qm) == [b"routed"]
+    assert bodies(ch, qa) == [b"unroutable"]
 
 
 def test_alternate_exchange_missing_or_unrouting_returns(conn, ch, uniq, cleanup_exchanges):
@@ -775,4 +755,4 @@ def test_alternate_exchange_keeps_routing_key(ch, uniq, cleanup_exchanges):
     ch.queue_bind(q, ae, "lost.key")
     ch.basic_publish(main, "lost.key", b"via-ae")
     ch.basic_publish(main, "other.key", b"dropped")
-    assert drain(ch, q) == [b"via-ae"]
+    assert bodies(ch, q) == [b"via-ae"]

@@ -15,41 +15,10 @@ import time
 import pika
 import pika.exceptions
 import pytest
-import rawamqp
 from pamqp import commands as C
-from pamqp import encode
 
-from .helpers import closed_with, count, drain_get, wait_count
-
-# --------------------------------------------------------------------------- helpers
-
-def confirm_channel(conn):
-    """A channel in confirm mode: basic_publish returns after the ack, raises NackError on nack."""
-    ch = conn.channel()
-    ch.confirm_delivery()
-    return ch
-
-
-def declare(ch, name: str, **args) -> str:
-    ch.queue_declare(name, exclusive=True, arguments=args or None)
-    return name
-
-
-def bodies(ch, q: str) -> list[bytes]:
-    return [b for b, _ in drain_get(ch, q)]
-
-
-def published(ch, q: str, body: bytes, props=None, exchange: str = "") -> bool:
-    """Publish on a confirm channel: True if acked, False if nacked."""
-    try:
-        ch.basic_publish(exchange, q, body, props)
-        return True
-    except pika.exceptions.NackError:
-        return False
-
-
-def invalid_arg(key: str, q: str, why: str) -> str:
-    return f"PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"
+from .helpers import (bodies, closed_with, confirm_channel, count, declare, declare_raw_arg, drain_get,
+                      invalid_arg, published, pump, wait_count)
 
 
 # --------------------------------------------------------------------------- drop-head
@@ -134,9 +103,7 @@ def test_max_length_zero_drop_head(conn, uniq):
     cons = conn.channel()
     cons.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
     assert published(ch, q, b"delivered")
-    deadline = time.monotonic() + 2
-    while not got and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: got, timeout=2)
     assert got == [b"delivered"]
 
 
@@ -416,11 +383,7 @@ def test_length_args_raw_field_types(rawc, uniq):
     def declare_raw(n: int, key: str, field: bytes):
         c.open_channel(n)
         q = f"{uniq}.{n}"
-        entry = encode.short_string(key) + field
-        args = (struct.pack(">H", 0) + encode.short_string(q) + bytes([0b00100])  # exclusive
-                + struct.pack(">I", len(entry)) + entry)
-        c.send_frame(rawamqp.FRAME_METHOD, n, rawamqp.method_payload(50, 10, args))
-        return q, c.read_frame_skip_heartbeats()[1]
+        return q, declare_raw_arg(c, n, q, key, field)
 
     n = 0
     for field in (b"b\x05", b"B\x05", b"s\x00\x05", b"u\x00\x05", b"I" + struct.pack(">i", 5),

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 import re
 import time
 import uuid
 
 import aio_pika
 import aio_pika.exceptions
-import aiormq.exceptions
 import pytest
 from pamqp import commands as C
 
 from . import test_policies
+from .helpers import aio_wait_get, dlx_to, is_leveret, timeout_text
 
 # The policies fixtures of test_policies.py (rabbitmqctl against RabbitMQ, an in-process Leveret
 # otherwise), made available to this module.
@@ -39,7 +38,6 @@ _pol_module = test_policies._pol_module
 pol = test_policies.pol
 pre = test_policies.pre
 
-EXTERNAL = os.environ.get("LEVERET_TEST_URL")
 RT = "amq.rabbitmq.reply-to"
 DELAYED = "x-delayed-message"
 DEDUP = "x-message-deduplication"
@@ -64,11 +62,6 @@ async def aconnect(broker_url):
             await c.close()
 
 
-def product(conn) -> str:
-    p = conn.transport.connection.server_properties.get("product")
-    return p.decode() if isinstance(p, bytes) else p
-
-
 def msg(body: bytes | str, **props) -> aio_pika.Message:
     return aio_pika.Message(body.encode() if isinstance(body, str) else body, **props)
 
@@ -89,15 +82,6 @@ async def wait_count(ch, name: str, n: int, timeout: float = 2.0) -> int:
         if c == n or time.monotonic() > deadline:
             return c
         await asyncio.sleep(0.01)
-
-
-async def wait_get(queue, timeout: float = 2.0, no_ack: bool = True):
-    """Poll queue.get until a message arrives."""
-    deadline = time.monotonic() + timeout
-    while (m := await queue.get(no_ack=no_ack, fail=False)) is None:
-        assert time.monotonic() < deadline, f"no message in {queue.name!r} within {timeout}s"
-        await asyncio.sleep(0.01)
-    return m
 
 
 async def drain(queue) -> list[bytes]:
@@ -155,10 +139,6 @@ async def consumer(conn, queue_name: str, rec: Recorder, name: str, prefetch: in
     q = await ch.get_queue(queue_name, ensure=False)
     await q.consume(rec.cb(name, ack=ack), no_ack=no_ack, arguments=arguments)
     return ch
-
-
-def dlx_to(sink: str, **more) -> dict:
-    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink, **more}
 
 
 # --------------------------------------------------------------------------- TTL
@@ -249,7 +229,7 @@ async def test_max_length_drop_head_keeps_newest_and_dead_letters_oldest(aconnec
     q = await ch.declare_queue(uniq + ".q", exclusive=True, arguments=dlx_to(sink.name, **{"x-max-length": 2}))
     for i in range(4):
         assert isinstance(await publish(ch, q.name, str(i)), C.Basic.Ack)
-    dead = [await wait_get(sink) for _ in range(2)]
+    dead = [await aio_wait_get(sink) for _ in range(2)]
     assert [(m.body, m.headers["x-death"][0]["reason"], m.headers["x-first-death-reason"]) for m in dead] == \
         [(b"0", "maxlen", "maxlen"), (b"1", "maxlen", "maxlen")]
     assert await drain(q) == [b"2", b"3"]
@@ -314,7 +294,7 @@ async def test_dead_letter_by_original_keys_x_death_headers(aconnect, uniq, clea
     async with q.iterator() as it:
         got = await asyncio.wait_for(it.__anext__(), 2)
         await got.reject(requeue=False)
-    m = await wait_get(sink)
+    m = await aio_wait_get(sink)
     assert (m.body, m.exchange, m.routing_key, m.correlation_id) == (b"m", dlx.name, "k", "cid")
     (death,) = m.headers["x-death"]
     when = death.pop("time")
@@ -326,7 +306,7 @@ async def test_dead_letter_by_original_keys_x_death_headers(aconnect, uniq, clea
             m.headers["x-first-death-exchange"]) == ("rejected", q.name, src.name)
     assert (m.headers["CC"], m.headers["n"]) == (["c"], 7)
     last = {k: v for k, v in m.headers.items() if k.startswith("x-last-death-")}
-    if product(conn) == "Leveret":          # RabbitMQ 3.13+ adds these; 3.10 does not
+    if is_leveret(conn):                    # RabbitMQ 3.13+ adds these; 3.10 does not
         assert last == {"x-last-death-reason": "rejected", "x-last-death-queue": q.name,
                         "x-last-death-exchange": src.name}
     else:
@@ -462,7 +442,7 @@ async def test_quorum_delivery_limit_dead_letters_consumer_path(aconnect, uniq, 
             m = await asyncio.wait_for(it.__anext__(), 2)
             seen.append((m.redelivered, m.headers))
             await m.nack(requeue=True)
-        dead = await wait_get(sink)
+        dead = await aio_wait_get(sink)
     assert seen == [(False, {"a": 1}), (True, {"x-delivery-count": 1, "a": 1}),
                     (True, {"x-delivery-count": 2, "a": 1})]
     assert dead.body == b"m"
@@ -487,43 +467,15 @@ async def test_quorum_delivery_limit_basic_get_counts_from_zero(aconnect, uniq, 
     await publish(ch, name, "m")
     counts = []
     for _ in range(2):
-        m = await wait_get(q, no_ack=False)
+        m = await aio_wait_get(q, no_ack=False)
         counts.append((m.redelivered, m.headers))
         await m.reject(requeue=True)
     assert counts == [(False, {"x-delivery-count": 0}), (True, {"x-delivery-count": 1})]
-    dead = await wait_get(sink)
+    dead = await aio_wait_get(sink)
     assert (dead.body, dead.headers["x-death"][0]["reason"]) == (b"m", "delivery_limit")
 
 
 # --------------------------------------------------------------------------- delayed message exchange
-
-_delayed_probe: dict[str, bool] = {}
-
-
-@pytest.fixture
-async def delayed_ok(broker_url):
-    """Skip on an external broker without the x-delayed-message exchange type: declaring an unknown
-    exchange type closes the connection with 503 (aio-pika: ConnectionCommandInvalid)."""
-    if not EXTERNAL:
-        return
-    if broker_url not in _delayed_probe:
-        conn = await aio_pika.connect(broker_url)
-        try:
-            ch = await conn.channel()
-            name = "t.delayed-probe." + uuid.uuid4().hex[:8]
-            await ch.declare_exchange(name, DELAYED, auto_delete=True, arguments={"x-delayed-type": "direct"})
-            await ch.exchange_delete(name)
-            _delayed_probe[broker_url] = True
-        except aiormq.exceptions.ConnectionCommandInvalid as e:
-            assert e.args[0] in (f"COMMAND_INVALID - unknown exchange type '{DELAYED}'",
-                                 f"COMMAND_INVALID - invalid exchange type '{DELAYED}'")
-            _delayed_probe[broker_url] = False
-        finally:
-            if not conn.is_closed:
-                await conn.close()
-    if not _delayed_probe[broker_url]:
-        pytest.skip("broker has no x-delayed-message exchange type (rabbitmq_delayed_message_exchange)")
-
 
 async def test_delayed_exchange_delivers_by_due_time(aconnect, uniq, cleanup_exchanges, delayed_ok):
     """x-delay (ms) holds each message until its due time; no x-delay routes at once. Delivery is by
@@ -564,7 +516,7 @@ async def test_delayed_exchange_mandatory_publish_returned_at_once(aconnect, uni
     assert isinstance(ret, C.Basic.Return)
     assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == (312, "NO_ROUTE", x.name, "any")
     assert await q.get(no_ack=True, fail=False) is None
-    m = await wait_get(q)
+    m = await aio_wait_get(q)
     assert m.body == b"held"
 
 
@@ -651,7 +603,7 @@ async def test_policy_message_ttl_and_dead_letter_exchange(pol, pre):
                                  "dead-letter-routing-key": sink.name}, apply_to="queues")
         t0 = time.monotonic()
         await publish(ch, q.name, "m")
-        m = await wait_get(sink)
+        m = await aio_wait_get(sink)
         assert time.monotonic() - t0 >= 0.09
         (death,) = m.headers["x-death"]
         assert (death["reason"], death["queue"], death["exchange"], death["routing-keys"]) == \
@@ -663,12 +615,6 @@ async def test_policy_message_ttl_and_dead_letter_exchange(pol, pre):
 
 
 # --------------------------------------------------------------------------- consumer timeout (Leveret)
-
-def timeout_text(channel: int, ms: int) -> str:
-    return (f"PRECONDITION_FAILED - delivery acknowledgement on channel {channel} timed out. "
-            f"Timeout value used: {ms} ms. This timeout value can be configured, "
-            "see consumers doc guide to learn more")
-
 
 async def hold_until_closed(conn, queue_name: str, how: str, timeout: float = 3.0):
     """Open a channel that takes one delivery from ``queue_name`` without acking it (consumer or
@@ -713,17 +659,8 @@ async def test_x_consumer_timeout_closes_channel(aconnect, uniq, how):
     assert exc.args[0] == timeout_text(number, 300)
     assert 0.28 <= elapsed < 2.0
     assert not conn.is_closed and not ch.is_closed
-    m = await wait_get(q)
+    m = await aio_wait_get(q)
     assert (m.body, m.redelivered) == (b"m", True)
-
-
-@pytest.fixture
-def timeout_broker():
-    """An in-process Leveret whose broker-wide consumer_timeout is 300 ms."""
-    from inproc import ThreadedBroker
-    b = ThreadedBroker(consumer_timeout=300)
-    yield b
-    b.stop()
 
 
 @pytest.mark.leveret_only

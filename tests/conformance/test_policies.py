@@ -32,8 +32,10 @@ import time
 import uuid
 
 import pika
-import pika.exceptions
 import pytest
+
+from .helpers import bodies, count, published, queue_exists
+from .helpers import wait_count as _wait_count
 
 EXTERNAL = os.environ.get("LEVERET_TEST_URL")
 
@@ -258,10 +260,6 @@ def pre(request) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-def count(ch, q) -> int:
-    return ch.queue_declare(q, passive=True).method.message_count
-
-
 def wait_for(fn, timeout=2.0, interval=0.02):
     """Poll ``fn`` until it returns a truthy value (returned) or ``timeout`` passes (last value)."""
     deadline = time.monotonic() + timeout
@@ -273,49 +271,13 @@ def wait_for(fn, timeout=2.0, interval=0.02):
 
 
 def wait_count(ch, q, n, timeout=2.0) -> int:
-    """Poll the message count of ``q`` until it is ``n`` or ``timeout`` passes; returns the last count."""
-    deadline = time.monotonic() + timeout
-    while True:
-        c = count(ch, q)
-        if c == n or time.monotonic() > deadline:
-            return c
-        time.sleep(0.02)
-
-
-def bodies(ch, q) -> list[bytes]:
-    out = []
-    while True:
-        m, _p, b = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append(b)
-
-
-def exists(pol, q) -> bool:
-    c = pika.BlockingConnection(pika.URLParameters(pol.url))
-    try:
-        c.channel().queue_declare(q, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as e:
-        assert e.reply_code == 404
-        return False
-    finally:
-        if c.is_open:
-            c.close()
+    """``helpers.wait_count`` with this module's longer default wait (2 s)."""
+    return _wait_count(ch, q, n, timeout)
 
 
 def publish_n(ch, q, n, prefix="m"):
     for i in range(n):
         ch.basic_publish("", q, f"{prefix}{i}".encode())
-
-
-def confirmed(ch, exchange, key, body) -> bool:
-    """Publish on a confirm channel: True if acked, False if nacked."""
-    try:
-        ch.basic_publish(exchange, key, body)
-        return True
-    except pika.exceptions.NackError:
-        return False
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -361,9 +323,9 @@ def test_expires_policy_deletes_unused_queue(pol, pre):
     q = pol.queue(ch, pre + ".q")
     pol.set(pre, "^" + re.escape(pre), {"expires": 300})
     time.sleep(0.15)
-    assert exists(pol, q)           # a passive declare is a use: the 300 ms start again here
+    assert queue_exists(pol.connect, q)           # a passive declare is a use: the 300 ms start again here
     time.sleep(0.6)
-    assert not exists(pol, q)
+    assert not queue_exists(pol.connect, q)
 
 
 def test_overflow_reject_publish_policy(pol, pre):
@@ -372,7 +334,7 @@ def test_overflow_reject_publish_policy(pol, pre):
     q = pol.queue(ch, pre + ".q")
     pol.set(pre, "^" + re.escape(pre), {"max-length": 1, "overflow": "reject-publish"})
     ch.confirm_delivery()
-    assert [confirmed(ch, "", q, b) for b in (b"1", b"2")] == [True, False]
+    assert [published(ch, q, b) for b in (b"1", b"2")] == [True, False]
     assert bodies(ch, q) == [b"1"]
 
 
@@ -575,7 +537,7 @@ def test_expires_lower_wins_on_classic_policy_wins_on_quorum(pol, precedence):
     cq = pol.queue(ch, precedence + ".exp-classic", **{"x-expires": 300})
     qq = pol.queue(ch, precedence + ".exp-quorum", quorum=True, **{"x-expires": 300})
     time.sleep(0.8)                 # no polling: a passive declare would restart the expiry timer
-    assert (exists(pol, cq), exists(pol, qq)) == (False, True)
+    assert (queue_exists(pol.connect, cq), queue_exists(pol.connect, qq)) == (False, True)
 
 
 def test_dead_letter_arguments_win(pol, precedence):
@@ -611,8 +573,8 @@ def test_overflow_argument_wins_on_classic_policy_wins_on_quorum(pol, precedence
     ch.confirm_delivery()
     cq = pol.queue(ch, precedence + ".ov-classic", **{"x-overflow": "drop-head"})
     qq = pol.queue(ch, precedence + ".ov-quorum", quorum=True, **{"x-overflow": "drop-head"})
-    assert [confirmed(ch, "", cq, str(i).encode()) for i in range(4)] == [True] * 4
-    assert [confirmed(ch, "", qq, str(i).encode()) for i in range(5)] == [True, True, True, False, False]
+    assert [published(ch, cq, str(i).encode()) for i in range(4)] == [True] * 4
+    assert [published(ch, qq, str(i).encode()) for i in range(5)] == [True, True, True, False, False]
     assert (bodies(ch, cq), bodies(ch, qq)) == ([b"2", b"3"], [b"0", b"1", b"2"])
 
 

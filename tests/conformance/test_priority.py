@@ -6,29 +6,14 @@ Every expectation here was observed on RabbitMQ 3.10.8; reply codes and texts ar
 from __future__ import annotations
 
 import decimal
-import time
 
 import pika
 import pika.exceptions
 import pytest
 
-from .helpers import closed_with, drain_get, wait_count
+from .helpers import closed_with, drain_get, invalid_arg, pump, settle, wait_count
 
 # --------------------------------------------------------------------------- helpers
-
-def pump(conn: pika.BlockingConnection, until, timeout: float = 1.0) -> None:
-    """Process pika I/O until until() is true or timeout elapses."""
-    deadline = time.monotonic() + timeout
-    while not until() and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
-
-
-def settle(conn: pika.BlockingConnection, seconds: float = 0.15) -> None:
-    """Process pika I/O for a fixed time (used to show that nothing more arrives)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        conn.process_data_events(0.02)
-
 
 def prio_queue(ch, max_priority: int = 5) -> str:
     return ch.queue_declare("", exclusive=True, arguments={"x-max-priority": max_priority}).method.queue
@@ -43,10 +28,6 @@ def publish_all(ch, q: str, items) -> None:
 
 def bodies(items) -> list[str]:
     return [b.decode() for b, _ in items]
-
-
-def invalid_arg(arg: str, q: str, detail: str) -> str:
-    return f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{q}' in vhost '/': {detail}"
 
 
 # --------------------------------------------------------------------------- x-max-priority declare

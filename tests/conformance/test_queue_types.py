@@ -6,7 +6,6 @@ Every expectation here was observed on RabbitMQ 3.10.8; reply codes and texts ar
 """
 from __future__ import annotations
 
-import struct
 import time
 
 import pika
@@ -14,7 +13,8 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from .helpers import closed_with, wait_count
+from .helpers import (channel_error, closed_with, count, invalid_arg, publish, published, pump, raw_wait_get,
+                      read_content, wait_count, wait_message)
 
 QQ = {"x-queue-type": "quorum"}
 
@@ -28,27 +28,13 @@ def invalid_arg_of_type(arg: str, q: str, qtype: str) -> str:
 
 def declare_error(connect, q: str, **kw) -> tuple[int, str]:
     """queue.declare on a fresh channel; it must fail. Returns (code, text)."""
-    ch = connect().channel()
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
-        ch.queue_declare(q, **kw)
-    return ei.value.reply_code, ei.value.reply_text
+    return channel_error(connect().channel().queue_declare, q, **kw)
 
 
 def quorum(ch, cleanup, name: str, **args) -> str:
     cleanup.append(name)
     ch.queue_declare(name, durable=True, arguments={**QQ, **args})
     return name
-
-
-def wait_get(ch, q: str, timeout: float = 2.0, auto_ack: bool = False):
-    """Poll basic.get until a message arrives -> (method, properties, body)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m, p, body = ch.basic_get(q, auto_ack=auto_ack)
-        if m is not None:
-            return m, p, body
-        assert time.monotonic() < deadline, f"no message arrived in {q!r} within {timeout}s"
-        time.sleep(0.01)
 
 
 def drain(ch, q: str) -> list[tuple[str, bool, int | None]]:
@@ -61,67 +47,10 @@ def drain(ch, q: str) -> list[tuple[str, bool, int | None]]:
         out.append((body.decode(), m.redelivered, (p.headers or {}).get("x-delivery-count")))
 
 
-def publish(ch, q: str, *bodies: str) -> None:
-    for b in bodies:
-        ch.basic_publish("", q, b.encode())
-
-
-def confirmed(ch, q: str, body: str) -> bool:
-    """Publish on a confirm channel: True if acked, False if nacked."""
-    try:
-        ch.basic_publish("", q, body.encode())
-        return True
-    except pika.exceptions.NackError:
-        return False
-
-
-# ---- minimal typed decoding of a content header's headers table (type octets, wire order)
-
-def _value(b: bytes, i: int):
-    t = chr(b[i])
-    i += 1
-    fixed = {"t": ">B", "b": ">b", "s": ">h", "I": ">i", "l": ">q", "T": ">Q"}
-    if t in fixed:
-        (v,) = struct.unpack_from(fixed[t], b, i)
-        return t, v, i + struct.calcsize(fixed[t])
-    if t in "Sx":
-        (n,) = struct.unpack_from(">I", b, i)
-        return t, b[i + 4:i + 4 + n], i + 4 + n
-    if t in "FA":
-        (n,) = struct.unpack_from(">I", b, i)
-        return t, b[i + 4:i + 4 + n], i + 4 + n     # nested: kept raw
-    raise AssertionError(f"unexpected field type {t!r}")
-
-
-def typed_headers(payload: bytes) -> list[tuple[str, str, object]]:
-    """Content-header payload -> [(key, type-octet, value)] of its headers property."""
-    flags = struct.unpack_from(">H", payload, 12)[0]
-    i = 14
-    if flags & 0x8000:                      # content-type
-        i += 1 + payload[i]
-    if flags & 0x4000:                      # content-encoding
-        i += 1 + payload[i]
-    assert flags & 0x2000, "no headers property"
-    (n,) = struct.unpack_from(">I", payload, i)
-    i += 4
-    end, out = i + n, []
-    while i < end:
-        klen = payload[i]
-        key = payload[i + 1:i + 1 + klen].decode()
-        t, v, i = _value(payload, i + 1 + klen)
-        out.append((key, t, v))
-    return out
-
-
 def raw_read_message(c) -> tuple[list, bytes]:
     """After a Deliver/GetOk method frame: read header + body frames -> (typed headers, body)."""
-    ftype, _ch, payload = c.read_raw_frame()
-    assert ftype == 2
-    size = struct.unpack_from(">Q", payload, 4)[0]
-    body = b""
-    while len(body) < size:
-        body += c.read_raw_frame()[2]
-    return typed_headers(payload), body
+    props, body = read_content(c)
+    return props["headers"], body
 
 
 # --------------------------------------------------------------------------- declare: properties
@@ -184,7 +113,7 @@ def test_x_queue_type_invalid(connect, uniq, value, detail, kwargs):
     """Unknown or non-string queue types are refused before any property check (case-sensitive)."""
     q = uniq + ".bad"
     assert declare_error(connect, q, arguments={"x-queue-type": value}, **kwargs) == \
-        (406, f"PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '{q}' in vhost '/': {detail}")
+        (406, invalid_arg("x-queue-type", q, detail))
 
 
 # --------------------------------------------------------------------------- declare: per-type arguments
@@ -228,8 +157,7 @@ def test_bad_arg_value_precedes_property_check(connect, uniq):
     """A supported argument with a bad value is reported before the quorum property checks."""
     q = uniq + ".qq"
     assert declare_error(connect, q, durable=False, arguments={**QQ, "x-max-length": "a"}) == \
-        (406, f"PRECONDITION_FAILED - invalid arg 'x-max-length' for queue '{q}' in vhost '/': "
-              "\"expected integer, got longstr\"")
+        (406, invalid_arg("x-max-length", q, '"expected integer, got longstr"'))
 
 
 @pytest.mark.parametrize("arg,value", [
@@ -311,11 +239,11 @@ def test_delivery_limit_dead_letters_after_limit_plus_one_deliveries(ch, uniq, c
     ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"a": 1}))
     seen = []
     for _ in range(limit + 1):
-        m, p, _ = wait_get(ch, q)
+        m, p, _ = wait_message(ch, q, auto_ack=False)
         seen.append((m.redelivered, p.headers))
         ch.basic_reject(m.delivery_tag, requeue=True)
     assert seen == [(i > 0, {"x-delivery-count": i, "a": 1}) for i in range(limit + 1)]
-    m, p, body = wait_get(ch, sink, auto_ack=True)
+    m, p, body = wait_message(ch, sink)
     assert body == b"m"
     assert ch.basic_get(q)[0] is None
     assert "x-delivery-count" not in p.headers
@@ -333,7 +261,7 @@ def test_delivery_limit_without_dlx_drops(ch, uniq, cleanup):
     publish(ch, q, "m", "n")
     counts = []
     for _ in range(2):
-        m, p, body = wait_get(ch, q)
+        m, p, body = wait_message(ch, q, auto_ack=False)
         counts.append((body, p.headers["x-delivery-count"]))
         ch.basic_nack(m.delivery_tag, requeue=True)
     assert counts == [(b"m", 0), (b"m", 1)]
@@ -356,11 +284,9 @@ def test_delivery_limit_with_consumer_nack(conn, ch, uniq, cleanup):
 
     cch = conn.channel()
     cch.basic_consume(q, on_msg)
-    deadline = time.monotonic() + 2
-    while ch.queue_declare(sink, passive=True).method.message_count == 0 and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: count(ch, sink) > 0, timeout=2)
     assert seen == [(False, None), (True, {"x-delivery-count": 1}), (True, {"x-delivery-count": 2})]
-    _m, p, _ = wait_get(ch, sink, auto_ack=True)
+    _m, p, _ = wait_message(ch, sink)
     assert p.headers["x-first-death-reason"] == "delivery_limit"
 
 
@@ -372,10 +298,10 @@ def test_delivery_limit_counts_channel_close_returns(connect, ch, uniq, cleanup)
     publish(ch, q, "m")
     for expected in (0, 1):
         other = connect().channel()
-        _, p, _ = wait_get(other, q)
+        _, p, _ = wait_message(other, q, auto_ack=False)
         assert p.headers["x-delivery-count"] == expected
         other.close()
-    _m, p, body = wait_get(ch, sink, auto_ack=True)
+    _m, p, body = wait_message(ch, sink)
     assert (body, p.headers["x-first-death-reason"]) == (b"m", "delivery_limit")
     assert ch.basic_get(q)[0] is None
 
@@ -400,9 +326,7 @@ def test_x_delivery_count_consumer_absent_then_counts(conn, ch, uniq, cleanup):
     cch = conn.channel()
     cch.basic_qos(prefetch_count=1)
     cch.basic_consume(q, on_msg)
-    deadline = time.monotonic() + 2
-    while len(seen) < 6 and time.monotonic() < deadline:
-        conn.process_data_events(0.02)
+    pump(conn, lambda: len(seen) >= 6, timeout=2)
     # Without a delivery limit a requeued message goes to the back of the queue, so m and n alternate.
     assert seen == [("m", False, {"z": "y"}), ("n", False, None),
                     ("m", True, {"x-delivery-count": 1, "z": "y"}), ("n", True, {"x-delivery-count": 1}),
@@ -414,12 +338,12 @@ def test_x_delivery_count_basic_get_always_present(ch, uniq, cleanup):
     q = quorum(ch, cleanup, uniq + ".qq")
     ch.basic_publish("", q, b"m")
     ch.basic_publish("", q, b"n", pika.BasicProperties(headers={"h": "v"}))
-    m, p, _ = wait_get(ch, q)
+    m, p, _ = wait_message(ch, q, auto_ack=False)
     assert (m.redelivered, p.headers) == (False, {"x-delivery-count": 0})
     ch.basic_reject(m.delivery_tag, requeue=True)
-    m, p, body = wait_get(ch, q, auto_ack=True)
+    m, p, body = wait_message(ch, q)
     assert (body, m.redelivered, p.headers) == (b"n", False, {"x-delivery-count": 0, "h": "v"})
-    m, p, body = wait_get(ch, q, auto_ack=True)
+    m, p, body = wait_message(ch, q)
     assert (body, m.redelivered, p.headers) == (b"m", True, {"x-delivery-count": 1})
 
 
@@ -448,14 +372,7 @@ def test_x_delivery_count_wire_type_and_table_order(rawc, ch, uniq, cleanup):
     c.send_method(1, C.Basic.Cancel(consumer_tag="t"))
     c.expect(C.Basic.CancelOk, 1)
     c.send_method(1, C.Basic.Reject(delivery_tag=d2.delivery_tag, requeue=True))
-    deadline = time.monotonic() + 2
-    while True:
-        c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
-        reply = c.read_frame_skip_heartbeats()[1]
-        if isinstance(reply, C.Basic.GetOk):
-            break
-        assert isinstance(reply, C.Basic.GetEmpty) and time.monotonic() < deadline
-        time.sleep(0.01)
+    reply = raw_wait_get(c, 1, q)
     assert reply.redelivered is True
     assert raw_read_message(c) == (with_count(2), b"m")
 
@@ -477,10 +394,10 @@ def test_classic_queue_has_no_x_delivery_count(ch):
     """Classic queues never add x-delivery-count, not even on redelivery."""
     q = ch.queue_declare("", exclusive=True).method.queue
     publish(ch, q, "m")
-    m, p, _ = wait_get(ch, q)
+    m, p, _ = wait_message(ch, q, auto_ack=False)
     assert p.headers is None
     ch.basic_reject(m.delivery_tag, requeue=True)
-    m, p, _ = wait_get(ch, q, auto_ack=True)
+    m, p, _ = wait_message(ch, q)
     assert (m.redelivered, p.headers) == (True, None)
 
 
@@ -540,12 +457,12 @@ def test_quorum_reject_publish_admits_one_over_the_limit(conn, ch, uniq, cleanup
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": max_length, "x-overflow": "reject-publish"})
     pub = conn.channel()
     pub.confirm_delivery()
-    results = [confirmed(pub, q, str(i)) for i in range(max_length + 3)]
+    results = [published(pub, q, str(i)) for i in range(max_length + 3)]
     assert results == [True] * (max_length + 1) + [False, False]
     assert ch.queue_declare(q, passive=True).method.message_count == max_length + 1
     fresh = conn.channel()
     fresh.confirm_delivery()
-    assert confirmed(fresh, q, "x") is False
+    assert published(fresh, q, "x") is False
     assert [b for b, _, _ in drain(ch, q)] == [str(i) for i in range(max_length + 1)]
 
 
@@ -555,13 +472,13 @@ def test_quorum_reject_publish_unblocks_at_80_percent(conn, ch, uniq, cleanup):
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 5, "x-overflow": "reject-publish"})
     pub = conn.channel()
     pub.confirm_delivery()
-    assert [confirmed(pub, q, str(i)) for i in range(7)] == [True] * 6 + [False]
+    assert [published(pub, q, str(i)) for i in range(7)] == [True] * 6 + [False]
     assert ch.basic_get(q, auto_ack=True)[0] is not None      # 5 ready: == max, still blocked
     time.sleep(0.1)
-    assert confirmed(pub, q, "x") is False
+    assert published(pub, q, "x") is False
     assert ch.basic_get(q, auto_ack=True)[0] is not None      # 4 ready: <= trunc(0.8 * 5)
     deadline = time.monotonic() + 2
-    while not confirmed(pub, q, "y"):                         # the unblock reaches the channel async
+    while not published(pub, q, "y"):                         # the unblock reaches the channel async
         assert time.monotonic() < deadline, "publisher never unblocked"
         time.sleep(0.02)
     assert ch.queue_declare(q, passive=True).method.message_count == 5
@@ -573,7 +490,7 @@ def test_quorum_reject_publish_dlx_acts_as_drop_head(conn, ch, uniq, cleanup):
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"})
     pub = conn.channel()
     pub.confirm_delivery()
-    assert [confirmed(pub, q, b) for b in "abc"] == [True, True, True]
+    assert [published(pub, q, b) for b in "abc"] == [True, True, True]
     assert wait_count(ch, q, 1) == 1
     assert drain(ch, q) == [("c", False, 0)]
 
@@ -583,6 +500,6 @@ def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})
     pub = conn.channel()
     pub.confirm_delivery()
-    assert [confirmed(pub, q, b) for b in "abcd"] == [True] * 4
+    assert [published(pub, q, b) for b in "abcd"] == [True] * 4
     assert wait_count(ch, q, 2) == 2
     assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]

@@ -12,17 +12,13 @@ import pika
 import pika.exceptions
 import pytest
 
-from .helpers import closed_with, wait_count
+from .helpers import closed_with, invalid_arg, is_leveret, is_rabbitmq, publish, wait_count
 
 SAC = "x-single-active-consumer"
 QTYPES = ["classic", "quorum"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-def is_rabbitmq(conn: pika.BlockingConnection) -> bool:
-    return conn._impl.server_properties.get("product") == "RabbitMQ"
-
 
 class Deliveries:
     """Records deliveries of several consumers, possibly on several connections."""
@@ -75,11 +71,6 @@ def consume(conn, rec: Deliveries, q: str, name: str, prefetch: int = 0, auto_ac
     return chan, tag
 
 
-def publish(ch, q: str, *bodies: str) -> None:
-    for b in bodies:
-        ch.basic_publish("", q, b.encode())
-
-
 # --------------------------------------------------------------------------- declare
 
 @pytest.mark.parametrize("value", [True, False])
@@ -101,8 +92,7 @@ def test_sac_invalid_type(connect, uniq, value, type_name):
     ch = connect().channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
         ch.queue_declare(q, arguments={SAC: value})
-    closed_with(ei, 406, f"PRECONDITION_FAILED - invalid arg '{SAC}' for queue '{q}' in vhost '/': "
-                         f"{{unacceptable_type,{type_name}}}")
+    closed_with(ei, 406, invalid_arg(SAC, q, f"{{unacceptable_type,{type_name}}}"))
 
 
 @pytest.mark.parametrize("first,second,detail", [
@@ -170,10 +160,7 @@ CLOSE_ORDER = {
 
 
 def close_order(conn, qtype):
-    product = conn._impl.server_properties.get("product")
-    if isinstance(product, bytes):
-        product = product.decode()
-    return CLOSE_ORDER["quorum" if product == "Leveret" else qtype]
+    return CLOSE_ORDER["quorum" if is_leveret(conn) else qtype]
 
 
 @pytest.mark.parametrize("qtype", QTYPES)
