@@ -104,6 +104,7 @@ class Broker:
         self.loop = None
         self._deferred: list = []               # timers asked for before the loop runs
         self.reply_channels: dict = {}          # direct reply-to key -> channel
+        self.dl_deferred: list | None = None    # dead-letters held while a message fans out
         self._timeout_task = None
         self.delays = DelayScheduler(self)
         s = self.settings

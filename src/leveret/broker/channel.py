@@ -28,6 +28,7 @@ from ..amqp.errors import (ConnectionError_, access_refused, command_invalid,
                            not_allowed, not_found, not_implemented, precondition_failed,
                            resource_locked)
 from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frames
+from .deadletter import dead_letter
 from .delayed import x_delay
 from .exchanges import TYPES
 from .message import Message
@@ -282,6 +283,24 @@ class Channel:
                 self.send_return(312, "NO_ROUTE", msg)
             return False
         refused = False
+        if len(queues) > 1:
+            # dead-letters caused by this message (a full queue dropping its head) are published
+            # after the message has reached all its queues, as RabbitMQ's queue processes do
+            broker = self.broker
+            broker.dl_deferred = deferred = []
+            try:
+                for q in queues:
+                    if q.deleted:
+                        continue
+                    if q.enqueue(msg):
+                        refused = True
+                    elif q.tail or len(q.ready) > FLOW_BACKLOG:
+                        self.conn.flow_hint(q)
+            finally:
+                broker.dl_deferred = None
+            for q, msgs, reason in deferred:
+                dead_letter(q, msgs, reason)
+            return refused
         for q in queues:
             if q.deleted:
                 continue

@@ -593,7 +593,11 @@ class Queue:
 
     def dead_letter(self, msgs: list, reason: str) -> None:
         if self.dlx is not None:
-            dead_letter(self, msgs, reason)
+            deferred = self.vhost.broker.dl_deferred
+            if deferred is not None:
+                deferred.append((self, msgs, reason))
+            else:
+                dead_letter(self, msgs, reason)
 
     # ------------------------------------------------------------ queue expiry (x-expires)
 
