@@ -252,7 +252,9 @@ def test_broker_sends_heartbeats_at_half_interval(rawc):
     """heartbeat=1: the broker sends heartbeat frames on channel 0 (RabbitMQ: every interval/2)."""
     c = rawc(heartbeat=1)
     beats = 0
-    deadline = time.monotonic() + 1.3
+    # 1.8 s: every 0.5 s gives 3 beats, every 1 s at most 1; >= 2 tells them apart with room
+    # for a loaded machine (1.3 s was flaky on 2 busy cores)
+    deadline = time.monotonic() + 1.8
     while time.monotonic() < deadline:
         c.send_heartbeat()  # keep the broker from dropping us
         try:
