@@ -763,7 +763,8 @@ class Channel:
         if "x-queue-type" not in cur or "x-queue-type" not in new:
             # an explicit x-queue-type=classic is equivalent to none (both values present: compared)
             cur, new = _without_classic(cur), _without_classic(new)
-        keys = sorted(k for k in (set(cur) | set(new)) if k in EQUIVALENCE_KEYS)
+        present = set(cur) | set(new)
+        keys = [k for k in EQUIVALENCE_ORDER if k in present]
         assert_args_equivalent(cur, new, what, keys)
 
     def _create_queue(self, name: str, m, args: dict, server_named: bool = False) -> Queue:
@@ -906,14 +907,12 @@ QUORUM_REFUSES = frozenset(("x-max-priority", "x-queue-mode", "x-queue-master-lo
 CLASSIC_REFUSES = frozenset(("x-delivery-limit", "x-quorum-initial-group-size", "x-dead-letter-strategy",
                              "x-max-in-memory-length", "x-max-in-memory-bytes", "x-queue-leader-locator"))
 
-EQUIVALENCE_KEYS = frozenset((
-    "x-expires", "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-max-priority",
-    "x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-type",
-    "x-queue-mode", "x-single-active-consumer", "x-delivery-limit", "x-queue-master-locator",
-    "x-queue-version",
-))
-
-
+# the order RabbitMQ checks them in (rabbit_amqqueue:declare_args/0): the first difference is reported
+EQUIVALENCE_ORDER = (
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
+    "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer",
+    "x-queue-type", "x-delivery-limit", "x-queue-master-locator", "x-queue-version",
+)
 _INT_PREFIX = re.compile(r"[+-]?[0-9]+")
 
 
