@@ -397,18 +397,50 @@ class QueueLog:
             dead: set = set()
             good_end = len(MAGIC) if data[:8] == MAGIC else 0
             pos = good_end
-            offsets = []
+            offsets: list = []
+            live = transient = 0
             if good_end:
+                # one pass: check each record's CRC and sort it into dead / head / tail (the
+                # loop runs once per message recovered, so it is kept free of calls it can avoid)
                 mv = memoryview(data)
                 size = len(data)
+                rec_unpack = REC.unpack_from
+                u32_unpack = U32.unpack_from
+                add_offset = offsets.append
                 while pos + 8 <= size:
-                    ln, crc = REC.unpack_from(data, pos)
+                    ln, crc = rec_unpack(data, pos)
                     end = pos + 8 + ln
                     if ln < PHDR.size + 6 or end > size or _crc32(mv[pos + 8:end]) != crc:
                         break
-                    offsets.append(pos)
+                    off = pos
                     pos = end
+                    add_offset(off)
+                    if off in acked:
+                        dead.add(off)
+                        continue
+                    if data[off + 8] & FLAG_TRANSIENT:
+                        dead.add(off)
+                        transient += 1
+                        continue
+                    live += 1
+                    if index is not None:
+                        index.append(((num << 32) | off, PHDR.unpack_from(data, off + 8)[1]))
+                    elif self.cursor is None and len(head) < window and hbytes < window_bytes:
+                        rec = _parse(mv[off + 8:end])
+                        head.append(((num << 32) | off,) + rec + (off in delivered,))
+                        hbytes += ln
+                    else:
+                        if self.cursor is None:
+                            self.cursor = (num, off)
+                        tail_n += 1
+                        p = off + 17                      # record header + flags + expires-at
+                        p += 1 + data[p]                  # exchange
+                        p += 1 + data[p]                  # routing key
+                        tail_bytes += end - p - 4 - u32_unpack(data, p)[0]
                 good_end = pos
+                mv.release()
+            stats["records"] += len(offsets)
+            stats["transient_dropped"] += transient
             if good_end < len(data):
                 stats["truncated_bytes"] += len(data) - good_end
                 log.warning("segment %s: %d bytes after offset %d are torn or corrupt; cut away",
@@ -429,30 +461,6 @@ class QueueLog:
                 # remember it: this segment's records count as delivered from now on
                 with open(seg.path + ".acks", "ab") as f:
                     f.write(_entry(ALL_DELIVERED))
-            live = 0
-            for off in offsets:
-                stats["records"] += 1
-                if off in acked:
-                    dead.add(off)
-                    continue
-                if data[off + 8] & FLAG_TRANSIENT:
-                    dead.add(off)
-                    stats["transient_dropped"] += 1
-                    continue
-                live += 1
-                if index is not None:
-                    index.append(((num << 32) | off, PHDR.unpack_from(data, off + 8)[1]))
-                    continue
-                ln = REC.unpack_from(data, off)[0]
-                if self.cursor is None and len(head) < window and hbytes < window_bytes:
-                    rec = _parse(data[off + 8:off + 8 + ln])
-                    head.append(((num << 32) | off,) + rec + (off in delivered,))
-                    hbytes += ln
-                else:
-                    if self.cursor is None:
-                        self.cursor = (num, off)
-                    tail_n += 1
-                    tail_bytes += _body_len(data, off, ln)
             stats["live"] += live
             seg.size = good_end
             seg.live = live
@@ -493,13 +501,6 @@ def _parse(payload) -> tuple:
     header = bytes(payload[hs:hs + hl])
     body = bytes(payload[hs + hl:])
     return flags, expires, ex_rk, header, body
-
-
-def _body_len(data, off: int, ln: int) -> int:
-    p = off + 8 + PHDR.size
-    p += 1 + data[p]
-    p += 1 + data[p]
-    return ln - (p + 4 + U32.unpack_from(data, p)[0] - (off + 8))
 
 
 def _is_hex(s: str) -> bool:
