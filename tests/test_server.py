@@ -164,7 +164,9 @@ async def test_peer_that_never_reads_cannot_grow_broker_buffers():
         from pamqp import commands as C
         from pamqp import frame as F
         r, w = await asyncio.open_connection("127.0.0.1", broker.port)
-        w.transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+        # (a small client-side buffer: asyncio 3.11's transport moves its whole buffer on every
+        # send, so a 30 MB one would make this client, not the broker, the slow side)
+        w.transport.set_write_buffer_limits(high=256 * 1024)
         w.write(b"AMQP\x00\x00\x09\x01")
         await r.read(4096)                                   # connection.start
         w.write(F.marshal(C.Connection.StartOk(client_properties={}, mechanism="PLAIN",
@@ -179,7 +181,10 @@ async def test_peer_that_never_reads_cannot_grow_broker_buffers():
         req = F.marshal(C.Exchange.Declare(exchange="amq.direct", passive=True), 1)
         for _ in range(160):
             w.write(req * 5000)
-            await asyncio.sleep(0.01)
+            try:
+                await asyncio.wait_for(w.drain(), 3.0)
+            except asyncio.TimeoutError:
+                break                                        # the broker stopped reading us
         await asyncio.sleep(1.0)
         proto = next(iter(broker._server.protocols))
         buffered = proto.transport.get_write_buffer_size()

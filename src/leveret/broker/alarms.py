@@ -17,13 +17,24 @@ As RabbitMQ's ``vm_memory_monitor`` and ``rabbit_disk_monitor``:
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import re
 
 from .queue import Queue
+
+_UNRESOLVED = object()
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere). Looked up lazily: ``ctypes`` costs start-up
+    time, and ``ctypes.util.find_library`` runs ``ldconfig``; the running process's own symbols
+    (``CDLL(None)``) include libc's."""
+    try:
+        import ctypes
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except (OSError, ImportError):
+        return None
 
 log = logging.getLogger("leveret.alarms")
 
@@ -83,8 +94,7 @@ class ResourceMonitor:
         self.paging = False
         self.rss = 0
         self.disk_free = None
-        libc = ctypes.util.find_library("c")
-        self._trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+        self._trim = _UNRESOLVED      # libc's malloc_trim, looked up when first needed
 
     # ------------------------------------------------------------ limits (rabbitmqctl set_*)
 
@@ -104,6 +114,8 @@ class ResourceMonitor:
     def check(self) -> None:
         rss = self.rss = resident_memory()
         paging = rss > PAGING_RATIO * self.memory_limit
+        if paging and self._trim is _UNRESOLVED:
+            self._trim = _malloc_trim()
         if paging and self._trim is not None:
             self._trim(0)
             rss = self.rss = resident_memory()
