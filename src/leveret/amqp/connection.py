@@ -110,6 +110,7 @@ class ProtocolConnection:
         self.close_deadline = None
         self._max_frame_payload = SERVER_FRAME_MAX - 8
         self._last_publish_payload = None
+        self._last_publish_size = -1          # len(_last_publish_payload); no frame matches -1
         self._last_publish = None
 
     # ------------------------------------------------------------ output
@@ -195,12 +196,13 @@ class ProtocolConnection:
                 if buf[end] != 0xCE:
                     raise FrameError(f"type {ftype}, all octets = {erl_binary(buf[pos + 7:end])}: "
                                      f"{{invalid_frame_end_marker,{buf[end]}}}")
-                payload = buf[pos + 7:end]
-                pos = end + 1
-                if ftype == 1 and payload == self._last_publish_payload and self.state == RUNNING \
-                        and self.alarm is None:
+                if ftype == 1 and size == self._last_publish_size \
+                        and buf.startswith(self._last_publish_payload, pos + 7) \
+                        and self.state == RUNNING and self.alarm is None:
                     # Hot path: a repeated basic.publish followed by its header and one body
-                    # frame, all complete in this buffer, is handled in one step.
+                    # frame, all complete in this buffer, is handled in one step (and the
+                    # method frame's payload is compared in place, not copied).
+                    pos = end + 1
                     cs = self.channels.get(ch)
                     if cs is not None and not cs.closing and cs.pending is None and n - pos >= 22:
                         t2, ch2, s2 = _FH.unpack_from(buf, pos)
@@ -220,8 +222,16 @@ class ProtocolConnection:
                                 if t3 == 3 and ch3 == ch and s3 == bsize and s3 <= maxp and e3 < n \
                                         and buf[e3] == 0xCE:
                                     pos = e3 + 1
-                                    self._publish_now(ch, header, buf[p3 + 7:e3])
+                                    method = self._last_publish
+                                    try:
+                                        self.on_publish(ch, method, header, buf[p3 + 7:e3])
+                                    except ChannelError as e:
+                                        self.channel_error(ch, e, method)
                                     continue
+                    payload = self._last_publish_payload
+                else:
+                    payload = buf[pos + 7:end]
+                    pos = end + 1
                 if ftype == 3:
                     self._on_body_frame(ch, payload)
                     if self.alarm is not None:
@@ -304,6 +314,7 @@ class ProtocolConnection:
             if method.INDEX == 0x3C0028 and not method.immediate:
                 # publishers repeat the same exchange/routing key: decode once
                 self._last_publish_payload = payload
+                self._last_publish_size = len(payload)
                 self._last_publish = method
         if self.state == RUNNING and ch:
             cs = self.channels.get(ch)

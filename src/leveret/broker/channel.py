@@ -149,7 +149,9 @@ class Channel:
         else:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
-        msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
+        b = self.broker
+        mid = b.next_message_id = b.next_message_id + 1     # (Broker.new_message_id, inlined)
+        msg = Message(mid, method.exchange, method.routing_key, ex_rk, header, body)
         if msg.flags & 0x0310:
             if msg.flags & 0x0010:
                 self._check_user_id(msg)

@@ -635,6 +635,9 @@ class Queue:
         cs = self.consumers
         if self.cmode:
             return self._next_consumer_special()
+        if len(cs) == 1:
+            c = cs[0]
+            return c if c.can_take() else None
         for _ in range(len(cs)):
             c = cs[0]
             cs.rotate(-1)
