@@ -59,6 +59,7 @@ ALL_DELIVERED = 0xFFFFFFFF          # acks entry: every record of the segment co
 FLAG_TRANSIENT = 1
 SEGMENT_BYTES = 8 * 1024 * 1024      # a segment is closed for appends once it is this large
 READ_CHUNK = 1024 * 1024
+READ_AHEAD = 3                       # segments recovery asks the kernel to read ahead of its scan
 _crc32 = zlib.crc32
 
 
@@ -386,7 +387,12 @@ class QueueLog:
         for n in os.listdir(self.path):
             if n.endswith(".acks") and (len(n) != 13 or not _is_hex(n[:-5]) or int(n[:-5], 16) not in nums):
                 os.unlink(os.path.join(self.path, n))       # acks of a segment already deleted
-        for num in nums:
+        for i, num in enumerate(nums):
+            if i == 0:
+                for ahead in nums[1:1 + READ_AHEAD]:
+                    self._read_ahead(ahead)
+            elif i + READ_AHEAD < len(nums):
+                self._read_ahead(nums[i + READ_AHEAD])
             seg = Segment(num, os.path.join(self.path, f"{num:08x}"))
             with open(seg.path + ".msgs", "rb") as f:
                 data = f.read()
@@ -475,6 +481,21 @@ class QueueLog:
             if seg.live <= 0:
                 self._delete_segment(seg)
         return head, tail_n, tail_bytes, stats
+
+
+    def _read_ahead(self, num: int) -> None:
+        """Ask the kernel to start reading a segment that recovery will scan soon, so the disk
+        works while this thread checks the segments before it."""
+        try:
+            fd = os.open(os.path.join(self.path, f"{num:08x}.msgs"), os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except (OSError, AttributeError):
+            pass
+        finally:
+            os.close(fd)
 
 
 class _All:
