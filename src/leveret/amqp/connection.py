@@ -142,6 +142,16 @@ class ProtocolConnection:
         out.clear()
         return data
 
+    def output_parts(self) -> list | None:
+        """Everything pending for the peer, as the list of buffers (for a gathering write)."""
+        self.before_flush()
+        self.out_bytes = 0
+        out = self._out
+        if not out:
+            return None
+        self._out = []
+        return out
+
     def before_flush(self) -> None:
         """Hook: last chance to add coalesced frames (e.g. confirm acks)."""
 

@@ -2,8 +2,9 @@
 
 Bytes from the socket (read into one shared buffer, at most ``READ_SIZE`` per
 read) go straight into the sans-I/O connection (:meth:`receive_data`); output
-the connection produces is flushed with one ``transport.write`` per event-loop turn (``wakeup`` schedules the flush), so a
-burst of deliveries becomes one syscall. ``pause_writing``/``resume_writing``
+the connection produces is flushed with one ``transport.writelines`` per event-loop turn
+(``wakeup`` schedules the flush), so a burst of deliveries becomes one gathering write
+(``writev``) without first being joined into one big buffer. ``pause_writing``/``resume_writing``
 from the transport tell the connection when the peer stops reading, and the
 connection stops taking deliveries until the buffer drains.
 """
@@ -136,10 +137,10 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         t = self.transport
         if t is None:
             return
-        data = conn.data_to_send()
-        if data:
+        parts = conn.output_parts()
+        if parts:
             conn.last_send = _monotonic()
-            t.write(data)
+            t.writelines(parts)
         if conn.close_socket:
             t.close()
             self.transport = None
