@@ -413,6 +413,29 @@ class Channel:
         return [(tag, entry)]
 
     def ack(self, tag: int, multiple: bool) -> None:
+        unacked = self.unacked
+        if multiple and tag and not self.tx and not self.global_prefetch and tag in unacked:
+            # Hot path (a consumer acking every N deliveries): one pass that frees the credit,
+            # acks each message and remembers the queues to refill: what _collect + _settle do
+            # for a positive multiple ack, without their intermediate lists
+            popitem = unacked.popitem
+            queues = []
+            n = 0
+            while True:
+                k, (msg, q, c) = popitem(last=False)
+                if c is not None:
+                    c.unacked -= 1
+                q.ack(msg)
+                n += 1
+                if q not in queues:
+                    queues.append(q)
+                if k == tag:
+                    break
+            self.unacked_count -= n
+            for q in queues:
+                if q.ready or q.tail:
+                    q.dispatch()
+            return
         items = self._collect(tag, multiple, 80)
         if self.tx:
             self.tx_ops.append((self._settle, (items, False, False)))
