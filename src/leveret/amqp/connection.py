@@ -133,14 +133,8 @@ class ProtocolConnection:
 
     def data_to_send(self) -> bytes:
         """Everything pending for the peer, as one buffer (then cleared)."""
-        self.before_flush()
-        self.out_bytes = 0
-        out = self._out
-        if not out:
-            return b""
-        data = b"".join(out)
-        out.clear()
-        return data
+        parts = self.output_parts()
+        return b"".join(parts) if parts else b""
 
     def output_parts(self) -> list | None:
         """Everything pending for the peer, as the list of buffers (for a gathering write)."""

@@ -149,9 +149,7 @@ class Channel:
         else:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
-        b = self.broker
-        mid = b.next_message_id = b.next_message_id + 1     # (Broker.new_message_id, inlined)
-        msg = Message(mid, method.exchange, method.routing_key, ex_rk, header, body)
+        msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
         if msg.flags & 0x0310:
             if msg.flags & 0x0010:
                 self._check_user_id(msg)
@@ -284,32 +282,29 @@ class Channel:
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
             return False
+        if len(queues) == 1:
+            return self._enqueue_each(msg, queues)
+        # dead-letters caused by this message (a full queue dropping its head) are published
+        # after the message has reached all its queues, as RabbitMQ's queue processes do
+        broker = self.broker
+        broker.dl_deferred = deferred = []
+        try:
+            refused = self._enqueue_each(msg, queues)
+        finally:
+            broker.dl_deferred = None
+        for q, msgs, reason in deferred:
+            dead_letter(q, msgs, reason)
+        return refused
+
+    def _enqueue_each(self, msg: Message, queues: list) -> bool:
         refused = False
-        if len(queues) > 1:
-            # dead-letters caused by this message (a full queue dropping its head) are published
-            # after the message has reached all its queues, as RabbitMQ's queue processes do
-            broker = self.broker
-            broker.dl_deferred = deferred = []
-            try:
-                for q in queues:
-                    if q.deleted:
-                        continue
-                    if q.enqueue(msg):
-                        refused = True
-                    elif q.tail or len(q.ready) > FLOW_BACKLOG:
-                        self.conn.flow_hint(q)
-            finally:
-                broker.dl_deferred = None
-            for q, msgs, reason in deferred:
-                dead_letter(q, msgs, reason)
-            return refused
         for q in queues:
             if q.deleted:
                 continue
             if q.enqueue(msg):
                 refused = True
             elif q.tail or len(q.ready) > FLOW_BACKLOG:
-                self.conn.flow_hint(q)
+                self.conn.flow_hint(q)          # a backlog: publisher flow control
         return refused
 
     def _route_sender_selected(self, x, msg: Message) -> list:
