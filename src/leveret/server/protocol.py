@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 _monotonic = time.monotonic
@@ -24,7 +23,7 @@ log = logging.getLogger("leveret.server")
 
 # Bytes taken from a socket per read. uvloop would read up to 256 KB at once: ~230 publishes of
 # 1 KB, ~2 ms of work during which a consumer's acks wait. 64 KiB keeps that wait short.
-READ_SIZE = int(os.environ.get("LEVERET_READ_SIZE", 64 * 1024))
+READ_SIZE = 64 * 1024
 FAIR_READ_BYTES = 32 * 1024   # a read this large suggests more is waiting: yield after it
 _rbuf = memoryview(bytearray(READ_SIZE))   # one read buffer for every socket (reads never overlap)
 FLOW_MAX_PAUSE = 1.0          # publisher flow control never holds a connection longer than this

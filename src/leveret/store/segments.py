@@ -387,12 +387,11 @@ class QueueLog:
         for n in os.listdir(self.path):
             if n.endswith(".acks") and (len(n) != 13 or not _is_hex(n[:-5]) or int(n[:-5], 16) not in nums):
                 os.unlink(os.path.join(self.path, n))       # acks of a segment already deleted
+        for ahead in nums[1:1 + READ_AHEAD]:
+            self._read_ahead(ahead)
         for i, num in enumerate(nums):
-            if i == 0:
-                for ahead in nums[1:1 + READ_AHEAD]:
-                    self._read_ahead(ahead)
-            elif i + READ_AHEAD < len(nums):
-                self._read_ahead(nums[i + READ_AHEAD])
+            if i and i + READ_AHEAD < len(nums):
+                self._read_ahead(nums[i + READ_AHEAD])      # keep READ_AHEAD segments in flight
             seg = Segment(num, os.path.join(self.path, f"{num:08x}"))
             with open(seg.path + ".msgs", "rb") as f:
                 data = f.read()
@@ -481,7 +480,6 @@ class QueueLog:
             if seg.live <= 0:
                 self._delete_segment(seg)
         return head, tail_n, tail_bytes, stats
-
 
     def _read_ahead(self, num: int) -> None:
         """Ask the kernel to start reading a segment that recovery will scan soon, so the disk
