@@ -12,7 +12,7 @@ import signal
 import time
 
 from .stats import bucket
-from .wire import Connection, PerfError
+from .wire import Connection, PerfError, stop_requested
 
 TICK_NS = 200_000_000
 
@@ -45,13 +45,8 @@ def run(ctl, uri, opts) -> None:
             break
         if limit and count >= limit:
             break
-        if ctl.poll():
-            try:
-                m = ctl.recv()
-            except EOFError:
-                break
-            if m[0] == "stop":
-                break
+        if ctl.poll() and stop_requested(ctl):
+            break
         if rate:
             due = t0 + int(count * 1e9 / rate)
             if due > now:

@@ -32,7 +32,7 @@ import time
 
 from ..amqp import spec
 from .stats import bucket
-from .wire import BrokerClosed, Connection, PerfError, frame, start_worker
+from .wire import BrokerClosed, Connection, PerfError, frame, start_worker, stop_requested
 
 TICK_NS = 200_000_000
 BUF_SIZE = 1 << 20
@@ -402,12 +402,7 @@ def run(ctl, uri, assignments, opts, nprod: int) -> None:
         for key, _ in events:
             r = key.data
             if r is None:
-                try:
-                    m = ctl.recv()
-                except EOFError:
-                    m = ("stop",)
-                if m[0] == "stop":
-                    stop = True
+                stop = stop_requested(ctl) or stop
                 continue
             try:
                 if r.on_readable() >= MIN_FREE // 2:

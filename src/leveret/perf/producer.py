@@ -28,7 +28,7 @@ import time
 
 from ..amqp import spec
 from .stats import ConfirmTracker
-from .wire import FH, BrokerClosed, Connection, PerfError, content_header, frame, start_worker
+from .wire import FH, BrokerClosed, Connection, PerfError, content_header, frame, start_worker, stop_requested
 
 STAMP = struct.Struct(">QQ")
 TICK_NS = 200_000_000
@@ -319,12 +319,7 @@ def run(ctl, uri, assignments, opts) -> None:
         for key, ev in sel.select(timeout):
             p = key.data
             if p is None:
-                try:
-                    m = ctl.recv()
-                except EOFError:
-                    m = ("stop",)
-                if m[0] == "stop":
-                    stopping = True
+                stopping = stop_requested(ctl) or stopping
                 continue
             if ev & READ:
                 try:

@@ -298,3 +298,11 @@ def start_worker(ctl, make, assignments):
             o.conn.close(1.0)
         return None
     return objs, msg
+
+
+def stop_requested(ctl) -> bool:
+    """Read one control message from the parent: True if it says stop (or the pipe closed)."""
+    try:
+        return ctl.recv()[0] == "stop"
+    except EOFError:
+        return True
