@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import threading
 
-from leveret.broker.broker import Broker, Settings
+from leveret import Broker, Settings
 
 
 class ThreadedBroker:

@@ -186,7 +186,7 @@ async def test_peer_that_never_reads_cannot_grow_broker_buffers():
             except asyncio.TimeoutError:
                 break                                        # the broker stopped reading us
         await asyncio.sleep(1.0)
-        proto = next(iter(broker._server.protocols))
+        proto = next(iter(broker.listener.protocols))
         buffered = proto.transport.get_write_buffer_size()
         assert buffered < 6 * 1024 * 1024, buffered          # stopped near the 4 MiB high mark
         assert not proto._reading                            # and the flooder is no longer read

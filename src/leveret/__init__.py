@@ -1,6 +1,9 @@
 """Leveret: an AMQP 0-9-1 message broker that RabbitMQ clients use unchanged."""
 __version__ = "0.1.0"
 
-from .broker.broker import Broker, Settings  # noqa: E402
+from .node import Node  # noqa: E402
+from .settings import Settings  # noqa: E402
 
-__all__ = ["Broker", "Settings", "__version__"]
+Broker = Node      # what a program embeds: the broker with its listeners (``leveret.node``)
+
+__all__ = ["Broker", "Node", "Settings", "__version__"]

@@ -32,6 +32,7 @@ from . import spec
 from .codec import decode_table
 from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, SilentClose, erl_binary, unexpected_frame
 from .frames import HEARTBEAT, method_frame
+from ..settings import DEFAULTS
 
 log = logging.getLogger("leveret.connection")
 
@@ -41,11 +42,7 @@ _Q = struct.Struct(">Q")
 
 HEADER, START_OK, TUNE_OK, OPEN, RUNNING, CLOSING, CLOSED = range(7)
 
-SERVER_CHANNEL_MAX = 2047
-SERVER_FRAME_MAX = 131072
-SERVER_HEARTBEAT = 60
-HANDSHAKE_TIMEOUT = 10.0
-CLOSE_LINGER = 10.0     # how long to wait for close-ok, or for the peer to drop the socket
+SERVER_FRAME_MAX = DEFAULTS.frame_max
 
 _ACCEPTED_HEADERS = (spec.PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
 # methods a client may never send (server-to-client only)
@@ -82,11 +79,13 @@ class ProtocolConnection:
 
     server_properties: dict = {}
     mechanisms = b"AMQPLAIN PLAIN"
-    handshake_timeout = HANDSHAKE_TIMEOUT
-    heartbeat_default = SERVER_HEARTBEAT
-    channel_max_default = SERVER_CHANNEL_MAX
-    frame_max_default = SERVER_FRAME_MAX
-    max_message_size = 134217728          # RabbitMQ's default max_message_size (128 MiB)
+    # defaults from leveret.settings; a broker connection sets its own from its Settings
+    handshake_timeout = DEFAULTS.handshake_timeout
+    heartbeat_default = DEFAULTS.heartbeat
+    channel_max_default = DEFAULTS.channel_max
+    frame_max_default = DEFAULTS.frame_max
+    max_message_size = DEFAULTS.max_message_size
+    close_linger = DEFAULTS.close_linger      # wait for close-ok, or for the peer to hang up
 
     def __init__(self, now: float = 0.0):
         self.state = HEADER
@@ -547,7 +546,7 @@ class ProtocolConnection:
 
     def _finish_close(self, linger: bool = False) -> None:
         """Stop serving. ``linger``: keep the socket open for the peer to close (up to
-        ``CLOSE_LINGER`` seconds, then the clock closes it)."""
+        ``close_linger`` seconds, then the clock closes it)."""
         if self.state == CLOSED:
             return
         prev = self.state
@@ -586,7 +585,7 @@ class ProtocolConnection:
             if st == CLOSED and self.close_socket:
                 return
             if self.close_deadline is None:
-                self.close_deadline = now + CLOSE_LINGER
+                self.close_deadline = now + self.close_linger
             elif now >= self.close_deadline:
                 self.close_socket = True
                 self.state = CLOSED

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from . import spec
+from .codec import enc_shortstr
 
 FRAME_END = b"\xce"
 _FH = struct.Struct(">BHI")
@@ -78,7 +79,7 @@ def get_ok_frames(channel: int, tag: int, redelivered: bool, ex_rk: bytes, messa
 
 def return_frames(channel: int, reply_code: int, reply_text: str, ex_rk: bytes,
                   header: bytes, body: bytes, frame_max: int, parts: list) -> None:
-    from .codec import enc_shortstr
+
     payload = b"".join((_RETURN_HEAD, struct.pack(">H", reply_code), enc_shortstr(reply_text), ex_rk))
     parts.append(_FH.pack(1, channel, len(payload)) + payload + FRAME_END)
     content_frames(channel, header, body, frame_max, parts)

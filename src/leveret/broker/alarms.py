@@ -11,17 +11,16 @@ As RabbitMQ's ``vm_memory_monitor`` and ``rabbit_disk_monitor``:
 * While any alarm is on, every connection carries the alarm text ("low on
   memory", "low on disk", "low on disk & memory"); a connection blocks itself
   when it next publishes (see :meth:`ProtocolConnection.set_alarm`).
-* Paging: above ``paging_ratio`` (0.5) of the watermark, queues keep a small
-  in-memory window and send everything else to disk; glibc is asked to give
-  freed memory back (``malloc_trim``) so the resident set can fall again.
+* Paging: above ``Settings.paging_ratio`` (0.5) of the watermark, queues keep a
+  small in-memory window (:meth:`FlowControl.set_paging`) and send everything
+  else to disk; glibc is asked to give freed memory back (``malloc_trim``) so
+  the resident set can fall again.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
-
-from .queue import Queue
 
 _UNRESOLVED = object()
 
@@ -37,10 +36,6 @@ def _malloc_trim():
         return None
 
 log = logging.getLogger("leveret.alarms")
-
-PAGING_RATIO = 0.5
-NORMAL_WINDOW = (Queue.ram_msgs, Queue.ram_bytes)
-PAGING_WINDOW = (64, 512 * 1024)
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
@@ -90,6 +85,7 @@ class ResourceMonitor:
         self.set_memory_high_watermark(s.memory_high_watermark, check=False)
         self.disk_free_limit = parse_size(s.disk_free_limit)
         self.data_dir = s.data_dir
+        self.paging_ratio = s.paging_ratio
         self.alarms: set[str] = set()
         self.paging = False
         self.rss = 0
@@ -113,16 +109,16 @@ class ResourceMonitor:
 
     def check(self) -> None:
         rss = self.rss = resident_memory()
-        paging = rss > PAGING_RATIO * self.memory_limit
+        paging = rss > self.paging_ratio * self.memory_limit
         if paging and self._trim is _UNRESOLVED:
             self._trim = _malloc_trim()
         if paging and self._trim is not None:
             self._trim(0)
             rss = self.rss = resident_memory()
-            paging = rss > PAGING_RATIO * self.memory_limit
+            paging = rss > self.paging_ratio * self.memory_limit
         if paging != self.paging:
             self.paging = paging
-            Queue.ram_msgs, Queue.ram_bytes = PAGING_WINDOW if paging else NORMAL_WINDOW
+            self.broker.flow.set_paging(paging)
             log.info("memory %d bytes: queues %s", rss,
                      "page messages to disk" if paging else "keep their usual in-memory window")
         alarms = set()

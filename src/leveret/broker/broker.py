@@ -1,103 +1,57 @@
-"""The broker: settings, users, virtual hosts, connections, lifecycle.
+"""The broker: users, virtual hosts, connections, timers, lifecycle -- no sockets.
 
-:class:`Broker` is what ``leveret serve`` runs and what a test suite or an
-application embeds::
+:class:`Broker` holds everything AMQP means: vhosts with their exchanges and
+queues, users and permissions, policies, the connections the I/O layer
+created, the flow-control object and the resource monitor. It never opens a
+socket and never imports ``leveret.server``: the server is handed a broker
+(:class:`leveret.node.Node`, which ``leveret serve`` runs and which
+``leveret.Broker`` names for embedding, puts the two together)::
 
-    broker = Broker(Settings(port=0))
-    await broker.start()          # listening; broker.port is the bound port
-    ...
-    await broker.stop()           # connection.close 320 to every client
+    broker = Broker(Settings(data_dir=...))   # recovers what the data directory holds
+    await broker.start()        # timers run on the current event loop
+    ...                         # server/ feeds it connections
+    await broker.stop()         # marks delivered messages, closes the store
 
-It owns no sockets itself: :mod:`leveret.server.listener` does the I/O and
-creates one :class:`~leveret.broker.connection.BrokerConnection` per socket.
+Recovery (recreating durable entities and their messages at construction) is
+:mod:`.recovery`; the store underneath is reached only through
+:class:`~leveret.store.base.MessageStore`.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import ipaddress
 import logging
-import os
 import platform
-import sys
 import time
-from dataclasses import dataclass
+from urllib.parse import quote
 
 from .. import __version__
+from ..settings import Settings
 from ..store.base import MemoryStore, MessageStore
+from ..store.disk import DiskStore
 from .alarms import ResourceMonitor
+from .definitions_file import load_definitions
 from .delayed import DelayScheduler
+from .flow import FlowControl
 from .policy import Policy, validate
+from .recovery import recover
+from .users import User
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
-
-
-def default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "leveret")
-
-
-@dataclass
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 5672
-    data_dir: str | None = None             # None: keep nothing on disk (embedded default)
-    heartbeat: int = 60
-    frame_max: int = 131072
-    channel_max: int = 2047
-    handshake_timeout: float = 10.0
-    max_message_size: int = 134217728      # bytes; RabbitMQ's default
-    default_user: str = "guest"
-    default_pass: str = "guest"
-    default_vhost: str = "/"
-    loopback_users: tuple = ("guest",)
-    memory_high_watermark: float | int | str = 0.4   # fraction of RAM, or a size ("512MB")
-    disk_free_limit: int | str = 50_000_000          # bytes, or a size ("1GB")
-    monitor_interval: float = 1.0                     # seconds between resource checks
-    compact_interval: float = 30.0                    # seconds between checks for stuck log segments
-    # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
-    ignore_global_qos: bool = False          # 4.x ignores basic.qos(global=True)
-    refuse_transient_queues: bool = False    # 4.x refuses transient non-exclusive queues
-    consumer_timeout: int | None = 1800000   # ms an unacked delivery may wait (RabbitMQ's default)
-    definitions_file: str | None = None      # RabbitMQ definitions JSON loaded at start
-
-
-class User:
-    __slots__ = ("name", "salt", "hash", "tags")
-
-    def __init__(self, name: str, password: str, tags=()):
-        self.name = name
-        self.salt = os.urandom(4)
-        self.hash = hashlib.sha256(self.salt + password.encode()).digest()
-        self.tags = tuple(tags)
-
-    @classmethod
-    def restore(cls, name: str, salt: bytes, hash_: bytes, tags=()) -> "User":
-        u = cls.__new__(cls)
-        u.name, u.salt, u.hash, u.tags = name, salt, hash_, tuple(tags)
-        return u
-
-    def check(self, password: str) -> bool:
-        return hmac.compare_digest(hashlib.sha256(self.salt + password.encode()).digest(), self.hash)
 
 
 class Broker:
     def __init__(self, settings: Settings | None = None, store: MessageStore | None = None):
         self.settings = settings or Settings()
         if store is None:
-            if self.settings.data_dir:
-                from ..store.disk import DiskStore
-                store = DiskStore(self.settings.data_dir)
-            else:
-                store = MemoryStore()
+            store = DiskStore(self.settings.data_dir) if self.settings.data_dir else MemoryStore()
         self.store = store
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.permissions: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.connections: set = set()
         self.next_message_id = 0
-        self._server = None
         self.alarm_text: str | None = None     # resource alarm in force ("low on memory", ...)
         self.monitor = ResourceMonitor(self)
         self._monitor_task = None
@@ -107,15 +61,15 @@ class Broker:
         self.dl_deferred: list | None = None    # dead-letters held while a message fans out
         self._timeout_task = None
         self.delays = DelayScheduler(self)
+        self.flow = FlowControl(self)
         s = self.settings
-        self.recovery = self.store.recover(self)
+        self.recovery = recover(self)
         if not self.vhosts:
             # first boot (or nothing kept): the default vhost, user and permissions
             self.add_vhost(s.default_vhost)
             self.add_user(s.default_user, s.default_pass, ("administrator",))
             self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
         if s.definitions_file:
-            from .definitions_file import load_definitions
             load_definitions(self, s.definitions_file)
         self.server_properties = {
             "product": "Leveret",
@@ -200,6 +154,10 @@ class Broker:
             return h
         return self.loop.call_later(delay, fn)
 
+    def call_later(self, delay: float, fn):
+        """Run ``fn`` in ``delay`` seconds (the broker runs); returns a cancellable handle."""
+        return self.call_at_ms(int(time.time() * 1000 + delay * 1000), fn)
+
     def new_message_id(self) -> int:
         self.next_message_id += 1
         return self.next_message_id
@@ -211,8 +169,6 @@ class Broker:
             c.set_alarm(text)
 
     async def _monitor_loop(self) -> None:
-        import asyncio
-        import time
         next_compact = time.monotonic() + self.settings.compact_interval
         while True:
             try:
@@ -224,11 +180,21 @@ class Broker:
                 log.exception("resource check failed")
             await asyncio.sleep(self.settings.monitor_interval)
 
+    def unacked(self):
+        """Every delivered, unacknowledged message: ``(message, queue)`` pairs."""
+        for c in list(self.connections):
+            for ch in c.sessions.values():
+                for msg, q, _c in ch.unacked.values():
+                    yield msg, q
+
     def compact_logs(self) -> int:
         moved = 0
+        by_queue: dict = {}
+        for msg, q in self.unacked():
+            by_queue.setdefault(q, []).append(msg)
         for v in self.vhosts.values():
             for q in list(v.queues.values()):
-                moved += q.compact()
+                moved += q.compact(by_queue.get(q, ()))
         if moved:
             log.info("compaction: moved %d messages out of mostly-acked log segments", moved)
         return moved
@@ -236,9 +202,8 @@ class Broker:
     async def _consumer_timeout_loop(self) -> None:
         """Close channels whose oldest unacked delivery waited longer than its queue's
         consumer timeout (RabbitMQ checks on its channel tick; this checks 4 times a second)."""
-        import asyncio
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(self.settings.consumer_timeout_check)
             try:
                 now = time.monotonic()
                 for c in list(self.connections):
@@ -248,26 +213,21 @@ class Broker:
             except Exception:
                 log.exception("consumer timeout check failed")
 
-    def queue_deleted(self, q) -> None:
-        """Hook for the store, metrics and the management API."""
-
     # ------------------------------------------------------------ lifecycle
 
     @property
     def port(self) -> int:
-        return self._server.port if self._server else self.settings.port
+        return self.settings.port
 
     @property
     def url(self) -> str:
         """An AMQP URL for the default user and vhost (handy when embedded with port 0)."""
-        from urllib.parse import quote
         s = self.settings
         return (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_pass, safe='')}@"
                 f"{s.host}:{self.port}/{quote(s.default_vhost, safe='')}")
 
     async def start(self) -> None:
-        from ..server.listener import Listener
-        import asyncio
+        """Run on the current event loop: the store's committer, timers, periodic checks."""
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.store.attach(loop)
@@ -277,28 +237,25 @@ class Broker:
         self.delays.start()
         self._timeout_task = loop.create_task(self._consumer_timeout_loop())
         self._monitor_task = loop.create_task(self._monitor_loop())
-        self._server = Listener(self)
-        await self._server.start()
-        log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
-                 self.settings.host, self.port, sys.version.split()[0])
 
-    async def stop(self) -> None:
+    def stop_timers(self) -> None:
+        """The first step of stopping: no timer fires from now on (a queue must not expire
+        while clients are being disconnected, nor later if an embedding program's loop runs on:
+        timers asked for from now on are never started)."""
         for attr in ("_monitor_task", "_timeout_task"):
             t = getattr(self, attr)
             if t is not None:
                 t.cancel()
                 setattr(self, attr, None)
         self.delays.stop()
-        # no queue timer fires once stopping has begun (a queue must not expire while clients
-        # are being disconnected), nor later if an embedding program's loop runs on: timers
-        # asked for from now on are never started
         self.loop = None
         for v in self.vhosts.values():
             for q in v.queues.values():
                 q.stop_timers()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
+
+    async def stop(self) -> None:
+        """Stop (after the I/O layer closed the connections): delivered marks, then the store."""
+        self.stop_timers()
         if self.store.durable:
             self._save_delivered_marks()
         self.store.close()
@@ -306,11 +263,9 @@ class Broker:
     def _save_delivered_marks(self) -> None:
         """Orderly stop: remember which persisted messages were delivered (RabbitMQ keeps
         ``next_deliver_seq_id`` in the queue's recovery terms for the same purpose)."""
-        for c in list(self.connections):
-            for ch in c.sessions.values():
-                for msg, q, _c in ch.unacked.values():
-                    if q.persist and not q.deleted:
-                        q.mark_delivered(msg)
+        for msg, q in self.unacked():
+            if q.persist and not q.deleted:
+                q.mark_delivered(msg)
         for v in self.vhosts.values():
             for q in v.queues.values():
                 if q.persist:

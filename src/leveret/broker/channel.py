@@ -19,7 +19,6 @@ RabbitMQ's reply texts; the connection turns them into close frames.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, deque
 
 from ..amqp import spec
@@ -32,13 +31,11 @@ from .deadletter import dead_letter
 from .delayed import x_delay
 from .exchanges import TYPES
 from .message import Message
-from .queue import Consumer, Queue
-from .queue_args import check_queue_args, consumer_priority
+from .queue import QUEUE_TYPES, Consumer, Queue
+from .queue.arguments import EQUIVALENCE_ORDER, check_queue_args, consumer_priority
+from .queue.ttl import check_expiration
 from .vhost import assert_args_equivalent, fmt_bool, gen_name
 
-QUEUE_TYPES = ("classic", "quorum")
-FLOW_BACKLOG = 2000    # ready messages above which a draining queue slows its publishers
-BURST_BYTES = 256 * 1024   # deliveries buffered in one loop turn before they go to the socket
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_PREFIX = REPLY_TO + "."
 
@@ -48,7 +45,7 @@ class Channel:
                  "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
                  "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
-                 "nacked", "tmarks", "reply_consumer", "reply_key")
+                 "nacked", "tmarks", "reply_consumer", "reply_key", "flow", "flow_backlog", "burst_bytes")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -80,6 +77,9 @@ class Channel:
         self.tmarks: deque = deque()     # (monotonic time, next_tag) samples for consumer timeouts
         self.reply_consumer: Consumer | None = None     # direct reply-to
         self.reply_key: str | None = None
+        self.flow = flow = self.broker.flow
+        self.flow_backlog = flow.backlog        # (copied: read on every publish)
+        self.burst_bytes = flow.burst_bytes     # (copied: read on every delivery)
 
     # ------------------------------------------------------------ helpers
 
@@ -129,7 +129,7 @@ class Channel:
         deliver_frames(self.number, c.ctag, tag, redelivered, msg.ex_rk, msg.header, msg.body,
                        conn.frame_max, out)
         pending = conn.out_bytes = conn.out_bytes + msg.size + 64
-        if pending > BURST_BYTES and conn.flush_now is not None:
+        if pending > self.burst_bytes and conn.flush_now is not None:
             # hand a burst to the socket now: if the peer is slow the transport pauses this
             # connection (writable=False) and dispatch stops, instead of buffering a whole queue
             conn.flush_now()
@@ -171,10 +171,6 @@ class Channel:
         out.clear()
         if self.confirm:
             self._confirm_after_write(writes)
-
-    def _confirm_now(self) -> None:
-        if self.confirm:
-            self._confirm_after_write(self.commit.writes)
 
     def _confirm_after_write(self, writes: int) -> None:
         """Confirm the current publish: at once, or once the records it wrote are fsynced."""
@@ -298,13 +294,14 @@ class Channel:
 
     def _enqueue_each(self, msg: Message, queues: list) -> bool:
         refused = False
+        backlog = self.flow_backlog
         for q in queues:
             if q.deleted:
                 continue
             if q.enqueue(msg):
                 refused = True
-            elif q.tail or len(q.ready) > FLOW_BACKLOG:
-                self.conn.flow_hint(q)          # a backlog: publisher flow control
+            elif q.tail or len(q.ready) > backlog:
+                self.flow.backlog_seen(self.conn, q)    # publisher flow control
         return refused
 
     def _route_sender_selected(self, x, msg: Message) -> list:
@@ -549,7 +546,7 @@ class Channel:
         tag = m.consumer_tag or gen_name("amq.ctag-")
         if tag in self.consumers:
             raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
-        if q.exclusive_consumer is not None or (m.exclusive and (q.consumers or (q.sac and q.queue_type != "quorum"))):
+        if q.exclusive_consume_refused(m.exclusive):
             raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
         prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
@@ -608,10 +605,7 @@ class Channel:
 
     def m_basic_get(self, m):
         q = self.get_queue(m.queue)
-        if q.sac and q.queue_type == "quorum":
-            raise resource_locked(f"cannot obtain access to locked queue '{q.name}' in vhost '{self.vhost.name}'. "
-                                  "basic.get operations are not supported by quorum queues with single active "
-                                  "consumer", 60, 70)
+        q.check_get()
         got = q.get()
         if got is None:
             self.conn.send_method(self.number, spec.BasicGetEmpty())
@@ -750,10 +744,8 @@ class Channel:
                 q = self._create_queue(name, m, args, server_named)
         self.last_queue = q.name
         if not m.nowait:
-            # a quorum queue with a single active consumer counts only the active one
-            n = min(1, len(q.consumers)) if q.sac and q.queue_type == "quorum" else len(q.consumers)
             self.conn.send_method(self.number, spec.QueueDeclareOk(
-                queue=q.name, message_count=q.message_count, consumer_count=n))
+                queue=q.name, message_count=q.message_count, consumer_count=q.declare_ok_consumers()))
 
     def _declare_reply_to(self, m, name: str):
         """The direct reply-to pseudo-queue always "exists" (0 messages, 1 consumer); a reply
@@ -799,24 +791,16 @@ class Channel:
         if qtype not in QUEUE_TYPES:
             raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: \"unsupported queue type "
                                       f"'{_fmt_value(qtype)}'\"", 50, 10)
-        refused = QUORUM_REFUSES if qtype == "quorum" else CLASSIC_REFUSES
-        for k in args:
-            if k in refused:
-                raise precondition_failed(f"invalid arg '{k}' for {what} of queue type rabbit_{qtype}_queue", 50, 10)
-        check_queue_args(args, what)
-        if qtype == "quorum":
-            if server_named:
-                raise precondition_failed("Cannot declare a server-named queue for type rabbit_quorum_queue", 50, 10)
-            for bad, prop in ((m.auto_delete, "auto-delete"), (m.exclusive, "exclusive-owner"),
-                              (not m.durable, "non-durable")):
-                if bad:
-                    raise precondition_failed(f"invalid property '{prop}' for {what}", 50, 10)
-        elif self.broker.settings.refuse_transient_queues and not m.durable and not m.exclusive:
+        cls = QUEUE_TYPES[qtype]
+        check_queue_args(args, what, cls.RULES)
+        cls.check_declare(what, m.durable, m.exclusive, m.auto_delete, server_named)
+        if qtype == "classic" and self.broker.settings.refuse_transient_queues and not m.durable \
+                and not m.exclusive:
             # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
             raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
-        q = Queue(name, self.vhost, durable=m.durable and not m.exclusive,
-                  exclusive_owner=self.conn if m.exclusive else None,
-                  auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
+        q = cls(name, self.vhost, durable=m.durable and not m.exclusive,
+                exclusive_owner=self.conn if m.exclusive else None,
+                auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
         self.vhost.add_queue(q)
         if m.exclusive:
             self.conn.exclusive_queues.append(q)
@@ -922,33 +906,6 @@ TRANSIENT_NONEXCL_DENIED = (
     "To continue using this feature when it is not permitted by default, set the following "
     "parameter in your configuration:\n"
     "    \"deprecated_features.permit.transient_nonexcl_queues = true\"")
-
-QUORUM_REFUSES = frozenset(("x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version"))
-CLASSIC_REFUSES = frozenset(("x-delivery-limit", "x-quorum-initial-group-size", "x-dead-letter-strategy",
-                             "x-max-in-memory-length", "x-max-in-memory-bytes", "x-queue-leader-locator"))
-
-# the order RabbitMQ checks them in (rabbit_amqqueue:declare_args/0): the first difference is reported
-EQUIVALENCE_ORDER = (
-    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
-    "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer",
-    "x-queue-type", "x-delivery-limit", "x-queue-master-locator", "x-queue-version",
-)
-_INT_PREFIX = re.compile(r"[+-]?[0-9]+")
-
-
-def check_expiration(exp: str) -> int:
-    """Validate the ``expiration`` property as RabbitMQ does (``string:to_integer``)."""
-    m = _INT_PREFIX.match(exp)
-    if m is None:
-        reason = "no_integer"
-    elif m.end() != len(exp):
-        reason = '{leftover_string,"%s"}' % exp[m.end():]
-    elif int(m.group()) < 0:
-        reason = f"{{value_negative,{int(m.group())}}}"
-    else:
-        return int(m.group())
-    raise precondition_failed(f"invalid expiration '{exp}': {reason}", 60, 40)
-
 
 def _without_classic(args: dict) -> dict:
     """``x-queue-type: classic`` is equivalent to no type at all."""

@@ -6,9 +6,15 @@ loopback), vhost access, one :class:`~leveret.broker.channel.Channel` per open
 channel, and cleanup — unacked messages requeued, consumers cancelled,
 exclusive queues deleted — when the connection goes.
 
-``writable`` mirrors the socket's write buffer (the I/O layer calls
-:meth:`set_writable`): while the peer is not reading, channels stop taking
-deliveries so a slow consumer cannot make the broker buffer without bound.
+The I/O layer (``leveret.server``) drives it through a small interface and
+nothing else: bytes in (``receive_data``), output out (``output_parts``,
+``has_output``, the ``wakeup``/``flush_now`` callbacks it sets), the clock
+(``tick``), :meth:`set_writable` when the socket's write buffer fills or
+drains (while the peer is not reading, channels stop taking deliveries so a
+slow consumer cannot make the broker buffer without bound), and
+:attr:`reading` / ``on_reading_change``: whether the broker wants the socket
+read (not while a resource alarm blocks the connection, nor while publisher
+flow control holds it -- :class:`~leveret.broker.flow.FlowControl`).
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ class BrokerConnection(ProtocolConnection):
         self.channel_max_default = s.channel_max
         self.handshake_timeout = s.handshake_timeout
         self.max_message_size = s.max_message_size
+        self.close_linger = s.close_linger
         self.peer = peer
         self.user = None
         self.vhost = None
@@ -39,14 +46,27 @@ class BrokerConnection(ProtocolConnection):
         self.exclusive_queues: list = []
         self.confirm_channels: set = set()
         self.writable = True
-        self.flow_queue = None           # set by flow_hint; taken by the I/O layer
+        self.flow_held = False           # publisher flow control holds this connection
         self.flush_now = None            # set by the I/O layer: write pending output at once
-        self.io_blocked_change = None    # set by the I/O layer: stop/resume reading
+        self.on_reading_change = None    # set by the I/O layer: ``reading`` changed
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
 
+    @property
+    def reading(self) -> bool:
+        """Should the I/O layer read this connection's socket?"""
+        return not self.blocked and not self.flow_held
+
     def on_blocked_change(self) -> None:
-        if self.io_blocked_change is not None:
-            self.io_blocked_change()
+        if self.on_reading_change is not None:
+            self.on_reading_change()
+
+    def set_flow_held(self, held: bool) -> None:
+        self.flow_held = held
+        if self.on_reading_change is not None:
+            self.on_reading_change()
+
+    def has_output(self) -> bool:
+        return bool(self._out)
 
     # ------------------------------------------------------------ handshake hooks
 
@@ -124,20 +144,6 @@ class BrokerConnection(ProtocolConnection):
 
     # ------------------------------------------------------------ flow
 
-    def flow_hint(self, q) -> None:
-        """A queue this connection just published to has a backlog.
-
-        If the queue is being drained (it delivered since the last hint) and this connection
-        consumes nothing itself (so pausing it cannot hold back acks that would drain the
-        queue), ask the I/O layer to hold this connection's reads until the queue drains below
-        half the backlog mark — publisher flow control in the spirit of RabbitMQ's credit flow.
-        A queue nobody is draining never slows publishers (it just grows, as in RabbitMQ).
-        """
-        progressing = q.stat_delivered != q.flow_mark
-        q.flow_mark = q.stat_delivered
-        if progressing and self.flow_queue is None and not self.has_consumers():
-            self.flow_queue = q
-
     def has_consumers(self) -> bool:
         for s in self.sessions.values():
             if s.consumers:
@@ -164,4 +170,5 @@ class BrokerConnection(ProtocolConnection):
             for q in self.exclusive_queues:
                 v.delete_queue(q)
         self.exclusive_queues.clear()
+        self.broker.flow.forget(self)
         self.broker.connections.discard(self)

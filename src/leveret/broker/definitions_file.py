@@ -14,6 +14,9 @@ import json
 
 from ..amqp.codec import decode_table_typed, encode_table
 from ..amqp.errors import AMQPError
+from .queue import queue_class
+from .queue.arguments import check_queue_args
+from .users import User
 
 
 class DefinitionsError(ValueError):
@@ -26,9 +29,6 @@ def _typed(args: dict | None) -> dict:
 
 
 def load_definitions(broker, path: str) -> None:
-    from .broker import User
-    from .queue import Queue
-    from .queue_args import check_queue_args
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -70,9 +70,10 @@ def load_definitions(broker, path: str) -> None:
             if q.get("type") and q["type"] != "classic" and "x-queue-type" not in plain:
                 plain["x-queue-type"] = q["type"]       # exports since 3.9 carry the type apart
             args = _typed(plain)
-            check_queue_args(args, v.describe("queue", q["name"]))
-            v.add_queue(Queue(q["name"], v, durable=q.get("durable", True), auto_delete=q.get("auto_delete", False),
-                              arguments=args, store=broker.store))
+            cls = queue_class(args)
+            check_queue_args(args, v.describe("queue", q["name"]), cls.RULES)
+            v.add_queue(cls(q["name"], v, durable=q.get("durable", True), auto_delete=q.get("auto_delete", False),
+                            arguments=args, store=broker.store))
         for b in data.get("bindings", []):
             v = broker.vhosts[b.get("vhost", "/")]
             src = v.exchange(b["source"])

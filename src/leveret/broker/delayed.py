@@ -25,13 +25,12 @@ node), pending messages here are
   as with the plugin;
 * released on time: buckets are 4 ms wide and one timer (``call_later``)
   fires at the earliest; a due bucket is routed in publish order, in slices
-  of :data:`BATCH` so a burst of due messages does not stall the event loop.
+  of ``Settings.delay_batch`` so a burst of due messages does not stall the event loop.
 """
 from __future__ import annotations
 
 import heapq
 import logging
-import os
 import re
 import time
 from array import array
@@ -43,8 +42,6 @@ from .message import Message
 
 log = logging.getLogger("leveret")
 
-BUCKET_MS = 4
-BATCH = 2000
 
 
 MAX_DELAY = 4294967295         # the plugin's limit (Erlang's largest timer)
@@ -106,20 +103,11 @@ def make_delayed_type(types: dict):
     return factory
 
 
-class _LogOwner:
-    """What ``store.open_log`` needs to place a delayed exchange's log."""
-
-    kind = "exchange"
-
-    def __init__(self, x, vhost):
-        self.durable = x.durable
-        self.vhost = vhost
-        self.name = "\0delayed\0" + x.name
-
-
 class DelayScheduler:
     def __init__(self, broker):
         self.broker = broker
+        self.bucket_ms = broker.settings.delay_bucket_ms
+        self.batch = broker.settings.delay_batch
         self.buckets: dict[int, dict] = {}     # bucket -> {exchange: array('Q') | list[Message]}
         self.heap: list[int] = []              # bucket numbers with pending messages
         self.pending: dict = {}                # exchange -> messages held
@@ -137,14 +125,14 @@ class DelayScheduler:
         if store.durable:
             qlog = x.log
             if qlog is None:
-                qlog = x.log = store.open_log(_LogOwner(x, self.broker.vhosts[x.vhost]))
+                qlog = x.log = store.open_exchange_log(x.vhost, x.name, x.durable)
             item = qlog.append(msg, not x.durable, due)
         else:
             item = msg.copy()       # the held copy gets its own id when it is released
         self._add(x, due, item)
 
     def _add(self, x, due: int, item) -> None:
-        b = due // BUCKET_MS + 1          # released at the end of its bucket: never early
+        b = due // self.bucket_ms + 1          # released at the end of its bucket: never early
         slot = self.buckets.get(b)
         if slot is None:
             slot = self.buckets[b] = {}
@@ -156,9 +144,6 @@ class DelayScheduler:
         self.pending[x] = self.pending.get(x, 0) + 1
         if self.started and (self.timer_bucket is None or b < self.timer_bucket):
             self._arm()
-
-    def held(self, x) -> int:
-        return self.pending.get(x, 0)
 
     # ------------------------------------------------------------ releasing
 
@@ -181,14 +166,14 @@ class DelayScheduler:
             return
         b = self.heap[0]
         self.timer_bucket = b
-        delay = max(0.0, (b * BUCKET_MS - time.time() * 1000) / 1000)
+        delay = max(0.0, (b * self.bucket_ms - time.time() * 1000) / 1000)
         self.timer = self.broker.loop.call_later(delay, self._fire)
 
     def _fire(self) -> None:
         self.timer = None
         self.timer_bucket = None
-        now_b = int(time.time() * 1000) // BUCKET_MS
-        budget = BATCH
+        now_b = int(time.time() * 1000) // self.bucket_ms
+        budget = self.batch
         heap, buckets = self.heap, self.buckets
         while heap and heap[0] <= now_b and budget > 0:
             b = heap[0]
@@ -255,16 +240,15 @@ class DelayScheduler:
             self.broker.store.forget_log(x.log)
             x.log = None
 
-    def recover(self, x, vhost) -> str | None:
-        """Reload a durable delayed exchange's pending messages; returns its log directory name."""
+    def recover(self, x) -> None:
+        """Reload a durable delayed exchange's pending messages."""
         store = self.broker.store
         if not store.durable:
-            return None
-        qlog = x.log = store.open_log(_LogOwner(x, vhost))
+            return
+        qlog = x.log = store.open_exchange_log(x.vhost, x.name, True)
         index: list = []
         qlog.recover(0, 0, False, index)
         for addr, due in index:
             self._add(x, due, addr)
         if index:
             log.info("delayed exchange '%s': %d pending messages recovered", x.name, len(index))
-        return os.path.basename(qlog.path)

@@ -18,7 +18,7 @@ from ..amqp.codec import BasicProperties, Typed, peek_delivery_mode_priority
 
 class Message:
     __slots__ = ("id", "exchange", "routing_key", "ex_rk", "header", "body",
-                 "persistent", "priority", "expires_at", "_props", "size", "flags", "bcc")
+                 "persistent", "priority", "_props", "size", "flags", "bcc")
 
     def __init__(self, mid: int, exchange: str, routing_key: str, ex_rk: bytes, header: bytes, body: bytes):
         self.id = mid
@@ -41,7 +41,6 @@ class Message:
             dm = pr = 0
         self.persistent = dm == 2
         self.priority = pr
-        self.expires_at = None
         self.bcc = None               # BCC routing keys (removed from the headers at publish)
 
     @classmethod

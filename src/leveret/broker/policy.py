@@ -7,34 +7,21 @@ the entity name, unanchored, as Erlang's ``re:run``), ``apply-to`` (``all``,
 the highest priority whose keys the entity's queue type supports (a policy
 with ``delivery-limit`` does not apply to a classic queue at all).
 
-Where a queue also has the matching x-argument, RabbitMQ's precedence holds
-(``rabbit_amqqueue_process``, ``rabbit_quorum_queue``): for the numeric limits
-the lower value wins; for everything else the queue's own argument wins,
-except that a quorum queue takes ``expires`` and ``overflow`` from the policy.
+Which keys exist, how their values are checked, which queue types support
+them and how a policy's value combines with a queue's own x-argument
+(RabbitMQ's precedence: for the numeric limits the lower value wins; for
+everything else the queue's argument wins, except where the type lets the
+policy win) is the queue argument table's (``broker/queue/arguments.py``);
+this module matches and validates policies.
 """
 from __future__ import annotations
 
 import re
 
-from ..amqp.codec import table_plain
+from .queue.arguments import ARGUMENTS
 
-# policy key -> (x-argument, rule); "min": the lower of the two; "arg": the argument wins
-QUEUE_KEYS = {
-    "message-ttl": ("x-message-ttl", "min"),
-    "expires": ("x-expires", "min"),
-    "max-length": ("x-max-length", "min"),
-    "max-length-bytes": ("x-max-length-bytes", "min"),
-    "overflow": ("x-overflow", "arg"),
-    "dead-letter-exchange": ("x-dead-letter-exchange", "arg"),
-    "dead-letter-routing-key": ("x-dead-letter-routing-key", "arg"),
-    "delivery-limit": ("x-delivery-limit", "min"),
-    "consumer-timeout": ("x-consumer-timeout", "min"),
-}
 EXCHANGE_KEYS = ("alternate-exchange",)
-QUORUM_POLICY_WINS = ("expires", "overflow")     # rabbit_quorum_queue: the policy's value wins
-OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
 APPLY_TO = ("all", "queues", "exchanges")
-_NON_NEG = ("message-ttl", "max-length", "max-length-bytes", "delivery-limit", "consumer-timeout")
 
 
 class Policy:
@@ -56,7 +43,7 @@ class Policy:
             if a == "exchanges":
                 return False
             # rabbit_queue_type:is_policy_applicable: no key the queue type does not support
-            bad = UNSUPPORTED.get(entity.queue_type, ())
+            bad = entity.RULES.policy_unsupported
             if any(k in bad for k in self.definition):
                 return False
         elif a == "queues":
@@ -68,44 +55,15 @@ class Policy:
                 "definition": dict(self.definition), "priority": self.priority}
 
 
-# key -> (RabbitMQ's "is not a valid ..." noun, check)
-def _non_neg_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _pos_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
 def _string(v) -> bool:
     return isinstance(v, str)
 
 
-CHECKS = {
-    "message-ttl": ("message TTL", _non_neg_int),
-    "expires": ("queue expiry", _pos_int),
-    "max-length": ("maximum length", _non_neg_int),
-    "max-length-bytes": ("maximum length in bytes", _non_neg_int),
-    "delivery-limit": ("delivery limit", _non_neg_int),
-    "consumer-timeout": ("consumer timeout", _non_neg_int),
-    "dead-letter-exchange": ("dead letter exchange name", _string),
-    "dead-letter-routing-key": ("dead letter routing key", _string),
-    "alternate-exchange": ("alternate exchange name", _string),
-    "overflow": ("overflow value", lambda v: v in OVERFLOW),
-    "queue-mode": ("queue-mode value", lambda v: v in ("default", "lazy")),
-}
+# key -> (RabbitMQ's "is not a valid ..." noun, check): the queue keys' from the argument table
+CHECKS = {a.policy: a.policy_check for a in ARGUMENTS if a.policy and a.policy_check}
+CHECKS["alternate-exchange"] = ("alternate exchange name", _string)
 # accepted for compatibility with existing RabbitMQ definitions, without effect on one node
-ACCEPTED = ("ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
-            "ha-promote-on-failure", "queue-master-locator", "queue-leader-locator", "max-in-memory-length",
-            "max-in-memory-bytes", "dead-letter-strategy", "queue-version")
-# keys a queue type does not support: a policy holding one does not apply to such a queue
-UNSUPPORTED = {
-    "classic": frozenset(("delivery-limit", "dead-letter-strategy", "max-in-memory-length", "max-in-memory-bytes",
-                          "queue-leader-locator")),
-    "quorum": frozenset(("max-priority", "queue-mode", "queue-version", "queue-master-locator", "ha-mode",
-                         "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
-                         "ha-promote-on-failure")),
-}
+ACCEPTED = tuple(a.policy for a in ARGUMENTS if a.policy and not a.policy_check)
 
 
 def erl(v) -> str:
@@ -157,33 +115,3 @@ def best(policies, entity) -> Policy | None:
         if p.applies(entity) and (found is None or p.priority > found.priority):
             found = p
     return found
-
-
-def _arg(args: dict, key: str):
-    v = table_plain(args.get(key))
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "surrogateescape")
-    return v
-
-
-def effective_queue_settings(args: dict, policy: Policy | None, queue_type: str = "classic") -> dict:
-    """Each policy key's value for a queue with these x-arguments under ``policy``."""
-    pdef = policy.definition if policy is not None else {}
-    out = {}
-    for key, (argname, rule) in QUEUE_KEYS.items():
-        if queue_type == "quorum" and key in QUORUM_POLICY_WINS and key in pdef:
-            out[key] = pdef[key]
-            continue
-        a = _arg(args, argname)
-        p = pdef.get(key)
-        if isinstance(a, bool) or (rule == "min" and not isinstance(a, int)):
-            a = None
-        elif key == "delivery-limit" and a < 0:
-            a = 0           # RabbitMQ 3.10 takes -1 as 0
-        if a is None:
-            out[key] = p
-        elif p is None or rule == "arg":
-            out[key] = a
-        else:
-            out[key] = min(a, p)
-    return out

@@ -265,11 +265,10 @@ class VHost:
         for c in list(q.consumers):
             c.channel.consumer_gone(c, notify=True)
         q.consumers.clear()
-        q.destroy_log()
+        q.destroy()
         q.purge()
         if q.durable:
             self.broker.store.definitions.delete("queue", (self.name, q.name))
-        self.broker.queue_deleted(q)
         return n
 
 

@@ -1,19 +1,22 @@
 """The listening socket, the clock, and orderly shutdown.
 
-Starts an asyncio server for :class:`~leveret.server.protocol.AMQPProtocol`,
-drives every connection's clock once a second (heartbeats, handshake and
-close timeouts) with a single timer — not one timer per connection — and on
-shutdown sends connection.close 320 CONNECTION_FORCED to each client, waits
-briefly for close-ok, then closes the sockets.
+:class:`Listener` is handed a broker (``leveret.broker.Broker``) and serves it:
+it starts an asyncio server for :class:`~leveret.server.protocol.AMQPProtocol`,
+drives every connection's clock with a single timer every
+``Settings.tick_interval`` (0.1 s; each connection asks to be ticked only as often
+as its heartbeat needs) -- not one timer per connection -- and on shutdown sends
+connection.close 320 CONNECTION_FORCED to each client, waits briefly for close-ok,
+then closes the sockets. The broker never imports this package.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from .protocol import AMQPProtocol
 
-TICK = 0.1   # the listener's clock; each connection asks to be ticked only as often as it needs
+log = logging.getLogger("leveret.server")
 
 
 class Listener:
@@ -23,7 +26,10 @@ class Listener:
         self.server = None
         self.protocols: set[AMQPProtocol] = set()
         self._ticker = None
-        self.port = broker.settings.port
+        s = broker.settings
+        self.port = s.port
+        # one read buffer for every socket (reads never overlap: one event loop)
+        self.rbuf = memoryview(bytearray(s.read_size))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -34,15 +40,15 @@ class Listener:
         self._ticker = self.loop.create_task(self._tick_loop())
 
     async def _tick_loop(self) -> None:
+        interval = self.broker.settings.tick_interval
         while True:
-            await asyncio.sleep(TICK)
+            await asyncio.sleep(interval)
             now = time.monotonic()
             for p in list(self.protocols):
                 try:
                     p.tick(now)
                 except Exception:  # one broken connection must not stop the clock
-                    import logging
-                    logging.getLogger("leveret.server").exception("tick failed")
+                    log.exception("tick failed")
 
     async def stop(self, grace: float = 2.0) -> None:
         if self.server is not None:
@@ -50,7 +56,7 @@ class Listener:
         for p in list(self.protocols):
             if p.conn is not None:
                 p.conn.close(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
-                p._flush()
+                p.flush()
         deadline = time.monotonic() + grace
         while self.protocols and time.monotonic() < deadline:
             await asyncio.sleep(0.02)

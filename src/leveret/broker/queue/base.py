@@ -1,0 +1,434 @@
+"""The common queue: ready list, consumers, and the rules for handing messages out.
+
+What every queue type shares lives here; each feature a queue may use has its
+own module, mixed in (``ttl.py``, ``expires.py``, ``limits.py``,
+``paging.py``), the ready list and the consumer-selection strategies too
+(``ready.py``, ``consumers.py``). A queue *type* is a subclass that owns its
+rules: its argument list, what it refuses at declare, how it counts and
+orders returned messages (``classic.py``, ``quorum.py``).
+
+Invariants:
+
+* ``ready`` holds messages in ``Message.id`` order (per priority level for a
+  priority queue). Delivery takes from the head; a requeued message goes back
+  to its original position (RabbitMQ classic-queue behaviour), so after a
+  channel closes its unacked messages are redelivered in the order they were
+  first published.
+* A message that has been delivered before and was requeued is in
+  ``redelivered`` (a set of message ids), so the common path of a fresh
+  message allocates no per-queue wrapper.
+* :meth:`dispatch` runs whenever a message arrives or credit frees; the
+  dispatch mode (``pick``) chooses the consumer.
+* Only queues that use a lifecycle feature pay for it: ``special`` sends
+  :meth:`enqueue` (and the delivery/settle bookkeeping) down the slow path.
+  The fast path below is a specialisation of :meth:`_enqueue_special` for a
+  queue without TTL, limits, priorities, deduplication or type rules and a
+  message without ``expiration``.
+* Publisher flow control: while publishers are held for this queue's backlog
+  (``flow_held``), every drain checks whether it fell below the resume mark
+  (:class:`~leveret.broker.flow.FlowControl`).
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from ...amqp.codec import table_plain
+from ..deadletter import dead_letter
+from ..dedup import DedupCache
+from ..message import Message
+from . import expires, limits, paging, ttl
+from .arguments import TypeRules, effective_settings
+from .consumers import BY_PRIORITY, ROUND_ROBIN, SINGLE_ACTIVE, Consumer, mode_for
+from .expires import QueueExpiry
+from .limits import LengthLimits
+from .paging import QueueLogging
+from .ready import by_id, ready_list
+from .ttl import MessageTTL, now_ms
+
+CORE_SLOTS = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "ready", "ready_bytes",
+              "redelivered", "consumers", "had_consumer", "exclusive_consumer", "mode", "pick", "bindings",
+              "deleted", "unacked_count", "stat_delivered", "flow", "flow_mark", "flow_held", "policy",
+              "special", "dlx", "dlrk", "max_priority", "sac", "consumer_timeout", "dedup", "__weakref__")
+
+
+class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
+    kind = "queue"
+    queue_type = "classic"
+    RULES: TypeRules        # set by each type
+    PERSIST_ALL = False     # a durable queue of this type keeps transient messages too
+    __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
+
+    def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
+                 arguments=None, store=None):
+        self.name = name
+        self.vhost = vhost
+        self.durable = durable
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments = arguments or {}
+        self.redelivered: set[int] = set()
+        self.consumers: deque[Consumer] = deque()
+        self.exclusive_consumer: Consumer | None = None
+        self.had_consumer = False
+        self.bindings: list = []            # Binding objects whose destination is this queue
+        self.deleted = False
+        self.ready_bytes = 0
+        self.unacked_count = 0
+        self.stat_delivered = 0
+        self.flow = flow = vhost.broker.flow
+        self.flow_mark = 0                  # stat_delivered at the last flow hint
+        self.flow_held = False              # publishers are held until this queue drains
+        self.policy = None
+        self.dedup = None
+        mp = table_plain(self.arguments.get("x-max-priority"))
+        self.max_priority = mp if isinstance(mp, int) and mp > 0 else None
+        self.ready = ready_list(self.max_priority)
+        self._init_ttl()
+        self._init_limits()
+        self._init_expiry()
+        self._init_log(store, flow.window)
+        self.configure()
+
+    # ------------------------------------------------------------ configuration
+
+    def configure(self) -> None:
+        """(Re)compute the effective settings from the x-arguments and the policy in force."""
+        eff = effective_settings(self.arguments, self.policy.definition if self.policy else {}, self.RULES)
+        self.msg_ttl = eff["message-ttl"]
+        self.max_len = eff["max-length"]
+        self.max_bytes = eff["max-length-bytes"]
+        self.overflow = eff["overflow"] or "drop-head"
+        self.dlx = eff["dead-letter-exchange"]
+        self.dlrk = eff["dead-letter-routing-key"]
+        self.consumer_timeout = eff["consumer-timeout"]
+        self.configure_type(eff)
+        self.sac = table_plain(self.arguments.get("x-single-active-consumer")) is True
+        if table_plain(self.arguments.get("x-message-deduplication")) is True:
+            if self.dedup is None:
+                self.dedup = DedupCache.for_entity(self, self.arguments)
+        else:
+            self.dedup = None
+        self.special = self.is_special()
+        self.set_mode(mode_for(self.sac, self.consumers))
+        self.set_expires(eff["expires"])
+        if self.limited:
+            self.enforce_limits()
+        # (a new message TTL applies to messages published from now on, as in RabbitMQ)
+
+    def configure_type(self, eff: dict) -> None:
+        """Hook: the type's own settings from the effective ones."""
+
+    def is_special(self) -> bool:
+        return (self.msg_ttl is not None or self.max_len is not None or self.max_bytes is not None
+                or self.max_priority is not None or self.dedup is not None)
+
+    def set_mode(self, mode) -> None:
+        self.mode = mode
+        self.pick = mode.pick
+
+    def set_window(self, window: tuple[int, int]) -> None:
+        """The broker's memory window changed (paging under memory pressure)."""
+        self.ram_msgs, self.ram_bytes = window
+
+    # ------------------------------------------------------------ the type's rules (hooks)
+
+    def declare_ok_consumers(self) -> int:
+        """The consumer count queue.declare-ok reports."""
+        return len(self.consumers)
+
+    def exclusive_consume_refused(self, exclusive: bool) -> bool:
+        """Is a basic.consume refused because of exclusivity (403 "in exclusive use")?"""
+        return self.exclusive_consumer is not None or (exclusive and (bool(self.consumers) or self.sac))
+
+    def check_get(self) -> None:
+        """Raise if basic.get is not allowed on this queue."""
+
+    def sac_successor(self) -> None:
+        """The single active consumer went: reorder ``consumers`` so the successor is first."""
+
+    # ------------------------------------------------------------ messages in
+
+    @property
+    def message_count(self) -> int:
+        return len(self.ready) + self.tail
+
+    def enqueue(self, msg: Message):
+        """Add a routed message. Returns True if the queue refused it (reject-publish)."""
+        if self.special or msg.flags & 0x0100:      # 0x0100: an expiration property
+            return self._enqueue_special(msg)
+        # hot path: _enqueue_special for a plain queue and a message without a TTL
+        if self.tail or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes:
+            if self.store is not None and self.store.pages:
+                self._page_out(msg, 0)
+                if not self.ready and self.consumers:
+                    self.dispatch()
+                return None
+        if self.persist and (msg.persistent or self.persist_all):
+            self.pos[msg.id] = self.log.append(msg, False)
+        if not self.ready and self.consumers:
+            c = self.pick(self.consumers)
+            if c is not None:
+                self._deliver(c, msg)
+                return None
+        self.ready.append(msg)
+        self.ready_bytes += msg.size
+        return None
+
+    def _enqueue_special(self, msg: Message):
+        """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
+        if self.refuses(msg):
+            return True
+        if self.dedup is not None and self.dedup.duplicate(msg):
+            return True         # refused: the publisher gets a nack (plugin: {true, reject})
+        ttl_ms = self.ttl_of(msg)
+        exp_at = 0
+        if ttl_ms is not None:
+            if ttl_ms == 0:
+                # TTL 0: delivered now to a consumer that can take it, or expired at once
+                if not self.ready and not self.tail and self.consumers:
+                    c = self.pick(self.consumers)
+                    if c is not None:
+                        if self.keeps(msg):
+                            self.pos[msg.id] = self.log.append(msg, False)
+                        self._deliver(c, msg)
+                        return None
+                if self.dedup is not None:
+                    self.dedup.left_queue(msg)
+                self.dead_letter([msg], "expired")
+                return None
+            exp_at = now_ms() + ttl_ms
+        if self.pages and self._head_full():
+            self._page_out(msg, exp_at)
+            if exp_at and self.exp_timer is None:
+                self._arm_tail_check(exp_at)
+        else:
+            if self.keeps(msg):
+                self.pos[msg.id] = self.log.append(msg, False, exp_at)
+            if not self.ready and self.consumers:
+                c = self.pick(self.consumers)
+                if c is not None:
+                    if exp_at:
+                        self.exp_out[msg.id] = exp_at
+                    self._deliver(c, msg)
+                    return None
+            self.ready.append(msg)
+            self.ready_bytes += msg.size
+            if exp_at:
+                self._track_expiry(msg.id, exp_at)
+        if self.limited:
+            self.enforce_limits()
+        if not self.ready and self.tail and self.consumers:
+            self.dispatch()
+        return None
+
+    # ------------------------------------------------------------ messages out
+
+    def _deliver(self, c: Consumer, msg: Message) -> None:
+        red = msg.id in self.redelivered if self.redelivered else False
+        self.stat_delivered += 1
+        if self.special:
+            msg = self._delivering(c, msg)
+        if c.no_ack:
+            if red:
+                self.redelivered.discard(msg.id)
+            c.channel.deliver(c, self, msg, red)
+            self.settled(msg)
+        else:
+            self.unacked_count += 1
+            c.channel.deliver(c, self, msg, red)
+
+    def _delivering(self, c: Consumer, msg: Message) -> Message:
+        """Lifecycle bookkeeping of a delivery (``special`` queues); returns what to deliver."""
+        if self.exp:
+            self._expiry_out(msg.id, not c.no_ack)
+        return msg
+
+    def dispatch(self) -> None:
+        ready = self.ready
+        while (ready or self.tail) and self.consumers:
+            c = self.pick(self.consumers)
+            if c is None:
+                return
+            if ready and not self.exp:
+                # hot path: _pop_ready for a message in memory and a queue without TTLs
+                msg = ready.popleft()
+                self.ready_bytes -= msg.size
+            else:
+                msg = self._pop_ready()
+                if msg is None:
+                    return
+            self._deliver(c, msg)
+            if self.flow_held and len(ready) < self.flow.resume_below:
+                self.flow.release(self)
+
+    def _pop_ready(self, expire: bool = True) -> Message | None:
+        """Take the head message (paging in if needed; due messages expire on the way)."""
+        ready = self.ready
+        while True:
+            if not ready:
+                if not self.tail:
+                    return None
+                self._page_in()
+                if not ready:
+                    return None
+            msg = ready.popleft()
+            self.ready_bytes -= msg.size
+            if expire and self.exp and self._expired_at_head(msg):
+                continue
+            return msg
+
+    def drained(self) -> None:
+        """Messages left the ready list without a delivery: release held publishers if it is
+        now below the flow-control resume mark."""
+        if self.flow_held and len(self.ready) < self.flow.resume_below:
+            self.flow.release(self)
+
+    def get(self) -> tuple[Message, bool] | None:
+        """basic.get: take the head message (caller tracks it unless no-ack)."""
+        self.touch()
+        msg = self._pop_ready()
+        if msg is None:
+            return None
+        red = msg.id in self.redelivered
+        if self.special:
+            msg = self._getting(msg)
+        return msg, red
+
+    def _getting(self, msg: Message) -> Message:
+        if self.exp:
+            self._expiry_out(msg.id, True)
+        return msg
+
+    # ------------------------------------------------------------ settling
+
+    def ack(self, msg: Message) -> None:
+        self.unacked_count -= 1
+        self.settled(msg)
+
+    def drop(self, msg: Message) -> None:
+        """A delivered message rejected without requeue: dead-lettered if the queue has a DLX."""
+        self.unacked_count -= 1
+        self.settled(msg)
+        if self.dlx is not None:
+            self.dead_letter([msg], "rejected")
+
+    def settled(self, msg: Message) -> None:
+        """``msg`` has left the queue for good."""
+        if self.redelivered:
+            self.redelivered.discard(msg.id)
+        if self.pos:
+            addr = self.pos.pop(msg.id, None)
+            if addr is not None:
+                self.log.ack(addr)
+        if self.special:
+            self._settled_special(msg)
+
+    def _settled_special(self, msg: Message) -> None:
+        if self.exp_out:
+            self.exp_out.pop(msg.id, None)
+        if self.dedup is not None:
+            self.dedup.left_queue(msg)
+
+    def _forget(self, m: Message) -> None:
+        """``m`` leaves the queue without a delivery (expired, dropped, over a limit)."""
+        self.exp.pop(m.id, None)
+        self.settled(m)
+
+    def dead_letter(self, msgs: list, reason: str) -> None:
+        if self.dlx is not None:
+            deferred = self.vhost.broker.dl_deferred
+            if deferred is not None:
+                deferred.append((self, msgs, reason))
+            else:
+                dead_letter(self, msgs, reason)
+
+    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+        """Put delivered-but-unacked messages back at their original positions (``explicit``:
+        a nack/reject/recover; the channel closing otherwise)."""
+        if not msgs or self.deleted:
+            return
+        self.unacked_count -= len(msgs)
+        if self.special:
+            msgs = self._returned(msgs)
+            if not msgs:
+                self.dispatch()
+                return
+        if self._put_back(msgs, explicit) and self.limited:
+            self.enforce_limits()
+        self.dispatch()
+
+    def _returned(self, msgs: list) -> list:
+        """Requeue bookkeeping of lifecycle queues: expiry kept, messages past their expiry
+        dead-lettered. Returns those to requeue."""
+        keep, expired = self._expiry_back(msgs)
+        if expired:
+            self.dead_letter(expired, "expired")
+        return keep
+
+    def _put_back(self, msgs: list, explicit: bool) -> bool:
+        """Requeued messages go back to their original positions (classic queues). Returns
+        whether the length limits apply now."""
+        red = self.redelivered
+        for m in msgs:
+            red.add(m.id)
+            self.ready_bytes += m.size
+        self.ready.merge(sorted(msgs, key=by_id))
+        return True
+
+    def purge(self) -> int:
+        n = len(self.ready) + self.tail
+        for m in self.ready:
+            self.settled(m)
+        self.ready.clear()
+        self.exp.clear()
+        self.exp_heap.clear()
+        self.ready_bytes = 0
+        if self.tail:
+            self.log.skip_tail()
+            self.tail = self.tail_bytes = 0
+        if self.flow_held:
+            self.flow.release(self)
+        return n
+
+    def destroy(self) -> None:
+        """The queue was deleted: timers stop, its files and caches go."""
+        self.stop_timers()
+        if self.dedup is not None:
+            self.dedup.destroy()
+        self.destroy_log()
+
+    def stop_timers(self) -> None:
+        self._stop_expiry_timer()
+        self._stop_idle_timer()
+
+    # ------------------------------------------------------------ consumers
+
+    def add_consumer(self, c: Consumer) -> None:
+        if c.priority and not self.sac and self.mode is ROUND_ROBIN:
+            self.set_mode(BY_PRIORITY)
+        self.mode.insert(self.consumers, c)
+        self.had_consumer = True
+        if c.exclusive:
+            self.exclusive_consumer = c
+        self._consumed()
+        self.dispatch()
+
+    def remove_consumer(self, c: Consumer, dispatch: bool = True) -> None:
+        was_active = self.mode is SINGLE_ACTIVE and self.consumers and self.consumers[0] is c
+        try:
+            self.consumers.remove(c)
+        except ValueError:
+            return
+        if was_active and len(self.consumers) > 1:
+            self.sac_successor()
+        if self.exclusive_consumer is c:
+            self.exclusive_consumer = None
+        if not self.consumers:
+            if self.flow_held:
+                self.flow.release(self)     # nobody drains it any more: do not hold publishers
+            self._unconsumed()
+        elif self.sac and dispatch:
+            self.dispatch()                 # the next consumer becomes the active one
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"

@@ -1,0 +1,65 @@
+"""Length limits: ``x-max-length``, ``x-max-length-bytes`` and ``x-overflow``.
+
+As RabbitMQ's classic queue (``rabbit_amqqueue_process``): the limits count
+*ready* messages (paged-out ones included) and their body bytes.
+
+* ``drop-head`` (the default): a message over the limit pushes the oldest
+  ready ones out; they are dead-lettered with reason ``maxlen``.
+* ``reject-publish``: a message that would go over the limit is refused (the
+  publisher gets a ``basic.nack`` in confirm mode); ``reject-publish-dlx``
+  also dead-letters the refused message.
+
+Quorum queues count differently (they fill to max + 1 and refuse until back
+at 80%): :meth:`QuorumQueue.would_overflow
+<leveret.broker.queue.quorum.QuorumQueue.would_overflow>` overrides
+:meth:`LengthLimits.would_overflow`.
+"""
+from __future__ import annotations
+
+from ..message import Message
+
+SLOTS = ("max_len", "max_bytes", "overflow")
+
+
+class LengthLimits:
+    """Mixin of :class:`~leveret.broker.queue.base.Queue`."""
+
+    __slots__ = ()
+
+    def _init_limits(self) -> None:
+        self.max_len = self.max_bytes = None
+        self.overflow = "drop-head"
+
+    @property
+    def limited(self) -> bool:
+        return self.max_len is not None or self.max_bytes is not None
+
+    def would_overflow(self, msg: Message) -> bool:
+        """Would ``msg`` take the queue over a limit (reject-publish modes)?"""
+        ml, mb = self.max_len, self.max_bytes
+        return ((ml is not None and self.message_count + 1 > ml)
+                or (mb is not None and self.ready_bytes + self.tail_bytes + msg.size > mb))
+
+    def refuses(self, msg: Message) -> bool:
+        """reject-publish(-dlx): is ``msg`` refused? (dead-lettered first with ``-dlx``)"""
+        if self.overflow != "drop-head" and self.would_overflow(msg):
+            if self.overflow == "reject-publish-dlx":
+                self.dead_letter([msg], "maxlen")
+            return True
+        return False
+
+    def enforce_limits(self) -> None:
+        """drop-head: remove (and dead-letter) from the head until within the limits."""
+        if self.overflow != "drop-head":
+            return
+        ml, mb = self.max_len, self.max_bytes
+        dropped = []
+        while ((ml is not None and self.message_count > ml)
+               or (mb is not None and self.ready_bytes + self.tail_bytes > mb)):
+            m = self._pop_ready(expire=False)
+            if m is None:
+                break
+            self._forget(m)
+            dropped.append(m)
+        if dropped:
+            self.dead_letter(dropped, "maxlen")

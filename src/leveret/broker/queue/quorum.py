@@ -1,0 +1,169 @@
+"""Quorum queues (``x-queue-type: quorum``), as RabbitMQ 3.10's ``rabbit_quorum_queue``
+and ``rabbit_fifo`` behave on one node.
+
+Everything quorum-specific lives here, as overrides of the common queue:
+
+* **Arguments**: its own list (delivery limit, in-memory limits, dead-letter
+  strategy, leader locator; no priorities, queue mode, version or master
+  locator), and a policy's ``expires`` and ``overflow`` win over the queue's
+  own arguments. ``reject-publish-dlx`` is taken as ``drop-head`` (3.10).
+* **Declare rules**: durable, not exclusive, not auto-delete, not
+  server-named, each with RabbitMQ's text.
+* **Durability**: a durable quorum queue keeps every message, whatever its
+  delivery mode (``PERSIST_ALL``).
+* **Returns**: each message's returns are counted (``dcount``); a redelivery
+  carries ``x-delivery-count``, and ``basic.get`` always does (0 the first
+  time). Past ``x-delivery-limit`` a returned message is dead-lettered with
+  reason ``delivery_limit``. Returned messages are served first, in the order
+  they came back; an explicit nack/reject/recover without a delivery limit
+  puts the message at the back (as a fresh entry of the log).
+* **Length limits**: the queue fills to max + 1 and then refuses until it is
+  back at 80% of the limit (``rabbit_fifo``'s overflow hysteresis).
+* **Single active consumer**: the next registered consumer takes over (no
+  priority hand-over); declare-ok counts only the active consumer;
+  ``basic.get`` is refused; an exclusive consume is allowed.
+"""
+from __future__ import annotations
+
+from ...amqp.errors import precondition_failed, resource_locked
+from ..message import Message
+from .arguments import TypeRules
+from .base import Queue
+
+QUORUM = TypeRules("quorum", (
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
+    "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+    "x-single-active-consumer", "x-queue-type", "x-delivery-limit", "x-consumer-timeout",
+    "x-message-deduplication", "x-cache-size", "x-cache-ttl", "x-quorum-initial-group-size",
+    "x-dead-letter-strategy", "x-queue-leader-locator",
+), policy_wins=("expires", "overflow"))
+RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 80% of the limit
+
+
+class QuorumQueue(Queue):
+    __slots__ = ("dcount", "overflowing", "delivery_limit")
+    queue_type = "quorum"
+    RULES = QUORUM
+    PERSIST_ALL = True
+
+    def __init__(self, *args, **kwargs):
+        self.dcount: dict[int, int] = {}    # message id -> times returned
+        self.overflowing = False
+        self.delivery_limit = None
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def check_declare(cls, what: str, durable: bool, exclusive: bool, auto_delete: bool,
+                      server_named: bool) -> None:
+        if server_named:
+            raise precondition_failed("Cannot declare a server-named queue for type rabbit_quorum_queue", 50, 10)
+        for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
+            if bad:
+                raise precondition_failed(f"invalid property '{prop}' for {what}", 50, 10)
+
+    def configure_type(self, eff: dict) -> None:
+        if self.overflow == "reject-publish-dlx":
+            self.overflow = "drop-head"     # RabbitMQ 3.10's quorum queues treat it as drop-head
+        self.delivery_limit = eff["delivery-limit"]
+
+    def is_special(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------ channel-facing rules
+
+    def declare_ok_consumers(self) -> int:
+        # with a single active consumer only the active one counts
+        return min(1, len(self.consumers)) if self.sac else len(self.consumers)
+
+    def exclusive_consume_refused(self, exclusive: bool) -> bool:
+        return self.exclusive_consumer is not None or (exclusive and bool(self.consumers))
+
+    def check_get(self) -> None:
+        if self.sac:
+            raise resource_locked(f"cannot obtain access to locked queue '{self.name}' in vhost "
+                                  f"'{self.vhost.name}'. basic.get operations are not supported by quorum "
+                                  "queues with single active consumer", 60, 70)
+
+    # ------------------------------------------------------------ overflow
+
+    def would_overflow(self, msg: Message) -> bool:
+        ml, mb = self.max_len, self.max_bytes
+        n, b = self.message_count, self.ready_bytes + self.tail_bytes
+        if self.overflowing:
+            if (ml is None or n <= int(ml * RELEASE_AT)) and (mb is None or b <= int(mb * RELEASE_AT)):
+                self.overflowing = False
+            else:
+                return True
+        over = (ml is not None and n > ml) or (mb is not None and b > mb)
+        if over:
+            self.overflowing = True
+        return over
+
+    # ------------------------------------------------------------ return counts
+
+    def _delivering(self, c, msg: Message) -> Message:
+        msg = super()._delivering(c, msg)
+        if self.dcount:
+            n = self.dcount.get(msg.id)
+            if n:
+                msg = msg.with_header("x-delivery-count", "l", n)
+        return msg
+
+    def _getting(self, msg: Message) -> Message:
+        # basic.get on a quorum queue always carries the count (0 the first time)
+        return super()._getting(msg).with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
+
+    def _settled_special(self, msg: Message) -> None:
+        super()._settled_special(msg)
+        if self.dcount:
+            self.dcount.pop(msg.id, None)
+
+    def _returned(self, msgs: list) -> list:
+        back, limited = [], []
+        for m in msgs:
+            n = self.dcount[m.id] = self.dcount.get(m.id, 0) + 1
+            if self.delivery_limit is not None and n > self.delivery_limit:
+                self._forget(m)
+                limited.append(m.without_header("x-delivery-count"))
+            else:
+                back.append(m)
+        keep = super()._returned(back)
+        if limited:
+            self.dead_letter(limited, "delivery_limit")
+        return keep
+
+    def _put_back(self, msgs: list, explicit: bool) -> bool:
+        red = self.redelivered
+        if explicit and self.delivery_limit is None:
+            # to the back, as a fresh entry (a new id keeps id order = queue order)
+            new_id = self.vhost.broker.new_message_id
+            for m in msgs:
+                old = m.id
+                m = m.copy()
+                m.id = new_id()
+                self._renumber(old, m.id)
+                red.add(m.id)
+                self.ready.append(m)
+                self.ready_bytes += m.size
+            return False
+        # rabbit_fifo serves returned messages first, in the order they came back
+        ready = self.ready
+        k = 0
+        for m in ready:
+            if m.id not in red:
+                break
+            k += 1
+        for m in msgs:
+            red.add(m.id)
+            self.ready_bytes += m.size
+            ready.insert(k, m)
+            k += 1
+        return True
+
+    def _renumber(self, old: int, new: int) -> None:
+        """A message re-enters the queue under a new id (requeue to the back)."""
+        for d in (self.pos, self.exp, self.exp_out, self.dcount):
+            if old in d:
+                d[new] = d.pop(old)
+        if self.dedup is not None and old in self.dedup.by_id:
+            self.dedup.by_id[new] = self.dedup.by_id.pop(old)

@@ -1,0 +1,48 @@
+"""A node: the broker and its listeners, what ``leveret serve`` runs and a program embeds.
+
+RabbitMQ calls one running broker a node. Here a :class:`Node` is the
+broker (``leveret.broker``: AMQP semantics, no sockets) handed to the server
+(``leveret.server``: the listening socket and one protocol object per
+connection). The layers import downwards only -- store <- broker <- server <-
+node/cli -- so this is the one place that knows both::
+
+    from leveret import Broker, Settings      # Broker is Node
+
+    async with Broker(Settings(port=0)) as broker:   # port 0: pick a free port
+        url = broker.url                             # amqp://guest:guest@127.0.0.1:<port>/%2F
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from . import __version__
+from .broker.broker import Broker
+from .server.listener import Listener
+
+log = logging.getLogger("leveret")
+
+
+class Node(Broker):
+    """A :class:`~leveret.broker.broker.Broker` that listens (``start``) and disconnects its
+    clients with 320 CONNECTION_FORCED before it stops (``stop``)."""
+
+    listener: Listener | None = None
+
+    @property
+    def port(self) -> int:
+        return self.listener.port if self.listener is not None else self.settings.port
+
+    async def start(self) -> None:
+        await super().start()
+        self.listener = Listener(self)
+        await self.listener.start()
+        log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
+                 self.settings.host, self.port, sys.version.split()[0])
+
+    async def stop(self) -> None:
+        self.stop_timers()
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+        await super().stop()

@@ -1,0 +1,78 @@
+"""Every setting and tunable of a Leveret broker, with its default, in one place.
+
+:class:`Settings` is what ``leveret serve`` builds from its flags and environment
+variables, and what an embedding program passes to :class:`leveret.Broker`. No other
+module holds a default of its own: the protocol core (``amqp/connection.py``), the CLI
+and the I/O layer read theirs from :data:`DEFAULTS`, so a number is changed here or
+nowhere.
+
+The first group is what a RabbitMQ user configures (``rabbitmq.conf`` names in the
+comments); the second is Leveret's own tuning, measured values documented where they
+are used (``docs/architecture.md``, "Scheduling and flow control"). This module imports
+nothing from Leveret, so every layer may read it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def default_data_dir() -> str:
+    """``$XDG_DATA_HOME/leveret`` (``~/.local/share/leveret``): ``leveret serve``'s default."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "leveret")
+
+
+@dataclass
+class Settings:
+    # ---------------------------------------------------------------- as RabbitMQ's
+    host: str = "127.0.0.1"                 # listeners.tcp.default (address part)
+    port: int = 5672                        # listeners.tcp.default
+    data_dir: str | None = None             # None: keep nothing on disk (embedded default)
+    heartbeat: int = 60                     # heartbeat (seconds offered at connection.tune)
+    frame_max: int = 131072                 # frame_max
+    channel_max: int = 2047                 # channel_max
+    handshake_timeout: float = 10.0         # handshake_timeout (seconds)
+    max_message_size: int = 134217728       # max_message_size (bytes)
+    default_user: str = "guest"             # default_user
+    default_pass: str = "guest"             # default_pass
+    default_vhost: str = "/"                # default_vhost
+    loopback_users: tuple = ("guest",)      # loopback_users
+    memory_high_watermark: float | int | str = 0.4   # vm_memory_high_watermark: fraction of RAM or a size
+    disk_free_limit: int | str = 50_000_000          # disk_free_limit: bytes, or a size ("1GB")
+    consumer_timeout: int | None = 1800000  # consumer_timeout (ms an unacked delivery may wait)
+    definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
+    # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
+    ignore_global_qos: bool = False         # 4.x ignores basic.qos(global=True)
+    refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues
+
+    # ---------------------------------------------------------------- Leveret's tuning
+    monitor_interval: float = 1.0           # seconds between resource (memory/disk) checks
+    compact_interval: float = 30.0          # seconds between checks for stuck log segments
+    consumer_timeout_check: float = 0.25    # seconds between consumer-timeout sweeps
+    tick_interval: float = 0.1              # the listener's clock (heartbeats, handshake timeouts)
+    close_linger: float = 10.0              # seconds to wait for close-ok / for the peer to hang up
+    # publisher flow control (broker/flow.py)
+    flow_backlog: int = 2000                # ready messages above which a draining queue holds publishers
+    flow_resume: int = 1000                 # ... until it is below this many
+    flow_max_pause: float = 1.0             # never hold a publishing connection longer (seconds)
+    burst_bytes: int = 256 * 1024           # deliveries buffered in one loop turn before a flush
+    # socket I/O (server/protocol.py)
+    read_size: int = 64 * 1024              # bytes taken from a socket per read
+    fair_read_bytes: int = 32 * 1024        # a read this large yields the rest of the loop turn
+    write_buffer_high: int = 4 * 1024 * 1024    # stop delivering to a peer with this much unsent
+    write_buffer_low: int = 1024 * 1024         # ... until it drains below this
+    # a long queue's in-memory head (broker/queue/paging.py) and memory-driven paging
+    ram_msgs: int = 4096
+    ram_bytes: int = 8 * 1024 * 1024
+    paging_ratio: float = 0.5               # above this share of the watermark, queues page
+    paging_ram_msgs: int = 64               # ... and keep only this window in memory
+    paging_ram_bytes: int = 512 * 1024
+    # delayed messages (broker/delayed.py)
+    delay_bucket_ms: int = 4                # release granularity
+    delay_batch: int = 2000                 # due messages routed per loop turn
+    # the garbage collector's youngest-generation threshold under ``leveret serve`` (0: Python's)
+    gc_threshold: int = 50000
+
+
+DEFAULTS = Settings()
