@@ -95,7 +95,7 @@ def test_the_scan_sees_every_layer():
     names = {layer: {os.path.basename(p) for p in files_of(layer)} for layer in LAYERS}
     assert {"codec.py", "spec.py", "frames.py", "connection.py", "errors.py"} <= names["amqp"]
     assert {"disk.py", "segments.py", "base.py"} <= names["store"]
-    assert {"broker.py", "channel.py", "recovery.py", "flow.py", "quorum.py"} <= names["broker"]
+    assert {"broker.py", "confirms.py", "recovery.py", "flow.py", "quorum.py"} <= names["broker"]
     assert {"listener.py", "protocol.py"} <= names["server"]
 
 

@@ -7,10 +7,14 @@ One :class:`Channel` per open channel of a connection. It owns:
   everything unacked when the channel goes — in original queue order;
 * its consumers and prefetch: per-consumer ``prefetch_count`` (``global=False``)
   and the channel-wide limit (``global=True``, RabbitMQ's meaning);
-* publisher confirms (sequence numbers; acks coalesced into one
-  ``multiple=True`` frame per flush) and transactions (publishes and acks held
-  until ``tx.commit``);
+* publish: the message, its checks (``user_id``, ``expiration``), routing
+  (sender-selected ``CC``/``BCC`` too), enqueueing, returns, and the hand-off to
+  publisher flow control (:mod:`leveret.broker.flow`);
+* the ``basic.*`` and ``channel.*`` methods, consumer acknowledgement timeouts;
 * the "last declared queue" that an empty queue name refers to.
+
+Publisher confirms, transactions, direct reply-to and the ``exchange.*`` /
+``queue.*`` methods are mixed in from their own modules (see the package).
 
 Every method handler is ``m_<class>_<method>``; :data:`HANDLERS` maps method
 indexes to them, built once at import. Handlers raise
@@ -21,31 +25,31 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
-from ..amqp import spec
-from ..amqp.codec import TYPE_NAMES, enc_shortstr, table_plain
-from ..amqp.errors import (ConnectionError_, access_refused, command_invalid,
-                           not_allowed, not_found, not_implemented, precondition_failed,
-                           resource_locked)
-from ..amqp.frames import ack_frame, deliver_frames, get_ok_frames, return_frames
-from .deadletter import dead_letter
-from .delayed import x_delay
-from .exchanges import TYPES
-from .message import Message
-from .queue import QUEUE_TYPES, Consumer, Queue
-from .queue.arguments import EQUIVALENCE_ORDER, check_queue_args, consumer_priority
-from .queue.ttl import check_expiration
-from .vhost import assert_args_equivalent, fmt_bool, gen_name
+from ...amqp import spec
+from ...amqp.codec import enc_shortstr, table_plain
+from ...amqp.errors import (access_refused, not_allowed, not_found,
+                           not_implemented, precondition_failed, resource_locked)
+from ...amqp.frames import deliver_frames, get_ok_frames, return_frames
+from ..deadletter import dead_letter
+from ..delayed import x_delay
+from ..message import Message
+from ..queue import Consumer, Queue
+from ..queue.arguments import consumer_priority
+from ..queue.ttl import check_expiration
+from ..vhost import gen_name
 
-REPLY_TO = "amq.rabbitmq.reply-to"
-REPLY_PREFIX = REPLY_TO + "."
+from .confirms import PublisherConfirms
+from .entities import EntityMethods
+from .reply_to import REPLY_PREFIX, REPLY_TO, DirectReplyTo
+from .transactions import Transactions
 
 
-class Channel:
+class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
                  "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
-                 "confirm_upto", "tx", "tx_ops", "flow", "deliverable", "last_queue", "closed",
+                 "confirm_upto", "tx", "tx_ops", "deliverable", "last_queue", "closed",
                  "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
-                 "nacked", "tmarks", "reply_consumer", "reply_key", "flow", "flow_backlog", "burst_bytes")
+                 "nacked", "tmarks", "reply_consumer", "reply_key", "flow_control", "flow_backlog", "burst_bytes")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -64,7 +68,6 @@ class Channel:
         self.confirm_sent = 0
         self.tx = False
         self.tx_ops: list = []
-        self.flow = True
         self.deliverable = conn.writable
         self.last_queue: str | None = None
         self.closed = False
@@ -77,7 +80,7 @@ class Channel:
         self.tmarks: deque = deque()     # (monotonic time, next_tag) samples for consumer timeouts
         self.reply_consumer: Consumer | None = None     # direct reply-to
         self.reply_key: str | None = None
-        self.flow = flow = self.broker.flow
+        self.flow_control = flow = self.broker.flow
         self.flow_backlog = flow.backlog        # (copied: read on every publish)
         self.burst_bytes = flow.burst_bytes     # (copied: read on every delivery)
 
@@ -103,7 +106,7 @@ class Channel:
         return q
 
     def set_deliverable(self) -> None:
-        d = self.flow and self.conn.writable and not self.closed
+        d = self.conn.writable and not self.closed
         if d != self.deliverable:
             self.deliverable = d
             if d:
@@ -172,69 +175,11 @@ class Channel:
         if self.confirm:
             self._confirm_after_write(writes)
 
-    def _confirm_after_write(self, writes: int) -> None:
-        """Confirm the current publish: at once, or once the records it wrote are fsynced."""
-        if self.confirm:
-            commit = self.commit
-            wait = self.confirm_wait
-            if commit.writes != writes:
-                # a persistent message reached a durable queue: confirm once it is fsynced
-                epoch = commit.epoch
-                if wait and wait[-1][0] == epoch:
-                    wait[-1][1] = self.publish_seq
-                else:
-                    wait.append([epoch, self.publish_seq])
-                    commit.when_durable(epoch, self._durable)
-            elif wait:
-                wait[-1][1] = self.publish_seq      # confirms go out in order
-            else:
-                self.confirm_upto = self.publish_seq
-                self._confirm_soon()
-
-    def _confirm_soon(self) -> None:
-        """The ack goes out with the next flush (coalesced with the confirms around it)."""
-        conn = self.conn
-        pending = conn.confirm_channels
-        if not pending and conn.wakeup is not None:
-            conn.wakeup()
-        pending.add(self)
-
-    def _durable(self) -> None:
-        """The committer fsynced an epoch: release the confirms that waited for it."""
-        wait = self.confirm_wait
-        durable = self.commit.durable
-        upto = 0
-        while wait and wait[0][0] <= durable:
-            upto = wait.pop(0)[1]
-        if upto and not self.closed:
-            self.confirm_upto = upto
-            self._confirm_soon()
-
     def _check_user_id(self, msg: Message) -> None:
         uid = msg.properties.user_id
         if uid is not None and uid != self.conn.user.name:
             raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
                                       f"'{self.conn.user.name}'", 60, 40)
-
-    def _rewrite_reply_to(self, msg: Message) -> None:
-        """Direct reply-to: ``reply_to = amq.rabbitmq.reply-to`` becomes this channel's name."""
-        if self.reply_consumer is None:
-            raise precondition_failed("fast reply consumer does not exist", 60, 40)
-        props = msg.properties
-        props.reply_to = self.reply_key
-        msg.set_properties(props)
-
-    def _direct_reply(self, msg: Message) -> bool:
-        """A publish to ``amq.rabbitmq.reply-to.<key>`` on the default exchange: deliver it to
-        the channel that owns the key (dropped if that channel has gone)."""
-        ch = self.broker.reply_channels.get(msg.routing_key)
-        if ch is not None and not ch.closed and ch.reply_consumer is not None:
-            # RabbitMQ sends a reply with the channel's next delivery tag without using it up
-            tag = ch.next_tag
-            ch.deliver(ch.reply_consumer, None, msg, False)
-            ch.next_tag = tag
-            return True
-        return False
 
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""
@@ -301,7 +246,7 @@ class Channel:
             if q.enqueue(msg):
                 refused = True
             elif q.tail or len(q.ready) > backlog:
-                self.flow.backlog_seen(self.conn, q)    # publisher flow control
+                self.flow_control.backlog_seen(self.conn, q)    # publisher flow control
         return refused
 
     def _route_sender_selected(self, x, msg: Message) -> list:
@@ -334,51 +279,6 @@ class Channel:
         parts: list = []
         return_frames(self.number, code, text, msg.ex_rk, msg.header, msg.body, self.conn.frame_max, parts)
         self.conn.emit_many(parts)
-
-    def flush_confirms(self) -> None:
-        """Send the acks owed since the last flush: one frame, ``multiple`` when it covers several
-        (RabbitMQ sends a single confirm with multiple=false)."""
-        upto = self.confirm_upto
-        if upto > self.confirm_sent and not self.closed:
-            if self.nacked:
-                self._flush_with_nacks(upto)
-                return
-            multiple = upto - self.confirm_sent > 1
-            self.confirm_sent = upto
-            self.conn.emit(ack_frame(self.number, upto, multiple))
-
-    def _flush_with_nacks(self, upto: int) -> None:
-        """A batch holding nacks, as RabbitMQ's ``send_confirms_and_nacks`` sends it: the acks
-        first, then the nacks, each list coalesced by ``coalesce_and_send`` (tags below a cutoff
-        -- the smallest still-unconfirmed publish and the other list's tags -- go as one
-        ``multiple`` frame, the rest one by one; a lone ack is never ``multiple``)."""
-        nacks = sorted(n for n in self.nacked if n <= upto)
-        self.nacked.difference_update(nacks)
-        nset = set(nacks)
-        acks = [t for t in range(self.confirm_sent + 1, upto + 1) if t not in nset]
-        unconfirmed = upto + 1 if self.publish_seq > upto else None
-        emit = self.conn.emit
-        if len(acks) == 1:
-            emit(ack_frame(self.number, acks[0], False))
-        elif acks:
-            self._coalesce(acks, nacks, unconfirmed, lambda t, m: emit(ack_frame(self.number, t, m)))
-        send = self.conn.send_method
-        self._coalesce(nacks, acks, unconfirmed, lambda t, m: send(
-            self.number, spec.BasicNack(delivery_tag=t, multiple=m, requeue=False)))
-        self.confirm_sent = upto
-
-    @staticmethod
-    def _coalesce(tags: list, others: list, unconfirmed, send) -> None:
-        if not tags:
-            return
-        cutoff = unconfirmed if unconfirmed is not None else tags[-1] + 1
-        if others:
-            cutoff = min(cutoff, others[0])
-        below = [t for t in tags if t < cutoff]
-        if below:
-            send(below[-1], True)
-        for t in tags[len(below):]:
-            send(t, False)
 
     # ------------------------------------------------------------ ack / nack / reject
 
@@ -555,24 +455,6 @@ class Channel:
             self.conn.send_method(self.number, spec.BasicConsumeOk(consumer_tag=tag))
         q.add_consumer(c)
 
-    def _consume_reply_to(self, m):
-        """basic.consume on the direct reply-to pseudo-queue (no-ack only, one per channel)."""
-        if not m.no_ack:
-            raise precondition_failed("reply consumer cannot acknowledge", 60, 20)
-        if self.reply_consumer is not None:
-            raise precondition_failed("reply consumer already set", 60, 20)
-        tag = m.consumer_tag or gen_name("amq.ctag-")
-        if tag in self.consumers:
-            raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
-        c = Consumer(tag, enc_shortstr(tag), self, None, True, False, 0, m.arguments)
-        self.consumers[tag] = c
-        self.reply_consumer = c
-        if self.reply_key is None:
-            self.reply_key = REPLY_PREFIX + gen_name("") + "." + gen_name("")
-        self.broker.reply_channels[self.reply_key] = self
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.BasicConsumeOk(consumer_tag=tag))
-
     def check_consumer_timeout(self, now: float) -> None:
         """Close the channel (406) if an unacked delivery waited longer than its queue's consumer
         timeout. Delivery times are bounded by samples of ``next_tag`` taken by the broker's
@@ -642,204 +524,7 @@ class Channel:
     def m_basic_recover_async(self, m):
         self.m_basic_recover(m, reply=False)
 
-    # ------------------------------------------------------------ exchange
-
-    def m_exchange_declare(self, m):
-        name = m.exchange
-        v = self.vhost
-        if m.passive:
-            if not name:
-                raise access_refused("operation not permitted on the default exchange", 40, 10)
-            v.exchange(name)
-        else:
-            if m.type not in TYPES:
-                raise command_invalid(f"unknown exchange type '{m.type}'", 40, 10)
-            if not name:
-                raise access_refused("operation not permitted on the default exchange", 40, 10)
-            if name not in v.exchanges and name.startswith("amq."):
-                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
-            v.declare_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments or {})
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.ExchangeDeclareOk())
-
-    def m_exchange_delete(self, m):
-        name = m.exchange
-        if not name:
-            raise access_refused("operation not permitted on the default exchange", 40, 20)
-        if name.startswith("amq."):
-            raise access_refused(f"deletion of system exchange '{name}' in vhost "
-                                 f"'{self.vhost.name}' not allowed", 40, 20)
-        x = self.vhost.exchanges.get(name)
-        if x is not None:
-            self.vhost.delete_exchange(x, m.if_unused)
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.ExchangeDeleteOk())
-
-    def _binding_ends(self, source: str, dest_kind: str, dest: str, cid: int, mid: int):
-        v = self.vhost
-        if not source or (dest_kind == "exchange" and not dest):
-            raise access_refused("operation not permitted on the default exchange", cid, mid)
-        if dest_kind == "queue":
-            dest = self.queue_name(dest)
-        s = v.exchanges.get(source)
-        if s is None:
-            raise not_found(f"no exchange '{source}' in vhost '{v.name}'", cid, mid)
-        d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
-        if d is None:
-            raise not_found(f"no {dest_kind} '{dest}' in vhost '{v.name}'", cid, mid)
-        if dest_kind == "queue":
-            self.check_exclusive(d)
-        return s, d
-
-    def _unbind(self, source: str, dest_kind: str, dest: str, routing_key: str, args: dict) -> None:
-        """RabbitMQ answers unbind-ok whatever is missing (binding, queue, exchange)."""
-        v = self.vhost
-        if not source or (dest_kind == "exchange" and not dest):
-            raise access_refused("operation not permitted on the default exchange", 50 if dest_kind == "queue" else 40,
-                                 50 if dest_kind == "queue" else 40)
-        if dest_kind == "queue":
-            dest = self.queue_name(dest)
-        s = v.exchanges.get(source)
-        d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
-        if s is not None and d is not None:
-            v.unbind(s, d, routing_key, args)
-
-    def m_exchange_bind(self, m):
-        s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 30)
-        self.vhost.bind(s, d, m.routing_key, m.arguments or {})
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.ExchangeBindOk())
-
-    def m_exchange_unbind(self, m):
-        self._unbind(m.source, "exchange", m.destination, m.routing_key, m.arguments or {})
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.ExchangeUnbindOk())
-
-    # ------------------------------------------------------------ queue
-
-    def m_queue_declare(self, m):
-        v = self.vhost
-        name = m.queue
-        args = m.arguments or {}
-        if name == REPLY_TO or name.startswith(REPLY_PREFIX):
-            return self._declare_reply_to(m, name)
-        if m.passive:
-            q = v.queue(name)
-            self.check_exclusive(q)
-            q.touch()
-        else:
-            server_named = not name
-            if server_named:
-                name = gen_name("amq.gen-")
-            elif name.startswith("amq."):
-                raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'", 50, 10)
-            q = v.queues.get(name)
-            if q is not None:
-                self.check_exclusive(q)
-                if bool(m.exclusive) != (q.exclusive_owner is not None):
-                    self.check_exclusive_mismatch(q)
-                self._assert_queue_equivalent(q, m, args)
-                q.touch()
-            else:
-                q = self._create_queue(name, m, args, server_named)
-        self.last_queue = q.name
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.QueueDeclareOk(
-                queue=q.name, message_count=q.message_count, consumer_count=q.declare_ok_consumers()))
-
-    def _declare_reply_to(self, m, name: str):
-        """The direct reply-to pseudo-queue always "exists" (0 messages, 1 consumer); a reply
-        name exists while its channel's reply consumer does."""
-        if name != REPLY_TO:
-            ch = self.broker.reply_channels.get(name)
-            if ch is None or ch.reply_consumer is None:
-                raise not_found(f"no queue '{name}' in vhost '{self.vhost.name}'", 50, 10)
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=1))
-
-    def check_exclusive_mismatch(self, q):
-        raise resource_locked(
-            f"cannot obtain exclusive access to locked queue '{q.name}' in vhost '{self.vhost.name}'. "
-            "It could be originally declared on another connection or the exclusive property value "
-            "does not match that of the original declaration.", 50, 10)
-
-    def _assert_queue_equivalent(self, q: Queue, m, args: dict) -> None:
-        what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
-        # an exclusive declare is always transient (RabbitMQ ignores its durable flag)
-        durable = m.durable and not m.exclusive
-        for arg, new, cur in (("durable", durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
-            if bool(new) != bool(cur):
-                raise precondition_failed(f"inequivalent arg '{arg}' for {what}: "
-                                          f"received '{fmt_bool(new)}' but current is '{fmt_bool(cur)}'", 50, 10)
-        cur, new = q.arguments, args
-        if "x-queue-type" not in cur or "x-queue-type" not in new:
-            # an explicit x-queue-type=classic is equivalent to none (both values present: compared)
-            cur, new = _without_classic(cur), _without_classic(new)
-        present = set(cur) | set(new)
-        keys = [k for k in EQUIVALENCE_ORDER if k in present]
-        assert_args_equivalent(cur, new, what, keys)
-
-    def _create_queue(self, name: str, m, args: dict, server_named: bool = False) -> Queue:
-        """Checks in RabbitMQ's order: the queue type, arguments the type does not support,
-        argument values, then the type's property rules."""
-        what = f"queue '{name}' in vhost '{self.vhost.name}'"
-        qt = args.get("x-queue-type")
-        if qt is not None and getattr(qt, "tag", "S") != "S":
-            raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: "
-                                      f"{{unacceptable_type,{TYPE_NAMES.get(qt.tag, qt.tag)}}}", 50, 10)
-        qtype = table_plain(qt) if qt is not None else "classic"
-        if qtype not in QUEUE_TYPES:
-            raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: \"unsupported queue type "
-                                      f"'{_fmt_value(qtype)}'\"", 50, 10)
-        cls = QUEUE_TYPES[qtype]
-        check_queue_args(args, what, cls.RULES)
-        cls.check_declare(what, m.durable, m.exclusive, m.auto_delete, server_named)
-        if qtype == "classic" and self.broker.settings.refuse_transient_queues and not m.durable \
-                and not m.exclusive:
-            # RabbitMQ 4.3+: deprecated feature denied by default -> 541 connection error
-            raise ConnectionError_(541, "INTERNAL_ERROR - " + TRANSIENT_NONEXCL_DENIED, 50, 10)
-        q = cls(name, self.vhost, durable=m.durable and not m.exclusive,
-                exclusive_owner=self.conn if m.exclusive else None,
-                auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
-        self.vhost.add_queue(q)
-        if m.exclusive:
-            self.conn.exclusive_queues.append(q)
-        return q
-
-    def m_queue_bind(self, m):
-        s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 20)
-        # RabbitMQ's shortcut: no queue name and no key means "the last queue, by its name"
-        rk = m.routing_key if (m.queue or m.routing_key) else q.name
-        self.vhost.bind(s, q, rk, m.arguments or {})
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.QueueBindOk())
-
-    def m_queue_unbind(self, m):
-        rk = m.routing_key if (m.queue or m.routing_key) else self.queue_name("")
-        self._unbind(m.exchange, "queue", m.queue, rk, m.arguments or {})
-        self.conn.send_method(self.number, spec.QueueUnbindOk())
-
-    def m_queue_purge(self, m):
-        q = self.get_queue(m.queue)
-        n = q.purge()
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.QueuePurgeOk(message_count=n))
-
-    def m_queue_delete(self, m):
-        name = self.queue_name(m.queue)
-        q = self.vhost.queues.get(name)
-        n = 0
-        if q is not None:
-            self.check_exclusive(q)
-            if m.if_unused and q.consumers:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' in use", 50, 40)
-            if m.if_empty and q.message_count:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' not empty", 50, 40)
-            n = self.vhost.delete_queue(q)
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.QueueDeleteOk(message_count=n))
-
-    # ------------------------------------------------------------ channel / tx / confirm
+    # ------------------------------------------------------------ channel
 
     def m_channel_flow(self, m):
         # RabbitMQ (3.x) refuses to pause deliveries with channel.flow: 540 active=false
@@ -852,71 +537,6 @@ class Channel:
 
     def m_access_request(self, m):
         self.conn.send_method(self.number, spec.AccessRequestOk(ticket=1))
-
-    def m_confirm_select(self, m):
-        if self.tx:
-            raise precondition_failed("cannot switch from tx to confirm mode", 85, 10)
-        self.confirm = True
-        if not m.nowait:
-            self.conn.send_method(self.number, spec.ConfirmSelectOk())
-
-    def m_tx_select(self, m):
-        if self.confirm:
-            raise precondition_failed("cannot switch from confirm to tx mode", 90, 10)
-        self.tx = True
-        self.conn.send_method(self.number, spec.TxSelectOk())
-
-    def m_tx_commit(self, m):
-        if not self.tx:
-            raise precondition_failed("channel is not transactional", 90, 20)
-        ops, self.tx_ops = self.tx_ops, []
-        commit = self.commit
-        writes = commit.writes
-        for fn, args in ops:
-            fn(*args)
-        if commit.writes == writes:
-            self.conn.send_method(self.number, spec.TxCommitOk())
-        else:
-            # persistent messages reached durable queues: commit-ok once they are fsynced
-            commit.when_durable(commit.epoch, self._tx_durable)
-
-    def _tx_durable(self) -> None:
-        if not self.closed:
-            self.conn.send_method(self.number, spec.TxCommitOk())
-
-    def m_tx_rollback(self, m):
-        if not self.tx:
-            raise precondition_failed("channel is not transactional", 90, 30)
-        self._discard_tx()
-        self.conn.send_method(self.number, spec.TxRollbackOk())
-
-    def _discard_tx(self) -> None:
-        """Forget uncommitted work; acks/nacks it held go back to the unacked map, in tag order."""
-        ops, self.tx_ops = self.tx_ops, []
-        restored = [item for fn, args in ops if fn == self._settle for item in args[0]]
-        if restored:
-            self.unacked = OrderedDict(sorted(list(self.unacked.items()) + restored))
-
-
-TRANSIENT_NONEXCL_DENIED = (
-    "Feature `transient_nonexcl_queues` is deprecated.\n"
-    "By default, this feature is not permitted anymore.\n"
-    "The feature will be removed from a future major RabbitMQ version, regardless of the "
-    "configuration; actual version to be determined.\n"
-    "To continue using this feature when it is not permitted by default, set the following "
-    "parameter in your configuration:\n"
-    "    \"deprecated_features.permit.transient_nonexcl_queues = true\"")
-
-def _without_classic(args: dict) -> dict:
-    """``x-queue-type: classic`` is equivalent to no type at all."""
-    if table_plain(args.get("x-queue-type")) == "classic":
-        args = dict(args)
-        del args["x-queue-type"]
-    return args
-
-
-def _fmt_value(v) -> str:
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def build_handlers() -> dict:
