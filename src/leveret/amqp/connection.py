@@ -188,6 +188,7 @@ class ProtocolConnection:
         pos = 0
         n = len(buf)
         maxp = self._max_frame_payload
+        maxb = min(maxp, self.max_message_size)    # the largest body the hot path takes
         try:
             while n - pos >= 8 and self.state != CLOSED and not self.blocked:
                 ftype, ch, size = _FH.unpack_from(buf, pos)
@@ -204,7 +205,9 @@ class ProtocolConnection:
                         and self.state == RUNNING and self.alarm is None:
                     # Hot path: a repeated basic.publish followed by its header and one body
                     # frame, all complete in this buffer, is handled in one step (and the
-                    # method frame's payload is compared in place, not copied).
+                    # method frame's payload is compared in place, not copied). It takes only
+                    # what the general path would accept, with the same outcome; anything
+                    # else (a body over frame_max or max_message_size included) falls through.
                     pos = end + 1
                     cs = self.channels.get(ch)
                     if cs is not None and not cs.closing and cs.pending is None and n - pos >= 22:
@@ -214,23 +217,25 @@ class ProtocolConnection:
                                 and buf[pos + 7] == 0 and buf[pos + 8] == 60:
                             header = buf[pos + 7:e2]
                             (bsize,) = _Q.unpack_from(header, 4)
-                            if bsize == 0:
-                                pos = e2 + 1
-                                self._publish_now(ch, header, b"")
-                                continue
-                            p3 = e2 + 1
-                            if n - p3 >= 8:
-                                t3, ch3, s3 = _FH.unpack_from(buf, p3)
-                                e3 = p3 + 7 + s3
-                                if t3 == 3 and ch3 == ch and s3 == bsize and s3 <= maxp and e3 < n \
-                                        and buf[e3] == 0xCE:
-                                    pos = e3 + 1
-                                    method = self._last_publish
-                                    try:
-                                        self.on_publish(ch, method, header, buf[p3 + 7:e3])
-                                    except ChannelError as e:
-                                        self.channel_error(ch, e, method)
+                            if bsize <= maxb:
+                                if bsize == 0:
+                                    pos = e2 + 1
+                                    self._publish_now(ch, header, b"")
                                     continue
+                                p3 = e2 + 1
+                                if n - p3 >= 8:
+                                    t3, ch3, s3 = _FH.unpack_from(buf, p3)
+                                    e3 = p3 + 7 + s3
+                                    if t3 == 3 and ch3 == ch and s3 == bsize and e3 < n and buf[e3] == 0xCE:
+                                        pos = e3 + 1
+                                        method = self._last_publish
+                                        try:
+                                            self.on_publish(ch, method, header, buf[p3 + 7:e3])
+                                        except ChannelError as e:
+                                            self.channel_error(ch, e, method)
+                                        if self.alarm is not None:
+                                            self._block()
+                                        continue
                     payload = self._last_publish_payload
                 else:
                     payload = buf[pos + 7:end]
@@ -241,7 +246,9 @@ class ProtocolConnection:
                         self._block()
                 elif ftype == 1:
                     self._on_method_frame(ch, payload)
-                    maxp = self._max_frame_payload     # a tune-ok may have changed it
+                    if maxp != self._max_frame_payload:     # a tune-ok changed it
+                        maxp = self._max_frame_payload
+                        maxb = min(maxp, self.max_message_size)
                 elif ftype == 2:
                     self._on_header_frame(ch, payload)
                     if self.alarm is not None:
@@ -501,6 +508,8 @@ class ProtocolConnection:
             self.on_publish(ch, method, header, body)
         except ChannelError as e:
             self.channel_error(ch, e, method)
+        if self.alarm is not None:
+            self._block()
 
     def _content_done(self, cs: ChannelState, body: bytes) -> None:
         method, header = cs.pending, cs.header
@@ -614,7 +623,10 @@ class ProtocolConnection:
         pass
 
     def check_publish(self, ch: int, method) -> None:
-        """Called at basic.publish before its content arrives (may raise ChannelError)."""
+        """Called at basic.publish before its content arrives (may raise ChannelError).
+
+        The hot path skips it for a repeat of the last decoded publish, so it may depend on the
+        method only and must accept any publish with ``immediate`` false (the only kind cached)."""
 
     def on_channel_open(self, ch: int) -> None:
         pass

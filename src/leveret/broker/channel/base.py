@@ -113,7 +113,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 self.kick_queues()
 
     def kick_queues(self) -> None:
-        for q in {c.queue for c in self.consumers.values()}:
+        # in consumer order (a set would go by memory address: delivery tags would vary by run)
+        for q in dict.fromkeys(c.queue for c in self.consumers.values()):
             if q is not None:
                 q.dispatch()
 
@@ -341,13 +342,14 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         else:
             self._settle(items, True, requeue)
 
-    def _release(self, items: list) -> set:
-        """Give back the prefetch credit held by ``items``; returns the queues involved."""
-        queues = set()
+    def _release(self, items: list) -> dict:
+        """Give back the prefetch credit held by ``items``; returns the queues involved (dict
+        keys), in the order of their first item: the order they refill in, as in :meth:`ack`."""
+        queues = {}
         for _, (_msg, q, c) in items:
             if c is not None:
                 c.unacked -= 1
-            queues.add(q)
+            queues[q] = None
         self.unacked_count -= len(items)
         return queues
 
@@ -363,7 +365,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 else:
                     q.ack(msg)
         if self.global_prefetch:
-            queues |= {c.queue for c in self.consumers.values() if c.queue is not None}
+            queues.update(dict.fromkeys(c.queue for c in self.consumers.values() if c.queue is not None))
         for q in queues:
             if q.ready or q.tail:
                 q.dispatch()
