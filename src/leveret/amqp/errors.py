@@ -56,6 +56,25 @@ class SilentClose(ConnectionError_):
         super().__init__(0, text)
 
 
+class ReaderCrash(SilentClose):
+    """Input RabbitMQ's reader process crashes on: the socket drops at once, no frame.
+
+    E.g. an unknown class/method id (``lookup_method_name`` has no clause for it).
+    """
+
+
+class TableCrash(ReaderCrash):
+    """A field table ``rabbit_binary_parser:parse_table/1`` has no clause for: a value of an
+    unknown type (``U``, ``Z``, ...) or an entry that does not fit its table's length.
+
+    Where RabbitMQ parses the table decides what the client sees: in the arguments of a
+    method on a channel the reader crashes (socket dropped at once); on channel 0 the
+    crash is caught (541 INTERNAL_ERROR once the connection runs, a silent close before);
+    in a message's headers the channel crashes (541 INTERNAL_ERROR). :mod:`.connection`
+    maps it; anywhere else it is a reader crash.
+    """
+
+
 def erl_binary(b) -> str:
     """Format bytes as Erlang prints a binary with ~p: ``<<"abc">>`` or ``<<0,20,0>>``."""
     b = bytes(b)
