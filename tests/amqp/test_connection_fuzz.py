@@ -502,20 +502,25 @@ def test_oversized_frame_is_501():
 
 
 def test_oversized_frame_small_frame_max_is_501():
-    """With frame_max 4096 a 4089-byte payload is already too large (limit frame_max - 8)."""
-    d = _session(frame(3, 1, b"x" * 4089), frame_max=4096)
+    """With frame_max 4096 a 4097-byte payload is too large; RabbitMQ allows frame_max itself
+    (FRAME_SIZE_FUDGE of 8) but quotes frame_max - 8 as the limit."""
+    d = _session(frame(3, 1, b"x" * 4097), frame_max=4096)
     m = _connection_close(d)
-    assert m.reply_code == 501 and "frame_too_large,4089,4088" in m.reply_text
+    assert m.reply_code == 501 and "frame_too_large,4097,4088" in m.reply_text
+    d = _session(mframe(1, spec.BasicPublish(exchange="", routing_key="nowhere")),
+                 frame(2, 1, struct.pack(">HHQ", 60, 0, 4096) + b"\x00\x00"), frame(3, 1, b"x" * 4096),
+                 frame_max=4096)
+    assert d.check_tail == []
 
 
 def test_frame_max_applies_right_after_tune_ok_in_the_same_chunk():
     """Frame size is checked against the tuned frame_max even when tune-ok and the big frame arrive together."""
     d = Driver()
-    d.feed(b"".join(handshake(frame_max=4096)) + mframe(1, spec.ChannelOpen()) + frame(3, 1, b"x" * 4089))
+    d.feed(b"".join(handshake(frame_max=4096)) + mframe(1, spec.ChannelOpen()) + frame(3, 1, b"x" * 4097))
     closes = [spec.decode_method(p) for t, ch, p in parse_output(bytes(d.out))
               if t == 1 and spec.decode_method(p).INDEX == spec.ConnectionClose.INDEX]
     assert [(m.reply_code, m.reply_text) for m in closes] == [
-        (501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4089,4088}")]
+        (501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}")]
 
 
 def test_bad_frame_end_octet_is_501():
