@@ -1,4 +1,5 @@
-"""The AMQP 0-9-1 connection state machine (server side), sans I/O.
+"""The AMQP 0-9-1 connection state machine (server side), sans I/O; AMQP 0-8 too,
+as RabbitMQ serves it (:mod:`leveret.amqp.amqp08`).
 
 Rule 1: everything that decides what the *connection* does with bytes lives
 here — protocol header, start/tune/open handshake, close in both directions,
@@ -53,7 +54,7 @@ from __future__ import annotations
 import logging
 import struct
 
-from . import spec
+from . import amqp08, spec
 from .codec import BasicProperties, decode_table
 from .errors import (
     AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FrameError, ReaderCrash, SilentClose, TableCrash,
@@ -79,6 +80,8 @@ CLOSE_LINGER = 10.0     # how long to wait for close-ok, or for the peer to drop
 _HEADERS = {
     spec.PROTOCOL_HEADER: (0, 9, False),
     b"AMQP\x01\x01\x00\x09": (0, 9, False),        # 0-9: served as 0-9-1
+    amqp08.HEADERS[0]: (8, 0, True),                 # 0-8 ("8-0", as most 0-8 clients send it)
+    amqp08.HEADERS[1]: (8, 0, True),                 # 0-8 as the spec on the AMQP site prints it
 }
 # Methods RabbitMQ 3.10's channel has no clause for: sent on an open channel they close the
 # connection with 503 "COMMAND_INVALID - unimplemented method" (their class/method ids). That is
@@ -88,7 +91,7 @@ _HEADERS = {
 _UNIMPLEMENTED = frozenset(
     m.INDEX for m in spec.METHODS.values()
     if not m.CONTENT and (m.CLASS_ID == 10 or m.NAME.endswith("-ok") or m is spec.BasicGetEmpty)
-)
+) | frozenset(m.INDEX for m in amqp08.METHODS.values() if m.INDEX in amqp08.ONLY_08_INDEXES and not m.CONTENT)
 
 
 class ChannelState:
@@ -142,6 +145,7 @@ class ProtocolConnection:
         # the body frames we send use frame_max - 8.
         self._frame_limit = spec.FRAME_MIN_SIZE
         self._max_frame_payload = spec.FRAME_MIN_SIZE - 8
+        self.amqp08 = False                   # the client asked for AMQP 0-8 (see amqp08)
         self._methods = spec.METHODS          # class<<16|method -> codec, per protocol
         self._props_ok = None                 # the last content properties seen to decode
         self._last_publish_payload = None
@@ -164,6 +168,13 @@ class ProtocolConnection:
             self.wakeup()
 
     def send_method(self, channel: int, method: spec.Method) -> None:
+        if self.amqp08:
+            method = amqp08.outgoing(method)
+            if method is None:
+                # a 0-9-1-only method (connection.blocked, ...): RabbitMQ's encoder crashes
+                # and the connection is dropped
+                self._finish_close()
+                return
         self.emit(method_frame(channel, method))
 
     def data_to_send(self) -> bytes:
@@ -367,10 +378,15 @@ class ProtocolConnection:
         if self.wakeup is not None:
             self.wakeup()
 
-    def _send_start(self, major: int = 0, minor: int = 9, amqp08_: bool = False) -> None:
+    def _send_start(self, major: int = 0, minor: int = 9, is_08: bool = False) -> None:
         self.state = START_OK
+        props = self.server_properties
+        if is_08:
+            self.amqp08 = True
+            self._methods = amqp08.METHODS
+            props = amqp08.server_properties(props)
         self.send_method(0, spec.ConnectionStart(
-            version_major=major, version_minor=minor, server_properties=self.server_properties,
+            version_major=major, version_minor=minor, server_properties=props,
             mechanisms=self.mechanisms, locales=b"en_US"))
 
     def _on_method_frame(self, ch: int, payload: bytes) -> None:
@@ -392,8 +408,8 @@ class ProtocolConnection:
                     raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
                 try:
                     if method.CONTENT:
-                        # its content comes first (basic.deliver/get-ok/return are refused once
-                        # it is complete, like RabbitMQ's channel does)
+                        # its content comes first (basic.deliver/get-ok/return and 0-8's content
+                        # methods are refused once it is complete, like RabbitMQ's channel does)
                         if method.INDEX == spec.BasicPublish.INDEX:
                             self.check_publish(ch, method)
                         cs.pending = method
@@ -627,7 +643,7 @@ class ProtocolConnection:
         method, header = cs.pending, cs.header
         cs.pending = cs.header = cs.chunks = None
         if method.INDEX != spec.BasicPublish.INDEX:
-            # a server-to-client content method: refused now
+            # a server-to-client content method (or 0-8's file/stream/...): refused now
             raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
         self._check_properties(header)
         try:
