@@ -697,3 +697,36 @@ def test_shortstr_limits():
         codec.dec_shortstr(b"\x05ab", 0)
     with pytest.raises(AMQPSyntaxError):
         codec.dec_longstr(b"\x00\x00\x00\x05ab", 0)
+
+
+def _verdict(fn, raw):
+    try:
+        fn(raw)
+        return "ok"
+    except TableCrash:
+        return "crash"
+    except AMQPError:
+        return "error"
+
+
+@SETTINGS
+@given(wire_properties(), st.data())
+@example(wp=(b"", None), data=None)
+def test_check_properties_agrees_with_decode(wp, data):
+    """check_properties (the publish-time check) passes exactly what BasicProperties.decode
+    decodes, and fails the same way, on valid, truncated, extended and mutated lists."""
+    raw, _ = wp
+    cases = [raw, raw + b"\x00", raw[:-1]]
+    if data is not None and raw:
+        buf = bytearray(raw)
+        i = data.draw(st.integers(0, len(buf) - 1))
+        buf[i] = data.draw(st.integers(0, 255))
+        cases.append(bytes(buf))
+    for r in cases:
+        assert _verdict(codec.check_properties, r) == _verdict(BasicProperties.decode, r), r
+
+
+@SETTINGS
+@given(st.binary(max_size=120))
+def test_check_properties_agrees_on_random_bytes(buf):
+    assert _verdict(codec.check_properties, buf) == _verdict(BasicProperties.decode, buf)

@@ -444,6 +444,39 @@ class BasicProperties:
         return f"BasicProperties({fields})"
 
 
+def check_properties(raw) -> None:
+    """Raise :class:`AMQPSyntaxError` (or :class:`~leveret.amqp.errors.TableCrash`) unless the
+    property list decodes exactly as RabbitMQ's ``decode_properties(60, ...)`` would take it:
+    every flagged field present, nothing left over, a ``headers`` table that parses. The same
+    verdict as :meth:`BasicProperties.decode`, without building anything (it runs on every
+    publish whose properties differ from the last ones)."""
+    n = len(raw)
+    try:
+        flags = raw[0] << 8 | raw[1]
+        off = 2
+        if flags & 0x8000:
+            off += 1 + raw[off]                      # content-type
+        if flags & 0x4000:
+            off += 1 + raw[off]                      # content-encoding
+        if flags & 0x2000:                           # headers
+            if off > n:
+                raise AMQPSyntaxError("content properties overrun")
+            _, off = _dec_table(raw, off, False)
+        off += (1 if flags & 0x1000 else 0) + (1 if flags & 0x0800 else 0)   # delivery-mode, priority
+        for bit in (0x0400, 0x0200, 0x0100, 0x0080):  # correlation-id, reply-to, expiration, message-id
+            if flags & bit:
+                off += 1 + raw[off]
+        if flags & 0x0040:
+            off += 8                                 # timestamp
+        for bit in (0x0020, 0x0010, 0x0008, 0x0004):  # type, user-id, app-id, cluster-id
+            if flags & bit:
+                off += 1 + raw[off]
+    except (IndexError, struct.error, RecursionError) as e:
+        raise AMQPSyntaxError(f"malformed content properties: {e}") from None
+    if off != n:
+        raise AMQPSyntaxError("content properties length mismatch")
+
+
 def peek_delivery_mode_priority(raw) -> tuple[int, int]:
     """Fast path: read delivery_mode and priority without decoding other fields.
 

@@ -55,7 +55,7 @@ import logging
 import struct
 
 from . import amqp08, spec
-from .codec import BasicProperties, decode_table
+from .codec import check_properties, decode_table
 from .errors import (
     AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FrameError, ReaderCrash, SilentClose, TableCrash,
     command_invalid, erl_binary, frame_text, internal_error, unexpected_frame,
@@ -661,7 +661,7 @@ class ProtocolConnection:
         if props == self._props_ok:
             return
         try:
-            BasicProperties.decode(props)
+            check_properties(props)
         except AMQPError:
             raise internal_error() from None
         self._props_ok = props
