@@ -37,6 +37,7 @@ import uuid
 import pytest
 from pamqp import commands as C
 from pamqp import encode
+from pamqp import frame as pframe
 
 import rawamqp
 from rawamqp import RawConnection, method_payload
@@ -123,6 +124,14 @@ def publish_raw(c: RawConnection, channel: int, routing_key: str, body: bytes, p
 def message_count(c: RawConnection, channel: int, q: str) -> int:
     c.send_method(channel, C.Queue.Declare(queue=q, passive=True))
     return c.expect(C.Queue.DeclareOk, channel).message_count
+
+
+def wait_message_count(c: RawConnection, channel: int, q: str, expected: int, timeout: float = 2.0) -> int:
+    """Poll message_count until it is ``expected`` (RabbitMQ enqueues a publish asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while (n := message_count(c, channel, q)) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return n
 
 
 def opened(rawc, *channels: int) -> RawConnection:
@@ -272,7 +281,7 @@ def test_frame_of_exactly_frame_max_payload_is_accepted(rawc):
     c.open_channel(1)
     q = declare_queue(c)
     publish_raw(c, 1, q, b"y" * 4096)
-    assert message_count(c, 1, q) == 1
+    assert wait_message_count(c, 1, q, 1) == 1
     publish_raw(c, 1, q, b"z" * 4097)
     assert close_frame(c) == (501, b"FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}", 0, 0)
 
@@ -344,6 +353,29 @@ def test_undecodable_properties_are_internal_error(rawc, props):
     q = declare_queue(c)
     publish_raw(c, 1, q, b"x", props=props)
     expect_close(c, 541, "INTERNAL_ERROR")
+
+
+def test_properties_are_checked_only_once_the_message_is_complete(rawc):
+    """Undecodable properties go unnoticed while the body is missing, and for good when the body
+    overflows (the message never completes); a repeated publish in one write is no different."""
+    c = opened(rawc)
+    q = declare_queue(c)
+    publish_raw(c, 1, q, b"ok")                              # the same publish method again below
+    bad = b"\x20\x00" + struct.pack(">I", 3) + b"\x01hU"    # a 'U' without its value
+    c.send_raw(frame_bytes(1, 1, C.Basic.Publish(exchange="", routing_key=q))
+               + frame_bytes(2, 1, header_payload(3, props=bad)))
+    expect_nothing(c, 0.5)
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"abcdef")
+    expect_nothing(c, 0.5)
+    c.send_raw(frame_bytes(1, 1, C.Basic.Publish(exchange="", routing_key=q))
+               + frame_bytes(2, 1, header_payload(3, props=bad)) + frame_bytes(3, 1, b"abcd"))
+    expect_close(c, 505, "UNEXPECTED_FRAME - expected content body, got non content body frame instead", 60, 40)
+
+
+def frame_bytes(ftype: int, channel: int, payload) -> bytes:
+    if not isinstance(payload, bytes):
+        return pframe.marshal(payload, channel)
+    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + b"\xce"
 
 
 @pytest.mark.parametrize("ftype,payload,text", [

@@ -264,11 +264,11 @@ class ProtocolConnection:
                                 and buf[pos + 7] == 0 and buf[pos + 8] == 60 \
                                 and buf[pos + 9] == 0 and buf[pos + 10] == 0:      # class 60, weight 0
                             header = buf[pos + 7:e2]
-                            if header[12:] != self._props_ok:
-                                self._check_properties(header)
                             (bsize,) = _Q.unpack_from(header, 4)
                             if bsize == 0:
                                 pos = e2 + 1
+                                if header[12:] != self._props_ok:
+                                    self._check_properties(header)
                                 self._publish_now(ch, header, b"")
                                 continue
                             p3 = e2 + 1
@@ -278,6 +278,8 @@ class ProtocolConnection:
                                 if t3 == 3 and ch3 == ch and s3 == bsize and s3 <= maxp and e3 < n \
                                         and buf[e3] == 0xCE:
                                     pos = e3 + 1
+                                    if header[12:] != self._props_ok:
+                                        self._check_properties(header)   # once the message is complete
                                     method = self._last_publish
                                     try:
                                         self.on_publish(ch, method, header, buf[p3 + 7:e3])
