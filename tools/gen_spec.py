@@ -191,6 +191,10 @@ def gen(spec: dict) -> str:
                     fn = "decode_table_typed" if n == "arguments" else "decode_table"
                     w(f"        self.{n}, off = {fn}(buf, off)")
                 i += 1
+            # RabbitMQ's decode_method_fields matches the whole binary: an extra byte is
+            # "cannot decode" like a missing one
+            w("        if off != len(buf):")
+            w("            raise AMQPSyntaxError('extra bytes after the arguments')")
             w("        return self")
             w("")
     w("")

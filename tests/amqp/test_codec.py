@@ -42,7 +42,7 @@ from leveret.amqp.codec import (
     peek_delivery_mode_priority,
     table_plain,
 )
-from leveret.amqp.errors import AMQPError, AMQPSyntaxError
+from leveret.amqp.errors import AMQPError, AMQPSyntaxError, TableCrash
 
 pamqp_decode = pytest.importorskip("pamqp.decode")
 pamqp_encode = pytest.importorskip("pamqp.encode")
@@ -657,20 +657,31 @@ def test_deep_nesting_never_escapes_as_recursion_error(kind, depth):
 
 
 def test_unknown_tag_and_length_mismatch():
-    """Unknown tags and inner lengths that disagree with the outer table are 502 syntax errors."""
-    with pytest.raises(AMQPSyntaxError) as ei:
-        decode_table(table_bytes([(b"k", b"Z")]))
-    assert ei.value.reply_code == 502
+    """Inside a table that fits its buffer, an unknown tag or an entry that disagrees with the
+    table's length is a TableCrash (rabbit_binary_parser has no clause for it); a table whose
+    own length overruns the buffer is a 502 syntax error ("cannot decode" in a method)."""
+    for tag in (b"Z", b"U"):
+        with pytest.raises(TableCrash):
+            decode_table(table_bytes([(b"k", tag + b"\x00\x05")]))
     # inner value runs past the outer table's declared length
     bad = struct.pack(">I", 3) + ss(b"k") + b"I\x00\x00\x00\x01"
-    with pytest.raises(AMQPSyntaxError):
+    with pytest.raises(TableCrash):
         decode_table(bad)
     # array whose element overruns it
-    with pytest.raises(AMQPSyntaxError):
+    with pytest.raises(TableCrash):
         decode_table(table_bytes([(b"a", b"A" + struct.pack(">I", 2) + b"I\x00")]) + b"\x00\x00\x00")
+    # a nested table longer than the table it sits in (though within the buffer)
+    with pytest.raises(TableCrash):
+        decode_table(table_bytes([(b"t", b"F" + struct.pack(">I", 6))]) + b"\x01kV\x01kV")
     # a key whose length octet overruns the table
-    with pytest.raises(AMQPSyntaxError):
+    with pytest.raises(TableCrash):
         decode_table(struct.pack(">I", 2) + b"\x05k")
+    # the table itself longer than the buffer
+    with pytest.raises(AMQPSyntaxError) as ei:
+        decode_table(struct.pack(">I", 9) + ss(b"k") + b"V")
+    assert ei.value.reply_code == 502
+    # both are AMQPErrors; neither is the other
+    assert not issubclass(TableCrash, AMQPSyntaxError) and issubclass(TableCrash, AMQPError)
 
 
 def test_shortstr_limits():
@@ -686,3 +697,36 @@ def test_shortstr_limits():
         codec.dec_shortstr(b"\x05ab", 0)
     with pytest.raises(AMQPSyntaxError):
         codec.dec_longstr(b"\x00\x00\x00\x05ab", 0)
+
+
+def _verdict(fn, raw):
+    try:
+        fn(raw)
+        return "ok"
+    except TableCrash:
+        return "crash"
+    except AMQPError:
+        return "error"
+
+
+@SETTINGS
+@given(wire_properties(), st.data())
+@example(wp=(b"", None), data=None)
+def test_check_properties_agrees_with_decode(wp, data):
+    """check_properties (the publish-time check) passes exactly what BasicProperties.decode
+    decodes, and fails the same way, on valid, truncated, extended and mutated lists."""
+    raw, _ = wp
+    cases = [raw, raw + b"\x00", raw[:-1]]
+    if data is not None and raw:
+        buf = bytearray(raw)
+        i = data.draw(st.integers(0, len(buf) - 1))
+        buf[i] = data.draw(st.integers(0, 255))
+        cases.append(bytes(buf))
+    for r in cases:
+        assert _verdict(codec.check_properties, r) == _verdict(BasicProperties.decode, r), r
+
+
+@SETTINGS
+@given(st.binary(max_size=120))
+def test_check_properties_agrees_on_random_bytes(buf):
+    assert _verdict(codec.check_properties, buf) == _verdict(BasicProperties.decode, buf)

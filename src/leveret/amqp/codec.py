@@ -20,16 +20,21 @@ Lossless by construction:
   the raw bytes they arrived in; nothing is re-encoded unless the broker changes
   it (as RabbitMQ keeps ``properties_bin``).
 
-Every malformed input raises :class:`AMQPSyntaxError` (reply code 502) — never an
-``IndexError`` or ``struct.error`` — so the connection layer can turn it into a
-connection.close.
+Every malformed input raises an :class:`~leveret.amqp.errors.AMQPError` — never an
+``IndexError`` or ``struct.error`` — so the connection layer can act on it:
+:class:`AMQPSyntaxError` when a string or table runs past the buffer it sits in,
+:class:`~leveret.amqp.errors.TableCrash` for what RabbitMQ's table parser has no
+clause for (a ``U``/``Z``/unknown value type, an entry that overruns its table).
+Field types are read as ``rabbit_binary_parser`` reads them: ``u`` unsigned 16,
+``s`` signed 16, and ``L`` a *signed* 64-bit long like ``l`` (its bytes are kept, so
+a value above 2^63 sent as ``L`` goes out again as the same 8 bytes).
 """
 from __future__ import annotations
 
 import struct
 from decimal import Decimal
 
-from .errors import AMQPSyntaxError
+from .errors import AMQPSyntaxError, TableCrash
 
 __all__ = [
     "dec_shortstr", "dec_longstr", "enc_shortstr", "enc_longstr",
@@ -122,41 +127,52 @@ class Typed:
 
 
 # ---------------------------------------------------------------- decoding
+#
+# Two kinds of failure, as in RabbitMQ. A table whose 32-bit length runs past the
+# buffer it sits in fails the *method's* binary pattern (``rabbit_framing``'s
+# ``decode_method_fields`` -> "cannot decode"): :class:`AMQPSyntaxError`. Anything
+# wrong *inside* a table that fits -- a value type ``parse_table/1`` has no clause
+# for (``U``, ``Z``, ...), an entry or nested table/array that runs past its table's
+# length -- is a ``function_clause`` crash in RabbitMQ: :class:`TableCrash`, which
+# the connection maps to what RabbitMQ's crash looks like from where the table was.
+
+# fixed-size values: tag -> (struct, size)
+_FIXED = {"I": (_i, 4), "l": (_q, 8), "b": (_b, 1), "B": (_B, 1), "s": (_h, 2), "u": (_H, 2),
+          # RabbitMQ reads 'L' as a *signed* 64-bit long, like 'l' (rabbit_binary_parser)
+          "i": (_I, 4), "L": (_q, 8), "d": (_d, 8), "T": (_Q, 8)}
 
 
-def _dec_value(buf, off: int, typed: bool):
+def _dec_value(buf, off: int, end: int, typed: bool):
+    """One tagged value at ``off``, which must end by ``end`` (its table's or array's end)."""
+    if off >= end:
+        raise TableCrash("field value missing")
     tag = chr(buf[off])
     off += 1
-    if tag == "S":
-        v, off = dec_longstr_bytes(buf, off)
-        if not typed:
+    if tag == "S" or tag == "x":
+        (n,) = _I.unpack_from(buf, off)
+        stop = off + 4 + n
+        if stop > end:
+            raise TableCrash("field value overruns its table")
+        v = bytes(buf[off + 4:stop])
+        off = stop
+        if tag == "S" and not typed:
             try:
                 v = v.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-    elif tag == "I":
-        (v,) = _i.unpack_from(buf, off); off += 4
     elif tag == "t":
         v = buf[off] != 0; off += 1
-    elif tag == "l":
-        (v,) = _q.unpack_from(buf, off); off += 8
-    elif tag == "F":
-        v, off = _dec_table(buf, off, typed)
-    elif tag == "A":
-        v, off = _dec_array(buf, off, typed)
-    elif tag == "b":
-        (v,) = _b.unpack_from(buf, off); off += 1
-    elif tag == "B":
-        v = buf[off]; off += 1
-    elif tag == "s":
-        (v,) = _h.unpack_from(buf, off); off += 2
-    elif tag == "u":
-        (v,) = _H.unpack_from(buf, off); off += 2
-    elif tag == "i":
-        (v,) = _I.unpack_from(buf, off); off += 4
-    elif tag == "L":
-        # RabbitMQ reads 'L' as a *signed* 64-bit long (rabbit_binary_parser)
-        (v,) = _q.unpack_from(buf, off); off += 8
+    elif tag == "F" or tag == "A":
+        (n,) = _I.unpack_from(buf, off)
+        stop = off + 4 + n
+        if stop > end:
+            raise TableCrash("nested table overruns its table")
+        v = (_parse_table if tag == "F" else _parse_array)(buf, off + 4, stop, typed)
+        off = stop
+    elif tag in _FIXED:
+        st, size = _FIXED[tag]
+        (v,) = st.unpack_from(buf, off)
+        off += size
     elif tag == "f":
         (v,) = _f.unpack_from(buf, off)
         if v != v:
@@ -164,55 +180,54 @@ def _dec_value(buf, off: int, typed: bool):
             v = _NaN32(v)
             v.raw = raw
         off += 4
-    elif tag == "d":
-        (v,) = _d.unpack_from(buf, off); off += 8
     elif tag == "D":
         # scale octet + unsigned 32-bit value, as rabbit_binary_parser reads it
         scale, raw = _BI.unpack_from(buf, off); off += 5
         v = Decimal(raw).scaleb(-scale)
-    elif tag == "T":
-        (v,) = _Q.unpack_from(buf, off); off += 8
     elif tag == "V":
         v = None
-    elif tag == "x":
-        v, off = dec_longstr_bytes(buf, off)
     else:
-        raise AMQPSyntaxError(f"unknown field value type {tag!r}")
-    if off > len(buf):
-        raise AMQPSyntaxError("field value overruns frame")
+        raise TableCrash(f"unknown field value type {tag!r}")
+    if off > end:
+        raise TableCrash("field value overruns its table")
     return (Typed(tag, v) if typed else v), off
 
 
+def _parse_table(buf, off: int, end: int, typed: bool) -> dict:
+    """The entries of a table occupying ``buf[off:end]``."""
+    out = {}
+    while off < end:
+        n = buf[off]
+        kend = off + 1 + n
+        if kend > end:
+            raise TableCrash("field name overruns its table")
+        k = bytes(buf[off + 1:kend]).decode("utf-8", "surrogateescape")
+        v, off = _dec_value(buf, kend, end, typed)
+        if k not in out:  # duplicate keys: the first one wins (rabbit_misc:table_lookup)
+            out[k] = v
+    return out
+
+
+def _parse_array(buf, off: int, end: int, typed: bool) -> list:
+    out = []
+    while off < end:
+        v, off = _dec_value(buf, off, end, typed)
+        out.append(v)
+    return out
+
+
 def _dec_table(buf, off: int, typed: bool):
+    """A length-prefixed table at ``off`` -> (dict, offset after it)."""
     (n,) = _I.unpack_from(buf, off)
     off += 4
     end = off + n
     if end > len(buf):
         raise AMQPSyntaxError("table overruns frame")
-    out = {}
-    while off < end:
-        k, off = dec_shortstr(buf, off)
-        v, off = _dec_value(buf, off, typed)
-        if k not in out:  # duplicate keys: the first one wins (rabbit_misc:table_lookup)
-            out[k] = v
-    if off != end:
-        raise AMQPSyntaxError("table length mismatch")
-    return out, end
-
-
-def _dec_array(buf, off: int, typed: bool):
-    (n,) = _I.unpack_from(buf, off)
-    off += 4
-    end = off + n
-    if end > len(buf):
-        raise AMQPSyntaxError("array overruns frame")
-    out = []
-    while off < end:
-        v, off = _dec_value(buf, off, typed)
-        out.append(v)
-    if off != end:
-        raise AMQPSyntaxError("array length mismatch")
-    return out, end
+    try:
+        return _parse_table(buf, off, end, typed), end
+    except (struct.error, IndexError):
+        # a fixed-size value cut off by the end of the buffer (and so of its table)
+        raise TableCrash("field value overruns its table") from None
 
 
 def decode_table(buf, off: int = 0) -> tuple[dict, int]:
@@ -427,6 +442,39 @@ class BasicProperties:
     def __repr__(self):
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in PROPERTY_NAMES if getattr(self, n) is not None)
         return f"BasicProperties({fields})"
+
+
+def check_properties(raw) -> None:
+    """Raise :class:`AMQPSyntaxError` (or :class:`~leveret.amqp.errors.TableCrash`) unless the
+    property list decodes exactly as RabbitMQ's ``decode_properties(60, ...)`` would take it:
+    every flagged field present, nothing left over, a ``headers`` table that parses. The same
+    verdict as :meth:`BasicProperties.decode`, without building anything (it runs on every
+    publish whose properties differ from the last ones)."""
+    n = len(raw)
+    try:
+        flags = raw[0] << 8 | raw[1]
+        off = 2
+        if flags & 0x8000:
+            off += 1 + raw[off]                      # content-type
+        if flags & 0x4000:
+            off += 1 + raw[off]                      # content-encoding
+        if flags & 0x2000:                           # headers
+            if off > n:
+                raise AMQPSyntaxError("content properties overrun")
+            _, off = _dec_table(raw, off, False)
+        off += (1 if flags & 0x1000 else 0) + (1 if flags & 0x0800 else 0)   # delivery-mode, priority
+        for bit in (0x0400, 0x0200, 0x0100, 0x0080):  # correlation-id, reply-to, expiration, message-id
+            if flags & bit:
+                off += 1 + raw[off]
+        if flags & 0x0040:
+            off += 8                                 # timestamp
+        for bit in (0x0020, 0x0010, 0x0008, 0x0004):  # type, user-id, app-id, cluster-id
+            if flags & bit:
+                off += 1 + raw[off]
+    except (IndexError, struct.error, RecursionError) as e:
+        raise AMQPSyntaxError(f"malformed content properties: {e}") from None
+    if off != n:
+        raise AMQPSyntaxError("content properties length mismatch")
 
 
 def peek_delivery_mode_priority(raw) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""The AMQP 0-9-1 connection state machine (server side), sans I/O.
+"""The AMQP 0-9-1 connection state machine (server side), sans I/O; AMQP 0-8 too,
+as RabbitMQ serves it (:mod:`leveret.amqp.amqp08`).
 
 Rule 1: everything that decides what the *connection* does with bytes lives
 here — protocol header, start/tune/open handshake, close in both directions,
@@ -22,15 +23,43 @@ that channel (channel.close with its code and text; frames on the channel are
 then ignored until close-ok); a :class:`ConnectionError_` sends connection.close
 and ignores everything but close/close-ok. Anything unexpected becomes 541
 INTERNAL_ERROR for this connection only.
+
+What RabbitMQ 3.10 (rabbit_reader, rabbit_command_assembler) does, copied here:
+
+* Before connection.open RabbitMQ answers almost every error with a *silent close*:
+  no frame, the socket dropped 3 s later (SILENT_CLOSE_DELAY) -- bad tune-ok values
+  (frame_max 0 included), an undecodable start-ok, connection.close itself. While
+  opening (after tune-ok) errors get a connection.close. Input that crashes its
+  reader -- an unknown class/method id, a field table parse_table has no clause for in
+  a method's arguments -- drops the socket at once. Until tune-ok frames may carry
+  4096 bytes; after it up to frame_max (RabbitMQ's 8-byte fudge; the error quotes
+  frame_max - 8).
+* An undecodable method on channel 0 of a running connection is 541 INTERNAL_ERROR
+  (class/method 0/0): handle_method0 catches the decoder's crash.
+* Content: the header's class must be the method's, its weight 0; more body than the
+  header announced never completes (the message is not published, further body frames
+  are swallowed, any other frame on the channel is 505 "expected content body");
+  errors in the sequence carry the content method's class/method ids. Content
+  properties that do not decode are 541 INTERNAL_ERROR (0/0) when the message is
+  complete.
+* Connection-class methods and server-only methods (every "-ok", basic.get-empty,
+  basic.deliver/get-ok/return once their content is in) on an open channel: 503
+  "COMMAND_INVALID - unimplemented method".
+* Frame payloads in FRAME_ERROR/UNEXPECTED_FRAME texts are quoted as
+  rabbit_reader:payload_snippet does, laid out by Erlang's ~p
+  (:func:`~leveret.amqp.errors.frame_text`).
 """
 from __future__ import annotations
 
 import logging
 import struct
 
-from . import spec
-from .codec import decode_table
-from .errors import AMQPError, ChannelError, ConnectionError_, FrameError, SilentClose, erl_binary, unexpected_frame
+from . import amqp08, spec
+from .codec import check_properties, decode_table
+from .errors import (
+    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FrameError, ReaderCrash, SilentClose, TableCrash,
+    command_invalid, erl_binary, frame_text, internal_error, unexpected_frame,
+)
 from .frames import HEARTBEAT, method_frame
 from ..settings import DEFAULTS
 
@@ -44,19 +73,22 @@ HEADER, START_OK, TUNE_OK, OPEN, RUNNING, CLOSING, CLOSED = range(7)
 
 SERVER_FRAME_MAX = DEFAULTS.frame_max
 
-_ACCEPTED_HEADERS = (spec.PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
-# methods a client may never send (server-to-client only)
-_SERVER_ONLY = frozenset(
-    m.INDEX for m in (
-        spec.ConnectionStart, spec.ConnectionSecure, spec.ConnectionTune, spec.ConnectionOpenOk,
-        spec.ChannelOpenOk, spec.ExchangeDeclareOk, spec.ExchangeDeleteOk, spec.ExchangeBindOk,
-        spec.ExchangeUnbindOk, spec.QueueDeclareOk, spec.QueueBindOk, spec.QueuePurgeOk,
-        spec.QueueDeleteOk, spec.QueueUnbindOk, spec.BasicQosOk, spec.BasicConsumeOk,
-        spec.BasicReturn, spec.BasicDeliver, spec.BasicGetOk, spec.BasicGetEmpty,
-        spec.BasicRecoverOk, spec.TxSelectOk, spec.TxCommitOk, spec.TxRollbackOk,
-        spec.ConfirmSelectOk, spec.ConnectionUpdateSecretOk,
-    )
-)
+# protocol header -> (version_major, version_minor, AMQP 0-8?) (rabbit_reader:handshake/2)
+_HEADERS = {
+    spec.PROTOCOL_HEADER: (0, 9, False),
+    b"AMQP\x01\x01\x00\x09": (0, 9, False),        # 0-9: served as 0-9-1
+    amqp08.HEADERS[0]: (8, 0, True),                 # 0-8 ("8-0", as most 0-8 clients send it)
+    amqp08.HEADERS[1]: (8, 0, True),                 # 0-8 as the spec on the AMQP site prints it
+}
+# Methods RabbitMQ 3.10's channel has no clause for: sent on an open channel they close the
+# connection with 503 "COMMAND_INVALID - unimplemented method" (their class/method ids). That is
+# every connection-class method, every "-ok" (channel.close-ok counts only while the channel is
+# not closing) and the server's basic.get-empty; the content-bearing server methods (deliver,
+# get-ok, return) are refused the same way once their content has arrived.
+_UNIMPLEMENTED = frozenset(
+    m.INDEX for m in spec.METHODS.values()
+    if not m.CONTENT and (m.CLASS_ID == 10 or m.NAME.endswith("-ok") or m is spec.BasicGetEmpty)
+) | frozenset(m.INDEX for m in amqp08.METHODS.values() if m.INDEX in amqp08.ONLY_08_INDEXES and not m.CONTENT)
 
 
 class ChannelState:
@@ -107,7 +139,14 @@ class ProtocolConnection:
         self._blocked_sent = False
         self.vhost_name = None
         self.close_deadline = None
-        self._max_frame_payload = SERVER_FRAME_MAX - 8
+        # Until tune-ok RabbitMQ's frame_max is its initial_frame_max, 4096. A frame's payload
+        # may be up to frame_max (RabbitMQ's FRAME_SIZE_FUDGE of 8 bytes); its error text and
+        # the body frames we send use frame_max - 8.
+        self._frame_limit = spec.FRAME_MIN_SIZE
+        self._max_frame_payload = spec.FRAME_MIN_SIZE - 8
+        self.amqp08 = False                   # the client asked for AMQP 0-8 (see amqp08)
+        self._methods = spec.METHODS          # class<<16|method -> codec, per protocol
+        self._props_ok = None                 # the last content properties seen to decode
         self._last_publish_payload = None
         self._last_publish_size = -1          # len(_last_publish_payload); no frame matches -1
         self._last_publish = None
@@ -128,6 +167,13 @@ class ProtocolConnection:
             self.wakeup()
 
     def send_method(self, channel: int, method: spec.Method) -> None:
+        if self.amqp08:
+            method = amqp08.outgoing(method)
+            if method is None:
+                # a 0-9-1-only method (connection.blocked, ...): RabbitMQ's encoder crashes
+                # and the connection is dropped
+                self._finish_close()
+                return
         self.emit(method_frame(channel, method))
 
     def data_to_send(self) -> bytes:
@@ -161,21 +207,24 @@ class ProtocolConnection:
                 buf = self._buf
                 buf += data
                 if len(buf) < 8:
-                    if not spec.PROTOCOL_HEADER.startswith(bytes(buf)) and not b"AMQP".startswith(bytes(buf[:4])):
-                        self._bad_header()
-                    return
-                if bytes(buf[:8]) not in _ACCEPTED_HEADERS:
+                    return              # RabbitMQ reads all 8 octets before it answers
+                version = _HEADERS.get(bytes(buf[:8]))
+                if version is None:
                     self._bad_header()
                     return
                 data = bytes(buf[8:])
                 buf.clear()
-                self._send_start()
+                self._send_start(*version)
             elif self._buf:
                 data = bytes(self._buf) + data
                 self._buf.clear()
             self._parse_frames(data)
         except AMQPError as e:
             self._buf.clear()
+            if self.state in (START_OK, TUNE_OK) and not isinstance(e, SilentClose):
+                # before tune-ok RabbitMQ answers every error (the refused login aside, which
+                # the subclass reports itself) by dropping the socket after 3 s, frameless
+                e = SilentClose(e.reply_text)
             self.connection_error(e)
         except Exception:  # never let one connection's bug take the broker down
             log.exception("internal error on connection")
@@ -189,17 +238,17 @@ class ProtocolConnection:
         n = len(buf)
         maxp = self._max_frame_payload
         maxb = min(maxp, self.max_message_size)    # the largest body the hot path takes
+        limit = self._frame_limit
         try:
             while n - pos >= 8 and self.state != CLOSED and not self.blocked:
                 ftype, ch, size = _FH.unpack_from(buf, pos)
-                if size > maxp:
-                    raise FrameError(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{maxp}}}")
+                if size > limit:
+                    raise FrameError(frame_text(ftype, b"", ("frame_too_large", size, maxp)))
                 end = pos + 7 + size
                 if end >= n:
                     break
                 if buf[end] != 0xCE:
-                    raise FrameError(f"type {ftype}, all octets = {erl_binary(buf[pos + 7:end])}: "
-                                     f"{{invalid_frame_end_marker,{buf[end]}}}")
+                    raise FrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
                 if ftype == 1 and size == self._last_publish_size \
                         and buf.startswith(self._last_publish_payload, pos + 7) \
                         and self.state == RUNNING and self.alarm is None:
@@ -214,12 +263,15 @@ class ProtocolConnection:
                         t2, ch2, s2 = _FH.unpack_from(buf, pos)
                         e2 = pos + 7 + s2
                         if t2 == 2 and ch2 == ch and 14 <= s2 <= maxp and e2 < n and buf[e2] == 0xCE \
-                                and buf[pos + 7] == 0 and buf[pos + 8] == 60:
+                                and buf[pos + 7] == 0 and buf[pos + 8] == 60 \
+                                and buf[pos + 9] == 0 and buf[pos + 10] == 0:      # class 60, weight 0
                             header = buf[pos + 7:e2]
                             (bsize,) = _Q.unpack_from(header, 4)
                             if bsize <= maxb:
                                 if bsize == 0:
                                     pos = e2 + 1
+                                    if header[12:] != self._props_ok:
+                                        self._check_properties(header)
                                     self._publish_now(ch, header, b"")
                                     continue
                                 p3 = e2 + 1
@@ -228,6 +280,8 @@ class ProtocolConnection:
                                     e3 = p3 + 7 + s3
                                     if t3 == 3 and ch3 == ch and s3 == bsize and e3 < n and buf[e3] == 0xCE:
                                         pos = e3 + 1
+                                        if header[12:] != self._props_ok:
+                                            self._check_properties(header)   # once the message is complete
                                         method = self._last_publish
                                         try:
                                             self.on_publish(ch, method, header, buf[p3 + 7:e3])
@@ -240,27 +294,49 @@ class ProtocolConnection:
                 else:
                     payload = buf[pos + 7:end]
                     pos = end + 1
-                if ftype == 3:
+                if ch and self.state != RUNNING:
+                    self._frame_not_running(ftype, payload)
+                elif ftype == 3:
+                    if ch == 0:
+                        if self.state != CLOSING:
+                            raise unexpected_frame(frame_text(3, payload))
+                        continue
                     self._on_body_frame(ch, payload)
                     if self.alarm is not None:
                         self._block()
-                elif ftype == 1:
+                elif ftype == 1 and len(payload) >= 4:
                     self._on_method_frame(ch, payload)
                     if maxp != self._max_frame_payload:     # a tune-ok changed it
                         maxp = self._max_frame_payload
                         maxb = min(maxp, self.max_message_size)
-                elif ftype == 2:
+                    limit = self._frame_limit
+                elif ftype == 2 and len(payload) >= 12:
+                    if ch == 0:
+                        if self.state != CLOSING:
+                            raise unexpected_frame(frame_text(2, payload))
+                        continue
                     self._on_header_frame(ch, payload)
                     if self.alarm is not None:
                         self._block()
-                elif ftype == 8:
+                elif ftype == 8 and not payload:
                     if ch != 0:
-                        raise unexpected_frame(f"type 8, all octets = {erl_binary(payload)}")
-                else:
-                    raise FrameError(f"type {ftype}, all octets = {erl_binary(payload)}: unknown_frame")
+                        raise unexpected_frame(frame_text(8, b""))
+                elif self.state != CLOSING:
+                    # rabbit_command_assembler:analyze_frame has no clause for it: a method frame
+                    # without class and method ids, a header frame without class, weight and
+                    # body size, a heartbeat with a payload, an unknown frame type
+                    raise FrameError(frame_text(ftype, payload, "unknown_frame"))
         finally:
             if pos < n and self.state != CLOSED:
                 self._buf += buf[pos:]
+
+    def _frame_not_running(self, ftype: int, payload) -> None:
+        """A frame on a non-zero channel before connection.open-ok (or while closing)."""
+        if self.state == CLOSING:
+            return              # RabbitMQ ignores channels once the connection is closing
+        # rabbit_reader:handle_frame: unexpected_frame before the connection runs (a close frame
+        # while opening; before that, like every handshake error, a silent close)
+        raise unexpected_frame(frame_text(ftype, payload))
 
     # ------------------------------------------------------------ resource alarms
 
@@ -310,17 +386,24 @@ class ProtocolConnection:
         if self.wakeup is not None:
             self.wakeup()
 
-    def _send_start(self) -> None:
+    def _send_start(self, major: int = 0, minor: int = 9, is_08: bool = False) -> None:
         self.state = START_OK
+        props = self.server_properties
+        if is_08:
+            self.amqp08 = True
+            self._methods = amqp08.METHODS
+            props = amqp08.server_properties(props)
         self.send_method(0, spec.ConnectionStart(
-            version_major=0, version_minor=9, server_properties=self.server_properties,
+            version_major=major, version_minor=minor, server_properties=props,
             mechanisms=self.mechanisms, locales=b"en_US"))
 
     def _on_method_frame(self, ch: int, payload: bytes) -> None:
         if payload == self._last_publish_payload:
             method = self._last_publish
         else:
-            method = spec.decode_method(payload)
+            method = self._decode_method(ch, payload)
+            if method is None:
+                return
             if method.INDEX == 0x3C0028 and not method.immediate:
                 # publishers repeat the same exchange/routing key: decode once
                 self._last_publish_payload = payload
@@ -329,14 +412,14 @@ class ProtocolConnection:
         if self.state == RUNNING and ch:
             cs = self.channels.get(ch)
             if cs is not None and not cs.closing and cs.pending is None:
-                if method.INDEX in _SERVER_ONLY:
-                    raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}", method.CLASS_ID, method.METHOD_ID)
+                if method.INDEX in _UNIMPLEMENTED:
+                    raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
                 try:
                     if method.CONTENT:
-                        if method.INDEX != spec.BasicPublish.INDEX:
-                            raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}",
-                                                   method.CLASS_ID, method.METHOD_ID)
-                        self.check_publish(ch, method)
+                        # its content comes first (basic.deliver/get-ok/return and 0-8's content
+                        # methods are refused once it is complete, like RabbitMQ's channel does)
+                        if method.INDEX == spec.BasicPublish.INDEX:
+                            self.check_publish(ch, method)
                         cs.pending = method
                     elif method.INDEX == spec.ChannelClose.INDEX:
                         self.on_channel_close(ch)
@@ -350,6 +433,56 @@ class ProtocolConnection:
                     self.channel_error(ch, e, method)
                 return
         self._on_method_slow(ch, method)
+
+    def _decode_method(self, ch: int, payload: bytes) -> spec.Method | None:
+        """The method in a method frame's payload (at least 4 bytes), checked in RabbitMQ's
+        order; None when it is to be ignored."""
+        cid = payload[0] << 8 | payload[1]
+        mid = payload[2] << 8 | payload[3]
+        cls = self._methods.get(cid << 16 | mid)
+        st = self.state
+        if cls is None:
+            # rabbit_command_assembler:analyze_frame -> lookup_method_name crashes the reader
+            raise ReaderCrash(f"unknown method {cid}/{mid}")
+        if ch:
+            cs = self.channels.get(ch)
+            if cs is None:
+                self._check_channel_count()      # rabbit_reader:create_channel comes first
+            elif cs.pending is not None and not cs.closing:
+                # the channel's assembler wants content: the method is not even decoded
+                raise self._content_expected(cs)
+        try:
+            return cls.decode(payload, 4)
+        except (struct.error, IndexError, AMQPSyntaxError, TableCrash) as e:
+            if ch:
+                if isinstance(e, TableCrash):
+                    raise                        # parse_table crashes the reader: socket dropped
+                raise ConnectionError_(501, f"FRAME_ERROR - cannot decode {erl_binary(payload[4:])}",
+                                       cls.CLASS_ID, cls.METHOD_ID) from None
+            # Channel 0: rabbit_reader:handle_method0 catches whatever the decoder throws;
+            # that is no AMQP error, so a running connection gets 541 INTERNAL_ERROR and one
+            # still in its handshake a silent close.
+            if st == CLOSING:
+                return None
+            if st == RUNNING:
+                raise internal_error() from None
+            raise SilentClose(f"cannot decode {cls.NAME}") from None
+
+    def _check_channel_count(self) -> None:
+        if len(self.channels) >= self.channel_max:
+            raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened ({len(self.channels)}) "
+                                        f"has reached the negotiated channel_max ({self.channel_max})")
+
+    @staticmethod
+    def _content_expected(cs: ChannelState) -> ConnectionError_:
+        """505 for a frame that is not the content a channel is assembling (its ids are the
+        content method's, as in rabbit_command_assembler)."""
+        m = cs.pending
+        if cs.header is None:
+            text = f"expected content header for class {m.CLASS_ID}, got non content header frame instead"
+        else:
+            text = "expected content body, got non content body frame instead"
+        return unexpected_frame(text, m.CLASS_ID, m.METHOD_ID)
 
     def _on_method_slow(self, ch: int, method: spec.Method) -> None:
         idx = method.INDEX
@@ -391,22 +524,17 @@ class ProtocolConnection:
                     return
                 if idx == spec.ConnectionCloseOk.INDEX:
                     return
-            if st in (START_OK, TUNE_OK, OPEN) and idx == spec.ConnectionClose.INDEX:
-                self.send_method(0, spec.ConnectionCloseOk())
-                self._finish_close()
-                return
+            # (connection.close included: before open-ok RabbitMQ does not answer it either)
             raise command_invalid_for(method, st)
         if st != RUNNING:
             raise command_invalid_for(method, st)
         # a channel method on a channel that is closing, unopened or mid-content
         cs = self.channels.get(ch)
         if cs is None:
+            self._check_channel_count()
             if idx != spec.ChannelOpen.INDEX:
                 raise ConnectionError_(504, "CHANNEL_ERROR - expected 'channel.open'",
                                        method.CLASS_ID, method.METHOD_ID)
-            if len(self.channels) >= self.channel_max:
-                raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened ({len(self.channels)}) "
-                                            f"has reached the negotiated channel_max ({self.channel_max})")
             self.channels[ch] = ChannelState(ch)
             try:
                 self.on_channel_open(ch)
@@ -422,24 +550,24 @@ class ProtocolConnection:
                 self.send_method(ch, spec.ChannelCloseOk())
             return
         if cs.pending is not None:
-            raise unexpected_frame("expected content header for class 60, got non content header frame instead",
-                                   60, 40)
+            raise self._content_expected(cs)
         raise ConnectionError_(541, "INTERNAL_ERROR - unreachable method state")
 
     def _on_tune_ok(self, m) -> None:
-        # RabbitMQ refuses bad tune-ok values by dropping the socket without a frame
-        cm = m.channel_max
-        if cm == 0 or cm > self.channel_max_default:
-            raise SilentClose(f"negotiated channel_max = {cm} is higher than the maximum allowed value "
-                              f"({self.channel_max_default})")
-        fm = m.frame_max or self.frame_max_default
-        if fm > self.frame_max_default:
-            raise SilentClose(f"negotiated frame_max = {fm} is higher than the maximum allowed value "
-                              f"({self.frame_max_default})")
-        if fm < spec.FRAME_MIN_SIZE:
-            raise SilentClose(f"frame_max={fm} < {spec.FRAME_MIN_SIZE} min size")
-        self.channel_max = cm
+        # rabbit_reader:validate_negotiated_integer_value, frame_max first: 0 ("no limit") and
+        # values above the server's are refused, and so are non-zero values below the minimum
+        # (4096 for frame_max, 1 for channel_max). Refused by a silent close after 3 s.
+        for field, value, server, least in (("frame_max", m.frame_max, self.frame_max_default, spec.FRAME_MIN_SIZE),
+                                            ("channel_max", m.channel_max, self.channel_max_default, 1)):
+            if value != 0 and value < least:
+                raise SilentClose(f"negotiated {field} = {value} is lower than the minimum allowed value ({least})")
+            if server != 0 and (value == 0 or value > server):
+                raise SilentClose(f"negotiated {field} = {value} is higher than the maximum allowed value "
+                                  f"({server})")
+        fm = m.frame_max
+        self.channel_max = m.channel_max
         self.frame_max = fm
+        self._frame_limit = fm
         self._max_frame_payload = fm - 8
         self.heartbeat = m.heartbeat
         self.state = OPEN
@@ -450,24 +578,31 @@ class ProtocolConnection:
         """The channel a header/body frame belongs to, or None when the frame is to be ignored
         (connection or channel closing)."""
         cs = self.channels.get(ch)
-        if cs is None or self.state != RUNNING:
+        if cs is None:
             if self.state == CLOSING:
                 return None
+            self._check_channel_count()      # rabbit_reader:create_channel comes first
             raise unexpected_frame("expected method frame, got non method frame instead")
-        return None if cs.closing else cs
+        return None if cs.closing or self.state != RUNNING else cs
 
     def _on_header_frame(self, ch: int, payload: bytes) -> None:
+        # rabbit_command_assembler:process for a content header: the method must want
+        # content, no header may have come yet, weight must be 0, the class the method's
         cs = self._content_channel(ch)
         if cs is None:
             return
-        if cs.pending is None or cs.header is not None:
+        m = cs.pending
+        if m is None:
             raise unexpected_frame("expected method frame, got non method frame instead")
-        if len(payload) < 14:
-            raise FrameError("content header too short")
-        class_id, _weight, size = _HDR.unpack_from(payload, 0)
-        if class_id != 60:
-            raise unexpected_frame(f"expected content header for class 60, got one for class {class_id} instead")
-        if size > self.max_message_size:
+        if cs.header is not None:
+            raise self._content_expected(cs)
+        class_id, weight, size = _HDR.unpack_from(payload, 0)
+        if weight != 0:
+            raise self._content_expected(cs)
+        if class_id != m.CLASS_ID:
+            raise unexpected_frame(f"expected content header for class {m.CLASS_ID}, "
+                                   f"got one for class {class_id} instead", m.CLASS_ID, m.METHOD_ID)
+        if size > self.max_message_size and m.INDEX == spec.BasicPublish.INDEX:
             # refused at the header, before buffering the body (RabbitMQ checks the same
             # limit once the content is assembled; the client sees the same channel error)
             self.channel_error(ch, ChannelError(
@@ -489,18 +624,21 @@ class ProtocolConnection:
         if cs.header is None:
             if cs.pending is None:
                 raise unexpected_frame("expected method frame, got non method frame instead")
-            raise unexpected_frame("expected content header for class 60, got non content header frame instead")
-        cs.received += len(payload)
-        if cs.received > cs.body_size:
-            raise FrameError(f"content body too large: {cs.received} > {cs.body_size}")
-        if cs.received == cs.body_size:
+            raise self._content_expected(cs)
+        received = cs.received = cs.received + len(payload)
+        if received == cs.body_size:
             chunks = cs.chunks
             if chunks:
                 chunks.append(payload)
                 payload = b"".join(chunks)
             self._content_done(cs, payload)
-        else:
+        elif received < cs.body_size:
             cs.chunks.append(payload)
+        else:
+            # More body than the header announced. RabbitMQ's assembler never reaches "complete"
+            # again: the message is never published, further body frames are swallowed and any
+            # other frame on the channel is 505 "expected content body" (_content_expected).
+            cs.chunks = None
 
     def _publish_now(self, ch: int, header: bytes, body: bytes) -> None:
         method = self._last_publish
@@ -514,10 +652,29 @@ class ProtocolConnection:
     def _content_done(self, cs: ChannelState, body: bytes) -> None:
         method, header = cs.pending, cs.header
         cs.pending = cs.header = cs.chunks = None
+        if method.INDEX != spec.BasicPublish.INDEX:
+            # a server-to-client content method (or 0-8's file/stream/...): refused now
+            raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
+        self._check_properties(header)
         try:
             self.on_publish(cs.number, method, header, body)
         except ChannelError as e:
             self.channel_error(cs.number, e, method)
+
+    def _check_properties(self, header) -> None:
+        """The content properties must decode: RabbitMQ's channel decodes them at basic.publish
+        (``ensure_content_decoded``) and a crash there -- a header table with a ``U`` or ``Z``
+        value, a property list cut short or too long -- closes the connection with a bare 541
+        INTERNAL_ERROR (and a consumer could not have decoded them either). The last properties
+        that passed are remembered: publishers tend to repeat them."""
+        props = header[12:]
+        if props == self._props_ok:
+            return
+        try:
+            check_properties(props)
+        except AMQPError:
+            raise internal_error() from None
+        self._props_ok = props
 
     # ------------------------------------------------------------ errors & close
 
@@ -538,7 +695,7 @@ class ProtocolConnection:
             return
         if self.state == HEADER or isinstance(e, SilentClose):
             log.info("closing connection %s: %s", getattr(self, "name", "?"), e.reply_text)
-            self._finish_close()
+            self._finish_close(delay=e.delay if isinstance(e, SilentClose) else 0.0)
             return
         self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                  class_id=e.class_id, method_id=e.method_id))
@@ -553,15 +710,16 @@ class ProtocolConnection:
         self.close_deadline = None
         self.on_closing()
 
-    def _finish_close(self, linger: bool = False) -> None:
+    def _finish_close(self, linger: bool = False, delay: float = 0.0) -> None:
         """Stop serving. ``linger``: keep the socket open for the peer to close (up to
-        ``close_linger`` seconds, then the clock closes it)."""
+        ``close_linger`` seconds, then the clock closes it). ``delay``: read nothing more and
+        close the socket that many seconds after the last input (RabbitMQ's silent close)."""
         if self.state == CLOSED:
             return
         prev = self.state
         self.state = CLOSED
-        self.close_deadline = None
-        self.close_socket = not linger
+        self.close_deadline = self.last_recv + delay if delay else None
+        self.close_socket = not (linger or delay)
         if prev != CLOSING:
             self.on_closing()
         if self.wakeup is not None:

@@ -115,6 +115,8 @@ class ConnectionStart(Method):
         self.server_properties, off = decode_table(buf, off)
         self.mechanisms, off = dec_longstr(buf, off)
         self.locales, off = dec_longstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -146,6 +148,8 @@ class ConnectionStartOk(Method):
         self.mechanism, off = dec_shortstr(buf, off)
         self.response, off = dec_longstr(buf, off)
         self.locale, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -171,6 +175,8 @@ class ConnectionSecure(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.challenge, off = dec_longstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -196,6 +202,8 @@ class ConnectionSecureOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.response, off = dec_longstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -225,6 +233,8 @@ class ConnectionTune(Method):
         (self.channel_max,) = _H.unpack_from(buf, off); off += 2
         (self.frame_max,) = _I.unpack_from(buf, off); off += 4
         (self.heartbeat,) = _H.unpack_from(buf, off); off += 2
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -254,6 +264,8 @@ class ConnectionTuneOk(Method):
         (self.channel_max,) = _H.unpack_from(buf, off); off += 2
         (self.frame_max,) = _I.unpack_from(buf, off); off += 4
         (self.heartbeat,) = _H.unpack_from(buf, off); off += 2
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -284,6 +296,8 @@ class ConnectionOpen(Method):
         self.capabilities, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.insist = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -309,6 +323,8 @@ class ConnectionOpenOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.known_hosts, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -340,6 +356,8 @@ class ConnectionClose(Method):
         self.reply_text, off = dec_shortstr(buf, off)
         (self.class_id,) = _H.unpack_from(buf, off); off += 2
         (self.method_id,) = _H.unpack_from(buf, off); off += 2
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -364,6 +382,8 @@ class ConnectionCloseOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -389,6 +409,8 @@ class ConnectionBlocked(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.reason, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -413,6 +435,8 @@ class ConnectionUnblocked(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -440,6 +464,8 @@ class ConnectionUpdateSecret(Method):
         self = cls.__new__(cls)
         self.new_secret, off = dec_longstr(buf, off)
         self.reason, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -464,6 +490,8 @@ class ConnectionUpdateSecretOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -489,6 +517,8 @@ class ChannelOpen(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.out_of_band, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -514,6 +544,8 @@ class ChannelOpenOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.channel_id, off = dec_longstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -540,6 +572,8 @@ class ChannelFlow(Method):
         self = cls.__new__(cls)
         b = buf[off]; off += 1
         self.active = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -566,6 +600,8 @@ class ChannelFlowOk(Method):
         self = cls.__new__(cls)
         b = buf[off]; off += 1
         self.active = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -597,6 +633,8 @@ class ChannelClose(Method):
         self.reply_text, off = dec_shortstr(buf, off)
         (self.class_id,) = _H.unpack_from(buf, off); off += 2
         (self.method_id,) = _H.unpack_from(buf, off); off += 2
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -621,6 +659,8 @@ class ChannelCloseOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -657,6 +697,8 @@ class AccessRequest(Method):
         self.active = bool(b & 4)
         self.write = bool(b & 8)
         self.read = bool(b & 16)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -682,6 +724,8 @@ class AccessRequestOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         (self.ticket,) = _H.unpack_from(buf, off); off += 2
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -724,6 +768,8 @@ class ExchangeDeclare(Method):
         self.internal = bool(b & 8)
         self.nowait = bool(b & 16)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -748,6 +794,8 @@ class ExchangeDeclareOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -780,6 +828,8 @@ class ExchangeDelete(Method):
         b = buf[off]; off += 1
         self.if_unused = bool(b & 1)
         self.nowait = bool(b & 2)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -804,6 +854,8 @@ class ExchangeDeleteOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -840,6 +892,8 @@ class ExchangeBind(Method):
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -864,6 +918,8 @@ class ExchangeBindOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -900,6 +956,8 @@ class ExchangeUnbind(Method):
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -924,6 +982,8 @@ class ExchangeUnbindOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -964,6 +1024,8 @@ class QueueDeclare(Method):
         self.auto_delete = bool(b & 8)
         self.nowait = bool(b & 16)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -993,6 +1055,8 @@ class QueueDeclareOk(Method):
         self.queue, off = dec_shortstr(buf, off)
         (self.message_count,) = _I.unpack_from(buf, off); off += 4
         (self.consumer_count,) = _I.unpack_from(buf, off); off += 4
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1029,6 +1093,8 @@ class QueueBind(Method):
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1053,6 +1119,8 @@ class QueueBindOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1083,6 +1151,8 @@ class QueuePurge(Method):
         self.queue, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1108,6 +1178,8 @@ class QueuePurgeOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         (self.message_count,) = _I.unpack_from(buf, off); off += 4
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1142,6 +1214,8 @@ class QueueDelete(Method):
         self.if_unused = bool(b & 1)
         self.if_empty = bool(b & 2)
         self.nowait = bool(b & 4)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1167,6 +1241,8 @@ class QueueDeleteOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         (self.message_count,) = _I.unpack_from(buf, off); off += 4
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1200,6 +1276,8 @@ class QueueUnbind(Method):
         self.exchange, off = dec_shortstr(buf, off)
         self.routing_key, off = dec_shortstr(buf, off)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1224,6 +1302,8 @@ class QueueUnbindOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1254,6 +1334,8 @@ class BasicQos(Method):
         (self.prefetch_count,) = _H.unpack_from(buf, off); off += 2
         b = buf[off]; off += 1
         self.global_ = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1278,6 +1360,8 @@ class BasicQosOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1318,6 +1402,8 @@ class BasicConsume(Method):
         self.exclusive = bool(b & 4)
         self.nowait = bool(b & 8)
         self.arguments, off = decode_table_typed(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1343,6 +1429,8 @@ class BasicConsumeOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.consumer_tag, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1371,6 +1459,8 @@ class BasicCancel(Method):
         self.consumer_tag, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1396,6 +1486,8 @@ class BasicCancelOk(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.consumer_tag, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1430,6 +1522,8 @@ class BasicPublish(Method):
         b = buf[off]; off += 1
         self.mandatory = bool(b & 1)
         self.immediate = bool(b & 2)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1461,6 +1555,8 @@ class BasicReturn(Method):
         self.reply_text, off = dec_shortstr(buf, off)
         self.exchange, off = dec_shortstr(buf, off)
         self.routing_key, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1495,6 +1591,8 @@ class BasicDeliver(Method):
         self.redelivered = bool(b & 1)
         self.exchange, off = dec_shortstr(buf, off)
         self.routing_key, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1525,6 +1623,8 @@ class BasicGet(Method):
         self.queue, off = dec_shortstr(buf, off)
         b = buf[off]; off += 1
         self.no_ack = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1559,6 +1659,8 @@ class BasicGetOk(Method):
         self.exchange, off = dec_shortstr(buf, off)
         self.routing_key, off = dec_shortstr(buf, off)
         (self.message_count,) = _I.unpack_from(buf, off); off += 4
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1584,6 +1686,8 @@ class BasicGetEmpty(Method):
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
         self.cluster_id, off = dec_shortstr(buf, off)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1612,6 +1716,8 @@ class BasicAck(Method):
         (self.delivery_tag,) = _Q.unpack_from(buf, off); off += 8
         b = buf[off]; off += 1
         self.multiple = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1640,6 +1746,8 @@ class BasicReject(Method):
         (self.delivery_tag,) = _Q.unpack_from(buf, off); off += 8
         b = buf[off]; off += 1
         self.requeue = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1666,6 +1774,8 @@ class BasicRecoverAsync(Method):
         self = cls.__new__(cls)
         b = buf[off]; off += 1
         self.requeue = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1692,6 +1802,8 @@ class BasicRecover(Method):
         self = cls.__new__(cls)
         b = buf[off]; off += 1
         self.requeue = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1716,6 +1828,8 @@ class BasicRecoverOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1746,6 +1860,8 @@ class BasicNack(Method):
         b = buf[off]; off += 1
         self.multiple = bool(b & 1)
         self.requeue = bool(b & 2)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1770,6 +1886,8 @@ class TxSelect(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1794,6 +1912,8 @@ class TxSelectOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1818,6 +1938,8 @@ class TxCommit(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1842,6 +1964,8 @@ class TxCommitOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1866,6 +1990,8 @@ class TxRollback(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1890,6 +2016,8 @@ class TxRollbackOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1916,6 +2044,8 @@ class ConfirmSelect(Method):
         self = cls.__new__(cls)
         b = buf[off]; off += 1
         self.nowait = bool(b & 1)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 
@@ -1940,6 +2070,8 @@ class ConfirmSelectOk(Method):
     @classmethod
     def decode(cls, buf, off: int = 4):
         self = cls.__new__(cls)
+        if off != len(buf):
+            raise AMQPSyntaxError('extra bytes after the arguments')
         return self
 
 

@@ -44,7 +44,8 @@ class BrokerConnection(ProtocolConnection):
         self.vhost = None
         self.sessions: dict[int, Channel] = {}
         self.exclusive_queues: list = []
-        self.confirm_channels: set = set()
+        # channels owing confirms, in the order they came to (a set would go by memory address)
+        self.confirm_channels: dict = {}
         self.writable = True
         self.flow_held = False           # publisher flow control holds this connection
         self.flush_now = None            # set by the I/O layer: write pending output at once

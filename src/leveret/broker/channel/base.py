@@ -411,7 +411,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             return
         self.closed = True
         self.deliverable = False
-        self.conn.confirm_channels.discard(self)
+        self.conn.confirm_channels.pop(self, None)
         if self.reply_key is not None:
             self.broker.reply_channels.pop(self.reply_key, None)
         self._discard_tx()

@@ -56,7 +56,7 @@ class PublisherConfirms:
         pending = conn.confirm_channels
         if not pending and conn.wakeup is not None:
             conn.wakeup()
-        pending.add(self)
+        pending[self] = None
 
     def _durable(self) -> None:
         """The committer fsynced an epoch: release the confirms that waited for it."""
