@@ -218,6 +218,70 @@ def test_queue_type_inequivalent(connect, uniq, cleanup, first, second, detail):
         (406, "PRECONDITION_FAILED - " + detail.format(q=q))
 
 
+@pytest.mark.parametrize("first,second,arg,detail", [
+    # quorum order: dead-letter arguments first, ..., x-delivery-limit, then x-message-ttl
+    ({**QQ, "x-message-ttl": 1000, "x-delivery-limit": 2}, {**QQ, "x-message-ttl": 2000, "x-delivery-limit": 3},
+     "x-delivery-limit", "received '3' but current is '2'"),
+    ({**QQ, "x-expires": 100000, "x-dead-letter-exchange": "a"},
+     {**QQ, "x-expires": 200000, "x-dead-letter-exchange": "b"},
+     "x-dead-letter-exchange", "received 'b' but current is 'a'"),
+    ({**QQ, "x-overflow": "reject-publish", "x-single-active-consumer": True},
+     {**QQ, "x-overflow": "drop-head", "x-single-active-consumer": False},
+     "x-overflow", "received 'drop-head' but current is 'reject-publish'"),
+    ({**QQ, "x-single-active-consumer": True}, {"x-queue-type": "classic", "x-single-active-consumer": False},
+     "x-single-active-consumer", "received 'false' but current is 'true'"),
+    ({**QQ, "x-delivery-limit": 1}, {"x-delivery-limit": 2},
+     "x-queue-type", "received none but current is the value 'quorum' of type 'longstr'"),
+    # quorum-only arguments take part in a quorum queue's equivalence
+    ({**QQ, "x-dead-letter-strategy": "at-most-once"}, QQ,
+     "x-dead-letter-strategy", "received none but current is the value 'at-most-once' of type 'longstr'"),
+    ({**QQ, "x-max-in-memory-length": 3}, QQ,
+     "x-max-in-memory-length", "received none but current is the value '3' of type 'signedint'"),
+    ({**QQ, "x-quorum-initial-group-size": 1}, QQ,
+     "x-quorum-initial-group-size", "received none but current is the value '1' of type 'signedint'"),
+    ({**QQ, "x-queue-leader-locator": "client-local", "x-message-ttl": 5}, {**QQ, "x-message-ttl": 6},
+     "x-message-ttl", "received '6' but current is '5'"),
+    ({**QQ, "x-queue-leader-locator": "client-local"}, QQ,
+     "x-queue-leader-locator", "received none but current is the value 'client-local' of type 'longstr'"),
+    # classic order: x-expires first, x-queue-version before x-single-active-consumer
+    ({"x-expires": 100000, "x-dead-letter-exchange": "a"}, {"x-expires": 200000, "x-dead-letter-exchange": "b"},
+     "x-expires", "received '200000' but current is '100000'"),
+    ({"x-single-active-consumer": True, "x-queue-version": 1}, {"x-single-active-consumer": False, "x-queue-version": 2},
+     "x-queue-version", "received '2' but current is '1'"),
+    ({"x-queue-master-locator": "min-masters", "x-queue-type": "classic"},
+     {"x-queue-master-locator": "client-local", "x-queue-type": "quorum"},
+     "x-queue-type", "received 'quorum' but current is 'classic'"),
+], ids=["qq-delivery-limit-before-ttl", "qq-dlx-before-expires", "qq-overflow-before-sac", "qq-sac-before-type",
+        "qq-type-before-delivery-limit", "qq-dl-strategy", "qq-in-memory-length", "qq-initial-group-size",
+        "qq-ttl", "qq-leader-locator", "classic-expires-before-dlx", "classic-version-before-sac",
+        "classic-type-before-locator"])
+def test_equivalence_follows_the_existing_queues_type(connect, uniq, cleanup, first, second, arg, detail):
+    """A redeclare compares the arguments of the EXISTING queue's type (RabbitMQ's queue_arguments list of
+    that type), in that list's order: the first difference in that order is the one reported."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    connect().channel().queue_declare(q, durable=True, arguments=first)
+    assert declare_error(connect, q, durable=True, arguments=second) == \
+        (406, f"PRECONDITION_FAILED - inequivalent arg '{arg}' for queue '{q}' in vhost '/': {detail}")
+
+
+@pytest.mark.parametrize("first,second", [
+    (QQ, {**QQ, "x-max-priority": 5, "x-queue-mode": "lazy", "x-queue-version": 2,
+          "x-queue-master-locator": "min-masters", "x-consumer-timeout": 5}),
+    ({}, {"x-delivery-limit": 3, "x-max-in-memory-length": 3, "x-max-in-memory-bytes": 3,
+          "x-dead-letter-strategy": "at-least-once", "x-quorum-initial-group-size": 3,
+          "x-queue-leader-locator": "balanced", "x-consumer-timeout": 5}),
+    ({"x-max-in-memory-length": 1, "x-foo": 1} | QQ, {**QQ, "x-max-in-memory-length": 1, "x-foo": 2}),
+], ids=["quorum", "classic", "unknown"])
+def test_redeclare_ignores_arguments_outside_the_types_list(ch, uniq, cleanup, first, second):
+    """Arguments outside the existing queue's type's list are ignored on redeclare, even those the type
+    would refuse on a new queue (a redeclare is not validated)."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True, arguments=first)
+    assert ch.queue_declare(q, durable=True, arguments=second).method.queue == q
+
+
 def test_quorum_redeclare_non_durable_inequivalent(connect, ch, uniq, cleanup):
     """Redeclaring an existing quorum queue as non-durable hits the durable equivalence check first."""
     q = quorum(ch, cleanup, uniq + ".qq")

@@ -2,8 +2,10 @@
 
 The common queue (:mod:`.base`) *is* the classic behaviour; this type adds
 what is classic-only: its argument list (priorities, queue mode, version,
-master locator; no delivery limit) and its single-active-consumer hand-over
-(the remaining consumer with the highest priority becomes active).
+master locator; no delivery limit), the arguments a redeclare compares (its
+``queue_arguments``, in their order: any other argument of a redeclare is
+ignored) and its single-active-consumer hand-over (the remaining consumer
+with the highest priority becomes active).
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ CLASSIC = TypeRules("classic", (
     "x-message-deduplication", "x-cache-size", "x-cache-ttl",
     "ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
     "ha-promote-on-failure",
+), equivalence=(
+    # rabbit_classic_queue:capabilities() queue_arguments, in its order
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
+    "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-queue-version",
+    "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
 ))
 
 

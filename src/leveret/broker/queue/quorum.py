@@ -6,7 +6,9 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Arguments**: its own list (delivery limit, in-memory limits, dead-letter
   strategy, leader locator; no priorities, queue mode, version or master
   locator), and a policy's ``expires`` and ``overflow`` win over the queue's
-  own arguments. ``reject-publish-dlx`` is taken as ``drop-head`` (3.10).
+  own arguments. A redeclare compares exactly the arguments of
+  ``rabbit_quorum_queue``'s ``queue_arguments`` list, in that order (dead-letter
+  ones first, ``x-message-ttl`` near the end); others are ignored. ``reject-publish-dlx`` is taken as ``drop-head`` (3.10).
 * **Declare rules**: durable, not exclusive, not auto-delete, not
   server-named, each with RabbitMQ's text.
 * **Durability**: a durable quorum queue keeps every message, whatever its
@@ -36,6 +38,12 @@ QUORUM = TypeRules("quorum", (
     "x-single-active-consumer", "x-queue-type", "x-delivery-limit", "x-consumer-timeout",
     "x-message-deduplication", "x-cache-size", "x-cache-ttl", "x-quorum-initial-group-size",
     "x-dead-letter-strategy", "x-queue-leader-locator",
+), equivalence=(
+    # rabbit_quorum_queue:capabilities() queue_arguments, in its order
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires",
+    "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+    "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size", "x-delivery-limit",
+    "x-message-ttl", "x-queue-leader-locator",
 ), policy_wins=("expires", "overflow"))
 RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 80% of the limit
 
