@@ -290,6 +290,49 @@ def test_quorum_redeclare_non_durable_inequivalent(connect, ch, uniq, cleanup):
               "received 'false' but current is 'true'")
 
 
+# --------------------------------------------------------------------------- queue.delete flags
+
+@pytest.mark.parametrize("flags,flag", [
+    (dict(if_unused=True), "if-unused"), (dict(if_empty=True), "if-empty"),
+    (dict(if_unused=True, if_empty=True), "if-unused"),
+], ids=["if-unused", "if-empty", "both"])
+@pytest.mark.parametrize("busy", [False, True], ids=["idle-empty", "consumer-and-message"])
+def test_quorum_delete_with_flags_not_implemented(rawc, ch, uniq, cleanup, flags, flag, busy):
+    """queue.delete of a quorum queue with if-unused or if-empty set closes the CONNECTION with 540
+    NOT_IMPLEMENTED (class 50, method 40), whether or not the queue is in use or empty; if-unused is
+    reported when both are set. The queue is not deleted."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    if busy:
+        publish(ch, q, "m")
+        ch.basic_consume(q, lambda *a: None)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Delete(queue=q, **flags))
+    close = c.expect(C.Connection.Close, 0)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        540, f"NOT_IMPLEMENTED - cannot delete queue '{q}' in vhost '/'. queue.delete operations with "
+             f"{flag} flag set are not supported by quorum queues", 50, 40)
+    assert ch.queue_declare(q, passive=True).method.queue == q
+
+
+@pytest.mark.parametrize("flags,text", [(dict(if_unused=True), "in use"), (dict(if_empty=True), "not empty")],
+                         ids=["if-unused", "if-empty"])
+def test_classic_delete_with_flags(connect, ch, uniq, cleanup, flags, text):
+    """The same flags on a classic queue: 406 (channel) while in use / not empty, delete-ok otherwise."""
+    q = uniq + ".c"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True)
+    assert ch.queue_delete(q, **flags).method.message_count == 0
+    ch.queue_declare(q, durable=True)
+    if "if_unused" in flags:
+        ch.basic_consume(q, lambda *a: None, auto_ack=False)
+    else:
+        publish(ch, q, "m")
+        assert wait_count(ch, q, 1) == 1
+    assert channel_error(connect().channel().queue_delete, q, **flags) == \
+        (406, f"PRECONDITION_FAILED - queue '{q}' in vhost '/' {text}")
+
+
 # --------------------------------------------------------------------------- x-delivery-limit
 
 @pytest.mark.parametrize("limit", [0, 1, 2])

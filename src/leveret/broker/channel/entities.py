@@ -199,10 +199,7 @@ class EntityMethods:
         n = 0
         if q is not None:
             self.check_exclusive(q)
-            if m.if_unused and q.consumers:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' in use", 50, 40)
-            if m.if_empty and q.message_count:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' not empty", 50, 40)
+            q.check_delete(m.if_unused, m.if_empty)
             n = self.vhost.delete_queue(q)
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueDeleteOk(message_count=n))

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import deque
 
 from ...amqp.codec import table_plain
+from ...amqp.errors import precondition_failed
 from ..deadletter import dead_letter
 from ..dedup import DedupCache
 from ..message import Message
@@ -142,6 +143,13 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def check_get(self) -> None:
         """Raise if basic.get is not allowed on this queue."""
+
+    def check_delete(self, if_unused: bool, if_empty: bool) -> None:
+        """Raise if queue.delete with these flags is refused (classic: 406 in use / not empty)."""
+        if if_unused and self.consumers:
+            raise precondition_failed(f"queue '{self.name}' in vhost '{self.vhost.name}' in use", 50, 40)
+        if if_empty and self.message_count:
+            raise precondition_failed(f"queue '{self.name}' in vhost '{self.vhost.name}' not empty", 50, 40)
 
     def sac_successor(self) -> None:
         """The single active consumer went: reorder ``consumers`` so the successor is first."""

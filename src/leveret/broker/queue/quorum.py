@@ -24,10 +24,12 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Single active consumer**: the next registered consumer takes over (no
   priority hand-over); declare-ok counts only the active consumer;
   ``basic.get`` is refused; an exclusive consume is allowed.
+* **queue.delete** with ``if-unused`` or ``if-empty`` closes the connection
+  with 540 NOT_IMPLEMENTED (whatever the queue holds).
 """
 from __future__ import annotations
 
-from ...amqp.errors import precondition_failed, resource_locked
+from ...amqp.errors import not_implemented, precondition_failed, resource_locked
 from ..message import Message
 from .arguments import TypeRules
 from .base import Queue
@@ -91,6 +93,14 @@ class QuorumQueue(Queue):
             raise resource_locked(f"cannot obtain access to locked queue '{self.name}' in vhost "
                                   f"'{self.vhost.name}'. basic.get operations are not supported by quorum "
                                   "queues with single active consumer", 60, 70)
+
+    def check_delete(self, if_unused: bool, if_empty: bool) -> None:
+        # rabbit_quorum_queue:delete/4 refuses both flags (if-unused is checked first)
+        for flag, name in ((if_unused, "if-unused"), (if_empty, "if-empty")):
+            if flag:
+                raise not_implemented(f"cannot delete queue '{self.name}' in vhost '{self.vhost.name}'. "
+                                      f"queue.delete operations with {name} flag set are not supported by "
+                                      "quorum queues", 50, 40)
 
     # ------------------------------------------------------------ overflow
 
