@@ -610,3 +610,105 @@ def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     assert [published(pub, q, b) for b in "abcd"] == [True] * 4
     assert wait_count(ch, q, 2) == 2
     assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]
+
+
+# --------------------------------------------------------------------------- quorum consumer_count
+
+def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:
+    """Poll queue.declare(passive) until consumer_count == expected. RabbitMQ applies settlements to a
+    quorum queue asynchronously and answers the declare from the leader's current state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = ch.queue_declare(q, passive=True).method.consumer_count
+        if n == expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.02)
+
+
+def test_quorum_consumer_count_counts_unsettled_gets(connect, ch, uniq, cleanup):
+    """A quorum queue's declare-ok consumer_count counts every unsettled basic.get message (each is its
+    own 'once' consumer in rabbit_fifo) until it is acked, rejected, nacked or its channel closes; a
+    no-ack get does not count."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, *"012345")
+    assert wait_count(ch, q, 6) == 6
+    g = connect().channel()
+    m1 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 1) == 1
+    m2 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 2) == 2
+    assert g.basic_get(q, auto_ack=True)[0] is not None
+    assert wait_consumers(ch, q, 2) == 2
+    g.basic_ack(m1.delivery_tag)
+    assert wait_consumers(ch, q, 1) == 1
+    g.basic_reject(m2.delivery_tag, requeue=True)
+    assert wait_consumers(ch, q, 0) == 0
+    m3 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 1) == 1
+    g.basic_nack(m3.delivery_tag, requeue=False)
+    assert wait_consumers(ch, q, 0) == 0
+    g.basic_get(q)
+    g.basic_get(q)
+    assert wait_consumers(ch, q, 2) == 2
+    g.close()
+    assert wait_consumers(ch, q, 0) == 0
+
+
+@pytest.mark.parametrize("settle", ["ack-then-reject", "close"])
+def test_quorum_consumer_count_keeps_cancelled_consumer_with_unacked(connect, ch, uniq, cleanup, settle):
+    """A cancelled consumer that still holds unacked messages still counts, until the last of them
+    is settled or returned (or its channel closes)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, *"0123")
+    c = connect()
+    k = c.channel()
+    k.basic_qos(prefetch_count=2)
+    got = []
+    tag = k.basic_consume(q, lambda _c, m, _p, _b: got.append(m.delivery_tag))
+    pump(c, lambda: len(got) == 2)
+    assert wait_consumers(ch, q, 1) == 1
+    k.basic_cancel(tag)
+    assert wait_consumers(ch, q, 1) == 1
+    if settle == "close":
+        k.close()
+    else:
+        k.basic_ack(got[0])
+        assert wait_consumers(ch, q, 1) == 1
+        k.basic_reject(got[1], requeue=True)
+    assert wait_consumers(ch, q, 0) == 0
+
+
+def test_quorum_consumer_count_no_ack_consumer_cancel(connect, ch, uniq, cleanup):
+    """A cancelled consumer that holds nothing (no-ack) is gone at once."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, "0")
+    c = connect()
+    k = c.channel()
+    got = []
+    tag = k.basic_consume(q, lambda *a: got.append(1), auto_ack=True)
+    pump(c, lambda: got)
+    assert wait_consumers(ch, q, 1) == 1
+    k.basic_cancel(tag)
+    assert wait_consumers(ch, q, 0) == 0
+
+
+def test_quorum_sac_consumer_count_with_cancelled_active(connect, ch, uniq, cleanup):
+    """Single active consumer: waiting consumers do not count; a cancelled active consumer holding
+    unacked messages counts beside its successor until it settles them."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-single-active-consumer": True})
+    publish(ch, q, *"012")
+    c = connect()
+    a, b = c.channel(), c.channel()
+    a.basic_qos(prefetch_count=1)
+    b.basic_qos(prefetch_count=1)
+    ga, gb = [], []
+    ta = a.basic_consume(q, lambda _c, m, _p, _b: ga.append(m.delivery_tag))
+    b.basic_consume(q, lambda _c, m, _p, _b: gb.append(m.delivery_tag))
+    pump(c, lambda: ga)
+    assert wait_consumers(ch, q, 1) == 1
+    a.basic_cancel(ta)
+    pump(c, lambda: gb)
+    assert (len(ga), len(gb)) == (1, 1)
+    assert wait_consumers(ch, q, 2) == 2
+    a.basic_ack(ga[0])
+    assert wait_consumers(ch, q, 1) == 1

@@ -21,6 +21,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
   puts the message at the back (as a fresh entry of the log).
 * **Length limits**: the queue fills to max + 1 and then refuses until it is
   back at 80% of the limit (``rabbit_fifo``'s overflow hysteresis).
+* **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
+  map: each registered consumer (with a single active consumer only the
+  active one), each unsettled ``basic.get`` message, and each cancelled
+  consumer that still holds unacked messages.
 * **Single active consumer**: the next registered consumer takes over (no
   priority hand-over); declare-ok counts only the active consumer;
   ``basic.get`` is refused; an exclusive consume is allowed.
@@ -51,7 +55,7 @@ RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "overflowing", "delivery_limit")
+    __slots__ = ("dcount", "overflowing", "delivery_limit", "got", "lingering")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -60,6 +64,8 @@ class QuorumQueue(Queue):
         self.dcount: dict[int, int] = {}    # message id -> times returned
         self.overflowing = False
         self.delivery_limit = None
+        self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
+        self.lingering: list = []           # cancelled consumers that may still hold messages
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -82,8 +88,24 @@ class QuorumQueue(Queue):
     # ------------------------------------------------------------ channel-facing rules
 
     def declare_ok_consumers(self) -> int:
-        # with a single active consumer only the active one counts
-        return min(1, len(self.consumers)) if self.sac else len(self.consumers)
+        # rabbit_fifo's consumer map: the registered consumers (with a single active consumer
+        # only the active one: the others wait outside the map), one entry per unsettled
+        # basic.get, and cancelled consumers until their last message is settled or returned
+        cs = self.consumers
+        n = min(1, len(cs)) if self.sac else len(cs)
+        if self.lingering:
+            self.lingering = held = [c for c in self.lingering if c.unacked > 0]
+            # a consumer registered again under its tag on its channel is the same entry
+            live = {(id(c.channel), c.tag) for c in cs}
+            n += sum(1 for c in held if (id(c.channel), c.tag) not in live)
+        return n + len(self.got)
+
+    def remove_consumer(self, c, dispatch: bool = True) -> None:
+        was = c in self.consumers
+        super().remove_consumer(c, dispatch)
+        if was and c.unacked:
+            self.lingering = [x for x in self.lingering if x.unacked > 0]
+            self.lingering.append(c)
 
     def exclusive_consume_refused(self, exclusive: bool) -> bool:
         return self.exclusive_consumer is not None or (exclusive and bool(self.consumers))
@@ -128,17 +150,24 @@ class QuorumQueue(Queue):
         return msg
 
     def _getting(self, msg: Message) -> Message:
-        # basic.get on a quorum queue always carries the count (0 the first time)
+        # basic.get on a quorum queue always carries the count (0 the first time); until it is
+        # settled (at once for a no-ack get) it counts as a consumer
+        self.got.add(msg.id)
         return super()._getting(msg).with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
 
     def _settled_special(self, msg: Message) -> None:
         super()._settled_special(msg)
         if self.dcount:
             self.dcount.pop(msg.id, None)
+        if self.got:
+            self.got.discard(msg.id)
 
     def _returned(self, msgs: list) -> list:
         back, limited = [], []
+        got = self.got
         for m in msgs:
+            if got:
+                got.discard(m.id)
             n = self.dcount[m.id] = self.dcount.get(m.id, 0) + 1
             if self.delivery_limit is not None and n > self.delivery_limit:
                 self._forget(m)
