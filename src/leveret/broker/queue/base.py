@@ -57,6 +57,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     queue_type = "classic"
     RULES: TypeRules        # set by each type
     PERSIST_ALL = False     # a durable queue of this type keeps transient messages too
+    TTL0_GRACE = 0          # ms a delivered TTL-0 message may come back without expiring
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -121,7 +122,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def is_special(self) -> bool:
         return (self.msg_ttl is not None or self.max_len is not None or self.max_bytes is not None
-                or self.max_priority is not None or self.dedup is not None)
+                or self.max_priority is not None or self.dedup is not None or bool(self.exp or self.exp_out))
 
     def set_mode(self, mode) -> None:
         self.mode = mode
@@ -191,13 +192,18 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         ttl_ms = self.ttl_of(msg)
         exp_at = 0
         if ttl_ms is not None:
+            if not self.special:
+                # a queue holding a message with a deadline keeps its bookkeeping on the slow paths
+                self.special = True
             if ttl_ms == 0:
-                # TTL 0: delivered now to a consumer that can take it, or expired at once
+                # TTL 0: delivered now to a consumer that can take it, or expired at once; if it
+                # comes back (requeued) it is past its deadline and expires then
                 if not self.ready and not self.tail and self.consumers:
                     c = self.pick(self.consumers)
                     if c is not None:
                         if self.keeps(msg):
                             self.pos[msg.id] = self.log.append(msg, False)
+                        self.exp_out[msg.id] = now_ms() + self.TTL0_GRACE
                         self._deliver(c, msg)
                         return None
                 if self.dedup is not None:
