@@ -362,6 +362,56 @@ def test_delivery_limit_dead_letters_after_limit_plus_one_deliveries(ch, uniq, c
             p.headers["x-first-death-exchange"]) == ("delivery_limit", q, "")
 
 
+@pytest.mark.parametrize("path,reason", [
+    ("get-nack", "rejected"), ("get-requeue-get-nack", "rejected"), ("consumer-redelivered-reject", "rejected"),
+    ("requeue-then-maxlen", "maxlen"), ("requeue-then-maxlen-with-limit", "maxlen"), ("requeue-then-expired", "expired"),
+])
+def test_quorum_dead_letters_carry_no_delivery_count(conn, ch, uniq, cleanup, path, reason):
+    """A quorum queue dead-letters the message as it keeps it: whatever the reason, and however often
+    it was delivered with x-delivery-count before, the dead-lettered copy has no x-delivery-count (its
+    own headers are kept)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue   # classic: adds no header
+    args = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}
+    if "maxlen" in path:
+        args["x-max-length"] = 1
+    if path.endswith("with-limit"):
+        args["x-delivery-limit"] = 5
+    if path.endswith("expired"):
+        args["x-message-ttl"] = 200
+    q = quorum(ch, cleanup, uniq + ".qq", **args)
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"z": 1, "a": "b"}))
+    assert wait_count(ch, q, 1) == 1
+    if path == "consumer-redelivered-reject":
+        got = []
+        k = conn.channel()
+        k.basic_consume(q, lambda _c, m, p, _b: got.append((m, p)))
+        pump(conn, lambda: got)
+        k.basic_reject(got[0][0].delivery_tag, requeue=True)
+        pump(conn, lambda: len(got) == 2)
+        assert got[1][1].headers["x-delivery-count"] == 1
+        k.basic_reject(got[1][0].delivery_tag, requeue=False)
+    else:
+        m, p, _ = wait_message(ch, q, auto_ack=False)
+        assert p.headers["x-delivery-count"] == 0
+        if path.startswith("get-nack"):
+            ch.basic_nack(m.delivery_tag, requeue=False)
+        else:
+            if path.endswith("expired"):
+                time.sleep(0.3)
+            ch.basic_reject(m.delivery_tag, requeue=True)
+            if path == "get-requeue-get-nack":
+                m, p, _ = wait_message(ch, q, auto_ack=False)
+                assert p.headers["x-delivery-count"] == 1
+                ch.basic_nack(m.delivery_tag, requeue=False)
+            elif "maxlen" in path:
+                assert wait_count(ch, q, 1) == 1
+                publish(ch, q, "n", "o")
+    _, p, body = wait_message(ch, sink)
+    assert (body, p.headers["x-death"][0]["reason"]) == (b"m", reason)
+    assert "x-delivery-count" not in p.headers
+    assert (p.headers["z"], p.headers["a"]) == (1, "b")
+
+
 def test_delivery_limit_without_dlx_drops(ch, uniq, cleanup):
     """Without a dead-letter exchange the message is simply dropped after limit+1 deliveries."""
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 1})

@@ -15,7 +15,8 @@ Everything quorum-specific lives here, as overrides of the common queue:
   delivery mode (``PERSIST_ALL``).
 * **Returns**: each message's returns are counted (``dcount``); a redelivery
   carries ``x-delivery-count``, and ``basic.get`` always does (0 the first
-  time). Past ``x-delivery-limit`` a returned message is dead-lettered with
+  time). The header is only on what is sent: the queue keeps (and requeues,
+  and dead-letters, whatever the reason) the message as published. Past ``x-delivery-limit`` a returned message is dead-lettered with
   reason ``delivery_limit``. Returned messages are served first, in the order
   they came back; an explicit nack/reject/recover without a delivery limit
   puts the message at the back (as a fresh entry of the log).
@@ -55,7 +56,7 @@ RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "overflowing", "delivery_limit", "got", "lingering")
+    __slots__ = ("dcount", "overflowing", "delivery_limit", "got", "lingering", "stored")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -67,6 +68,7 @@ class QuorumQueue(Queue):
         self.delivery_limit = None
         self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
         self.lingering: list = []           # cancelled consumers that may still hold messages
+        self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -147,6 +149,7 @@ class QuorumQueue(Queue):
         if self.dcount:
             n = self.dcount.get(msg.id)
             if n:
+                self.stored[msg.id] = msg
                 msg = msg.with_header("x-delivery-count", "l", n)
         return msg
 
@@ -154,7 +157,15 @@ class QuorumQueue(Queue):
         # basic.get on a quorum queue always carries the count (0 the first time); until it is
         # settled (at once for a no-ack get) it counts as a consumer
         self.got.add(msg.id)
-        return super()._getting(msg).with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
+        msg = super()._getting(msg)
+        self.stored[msg.id] = msg
+        return msg.with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
+
+    def drop(self, msg: Message) -> None:
+        # what is dead-lettered is the message as the queue keeps it (no x-delivery-count)
+        if self.stored:
+            msg = self.stored.pop(msg.id, msg)
+        super().drop(msg)
 
     def _settled_special(self, msg: Message) -> None:
         super()._settled_special(msg)
@@ -162,17 +173,21 @@ class QuorumQueue(Queue):
             self.dcount.pop(msg.id, None)
         if self.got:
             self.got.discard(msg.id)
+        if self.stored:
+            self.stored.pop(msg.id, None)
 
     def _returned(self, msgs: list) -> list:
         back, limited = [], []
-        got = self.got
+        got, stored = self.got, self.stored
         for m in msgs:
             if got:
                 got.discard(m.id)
+            if stored:
+                m = stored.pop(m.id, m)     # back as the queue keeps it
             n = self.dcount[m.id] = self.dcount.get(m.id, 0) + 1
             if self.delivery_limit is not None and n > self.delivery_limit:
                 self._forget(m)
-                limited.append(m.without_header("x-delivery-count"))
+                limited.append(m)
             else:
                 back.append(m)
         keep = super()._returned(back)
@@ -207,6 +222,11 @@ class QuorumQueue(Queue):
             ready.insert(k, m)
             k += 1
         return True
+
+    def compact(self, unacked) -> int:
+        # the log keeps messages as published, not the copies sent with x-delivery-count
+        stored = self.stored
+        return super().compact([stored.get(m.id, m) for m in unacked] if stored else unacked)
 
     def _renumber(self, old: int, new: int) -> None:
         """A message re-enters the queue under a new id (requeue to the back)."""
