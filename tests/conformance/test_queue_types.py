@@ -762,3 +762,20 @@ def test_quorum_sac_consumer_count_with_cancelled_active(connect, ch, uniq, clea
     assert wait_consumers(ch, q, 2) == 2
     a.basic_ack(ga[0])
     assert wait_consumers(ch, q, 1) == 1
+
+
+# --------------------------------------------------------------------------- quorum: exclusive consume
+
+@pytest.mark.parametrize("first,second", [(False, True), (True, False), (True, True)],
+                         ids=["then-exclusive", "exclusive-then-plain", "both-exclusive"])
+def test_quorum_ignores_exclusive_on_consume(conn, ch, uniq, cleanup, first, second):
+    """A quorum queue ignores basic.consume's exclusive flag: an exclusive consume beside other
+    consumers is accepted, other consumers can join an exclusive one, and they share the messages."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    got = []
+    conn.channel().basic_consume(q, lambda _c, _m, _p, b: got.append(("A", b)), auto_ack=True, exclusive=first)
+    conn.channel().basic_consume(q, lambda _c, _m, _p, b: got.append(("B", b)), auto_ack=True, exclusive=second)
+    publish(ch, q, *"0123")
+    pump(conn, lambda: len(got) == 4)
+    assert sorted(got, key=lambda g: g[1]) == [("A", b"0"), ("B", b"1"), ("A", b"2"), ("B", b"3")]
+    assert ch.queue_declare(q, passive=True).method.consumer_count == 2

@@ -348,6 +348,22 @@ def test_quorum_sac_allows_exclusive_consume(conn, ch, uniq, cleanup):
     assert rec.take() == [("X", "0", False)]
 
 
+def test_quorum_sac_exclusive_consumer_waits_its_turn(conn, ch, uniq, cleanup):
+    """The exclusive flag means nothing to a quorum queue: an exclusive consume beside the active
+    consumer is accepted and waits like any other; it takes over when the active one goes."""
+    q = sac_queue(ch, uniq, cleanup, "quorum")
+    rec = Deliveries(conn)
+    a, tag_a = consume(conn, rec, q, "A", auto_ack=True)
+    consume(conn, rec, q, "X", auto_ack=True, exclusive=True)
+    publish(ch, q, "0")
+    rec.wait(1)
+    assert rec.take() == [("A", "0", False)]
+    a.basic_cancel(tag_a)
+    publish(ch, q, "1")
+    rec.wait(1)
+    assert rec.take() == [("X", "1", False)]
+
+
 def test_classic_sac_basic_get_allowed(conn, ch, uniq, cleanup):
     """basic.get works on a classic SAC queue, even beside an active consumer."""
     q = sac_queue(ch, uniq, cleanup, "classic")

@@ -28,7 +28,9 @@ Everything quorum-specific lives here, as overrides of the common queue:
   consumer that still holds unacked messages.
 * **Single active consumer**: the next registered consumer takes over (no
   priority hand-over); declare-ok counts only the active consumer;
-  ``basic.get`` is refused; an exclusive consume is allowed.
+  ``basic.get`` is refused.
+* **Exclusive consume**: the flag is ignored (never refused, and an
+  exclusive consumer shares the queue like any other).
 * **queue.delete** with ``if-unused`` or ``if-empty`` closes the connection
   with 540 NOT_IMPLEMENTED (whatever the queue holds).
 """
@@ -111,7 +113,8 @@ class QuorumQueue(Queue):
             self.lingering.append(c)
 
     def exclusive_consume_refused(self, exclusive: bool) -> bool:
-        return self.exclusive_consumer is not None or (exclusive and bool(self.consumers))
+        # rabbit_quorum_queue:consume/3 reads the exclusive flag for its metrics only
+        return False
 
     def check_get(self) -> None:
         if self.sac:
