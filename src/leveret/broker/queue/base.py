@@ -208,7 +208,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
                         return None
                 if self.dedup is not None:
                     self.dedup.left_queue(msg)
-                self.dead_letter([msg], "expired")
+                if not (self.limited and self.dropped_on_entry(msg)):
+                    self.dead_letter([msg], "expired")
                 return None
             exp_at = now_ms() + ttl_ms
         if self.pages and self._head_full():
