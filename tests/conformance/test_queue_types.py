@@ -652,6 +652,79 @@ def test_quorum_reject_publish_dlx_acts_as_drop_head(conn, ch, uniq, cleanup):
     assert drain(ch, q) == [("c", False, 0)]
 
 
+def test_quorum_limits_count_ready_messages_only(conn, ch, uniq, cleanup):
+    """A quorum queue's limits count ready messages: an unacked message does not count, so with
+    one out the queue still fills to max + 1 ready messages before refusing."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    assert wait_message(ch, q, auto_ack=False)[2] == b"a"
+    assert [published(pub, q, b) for b in "cde"] == [True, True, False]
+    assert wait_count(ch, q, 3) == 3
+
+
+@pytest.mark.parametrize("how", ["reject", "nack"])
+def test_quorum_drop_head_trims_right_after_a_requeue(conn, ch, uniq, cleanup, how):
+    """drop-head: a requeue that takes the queue over the limit drops from the head at once (here an
+    explicit requeue without a delivery limit puts the message at the back, so a newer one goes)."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    m = wait_message(ch, q, auto_ack=False)[0]
+    assert [published(pub, q, b) for b in "cde"] == [True] * 3
+    assert wait_count(ch, q, 2) == 2
+    if how == "reject":
+        ch.basic_reject(m.delivery_tag, requeue=True)
+    else:
+        ch.basic_nack(m.delivery_tag, requeue=True)
+    time.sleep(0.1)
+    assert drain(ch, q) == [("e", False, 0), ("a", True, 1)]
+
+
+def test_quorum_reject_publish_stops_publishers_when_a_requeue_goes_over(conn, ch, uniq, cleanup):
+    """reject-publish: the queue tells its publishing channels to stop as soon as anything takes it
+    over the limit, a requeue too, and they stay stopped until it is back at 80%. Each channel has
+    its own status: a channel whose first publish comes while the queue is not over is accepted."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    m = wait_message(ch, q, auto_ack=False)[0]
+    assert published(pub, q, "c")
+    ch.basic_reject(m.delivery_tag, requeue=True)            # 3 ready: over the limit
+    assert wait_count(ch, q, 3) == 3
+    assert wait_message(ch, q)[2] == b"b"                      # 2 ready: at the limit, not below 80%
+    time.sleep(0.05)
+    assert published(pub, q, "d") is False
+    fresh = conn.channel()
+    fresh.confirm_delivery()
+    assert published(fresh, q, "e") is True
+    assert published(fresh, q, "f") is False
+    assert wait_count(ch, q, 3) == 3
+
+
+def test_quorum_reject_publish_never_refuses_dead_letters(conn, ch, uniq, cleanup):
+    """Dead-lettered messages reach a full reject-publish quorum queue all the same (the dead-letter
+    publish is untracked), and they stop its publishers."""
+    target = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    src = ch.queue_declare(uniq + ".src", exclusive=True,
+                           arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}).method.queue
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, target, "t0")
+    publish(ch, src, *"0123")
+    assert wait_count(ch, src, 4) == 4
+    for _ in range(4):
+        m = wait_message(ch, src, auto_ack=False)[0]
+        ch.basic_reject(m.delivery_tag, requeue=False)
+    assert wait_count(ch, target, 5) == 5
+    time.sleep(0.05)
+    assert published(pub, target, "t1") is False
+    assert [b for b, _, _ in drain(ch, target)] == ["t0", "0", "1", "2", "3"]
+
+
 def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     """x-overflow=drop-head (the default) on a quorum queue keeps exactly x-max-length messages."""
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})

@@ -243,7 +243,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         for q in queues:
             if q.deleted:
                 continue
-            if q.enqueue(msg):
+            if q.enqueue(msg, self):
                 refused = True
             elif q.tail or len(q.ready) > backlog:
                 self.flow_control.backlog_seen(self.conn, q)    # publisher flow control

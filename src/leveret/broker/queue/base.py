@@ -161,10 +161,12 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def message_count(self) -> int:
         return len(self.ready) + self.tail
 
-    def enqueue(self, msg: Message):
-        """Add a routed message. Returns True if the queue refused it (reject-publish)."""
+    def enqueue(self, msg: Message, by=None):
+        """Add a routed message. ``by``: the publishing channel (None for the broker's own
+        enqueues: dead-letters, delayed messages). Returns True if the queue refused it
+        (reject-publish)."""
         if self.special or msg.flags & 0x0100:      # 0x0100: an expiration property
-            return self._enqueue_special(msg)
+            return self._enqueue_special(msg, by)
         # hot path: _enqueue_special for a plain queue and a message without a TTL
         if self.tail or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes:
             if self.store is not None and self.store.pages:
@@ -183,9 +185,9 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.ready_bytes += msg.size
         return None
 
-    def _enqueue_special(self, msg: Message):
+    def _enqueue_special(self, msg: Message, by=None):
         """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
-        if self.refuses(msg):
+        if self.refuses(msg, by):
             return True
         if self.dedup is not None and self.dedup.duplicate(msg):
             return True         # refused: the publisher gets a nack (plugin: {true, reject})

@@ -12,8 +12,9 @@ As RabbitMQ's classic queue (``rabbit_amqqueue_process``): the limits count
   publisher gets a ``basic.nack`` in confirm mode); ``reject-publish-dlx``
   also dead-letters the refused message.
 
-Quorum queues count differently (they fill to max + 1 and refuse until back
-at 80%): :meth:`QuorumQueue.would_overflow
+Quorum queues count differently (each publishing channel is refused once the
+queue went over a limit, until it is back at 80%; dead-letters are never
+refused): :meth:`QuorumQueue.would_overflow
 <leveret.broker.queue.quorum.QuorumQueue.would_overflow>` overrides
 :meth:`LengthLimits.would_overflow`.
 """
@@ -37,15 +38,16 @@ class LengthLimits:
     def limited(self) -> bool:
         return self.max_len is not None or self.max_bytes is not None
 
-    def would_overflow(self, msg: Message) -> bool:
-        """Would ``msg`` take the queue over a limit (reject-publish modes)?"""
+    def would_overflow(self, msg: Message, by=None) -> bool:
+        """Would ``msg`` take the queue over a limit (reject-publish modes)? ``by``: the
+        publishing channel (a classic queue does not care who publishes)."""
         ml, mb = self.max_len, self.max_bytes
         return ((ml is not None and self.message_count + 1 > ml)
                 or (mb is not None and self.ready_bytes + self.tail_bytes + msg.size > mb))
 
-    def refuses(self, msg: Message) -> bool:
+    def refuses(self, msg: Message, by=None) -> bool:
         """reject-publish(-dlx): is ``msg`` refused? (dead-lettered first with ``-dlx``)"""
-        if self.overflow != "drop-head" and self.would_overflow(msg):
+        if self.overflow != "drop-head" and self.would_overflow(msg, by):
             if self.overflow == "reject-publish-dlx":
                 self.dead_letter([msg], "maxlen")
             return True

@@ -20,8 +20,14 @@ Everything quorum-specific lives here, as overrides of the common queue:
   reason ``delivery_limit``. Returned messages are served first, in the order
   they came back; an explicit nack/reject/recover without a delivery limit
   puts the message at the back (as a fresh entry of the log).
-* **Length limits**: the queue fills to max + 1 and then refuses until it is
-  back at 80% of the limit (``rabbit_fifo``'s overflow hysteresis).
+* **Length limits** count ready messages (``rabbit_fifo``'s
+  ``is_over_limit``) and are evaluated after everything that adds to them,
+  a requeue too: ``drop-head`` trims at once; ``reject-publish`` tells every
+  publishing channel to stop as soon as the queue is over a limit (so a queue
+  fills to max + 1), and to go on once it is back at 80% of it. Each channel
+  has its own status: one that first publishes here is refused only if the
+  queue is over a limit at that moment. Dead-letters and delayed messages are
+  untracked enqueues, never refused.
 * **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
   map: each registered consumer (with a single active consumer only the
   active one), each unsettled ``basic.get`` message, and each cancelled
@@ -58,7 +64,7 @@ RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "overflowing", "delivery_limit", "got", "lingering", "stored")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "stored")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -66,7 +72,7 @@ class QuorumQueue(Queue):
 
     def __init__(self, *args, **kwargs):
         self.dcount: dict[int, int] = {}    # message id -> times returned
-        self.overflowing = False
+        self.enqueuers: dict = {}           # publishing channel -> refused (reject-publish)
         self.delivery_limit = None
         self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
         self.lingering: list = []           # cancelled consumers that may still hold messages
@@ -132,18 +138,52 @@ class QuorumQueue(Queue):
 
     # ------------------------------------------------------------ overflow
 
-    def would_overflow(self, msg: Message) -> bool:
+    def over_limit(self) -> bool:
+        """rabbit_fifo's ``is_over_limit``: more ready messages (bytes) than the limit."""
         ml, mb = self.max_len, self.max_bytes
-        n, b = self.message_count, self.ready_bytes + self.tail_bytes
-        if self.overflowing:
-            if (ml is None or n <= int(ml * RELEASE_AT)) and (mb is None or b <= int(mb * RELEASE_AT)):
-                self.overflowing = False
-            else:
-                return True
-        over = (ml is not None and n > ml) or (mb is not None and b > mb)
-        if over:
-            self.overflowing = True
-        return over
+        return ((ml is not None and self.message_count > ml)
+                or (mb is not None and self.ready_bytes + self.tail_bytes > mb))
+
+    def below_soft_limit(self) -> bool:
+        """rabbit_fifo's ``is_below_soft_limit``: at most 80% of each limit."""
+        ml, mb = self.max_len, self.max_bytes
+        if ml is None and mb is None:
+            return False
+        return ((ml is None or self.message_count <= int(ml * RELEASE_AT))
+                and (mb is None or self.ready_bytes + self.tail_bytes <= int(mb * RELEASE_AT)))
+
+    def would_overflow(self, msg: Message, by=None) -> bool:
+        # reject-publish: each publishing channel is an enqueuer with its own status. Its first
+        # publish here registers it, refused if the queue is over a limit then; later it is
+        # refused from the moment the queue went over a limit (whoever put it there) until the
+        # queue is back at 80%. The broker's own enqueues (dead-letters, delayed messages) are
+        # untracked, never refused.
+        if by is None:
+            return False
+        refusing = self.enqueuers.get(by)
+        if refusing is None:
+            refusing = self.enqueuers[by] = self.over_limit()
+        return refusing
+
+    def _grow(self) -> None:
+        """The ready count is about to grow (enqueue, requeue). Decreases come one at a time
+        between these points, so a dip to 80% since the last one shows now: the enqueuers
+        were told to go on then."""
+        if self.enqueuers and self.below_soft_limit():
+            for by in self.enqueuers:
+                self.enqueuers[by] = False
+
+    def _grown(self) -> None:
+        """The ready count grew: over a limit, every enqueuer is told to stop (reject-publish)."""
+        if self.enqueuers and self.overflow == "reject-publish" and self.over_limit():
+            self.enqueuers = {by: True for by in self.enqueuers if not by.closed}
+
+    def _enqueue_special(self, msg: Message, by=None):
+        self._grow()
+        refused = super()._enqueue_special(msg, by)
+        if not refused:
+            self._grown()
+        return refused
 
     # ------------------------------------------------------------ return counts
 
@@ -199,6 +239,14 @@ class QuorumQueue(Queue):
         return keep
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
+        # rabbit_fifo evaluates its limits after every command: a requeue over a limit drops
+        # from the head (drop-head) or stops the enqueuers (reject-publish) at once
+        self._grow()
+        self._put_back_in_order(msgs, explicit)
+        self._grown()
+        return True
+
+    def _put_back_in_order(self, msgs: list, explicit: bool) -> None:
         red = self.redelivered
         if explicit and self.delivery_limit is None:
             # to the back, as a fresh entry (a new id keeps id order = queue order)
@@ -211,7 +259,7 @@ class QuorumQueue(Queue):
                 red.add(m.id)
                 self.ready.append(m)
                 self.ready_bytes += m.size
-            return False
+            return
         # rabbit_fifo serves returned messages first, in the order they came back
         ready = self.ready
         k = 0
@@ -224,7 +272,6 @@ class QuorumQueue(Queue):
             self.ready_bytes += m.size
             ready.insert(k, m)
             k += 1
-        return True
 
     def compact(self, unacked) -> int:
         # the log keeps messages as published, not the copies sent with x-delivery-count
