@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from broker_harness import FakeChannel, consumer, make_broker, queue
-from leveret.broker.queue.consumers import BY_PRIORITY, ROUND_ROBIN, SINGLE_ACTIVE, mode_for
+from broker_harness import FakeChannel, consumer, make_broker, message, queue
+from leveret.broker.queue.consumers import BY_PRIORITY, ROUND_ROBIN, SAC_WAITING, SINGLE_ACTIVE, mode_for
 
 
 def cons(*specs):
@@ -75,3 +75,34 @@ def test_a_queue_switches_to_priorities_with_the_first_prioritised_consumer():
     q2 = queue(b, "sac", arguments={"x-single-active-consumer": True})
     consumer(q2, "x", priority=2)
     assert q2.mode is SINGLE_ACTIVE
+
+
+def test_classic_sac_cancel_leaves_the_successor_unserved_until_a_requeue():
+    """RabbitMQ 3.10 classic: a basic.cancel of the active consumer hands over without serving the
+    new active consumer; a requeue serves it, the requeued (older) message first."""
+    b = make_broker()
+    q = queue(b, "sac", arguments={"x-single-active-consumer": True})
+    ch_a, ch_b = FakeChannel("a"), FakeChannel("b")
+    a = consumer(q, "a", ch_a, prefetch=1)
+    consumer(q, "b", ch_b)
+    for i in range(3):
+        q.enqueue(message(b, b"%d" % i))
+    (_, held, _), = ch_a.delivered
+    q.remove_consumer(a)                    # basic.cancel
+    assert q.mode is SAC_WAITING and q.special and ch_b.delivered == []
+    a.unacked -= 1
+    q.requeue([held], True)
+    assert q.mode is SINGLE_ACTIVE and not q.special
+    assert [(m.body, red) for _, m, red in ch_b.delivered] == [(b"0", True), (b"1", False), (b"2", False)]
+
+
+def test_classic_sac_cancel_with_an_empty_queue_serves_new_messages():
+    b = make_broker()
+    q = queue(b, "sac", arguments={"x-single-active-consumer": True})
+    ch_b = FakeChannel("b")
+    a = consumer(q, "a", FakeChannel("a"), no_ack=True)
+    consumer(q, "b", ch_b)
+    q.remove_consumer(a)
+    assert q.mode is SINGLE_ACTIVE          # nothing waits: nothing to hold back
+    q.enqueue(message(b, b"x"))
+    assert [m.body for _, m, _ in ch_b.delivered] == [b"x"]

@@ -39,7 +39,7 @@ from ..dedup import DedupCache
 from ..message import Message
 from . import expires, limits, paging, ttl
 from .arguments import TypeRules, effective_settings
-from .consumers import BY_PRIORITY, ROUND_ROBIN, SINGLE_ACTIVE, Consumer, mode_for
+from .consumers import BY_PRIORITY, ROUND_ROBIN, Consumer, mode_for
 from .expires import QueueExpiry
 from .limits import LengthLimits
 from .paging import QueueLogging
@@ -154,6 +154,13 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def sac_successor(self) -> None:
         """The single active consumer went: reorder ``consumers`` so the successor is first."""
+
+    def sac_handed_over(self, was_active: bool, cancelled: bool) -> None:
+        """A consumer of a single-active-consumer queue went (``cancelled``: by basic.cancel; else
+        its channel is going, which dispatches once its messages are back). The active consumer
+        (a new one if ``was_active``) is served at once."""
+        if cancelled:
+            self.dispatch()
 
     # ------------------------------------------------------------ messages in
 
@@ -431,7 +438,9 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.dispatch()
 
     def remove_consumer(self, c: Consumer, dispatch: bool = True) -> None:
-        was_active = self.mode is SINGLE_ACTIVE and self.consumers and self.consumers[0] is c
+        """``c`` goes: a basic.cancel (``dispatch``), or its channel is going (which requeues its
+        messages and dispatches afterwards)."""
+        was_active = self.sac and self.consumers and self.consumers[0] is c
         try:
             self.consumers.remove(c)
         except ValueError:
@@ -444,8 +453,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if self.flow_held:
                 self.flow.release(self)     # nobody drains it any more: do not hold publishers
             self._unconsumed()
-        elif self.sac and dispatch:
-            self.dispatch()                 # the next consumer becomes the active one
+        elif self.sac:
+            self.sac_handed_over(was_active, dispatch)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"

@@ -19,7 +19,8 @@ of functions (``pick``, ``insert``):
 * :data:`SINGLE_ACTIVE` -- ``x-single-active-consumer``: only the first
   registered consumer receives; the others wait their turn. Who takes over
   when the active one goes is the queue type's rule
-  (:meth:`~leveret.broker.queue.base.Queue.sac_successor`).
+  (:meth:`~leveret.broker.queue.base.Queue.sac_successor`), and so is when
+  the new one is first served (:data:`SAC_WAITING` until then).
 """
 from __future__ import annotations
 
@@ -116,9 +117,16 @@ def _pick_single_active(cs: deque) -> Consumer | None:
     return c if c is not None and c.can_take() else None
 
 
+def _pick_nobody(cs: deque) -> Consumer | None:
+    return None
+
+
 ROUND_ROBIN = DispatchMode("round-robin", _pick_round_robin, _append)
 BY_PRIORITY = DispatchMode("consumer-priority", _pick_by_priority, _insert_by_priority)
 SINGLE_ACTIVE = DispatchMode("single-active", _pick_single_active, _append)
+# a single active consumer that took over but is not served yet (RabbitMQ 3.10 classic queues
+# after a basic.cancel of the active consumer: see ClassicQueue.sac_handed_over)
+SAC_WAITING = DispatchMode("single-active-not-served", _pick_nobody, _append)
 
 
 def mode_for(sac: bool, consumers) -> DispatchMode:
