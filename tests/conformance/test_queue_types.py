@@ -683,6 +683,35 @@ def test_quorum_drop_head_trims_right_after_a_requeue(conn, ch, uniq, cleanup, h
     assert drain(ch, q) == [("e", False, 0), ("a", True, 1)]
 
 
+def test_quorum_returned_messages_go_to_consumers_before_the_limit_trims(connect, conn, ch, uniq, cleanup):
+    """When several messages come back at once (their channel closed), a quorum queue first serves the
+    consumers that can take them, then drops from the head what is still over the limit
+    (rabbit_fifo: checkout, then evaluate_limit). A classic queue would trim first."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    other = connect()
+    x = other.channel()
+    held = []
+    x.basic_consume(q, lambda _c, m, _p, b: held.append(b))
+    pub = conn.channel()
+    pub.confirm_delivery()
+    for b in "012":
+        assert published(pub, q, b)
+        pump(other, lambda: len(held) == int(b) + 1)
+    assert held == [b"0", b"1", b"2"]
+    got = []
+    y = conn.channel()
+    y.basic_qos(prefetch_count=1)
+    y.basic_consume(q, lambda _c, m, p, b: got.append((b, m.redelivered, p.headers)))
+    other.close()
+    pump(conn, lambda: got)
+    assert got == [(b"0", True, {"x-delivery-count": 1})]
+    _, p, body = wait_message(ch, sink)
+    assert (body, p.headers["x-death"][0]["reason"]) == (b"1", "maxlen")
+    assert [b for b, _, _ in drain(ch, q)] == ["2"]
+
+
 def test_quorum_reject_publish_stops_publishers_when_a_requeue_goes_over(conn, ch, uniq, cleanup):
     """reject-publish: the queue tells its publishing channels to stop as soon as anything takes it
     over the limit, a requeue too, and they stay stopped until it is back at 80%. Each channel has

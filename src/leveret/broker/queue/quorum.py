@@ -22,7 +22,7 @@ Everything quorum-specific lives here, as overrides of the common queue:
   puts the message at the back (as a fresh entry of the log).
 * **Length limits** count ready messages (``rabbit_fifo``'s
   ``is_over_limit``) and are evaluated after everything that adds to them,
-  a requeue too: ``drop-head`` trims at once; ``reject-publish`` tells every
+  a requeue too, once the consumers that can take messages were served: ``drop-head`` trims at once; ``reject-publish`` tells every
   publishing channel to stop as soon as the queue is over a limit (so a queue
   fills to max + 1), and to go on once it is back at 80% of it. Each channel
   has its own status: one that first publishes here is refused only if the
@@ -239,10 +239,12 @@ class QuorumQueue(Queue):
         return keep
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
-        # rabbit_fifo evaluates its limits after every command: a requeue over a limit drops
-        # from the head (drop-head) or stops the enqueuers (reject-publish) at once
+        # rabbit_fifo evaluates its limits after every command, once the consumers were served
+        # (checkout, then evaluate_limit): the returned messages go out first, then a queue over
+        # a limit drops from the head (drop-head) or stops the enqueuers (reject-publish)
         self._grow()
         self._put_back_in_order(msgs, explicit)
+        self.dispatch()
         self._grown()
         return True
 
