@@ -57,7 +57,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     queue_type = "classic"
     RULES: TypeRules        # set by each type
     PERSIST_ALL = False     # a durable queue of this type keeps transient messages too
-    TTL0_GRACE = 0          # ms a delivered TTL-0 message may come back without expiring
+    TTL0_GRACE = 0          # ms a TTL-0 message lives (0: it is delivered at once or expires)
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -204,7 +204,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if not self.special:
                 # a queue holding a message with a deadline keeps its bookkeeping on the slow paths
                 self.special = True
-            if ttl_ms == 0:
+            if ttl_ms == 0 and not self.TTL0_GRACE:
                 # TTL 0: delivered now to a consumer that can take it, or expired at once; if it
                 # comes back (requeued) it is past its deadline and expires then
                 if not self.ready and not self.tail and self.consumers:
@@ -212,7 +212,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
                     if c is not None:
                         if self.keeps(msg):
                             self.pos[msg.id] = self.log.append(msg, False)
-                        self.exp_out[msg.id] = now_ms() + self.TTL0_GRACE
+                        self.exp_out[msg.id] = now_ms()
                         self._deliver(c, msg)
                         return None
                 if self.dedup is not None:
@@ -220,7 +220,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
                 if not (self.limited and self.dropped_on_entry(msg)):
                     self.dead_letter([msg], "expired")
                 return None
-            exp_at = now_ms() + ttl_ms
+            exp_at = now_ms() + (ttl_ms or self.TTL0_GRACE)
         if self.pages and self._head_full():
             self._page_out(msg, exp_at)
             if exp_at and self.exp_timer is None:

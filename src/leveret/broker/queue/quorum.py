@@ -68,7 +68,7 @@ class QuorumQueue(Queue):
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
-    TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message expires unless taken in the same ms
+    TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
         self.dcount: dict[int, int] = {}    # message id -> times returned

@@ -11,8 +11,11 @@ As RabbitMQ (``rabbit_amqqueue_process``, ``rabbit_basic``):
 * A delivered message keeps its deadline: if it is requeued after that, it
   expires when it comes back. A delivered TTL-0 message is past its deadline
   as soon as it is out, so any requeue (reject, nack, recover, its channel
-  closing) expires it; a quorum queue's deadline is the enqueue millisecond +
-  1 (``rabbit_fifo``), so only a requeue in that same millisecond keeps it.
+  closing) expires it.
+* A quorum queue has no TTL-0 special case (``rabbit_fifo``): the deadline
+  is the enqueue millisecond + 1, so a TTL-0 message nobody takes stays in
+  the queue until then (a passive declare may count it) and a requeue within
+  that millisecond keeps it.
 * A plain queue that receives a message with an ``expiration`` becomes
   ``special``: its deliveries, settlements and requeues then keep the
   deadlines' bookkeeping.
