@@ -106,3 +106,24 @@ def test_classic_sac_cancel_with_an_empty_queue_serves_new_messages():
     assert q.mode is SINGLE_ACTIVE          # nothing waits: nothing to hold back
     q.enqueue(message(b, b"x"))
     assert [m.body for _, m, _ in ch_b.delivered] == [b"x"]
+
+
+def test_round_robin_parks_a_full_consumer_until_it_has_room():
+    """A consumer whose window is full when its turn comes leaves the rotation; unparked (one of its
+    messages settled) it comes back at the end."""
+    b = make_broker()
+    q = queue(b)
+    chans = [FakeChannel(n) for n in "abc"]
+    a, bb, c = (consumer(q, n, ch, prefetch=p) for n, ch, p in zip("abc", chans, (1, 1, 0)))
+    for i in range(4):
+        q.enqueue(message(b, b"%d" % i))
+    order = [(tag, m.body) for ch in chans for tag, m, _ in ch.delivered]
+    assert sorted(order, key=lambda x: x[1]) == [("a", b"0"), ("b", b"1"), ("c", b"2"), ("c", b"3")]
+    assert a.parked and bb.parked and not c.parked
+    a.unacked -= 1
+    q.unpark(a)
+    assert [x.tag for x in q.consumers][-1] == "a" and not a.parked
+    for i in range(4, 6):
+        q.enqueue(message(b, b"%d" % i))
+    assert [m.body for _, m, _ in chans[2].delivered][-1] == b"4"
+    assert [m.body for _, m, _ in chans[0].delivered][-1] == b"5"

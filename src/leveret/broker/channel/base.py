@@ -317,6 +317,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 k, (msg, q, c) = popitem(last=False)
                 if c is not None:
                     c.unacked -= 1
+                    if c.parked:
+                        q.unpark(c)
                 q.ack(msg)
                 n += 1
                 if q not in queues:
@@ -347,6 +349,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         for _, (_msg, q, c) in items:
             if c is not None:
                 c.unacked -= 1
+                if c.parked:
+                    q.unpark(c)             # back into the queue's rotation
             queues.add(q)
         self.unacked_count -= len(items)
         return queues

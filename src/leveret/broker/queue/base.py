@@ -437,6 +437,19 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self._consumed()
         self.dispatch()
 
+    def unpark(self, c: Consumer) -> None:
+        """``c``'s prefetch window has room again (one of its messages was settled): if it was out
+        of the rotation, it comes back at the end of it (of its priority level)."""
+        c.parked = False
+        if self.sac:
+            return
+        cs = self.consumers
+        try:
+            cs.remove(c)
+        except ValueError:
+            return
+        self.mode.insert(cs, c)
+
     def remove_consumer(self, c: Consumer, dispatch: bool = True) -> None:
         """``c`` goes: a basic.cancel (``dispatch``), or its channel is going (which requeues its
         messages and dispatches afterwards)."""

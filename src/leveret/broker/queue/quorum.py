@@ -35,6 +35,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Single active consumer**: the next registered consumer takes over (no
   priority hand-over); declare-ok counts only the active consumer;
   ``basic.get`` is refused.
+* **Consumer credit**: a consumer without a prefetch count has 2000 (the
+  credit ``rabbit_quorum_queue`` gives it); a consumer whose credit is spent
+  leaves the rotation at once and comes back at its end when a message of
+  its is settled (``rabbit_fifo``'s service queue).
 * **Exclusive consume**: the flag is ignored (never refused, and an
   exclusive consumer shares the queue like any other).
 * **queue.delete** with ``if-unused`` or ``if-empty`` closes the connection
@@ -61,6 +65,7 @@ QUORUM = TypeRules("quorum", (
     "x-message-ttl", "x-queue-leader-locator",
 ), policy_wins=("expires", "overflow"))
 RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 80% of the limit
+UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch count gets this credit
 
 
 class QuorumQueue(Queue):
@@ -187,8 +192,15 @@ class QuorumQueue(Queue):
 
     # ------------------------------------------------------------ return counts
 
+    def add_consumer(self, c) -> None:
+        if not c.prefetch and not c.no_ack:
+            c.prefetch = UNLIMITED_CREDIT
+        super().add_consumer(c)
+
     def _delivering(self, c, msg: Message) -> Message:
         msg = super()._delivering(c, msg)
+        if c.prefetch and not c.no_ack and c.unacked + 1 >= c.prefetch:
+            c.parked = True     # out of rabbit_fifo's service queue once its credit is spent
         if self.dcount:
             n = self.dcount.get(msg.id)
             if n:
