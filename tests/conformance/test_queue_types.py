@@ -881,3 +881,36 @@ def test_quorum_ignores_exclusive_on_consume(conn, ch, uniq, cleanup, first, sec
     pump(conn, lambda: len(got) == 4)
     assert sorted(got, key=lambda g: g[1]) == [("A", b"0"), ("B", b"1"), ("A", b"2"), ("B", b"3")]
     assert ch.queue_declare(q, passive=True).method.consumer_count == 2
+
+
+# --------------------------------------------------------------------------- quorum: global qos
+
+@pytest.mark.parametrize("no_ack", [False, True])
+def test_quorum_consume_with_global_qos_not_implemented(rawc, ch, uniq, cleanup, no_ack):
+    """basic.consume on a quorum queue from a channel with an active global prefetch limit closes the
+    connection: 540 NOT_IMPLEMENTED (class 60, method 20)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Qos(prefetch_count=5, global_=True))
+    c.expect(C.Basic.QosOk, 1)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="t", no_ack=no_ack))
+    close = c.expect(C.Connection.Close, 0)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        540, f"NOT_IMPLEMENTED - queue '{q}' in vhost '/' does not support global qos", 60, 20)
+
+
+@pytest.mark.parametrize("order", ["qos-0-then-consume", "consume-then-qos"])
+def test_quorum_consume_global_qos_allowed_cases(rawc, ch, uniq, cleanup, order):
+    """A global qos of 0 (no limit) does not count, and a global qos set after the consume is accepted."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    c = rawc()
+    c.open_channel(1)
+    steps = [("qos", 0), ("consume", None)] if order.startswith("qos") else [("consume", None), ("qos", 5)]
+    for step, n in steps:
+        if step == "qos":
+            c.send_method(1, C.Basic.Qos(prefetch_count=n, global_=True))
+            c.expect(C.Basic.QosOk, 1)
+        else:
+            c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="t"))
+            c.expect(C.Basic.ConsumeOk, 1)

@@ -453,6 +453,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if q.exclusive_consume_refused(m.exclusive):
             raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
         prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
+        q.check_consume(self)
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
         self.consumers[tag] = c
         if not m.nowait:

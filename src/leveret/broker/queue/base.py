@@ -145,6 +145,9 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def check_get(self) -> None:
         """Raise if basic.get is not allowed on this queue."""
 
+    def check_consume(self, channel) -> None:
+        """Raise if ``channel`` may not consume from this queue (after the argument checks)."""
+
     def check_delete(self, if_unused: bool, if_empty: bool) -> None:
         """Raise if queue.delete with these flags is refused (classic: 406 in use / not empty)."""
         if if_unused and self.consumers:

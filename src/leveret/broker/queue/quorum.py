@@ -39,6 +39,9 @@ Everything quorum-specific lives here, as overrides of the common queue:
   credit ``rabbit_quorum_queue`` gives it); a consumer whose credit is spent
   leaves the rotation at once and comes back at its end when a message of
   its is settled (``rabbit_fifo``'s service queue).
+* **Global QoS**: ``basic.consume`` from a channel with a global prefetch
+  limit (``basic.qos`` global, count > 0) closes the connection with 540
+  NOT_IMPLEMENTED.
 * **Exclusive consume**: the flag is ignored (never refused, and an
   exclusive consumer shares the queue like any other).
 * **queue.delete** with ``if-unused`` or ``if-empty`` closes the connection
@@ -126,6 +129,12 @@ class QuorumQueue(Queue):
     def exclusive_consume_refused(self, exclusive: bool) -> bool:
         # rabbit_quorum_queue:consume/3 reads the exclusive flag for its metrics only
         return False
+
+    def check_consume(self, channel) -> None:
+        # rabbit_quorum_queue:consume/3 refuses a channel whose global prefetch limit is active
+        if channel.global_prefetch:
+            raise not_implemented(f"queue '{self.name}' in vhost '{self.vhost.name}' does not support "
+                                  "global qos", 60, 20)
 
     def check_get(self) -> None:
         if self.sac:
