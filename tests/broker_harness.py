@@ -53,6 +53,7 @@ class FakeChannel:
     def __init__(self, name: str = "ch"):
         self.name = name
         self.deliverable = True
+        self.closed = False
         self.global_prefetch = 0
         self.unacked_count = 0
         self.delivered: list = []           # (consumer tag, message, redelivered)

@@ -671,6 +671,83 @@ def test_round_robin_between_consumers(conn):
     assert got == [[b"0", b"3", b"6"], [b"1", b"4", b"7"], [b"2", b"5", b"8"]]
 
 
+# A, B (prefetch 1) and C (no limit) consume; N messages are published one at a time, then A settles
+# its message, then three more are published. Who gets what (RabbitMQ 3.10.8):
+AFTER_SETTLE = {
+    # classic, 3: A was never passed over while full, so it keeps its place (next after C)
+    ("classic", 3, "settle"): "A0 B1 C2 A3 C4 C5",
+    ("classic", 3, "nack-requeue"): "A0 B1 C2 A0 C3 C4 C5",
+    # classic, 4: A's turn came while it was full (message 3): out of the rotation until it settles,
+    # then back at its end, after C
+    ("classic", 4, "settle"): "A0 B1 C2 C3 C4 A5 C6",
+    ("classic", 4, "nack-requeue"): "A0 B1 C2 C3 C0 A4 C5 C6",
+    # quorum: out of the rotation as soon as its window is full, back at its end when it settles
+    ("quorum", 3, "settle"): "A0 B1 C2 C3 A4 C5",
+    ("quorum", 3, "nack-requeue"): "A0 B1 C2 C0 A3 C4 C5",
+    ("quorum", 4, "settle"): "A0 B1 C2 C3 C4 A5 C6",
+    ("quorum", 4, "nack-requeue"): "A0 B1 C2 C3 C0 A4 C5 C6",
+}
+
+
+@pytest.mark.parametrize("settle_how", ["ack", "reject", "nack-requeue"])
+@pytest.mark.parametrize("before", [3, 4])
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_round_robin_after_a_full_consumer_settles(conn, uniq, cleanup, qtype, before, settle_how):
+    """A consumer whose prefetch window is full leaves the round-robin rotation and comes back at its
+    END once one of its messages is settled (ack, reject, nack). A classic queue takes it out when its
+    turn comes and it cannot take the message (rabbit_queue_consumers); a quorum queue as soon as its
+    window fills (rabbit_fifo's service queue). Expected orders: AFTER_SETTLE."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    pub = conn.channel()
+    pub.confirm_delivery()
+    pub.queue_declare(q, durable=True, arguments={"x-queue-type": qtype})
+    got, chans = [], {}
+    for name, prefetch in (("A", 1), ("B", 1), ("C", 0)):
+        k = chans[name] = conn.channel()
+        if prefetch:
+            k.basic_qos(prefetch_count=prefetch)
+        k.basic_consume(q, lambda _c, m, _p, b, name=name: got.append((name, b.decode(), m.delivery_tag)))
+
+    def publish_one(i: int) -> None:
+        n = len(got)
+        pub.basic_publish("", q, str(i).encode())
+        pump(conn, lambda: len(got) > n)
+    for i in range(before):
+        publish_one(i)
+    tag = next(t for name, _, t in got if name == "A")
+    if settle_how == "ack":
+        chans["A"].basic_ack(tag)
+    elif settle_how == "reject":
+        chans["A"].basic_reject(tag, requeue=False)
+    else:
+        chans["A"].basic_nack(tag, requeue=True)
+        pump(conn, lambda: len(got) > before)
+    for i in range(before, before + 3):
+        publish_one(i)
+    pump(conn, lambda: False, timeout=0.1)
+    key = (qtype, before, "nack-requeue" if settle_how == "nack-requeue" else "settle")
+    assert " ".join(name + body for name, body, _ in got) == AFTER_SETTLE[key]
+
+
+def test_quorum_consumer_without_prefetch_gets_2000(connect, conn, uniq, cleanup):
+    """A quorum queue gives a consumer without a prefetch count a credit of 2000 messages."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    ch = conn.channel()
+    ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
+    for _ in range(2010):
+        ch.basic_publish("", q, b"x")
+    assert wait_count(ch, q, 2010, timeout=5) == 2010
+    c = connect()
+    got = []
+    c.channel().basic_consume(q, lambda _c, m, _p, _b: got.append(m.delivery_tag))
+    pump(c, lambda: len(got) >= 2000, timeout=5)
+    pump(c, lambda: False, timeout=0.3)
+    assert len(got) == 2000
+    assert wait_count(ch, q, 10) == 10
+
+
 def test_unacked_requeued_in_order_on_channel_close(conn):
     """Closing a channel requeues its unacked messages at their original positions with redelivered=True."""
     ch = conn.channel()

@@ -107,6 +107,59 @@ def test_max_length_zero_drop_head(conn, uniq):
     assert got == [b"delivered"]
 
 
+def dead_reasons(ch, sink: str, n: int) -> list[tuple[bytes, str]]:
+    """The first ``n`` messages dead-lettered to ``sink``: (body, x-death reason), in order."""
+    assert wait_count(ch, sink, n) == n
+    out = []
+    for _ in range(n):
+        _, p, body = ch.basic_get(sink, auto_ack=True)
+        out.append((body, p.headers["x-death"][0]["reason"]))
+    return out
+
+
+@pytest.mark.parametrize("limit,reason", [
+    ({"x-max-length": 0}, "maxlen"), ({"x-max-length-bytes": 0}, "maxlen"), ({"x-max-length-bytes": 1}, "maxlen"),
+    ({"x-max-length": 1}, "expired"), ({"x-max-length-bytes": 2}, "expired"),
+    ({"x-max-length": 0, "x-overflow": "reject-publish-dlx"}, None),
+], ids=["len-0", "bytes-0", "bytes-1", "len-1", "bytes-fit", "reject-publish-dlx"])
+@pytest.mark.parametrize("via", ["queue-ttl", "expiration"])
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_ttl_zero_message_over_the_limit_is_dropped_as_maxlen(connect, uniq, cleanup, limit, reason, via, qtype):
+    """A TTL-0 message no consumer can take enters the queue before it expires, so drop-head acts
+    first: if the message alone is over a limit it is dead-lettered as maxlen, otherwise it expires
+    (reason expired). (reject-publish-dlx: a classic queue refuses it (nack) and dead-letters it as
+    maxlen; a 3.10 quorum queue treats it as drop-head.)"""
+    ch = confirm_channel(connect())
+    sink = declare(ch, uniq + ".sink")
+    q = uniq + ".q"
+    cleanup.append(q)
+    args = {"x-queue-type": qtype, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink, **limit}
+    if via == "queue-ttl":
+        args["x-message-ttl"] = 0
+    ch.queue_declare(q, durable=True, arguments=args)
+    acked = published(ch, q, b"mm", pika.BasicProperties(expiration="0") if via == "expiration" else None)
+    assert acked is (reason is not None or qtype == "quorum")
+    assert dead_reasons(ch, sink, 1) == [(b"mm", reason or "maxlen")]
+    assert count(ch, q) == 0
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_ttl_zero_message_into_a_full_queue_drops_the_head_then_expires(connect, uniq, cleanup, qtype):
+    """A full drop-head queue: the TTL-0 message pushes the head out (maxlen), then, at the head
+    itself, it expires (expired)."""
+    ch = confirm_channel(connect())
+    sink = declare(ch, uniq + ".sink")
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True, arguments={"x-queue-type": qtype, "x-max-length": 1,
+                                                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink})
+    assert published(ch, q, b"a")
+    assert wait_count(ch, q, 1) == 1
+    assert published(ch, q, b"b", pika.BasicProperties(expiration="0"))
+    assert dead_reasons(ch, sink, 2) == [(b"a", "maxlen"), (b"b", "expired")]
+    assert count(ch, q) == 0
+
+
 # --------------------------------------------------------------------------- x-max-length-bytes
 
 def test_max_length_bytes_counts_bodies_not_headers(conn, uniq):

@@ -218,12 +218,119 @@ def test_queue_type_inequivalent(connect, uniq, cleanup, first, second, detail):
         (406, "PRECONDITION_FAILED - " + detail.format(q=q))
 
 
+@pytest.mark.parametrize("first,second,arg,detail", [
+    # quorum order: dead-letter arguments first, ..., x-delivery-limit, then x-message-ttl
+    ({**QQ, "x-message-ttl": 1000, "x-delivery-limit": 2}, {**QQ, "x-message-ttl": 2000, "x-delivery-limit": 3},
+     "x-delivery-limit", "received '3' but current is '2'"),
+    ({**QQ, "x-expires": 100000, "x-dead-letter-exchange": "a"},
+     {**QQ, "x-expires": 200000, "x-dead-letter-exchange": "b"},
+     "x-dead-letter-exchange", "received 'b' but current is 'a'"),
+    ({**QQ, "x-overflow": "reject-publish", "x-single-active-consumer": True},
+     {**QQ, "x-overflow": "drop-head", "x-single-active-consumer": False},
+     "x-overflow", "received 'drop-head' but current is 'reject-publish'"),
+    ({**QQ, "x-single-active-consumer": True}, {"x-queue-type": "classic", "x-single-active-consumer": False},
+     "x-single-active-consumer", "received 'false' but current is 'true'"),
+    ({**QQ, "x-delivery-limit": 1}, {"x-delivery-limit": 2},
+     "x-queue-type", "received none but current is the value 'quorum' of type 'longstr'"),
+    # quorum-only arguments take part in a quorum queue's equivalence
+    ({**QQ, "x-dead-letter-strategy": "at-most-once"}, QQ,
+     "x-dead-letter-strategy", "received none but current is the value 'at-most-once' of type 'longstr'"),
+    ({**QQ, "x-max-in-memory-length": 3}, QQ,
+     "x-max-in-memory-length", "received none but current is the value '3' of type 'signedint'"),
+    ({**QQ, "x-quorum-initial-group-size": 1}, QQ,
+     "x-quorum-initial-group-size", "received none but current is the value '1' of type 'signedint'"),
+    ({**QQ, "x-queue-leader-locator": "client-local", "x-message-ttl": 5}, {**QQ, "x-message-ttl": 6},
+     "x-message-ttl", "received '6' but current is '5'"),
+    ({**QQ, "x-queue-leader-locator": "client-local"}, QQ,
+     "x-queue-leader-locator", "received none but current is the value 'client-local' of type 'longstr'"),
+    # classic order: x-expires first, x-queue-version before x-single-active-consumer
+    ({"x-expires": 100000, "x-dead-letter-exchange": "a"}, {"x-expires": 200000, "x-dead-letter-exchange": "b"},
+     "x-expires", "received '200000' but current is '100000'"),
+    ({"x-single-active-consumer": True, "x-queue-version": 1}, {"x-single-active-consumer": False, "x-queue-version": 2},
+     "x-queue-version", "received '2' but current is '1'"),
+    ({"x-queue-master-locator": "min-masters", "x-queue-type": "classic"},
+     {"x-queue-master-locator": "client-local", "x-queue-type": "quorum"},
+     "x-queue-type", "received 'quorum' but current is 'classic'"),
+], ids=["qq-delivery-limit-before-ttl", "qq-dlx-before-expires", "qq-overflow-before-sac", "qq-sac-before-type",
+        "qq-type-before-delivery-limit", "qq-dl-strategy", "qq-in-memory-length", "qq-initial-group-size",
+        "qq-ttl", "qq-leader-locator", "classic-expires-before-dlx", "classic-version-before-sac",
+        "classic-type-before-locator"])
+def test_equivalence_follows_the_existing_queues_type(connect, uniq, cleanup, first, second, arg, detail):
+    """A redeclare compares the arguments of the EXISTING queue's type (RabbitMQ's queue_arguments list of
+    that type), in that list's order: the first difference in that order is the one reported."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    connect().channel().queue_declare(q, durable=True, arguments=first)
+    assert declare_error(connect, q, durable=True, arguments=second) == \
+        (406, f"PRECONDITION_FAILED - inequivalent arg '{arg}' for queue '{q}' in vhost '/': {detail}")
+
+
+@pytest.mark.parametrize("first,second", [
+    (QQ, {**QQ, "x-max-priority": 5, "x-queue-mode": "lazy", "x-queue-version": 2,
+          "x-queue-master-locator": "min-masters", "x-consumer-timeout": 5}),
+    ({}, {"x-delivery-limit": 3, "x-max-in-memory-length": 3, "x-max-in-memory-bytes": 3,
+          "x-dead-letter-strategy": "at-least-once", "x-quorum-initial-group-size": 3,
+          "x-queue-leader-locator": "balanced", "x-consumer-timeout": 5}),
+    ({"x-max-in-memory-length": 1, "x-foo": 1} | QQ, {**QQ, "x-max-in-memory-length": 1, "x-foo": 2}),
+], ids=["quorum", "classic", "unknown"])
+def test_redeclare_ignores_arguments_outside_the_types_list(ch, uniq, cleanup, first, second):
+    """Arguments outside the existing queue's type's list are ignored on redeclare, even those the type
+    would refuse on a new queue (a redeclare is not validated)."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True, arguments=first)
+    assert ch.queue_declare(q, durable=True, arguments=second).method.queue == q
+
+
 def test_quorum_redeclare_non_durable_inequivalent(connect, ch, uniq, cleanup):
     """Redeclaring an existing quorum queue as non-durable hits the durable equivalence check first."""
     q = quorum(ch, cleanup, uniq + ".qq")
     assert declare_error(connect, q, durable=False, arguments=QQ) == \
         (406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{q}' in vhost '/': "
               "received 'false' but current is 'true'")
+
+
+# --------------------------------------------------------------------------- queue.delete flags
+
+@pytest.mark.parametrize("flags,flag", [
+    (dict(if_unused=True), "if-unused"), (dict(if_empty=True), "if-empty"),
+    (dict(if_unused=True, if_empty=True), "if-unused"),
+], ids=["if-unused", "if-empty", "both"])
+@pytest.mark.parametrize("busy", [False, True], ids=["idle-empty", "consumer-and-message"])
+def test_quorum_delete_with_flags_not_implemented(rawc, ch, uniq, cleanup, flags, flag, busy):
+    """queue.delete of a quorum queue with if-unused or if-empty set closes the CONNECTION with 540
+    NOT_IMPLEMENTED (class 50, method 40), whether or not the queue is in use or empty; if-unused is
+    reported when both are set. The queue is not deleted."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    if busy:
+        publish(ch, q, "m")
+        ch.basic_consume(q, lambda *a: None)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Delete(queue=q, **flags))
+    close = c.expect(C.Connection.Close, 0)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        540, f"NOT_IMPLEMENTED - cannot delete queue '{q}' in vhost '/'. queue.delete operations with "
+             f"{flag} flag set are not supported by quorum queues", 50, 40)
+    assert ch.queue_declare(q, passive=True).method.queue == q
+
+
+@pytest.mark.parametrize("flags,text", [(dict(if_unused=True), "in use"), (dict(if_empty=True), "not empty")],
+                         ids=["if-unused", "if-empty"])
+def test_classic_delete_with_flags(connect, ch, uniq, cleanup, flags, text):
+    """The same flags on a classic queue: 406 (channel) while in use / not empty, delete-ok otherwise."""
+    q = uniq + ".c"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True)
+    assert ch.queue_delete(q, **flags).method.message_count == 0
+    ch.queue_declare(q, durable=True)
+    if "if_unused" in flags:
+        ch.basic_consume(q, lambda *a: None, auto_ack=False)
+    else:
+        publish(ch, q, "m")
+        assert wait_count(ch, q, 1) == 1
+    assert channel_error(connect().channel().queue_delete, q, **flags) == \
+        (406, f"PRECONDITION_FAILED - queue '{q}' in vhost '/' {text}")
 
 
 # --------------------------------------------------------------------------- x-delivery-limit
@@ -253,6 +360,56 @@ def test_delivery_limit_dead_letters_after_limit_plus_one_deliveries(ch, uniq, c
         (1, "delivery_limit", q, "", [q])
     assert (p.headers["x-first-death-reason"], p.headers["x-first-death-queue"],
             p.headers["x-first-death-exchange"]) == ("delivery_limit", q, "")
+
+
+@pytest.mark.parametrize("path,reason", [
+    ("get-nack", "rejected"), ("get-requeue-get-nack", "rejected"), ("consumer-redelivered-reject", "rejected"),
+    ("requeue-then-maxlen", "maxlen"), ("requeue-then-maxlen-with-limit", "maxlen"), ("requeue-then-expired", "expired"),
+])
+def test_quorum_dead_letters_carry_no_delivery_count(conn, ch, uniq, cleanup, path, reason):
+    """A quorum queue dead-letters the message as it keeps it: whatever the reason, and however often
+    it was delivered with x-delivery-count before, the dead-lettered copy has no x-delivery-count (its
+    own headers are kept)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue   # classic: adds no header
+    args = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}
+    if "maxlen" in path:
+        args["x-max-length"] = 1
+    if path.endswith("with-limit"):
+        args["x-delivery-limit"] = 5
+    if path.endswith("expired"):
+        args["x-message-ttl"] = 200
+    q = quorum(ch, cleanup, uniq + ".qq", **args)
+    ch.basic_publish("", q, b"m", pika.BasicProperties(headers={"z": 1, "a": "b"}))
+    assert wait_count(ch, q, 1) == 1
+    if path == "consumer-redelivered-reject":
+        got = []
+        k = conn.channel()
+        k.basic_consume(q, lambda _c, m, p, _b: got.append((m, p)))
+        pump(conn, lambda: got)
+        k.basic_reject(got[0][0].delivery_tag, requeue=True)
+        pump(conn, lambda: len(got) == 2)
+        assert got[1][1].headers["x-delivery-count"] == 1
+        k.basic_reject(got[1][0].delivery_tag, requeue=False)
+    else:
+        m, p, _ = wait_message(ch, q, auto_ack=False)
+        assert p.headers["x-delivery-count"] == 0
+        if path.startswith("get-nack"):
+            ch.basic_nack(m.delivery_tag, requeue=False)
+        else:
+            if path.endswith("expired"):
+                time.sleep(0.3)
+            ch.basic_reject(m.delivery_tag, requeue=True)
+            if path == "get-requeue-get-nack":
+                m, p, _ = wait_message(ch, q, auto_ack=False)
+                assert p.headers["x-delivery-count"] == 1
+                ch.basic_nack(m.delivery_tag, requeue=False)
+            elif "maxlen" in path:
+                assert wait_count(ch, q, 1) == 1
+                publish(ch, q, "n", "o")
+    _, p, body = wait_message(ch, sink)
+    assert (body, p.headers["x-death"][0]["reason"]) == (b"m", reason)
+    assert "x-delivery-count" not in p.headers
+    assert (p.headers["z"], p.headers["a"]) == (1, "b")
 
 
 def test_delivery_limit_without_dlx_drops(ch, uniq, cleanup):
@@ -495,6 +652,108 @@ def test_quorum_reject_publish_dlx_acts_as_drop_head(conn, ch, uniq, cleanup):
     assert drain(ch, q) == [("c", False, 0)]
 
 
+def test_quorum_limits_count_ready_messages_only(conn, ch, uniq, cleanup):
+    """A quorum queue's limits count ready messages: an unacked message does not count, so with
+    one out the queue still fills to max + 1 ready messages before refusing."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    assert wait_message(ch, q, auto_ack=False)[2] == b"a"
+    assert [published(pub, q, b) for b in "cde"] == [True, True, False]
+    assert wait_count(ch, q, 3) == 3
+
+
+@pytest.mark.parametrize("how", ["reject", "nack"])
+def test_quorum_drop_head_trims_right_after_a_requeue(conn, ch, uniq, cleanup, how):
+    """drop-head: a requeue that takes the queue over the limit drops from the head at once (here an
+    explicit requeue without a delivery limit puts the message at the back, so a newer one goes)."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    m = wait_message(ch, q, auto_ack=False)[0]
+    assert [published(pub, q, b) for b in "cde"] == [True] * 3
+    assert wait_count(ch, q, 2) == 2
+    if how == "reject":
+        ch.basic_reject(m.delivery_tag, requeue=True)
+    else:
+        ch.basic_nack(m.delivery_tag, requeue=True)
+    time.sleep(0.1)
+    assert drain(ch, q) == [("e", False, 0), ("a", True, 1)]
+
+
+def test_quorum_returned_messages_go_to_consumers_before_the_limit_trims(connect, conn, ch, uniq, cleanup):
+    """When several messages come back at once (their channel closed), a quorum queue first serves the
+    consumers that can take them, then drops from the head what is still over the limit
+    (rabbit_fifo: checkout, then evaluate_limit). A classic queue would trim first."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    other = connect()
+    x = other.channel()
+    held = []
+    x.basic_consume(q, lambda _c, m, _p, b: held.append(b))
+    pub = conn.channel()
+    pub.confirm_delivery()
+    for b in "012":
+        assert published(pub, q, b)
+        pump(other, lambda: len(held) == int(b) + 1)
+    assert held == [b"0", b"1", b"2"]
+    got = []
+    y = conn.channel()
+    y.basic_qos(prefetch_count=1)
+    y.basic_consume(q, lambda _c, m, p, b: got.append((b, m.redelivered, p.headers)))
+    other.close()
+    pump(conn, lambda: got)
+    assert got == [(b"0", True, {"x-delivery-count": 1})]
+    _, p, body = wait_message(ch, sink)
+    assert (body, p.headers["x-death"][0]["reason"]) == (b"1", "maxlen")
+    assert [b for b, _, _ in drain(ch, q)] == ["2"]
+
+
+def test_quorum_reject_publish_stops_publishers_when_a_requeue_goes_over(conn, ch, uniq, cleanup):
+    """reject-publish: the queue tells its publishing channels to stop as soon as anything takes it
+    over the limit, a requeue too, and they stay stopped until it is back at 80%. Each channel has
+    its own status: a channel whose first publish comes while the queue is not over is accepted."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in "ab"] == [True, True]
+    m = wait_message(ch, q, auto_ack=False)[0]
+    assert published(pub, q, "c")
+    ch.basic_reject(m.delivery_tag, requeue=True)            # 3 ready: over the limit
+    assert wait_count(ch, q, 3) == 3
+    assert wait_message(ch, q)[2] == b"b"                      # 2 ready: at the limit, not below 80%
+    time.sleep(0.05)
+    assert published(pub, q, "d") is False
+    fresh = conn.channel()
+    fresh.confirm_delivery()
+    assert published(fresh, q, "e") is True
+    assert published(fresh, q, "f") is False
+    assert wait_count(ch, q, 3) == 3
+
+
+def test_quorum_reject_publish_never_refuses_dead_letters(conn, ch, uniq, cleanup):
+    """Dead-lettered messages reach a full reject-publish quorum queue all the same (the dead-letter
+    publish is untracked), and they stop its publishers."""
+    target = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2, "x-overflow": "reject-publish"})
+    src = ch.queue_declare(uniq + ".src", exclusive=True,
+                           arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}).method.queue
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, target, "t0")
+    publish(ch, src, *"0123")
+    assert wait_count(ch, src, 4) == 4
+    for _ in range(4):
+        m = wait_message(ch, src, auto_ack=False)[0]
+        ch.basic_reject(m.delivery_tag, requeue=False)
+    assert wait_count(ch, target, 5) == 5
+    time.sleep(0.05)
+    assert published(pub, target, "t1") is False
+    assert [b for b, _, _ in drain(ch, target)] == ["t0", "0", "1", "2", "3"]
+
+
 def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     """x-overflow=drop-head (the default) on a quorum queue keeps exactly x-max-length messages."""
     q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 2})
@@ -503,3 +762,155 @@ def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     assert [published(pub, q, b) for b in "abcd"] == [True] * 4
     assert wait_count(ch, q, 2) == 2
     assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]
+
+
+# --------------------------------------------------------------------------- quorum consumer_count
+
+def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:
+    """Poll queue.declare(passive) until consumer_count == expected. RabbitMQ applies settlements to a
+    quorum queue asynchronously and answers the declare from the leader's current state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = ch.queue_declare(q, passive=True).method.consumer_count
+        if n == expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.02)
+
+
+def test_quorum_consumer_count_counts_unsettled_gets(connect, ch, uniq, cleanup):
+    """A quorum queue's declare-ok consumer_count counts every unsettled basic.get message (each is its
+    own 'once' consumer in rabbit_fifo) until it is acked, rejected, nacked or its channel closes; a
+    no-ack get does not count."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, *"012345")
+    assert wait_count(ch, q, 6) == 6
+    g = connect().channel()
+    m1 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 1) == 1
+    m2 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 2) == 2
+    assert g.basic_get(q, auto_ack=True)[0] is not None
+    assert wait_consumers(ch, q, 2) == 2
+    g.basic_ack(m1.delivery_tag)
+    assert wait_consumers(ch, q, 1) == 1
+    g.basic_reject(m2.delivery_tag, requeue=True)
+    assert wait_consumers(ch, q, 0) == 0
+    m3 = g.basic_get(q)[0]
+    assert wait_consumers(ch, q, 1) == 1
+    g.basic_nack(m3.delivery_tag, requeue=False)
+    assert wait_consumers(ch, q, 0) == 0
+    g.basic_get(q)
+    g.basic_get(q)
+    assert wait_consumers(ch, q, 2) == 2
+    g.close()
+    assert wait_consumers(ch, q, 0) == 0
+
+
+@pytest.mark.parametrize("settle", ["ack-then-reject", "close"])
+def test_quorum_consumer_count_keeps_cancelled_consumer_with_unacked(connect, ch, uniq, cleanup, settle):
+    """A cancelled consumer that still holds unacked messages still counts, until the last of them
+    is settled or returned (or its channel closes)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, *"0123")
+    c = connect()
+    k = c.channel()
+    k.basic_qos(prefetch_count=2)
+    got = []
+    tag = k.basic_consume(q, lambda _c, m, _p, _b: got.append(m.delivery_tag))
+    pump(c, lambda: len(got) == 2)
+    assert wait_consumers(ch, q, 1) == 1
+    k.basic_cancel(tag)
+    assert wait_consumers(ch, q, 1) == 1
+    if settle == "close":
+        k.close()
+    else:
+        k.basic_ack(got[0])
+        assert wait_consumers(ch, q, 1) == 1
+        k.basic_reject(got[1], requeue=True)
+    assert wait_consumers(ch, q, 0) == 0
+
+
+def test_quorum_consumer_count_no_ack_consumer_cancel(connect, ch, uniq, cleanup):
+    """A cancelled consumer that holds nothing (no-ack) is gone at once."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, "0")
+    c = connect()
+    k = c.channel()
+    got = []
+    tag = k.basic_consume(q, lambda *a: got.append(1), auto_ack=True)
+    pump(c, lambda: got)
+    assert wait_consumers(ch, q, 1) == 1
+    k.basic_cancel(tag)
+    assert wait_consumers(ch, q, 0) == 0
+
+
+def test_quorum_sac_consumer_count_with_cancelled_active(connect, ch, uniq, cleanup):
+    """Single active consumer: waiting consumers do not count; a cancelled active consumer holding
+    unacked messages counts beside its successor until it settles them."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-single-active-consumer": True})
+    publish(ch, q, *"012")
+    c = connect()
+    a, b = c.channel(), c.channel()
+    a.basic_qos(prefetch_count=1)
+    b.basic_qos(prefetch_count=1)
+    ga, gb = [], []
+    ta = a.basic_consume(q, lambda _c, m, _p, _b: ga.append(m.delivery_tag))
+    b.basic_consume(q, lambda _c, m, _p, _b: gb.append(m.delivery_tag))
+    pump(c, lambda: ga)
+    assert wait_consumers(ch, q, 1) == 1
+    a.basic_cancel(ta)
+    pump(c, lambda: gb)
+    assert (len(ga), len(gb)) == (1, 1)
+    assert wait_consumers(ch, q, 2) == 2
+    a.basic_ack(ga[0])
+    assert wait_consumers(ch, q, 1) == 1
+
+
+# --------------------------------------------------------------------------- quorum: exclusive consume
+
+@pytest.mark.parametrize("first,second", [(False, True), (True, False), (True, True)],
+                         ids=["then-exclusive", "exclusive-then-plain", "both-exclusive"])
+def test_quorum_ignores_exclusive_on_consume(conn, ch, uniq, cleanup, first, second):
+    """A quorum queue ignores basic.consume's exclusive flag: an exclusive consume beside other
+    consumers is accepted, other consumers can join an exclusive one, and they share the messages."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    got = []
+    conn.channel().basic_consume(q, lambda _c, _m, _p, b: got.append(("A", b)), auto_ack=True, exclusive=first)
+    conn.channel().basic_consume(q, lambda _c, _m, _p, b: got.append(("B", b)), auto_ack=True, exclusive=second)
+    publish(ch, q, *"0123")
+    pump(conn, lambda: len(got) == 4)
+    assert sorted(got, key=lambda g: g[1]) == [("A", b"0"), ("B", b"1"), ("A", b"2"), ("B", b"3")]
+    assert ch.queue_declare(q, passive=True).method.consumer_count == 2
+
+
+# --------------------------------------------------------------------------- quorum: global qos
+
+@pytest.mark.parametrize("no_ack", [False, True])
+def test_quorum_consume_with_global_qos_not_implemented(rawc, ch, uniq, cleanup, no_ack):
+    """basic.consume on a quorum queue from a channel with an active global prefetch limit closes the
+    connection: 540 NOT_IMPLEMENTED (class 60, method 20)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Qos(prefetch_count=5, global_=True))
+    c.expect(C.Basic.QosOk, 1)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="t", no_ack=no_ack))
+    close = c.expect(C.Connection.Close, 0)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        540, f"NOT_IMPLEMENTED - queue '{q}' in vhost '/' does not support global qos", 60, 20)
+
+
+@pytest.mark.parametrize("order", ["qos-0-then-consume", "consume-then-qos"])
+def test_quorum_consume_global_qos_allowed_cases(rawc, ch, uniq, cleanup, order):
+    """A global qos of 0 (no limit) does not count, and a global qos set after the consume is accepted."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    c = rawc()
+    c.open_channel(1)
+    steps = [("qos", 0), ("consume", None)] if order.startswith("qos") else [("consume", None), ("qos", 5)]
+    for step, n in steps:
+        if step == "qos":
+            c.send_method(1, C.Basic.Qos(prefetch_count=n, global_=True))
+            c.expect(C.Basic.QosOk, 1)
+        else:
+            c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="t"))
+            c.expect(C.Basic.ConsumeOk, 1)

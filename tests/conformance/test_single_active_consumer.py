@@ -2,7 +2,8 @@
 classic and quorum.
 
 Every expectation here was observed on RabbitMQ 3.10.8; reply codes and texts are exact.
-One RabbitMQ 3.10 defect is not pinned (see ``test_cancel_hands_over_backlog``).
+RabbitMQ 3.10's classic-queue hand-over after a basic.cancel (the new active consumer is not served
+until a later requeue, consumer or channel close) is pinned too, in ``test_cancel_hands_over_backlog``.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 import pika
 import pika.exceptions
 import pytest
+from pamqp import commands as C
 
-from .helpers import closed_with, invalid_arg, is_leveret, is_rabbitmq, publish, wait_count
+from .helpers import closed_with, invalid_arg, publish, wait_count
 
 SAC = "x-single-active-consumer"
 QTYPES = ["classic", "quorum"]
@@ -146,21 +148,18 @@ def test_blocked_active_consumer_does_not_pass_messages_on(conn, ch, uniq, clean
 
 
 # After the active consumer's channel closes, the next consumer gets the closed channel's unacked
-# messages (redelivered) and the backlog. Classic: unacked first (requeued to their original place).
-# Quorum (3.10): closing the channel first cancels its consumers (the next one becomes active and is
-# sent the backlog), and only then are the unacked messages returned.
-# pika cancels a channel's consumers before it closes the channel. RabbitMQ 3.10's classic queue does
-# not serve the new active consumer after a cancel (the bug pinned by the cancel tests below), so its
-# backlog waits until the close requeues the unacked messages; Leveret serves the new active
-# consumer at once, as quorum queues do (docs/lifecycle.md lists this difference).
+# messages (redelivered) and the backlog. pika cancels a channel's consumers before it closes the
+# channel, and the order depends on what the queue does on that basic.cancel:
+# classic (3.10): the cancel hands over but does not serve the new active consumer; the close then
+#   requeues the unacked messages to their original place and serves: unacked first;
+# quorum: the cancel serves the new active consumer (the backlog), the close then returns the
+#   unacked messages: backlog first.
+# Without the cancel (a raw channel.close, a dropped connection) both types serve the unacked first
+# (test_raw_channel_close_serves_unacked_first).
 CLOSE_ORDER = {
     "classic": [("B", "0", True), ("B", "1", True), ("B", "2", False), ("B", "3", False), ("B", "4", False)],
     "quorum": [("B", "2", False), ("B", "3", False), ("B", "4", False), ("B", "0", True), ("B", "1", True)],
 }
-
-
-def close_order(conn, qtype):
-    return CLOSE_ORDER["quorum" if is_leveret(conn) else qtype]
 
 
 @pytest.mark.parametrize("qtype", QTYPES)
@@ -177,7 +176,7 @@ def test_channel_close_hands_over_with_redelivery(conn, ch, uniq, cleanup, qtype
     assert rec.take() == [("A", "0", False), ("A", "1", False)]
     a.close()
     rec.wait(5)
-    assert rec.take() == close_order(conn, qtype)
+    assert rec.take() == CLOSE_ORDER[qtype]
     publish(ch, q, "5")
     rec.wait(1)
     assert rec.take() == [("B", "5", False)]
@@ -197,8 +196,7 @@ def test_connection_close_hands_over(connect, conn, ch, uniq, cleanup, qtype):
     other.close()
     rec.wait(2)
     expected = [("B", "0", True), ("B", "1", False)]
-    rabbit_classic = close_order(conn, qtype) is CLOSE_ORDER["classic"]
-    assert rec.take() == (expected if rabbit_classic else expected[::-1])
+    assert rec.take() == (expected if qtype == "classic" else expected[::-1])
 
 
 @pytest.mark.parametrize("qtype", QTYPES)
@@ -266,14 +264,10 @@ def test_cancelled_consumer_can_still_ack(conn, ch, uniq, cleanup, qtype):
 
 @pytest.mark.parametrize("qtype", QTYPES)
 def test_cancel_hands_over_backlog(conn, ch, uniq, cleanup, qtype):
-    """After the active consumer cancels, the next one is sent the messages already waiting.
-
-    RabbitMQ 3.10 classic queues do not do this (a defect fixed in later releases: after
-    basic.cancel the queue does not run its delivery loop, so the backlog waits for the next
-    ack/requeue/new consumer/channel close); quorum queues do. That case is skipped on RabbitMQ.
-    """
-    if qtype == "classic" and is_rabbitmq(conn):
-        pytest.skip("RabbitMQ 3.10 classic SAC queue does not push the backlog after basic.cancel")
+    """After the active consumer cancels, the next one takes over. A quorum queue sends it the
+    messages already waiting at once. A RabbitMQ 3.10 classic queue does not (basic.cancel does not
+    run its delivery loop): the backlog waits for the next requeue, consumer or channel close, so when
+    the cancelled consumer's channel closes its unacked message comes first, redelivered."""
     q = sac_queue(ch, uniq, cleanup, qtype)
     rec = Deliveries(conn)
     a, tag_a = consume(conn, rec, q, "A", prefetch=1)
@@ -282,11 +276,106 @@ def test_cancel_hands_over_backlog(conn, ch, uniq, cleanup, qtype):
     rec.wait(1)
     assert rec.take() == [("A", "0", False)]
     a.basic_cancel(tag_a)
-    rec.wait(2)
-    assert rec.take() == [("B", "1", False), ("B", "2", False)]
-    a.close()
+    rec.wait(2, timeout=0.3)
+    if qtype == "quorum":
+        assert rec.take() == [("B", "1", False), ("B", "2", False)]
+        a.close()
+        rec.wait(1)
+        assert rec.take() == [("B", "0", True)]
+    else:
+        assert rec.take() == []
+        a.close()
+        rec.wait(3)
+        assert rec.take() == [("B", "0", True), ("B", "1", False), ("B", "2", False)]
+
+
+def raw_channel_close(c, channel: int) -> None:
+    """channel.close on a raw connection (no basic.cancel first), skipping what arrives before the
+    close-ok."""
+    c.send_method(channel, C.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    while not isinstance(c.read_frame_skip_heartbeats()[1], C.Channel.CloseOk):
+        pass
+
+
+@pytest.mark.parametrize("event", ["nack", "consume", "waiting-consumer-channel-close"])
+def test_classic_cancel_then_next_requeue_or_consumer_serves_the_new_active(rawc, conn, ch, uniq, cleanup, event):
+    """Classic: after the active consumer's basic.cancel the new active consumer is served at the next
+    requeue (here the cancelled consumer's nack), new consumer, or close of a channel with a consumer
+    on the queue. An ack or a basic.get does not serve it."""
+    q = sac_queue(ch, uniq, cleanup, "classic")
+    rec = Deliveries(conn)
+    a, tag_a = consume(conn, rec, q, "A", prefetch=1)
+    consume(conn, rec, q, "B")
+    w = rawc()
+    w.open_channel(1)
+    w.send_method(1, C.Basic.Consume(queue=q, consumer_tag="W"))
+    w.expect(C.Basic.ConsumeOk, 1)
+    publish(ch, q, "0", "1", "2", "3")
     rec.wait(1)
-    assert rec.take() == [("B", "0", True)]
+    (_, _, _, dtag), = rec.got
+    rec.take()
+    a.basic_cancel(tag_a)
+    assert ch.basic_get(q, auto_ack=True)[2] == b"1"
+    rec.wait(1, timeout=0.3)
+    assert rec.take() == []
+    if event == "nack":
+        a.basic_nack(dtag, requeue=True)
+        rec.wait(3)
+        assert rec.take() == [("B", "0", True), ("B", "2", False), ("B", "3", False)]
+        return
+    a.basic_ack(dtag)
+    rec.wait(1, timeout=0.3)
+    assert rec.take() == []
+    if event == "consume":
+        consume(conn, rec, q, "C")
+    else:
+        raw_channel_close(w, 1)     # W's consumer goes with its channel (no basic.cancel first)
+    rec.wait(2)
+    assert rec.take() == [("B", "2", False), ("B", "3", False)]
+
+
+def test_classic_cancel_then_empty_queue_delivers_new_messages(conn, ch, uniq, cleanup):
+    """Classic: while the new active consumer waits to be served after a basic.cancel, a message
+    reaching an EMPTY queue (the backlog taken by basic.get) is delivered to it as usual."""
+    q = sac_queue(ch, uniq, cleanup, "classic")
+    rec = Deliveries(conn)
+    a, tag_a = consume(conn, rec, q, "A", prefetch=1)
+    consume(conn, rec, q, "B")
+    publish(ch, q, "0", "1")
+    rec.wait(1)
+    rec.take()
+    a.basic_cancel(tag_a)
+    assert ch.basic_get(q, auto_ack=True)[2] == b"1"
+    publish(ch, q, "2", "3")
+    rec.wait(2)
+    assert rec.take() == [("B", "2", False), ("B", "3", False)]
+
+
+@pytest.mark.parametrize("qtype", QTYPES)
+@pytest.mark.parametrize("prefetch", [1, 2])
+@pytest.mark.parametrize("how", ["channel-close", "connection-drop"])
+def test_raw_channel_close_serves_unacked_first(rawc, conn, ch, uniq, cleanup, qtype, prefetch, how):
+    """When the active consumer goes away without a basic.cancel (channel.close from a client that
+    does not cancel first, or the connection dropping), both queue types hand over to the next
+    consumer and send it the unacked messages first, redelivered and in their original order, then
+    the backlog."""
+    q = sac_queue(ch, uniq, cleanup, qtype)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Qos(prefetch_count=prefetch))
+    c.expect(C.Basic.QosOk, 1)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="A"))
+    c.expect(C.Basic.ConsumeOk, 1)
+    rec = Deliveries(conn)
+    consume(conn, rec, q, "B")
+    publish(ch, q, *"01234")
+    assert wait_count(ch, q, 5 - prefetch) == 5 - prefetch
+    if how == "channel-close":
+        raw_channel_close(c, 1)
+    else:
+        c.shutdown()
+    rec.wait(5)
+    assert rec.take() == [("B", str(i), i < prefetch) for i in range(5)]
 
 
 @pytest.mark.parametrize("qtype", QTYPES)
@@ -346,6 +435,22 @@ def test_quorum_sac_allows_exclusive_consume(conn, ch, uniq, cleanup):
     publish(ch, q, "0")
     rec.wait(1)
     assert rec.take() == [("X", "0", False)]
+
+
+def test_quorum_sac_exclusive_consumer_waits_its_turn(conn, ch, uniq, cleanup):
+    """The exclusive flag means nothing to a quorum queue: an exclusive consume beside the active
+    consumer is accepted and waits like any other; it takes over when the active one goes."""
+    q = sac_queue(ch, uniq, cleanup, "quorum")
+    rec = Deliveries(conn)
+    a, tag_a = consume(conn, rec, q, "A", auto_ack=True)
+    consume(conn, rec, q, "X", auto_ack=True, exclusive=True)
+    publish(ch, q, "0")
+    rec.wait(1)
+    assert rec.take() == [("A", "0", False)]
+    a.basic_cancel(tag_a)
+    publish(ch, q, "1")
+    rec.wait(1)
+    assert rec.take() == [("X", "1", False)]
 
 
 def test_classic_sac_basic_get_allowed(conn, ch, uniq, cleanup):

@@ -178,6 +178,49 @@ def test_ttl_zero_dead_lettered_without_consumer(conn, uniq):
     assert count(ch, q) == 0
 
 
+@pytest.mark.parametrize("via", ["queue-ttl", "expiration"])
+@pytest.mark.parametrize("how", ["reject", "nack", "recover", "close", "cancel-close"])
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_ttl_zero_message_requeued_expires_at_once(connect, uniq, cleanup, via, how, qtype):
+    """A TTL-0 message taken by a consumer is past its deadline as soon as it is delivered: when it
+    comes back (reject, nack, recover, its channel closing) it expires at once, dead-lettered with
+    reason expired, and is not redelivered. (A quorum queue's deadline is the enqueue millisecond + 1,
+    so the test waits a few ms before the requeue.)"""
+    conn = connect()
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = uniq + ".q"
+    cleanup.append(q)
+    args = {"x-queue-type": qtype, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}
+    if via == "queue-ttl":
+        args["x-message-ttl"] = 0
+    ch.queue_declare(q, durable=True, arguments=args)
+    got = []
+    k = conn.channel()
+    tag = k.basic_consume(q, lambda _c, m, p, b: got.append((m, b)))
+    ch.basic_publish("", q, b"m", pika.BasicProperties(expiration="0") if via == "expiration" else None)
+    pump(conn, lambda: got, timeout=2)
+    time.sleep(0.01)
+    tag0 = got[0][0].delivery_tag
+    if how == "reject":
+        k.basic_reject(tag0, requeue=True)
+    elif how == "nack":
+        k.basic_nack(tag0, requeue=True)
+    elif how == "recover":
+        k.basic_recover(requeue=True)
+    elif how == "cancel-close":
+        k.basic_cancel(tag)
+        k.close()
+    else:
+        k.close()
+    _, p, body = wait_message(ch, sink)
+    assert (body, p.headers["x-death"][0]["reason"], p.expiration) == (b"m", "expired", None)
+    assert p.headers["x-death"][0].get("original-expiration") == ("0" if via == "expiration" else None)
+    conn.process_data_events(0.1)
+    assert [b for _, b in got] == [b"m"]
+    assert count(ch, q) == 0
+
+
 # --------------------------------------------------------------------------- requeue keeps expiry
 
 def test_unacked_message_does_not_expire_while_delivered(conn, uniq):

@@ -164,6 +164,10 @@ class BrokerConnection(ProtocolConnection):
         if self.vhost is not None:
             log.info("closing connection %s (vhost '%s', user '%s')", self.name, self.vhost.name,
                      self.user.name if self.user else "?")
+        # nothing more goes out once connection.close is sent: a channel closing first must not
+        # hand its requeued messages to a consumer on another channel of this connection
+        for s in self.sessions.values():
+            s.deliverable = False
         for ch in list(self.sessions):
             self.on_channel_close(ch)
         v = self.vhost

@@ -13,8 +13,7 @@ from leveret.amqp.codec import Typed
 from leveret.amqp.errors import ChannelError
 from leveret.broker.policy import ACCEPTED, CHECKS
 from leveret.broker.queue import ClassicQueue, QuorumQueue
-from leveret.broker.queue.arguments import (ARGUMENTS, EQUIVALENCE_ORDER, VALIDATED, check_queue_args,
-                                            effective_settings)
+from leveret.broker.queue.arguments import ARGUMENTS, VALIDATED, check_queue_args, effective_settings
 
 CLASSIC, QUORUM = ClassicQueue.RULES, QuorumQueue.RULES
 WHAT = "queue 'q' in vhost '/'"
@@ -26,10 +25,16 @@ def test_validation_and_equivalence_orders():
         "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-max-priority", "x-overflow",
         "x-queue-mode", "x-single-active-consumer", "x-consumer-timeout", "x-message-deduplication",
         "x-cache-size", "x-cache-ttl"]
-    assert EQUIVALENCE_ORDER == (
+    # each type's queue_arguments list (rabbit_classic_queue / rabbit_quorum_queue capabilities())
+    assert CLASSIC.equivalence == (
         "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
-        "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer",
-        "x-queue-type", "x-delivery-limit", "x-queue-master-locator", "x-queue-version")
+        "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-queue-version",
+        "x-single-active-consumer", "x-queue-type", "x-queue-master-locator")
+    assert QUORUM.equivalence == (
+        "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires",
+        "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+        "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size", "x-delivery-limit",
+        "x-message-ttl", "x-queue-leader-locator")
 
 
 def test_what_each_type_refuses_and_which_policy_keys_it_ignores():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from broker_harness import FakeChannel, consumer, make_broker, queue
-from leveret.broker.queue.consumers import BY_PRIORITY, ROUND_ROBIN, SINGLE_ACTIVE, mode_for
+from broker_harness import FakeChannel, consumer, make_broker, message, queue
+from leveret.broker.queue.consumers import BY_PRIORITY, ROUND_ROBIN, SAC_WAITING, SINGLE_ACTIVE, mode_for
 
 
 def cons(*specs):
@@ -75,3 +75,55 @@ def test_a_queue_switches_to_priorities_with_the_first_prioritised_consumer():
     q2 = queue(b, "sac", arguments={"x-single-active-consumer": True})
     consumer(q2, "x", priority=2)
     assert q2.mode is SINGLE_ACTIVE
+
+
+def test_classic_sac_cancel_leaves_the_successor_unserved_until_a_requeue():
+    """RabbitMQ 3.10 classic: a basic.cancel of the active consumer hands over without serving the
+    new active consumer; a requeue serves it, the requeued (older) message first."""
+    b = make_broker()
+    q = queue(b, "sac", arguments={"x-single-active-consumer": True})
+    ch_a, ch_b = FakeChannel("a"), FakeChannel("b")
+    a = consumer(q, "a", ch_a, prefetch=1)
+    consumer(q, "b", ch_b)
+    for i in range(3):
+        q.enqueue(message(b, b"%d" % i))
+    (_, held, _), = ch_a.delivered
+    q.remove_consumer(a)                    # basic.cancel
+    assert q.mode is SAC_WAITING and q.special and ch_b.delivered == []
+    a.unacked -= 1
+    q.requeue([held], True)
+    assert q.mode is SINGLE_ACTIVE and not q.special
+    assert [(m.body, red) for _, m, red in ch_b.delivered] == [(b"0", True), (b"1", False), (b"2", False)]
+
+
+def test_classic_sac_cancel_with_an_empty_queue_serves_new_messages():
+    b = make_broker()
+    q = queue(b, "sac", arguments={"x-single-active-consumer": True})
+    ch_b = FakeChannel("b")
+    a = consumer(q, "a", FakeChannel("a"), no_ack=True)
+    consumer(q, "b", ch_b)
+    q.remove_consumer(a)
+    assert q.mode is SINGLE_ACTIVE          # nothing waits: nothing to hold back
+    q.enqueue(message(b, b"x"))
+    assert [m.body for _, m, _ in ch_b.delivered] == [b"x"]
+
+
+def test_round_robin_parks_a_full_consumer_until_it_has_room():
+    """A consumer whose window is full when its turn comes leaves the rotation; unparked (one of its
+    messages settled) it comes back at the end."""
+    b = make_broker()
+    q = queue(b)
+    chans = [FakeChannel(n) for n in "abc"]
+    a, bb, c = (consumer(q, n, ch, prefetch=p) for n, ch, p in zip("abc", chans, (1, 1, 0)))
+    for i in range(4):
+        q.enqueue(message(b, b"%d" % i))
+    order = [(tag, m.body) for ch in chans for tag, m, _ in ch.delivered]
+    assert sorted(order, key=lambda x: x[1]) == [("a", b"0"), ("b", b"1"), ("c", b"2"), ("c", b"3")]
+    assert a.parked and bb.parked and not c.parked
+    a.unacked -= 1
+    q.unpark(a)
+    assert [x.tag for x in q.consumers][-1] == "a" and not a.parked
+    for i in range(4, 6):
+        q.enqueue(message(b, b"%d" % i))
+    assert [m.body for _, m, _ in chans[2].delivered][-1] == b"4"
+    assert [m.body for _, m, _ in chans[0].delivered][-1] == b"5"

@@ -68,13 +68,31 @@ def test_basic_get_always_carries_the_count_and_is_refused_with_sac():
 def test_overflow_fills_to_max_plus_one_and_refuses_until_80_percent():
     b = make_broker()
     q = quorum(b, x_max_length=5, x_overflow="reject-publish")
-    accepted = [not q.enqueue(message(b, b"%d" % i)) for i in range(8)]
+    pub = FakeChannel("pub")
+    accepted = [not q.enqueue(message(b, b"%d" % i), pub) for i in range(8)]
     assert accepted == [True] * 6 + [False] * 2
     q.get()
-    assert q.message_count == 5 and q.enqueue(message(b, b"x")) is True     # 5 > 80% of 5: refused
+    assert q.message_count == 5 and q.enqueue(message(b, b"x"), pub) is True    # 5 > 80% of 5: refused
+    assert not q.enqueue(message(b, b"new"), FakeChannel("new"))                # not over: a newcomer goes
     q.get()
-    assert q.message_count == 4 and not q.enqueue(message(b, b"y"))         # back at 80%: accepted
+    q.get()
+    assert q.message_count == 4 and not q.enqueue(message(b, b"y"), pub)       # back at 80%: accepted
     assert q.message_count == 5
+
+
+def test_overflow_evaluated_after_a_requeue_and_untracked_enqueues_never_refused():
+    b = make_broker()
+    q = quorum(b, x_max_length=2, x_overflow="reject-publish")
+    pub = FakeChannel("pub")
+    assert not q.enqueue(message(b, b"a"), pub) and not q.enqueue(message(b, b"b"), pub)
+    m, _ = q.get()
+    assert not q.enqueue(message(b, b"c"), pub)
+    q.unacked_count += 1
+    q.requeue([m], True)                     # 3 ready: over the limit, the publisher is stopped
+    q.get()
+    assert q.message_count == 2 and q.enqueue(message(b, b"d"), pub) is True
+    assert not q.enqueue(message(b, b"dead-letter"))     # by=None: untracked
+    assert q.message_count == 3
 
 
 def test_explicit_requeue_without_a_limit_goes_to_the_back_returns_first_otherwise():

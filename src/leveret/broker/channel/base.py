@@ -244,7 +244,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         for q in queues:
             if q.deleted:
                 continue
-            if q.enqueue(msg):
+            if q.enqueue(msg, self):
                 refused = True
             elif q.tail or len(q.ready) > backlog:
                 self.flow_control.backlog_seen(self.conn, q)    # publisher flow control
@@ -318,6 +318,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 k, (msg, q, c) = popitem(last=False)
                 if c is not None:
                     c.unacked -= 1
+                    if c.parked:
+                        q.unpark(c)
                 q.ack(msg)
                 n += 1
                 if q not in queues:
@@ -349,6 +351,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         for _, (_msg, q, c) in items:
             if c is not None:
                 c.unacked -= 1
+                if c.parked:
+                    q.unpark(c)             # back into the queue's rotation
             queues[q] = None
         self.unacked_count -= len(items)
         return queues
@@ -451,6 +455,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if q.exclusive_consume_refused(m.exclusive):
             raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
         prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
+        q.check_consume(self)
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
         self.consumers[tag] = c
         if not m.nowait:

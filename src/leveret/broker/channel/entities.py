@@ -2,8 +2,8 @@
 
 Checks run in RabbitMQ's order with its reply texts: reserved names
 (``amq.*``, the default exchange), passive declares, exclusivity, equivalence
-of a redeclare (``rabbit_misc:assert_args_equivalence`` over the argument
-table's order), then for a new queue its type, the arguments the type refuses,
+of a redeclare (``rabbit_misc:assert_args_equivalence`` over the existing
+queue's type's argument list), then for a new queue its type, the arguments the type refuses,
 argument values and the type's property rules (``broker/queue/``).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ...amqp.errors import (ConnectionError_, access_refused, command_invalid,
                             not_found, precondition_failed, resource_locked)
 from ..exchanges import TYPES
 from ..queue import QUEUE_TYPES, Queue
-from ..queue.arguments import EQUIVALENCE_ORDER, check_queue_args
+from ..queue.arguments import check_queue_args
 from ..vhost import assert_args_equivalent, fmt_bool, gen_name
 from .reply_to import REPLY_PREFIX, REPLY_TO
 
@@ -144,9 +144,8 @@ class EntityMethods:
         if "x-queue-type" not in cur or "x-queue-type" not in new:
             # an explicit x-queue-type=classic is equivalent to none (both values present: compared)
             cur, new = _without_classic(cur), _without_classic(new)
-        present = set(cur) | set(new)
-        keys = [k for k in EQUIVALENCE_ORDER if k in present]
-        assert_args_equivalent(cur, new, what, keys)
+        # the existing queue's type says which arguments are compared, and in which order
+        assert_args_equivalent(cur, new, what, q.RULES.equivalence)
 
     def _create_queue(self, name: str, m, args: dict, server_named: bool = False) -> Queue:
         """Checks in RabbitMQ's order: the queue type, arguments the type does not support,
@@ -200,10 +199,7 @@ class EntityMethods:
         n = 0
         if q is not None:
             self.check_exclusive(q)
-            if m.if_unused and q.consumers:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' in use", 50, 40)
-            if m.if_empty and q.message_count:
-                raise precondition_failed(f"queue '{name}' in vhost '{self.vhost.name}' not empty", 50, 40)
+            q.check_delete(m.if_unused, m.if_empty)
             n = self.vhost.delete_queue(q)
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueDeleteOk(message_count=n))

@@ -8,8 +8,6 @@ Each row of :data:`ARGUMENTS` describes one queue argument as RabbitMQ treats it
   PRECONDITION_FAILED - invalid arg '<key>' for queue '<q>' in vhost '<v>':
   <erlang term>`` (the term printed as Erlang's ``~p`` would print it).
   Unknown arguments are accepted and ignored, as in RabbitMQ.
-* ``equivalent`` -- compared when a queue is declared again; the first
-  difference, in table order, is the one reported.
 * ``policy`` / ``precedence`` / ``policy_check`` -- the policy key that sets
   the same thing, which of the two wins where both are present (``min``: the
   lower value; ``arg``: the queue's own argument), and the policy value check
@@ -21,6 +19,12 @@ type (``classic.py``, ``quorum.py``): an argument another type supports is
 refused at declare (``invalid arg '<key>' for queue ... of queue type
 rabbit_<type>_queue``) and a policy holding such a key does not apply to the
 type at all (``rabbit_queue_type:is_policy_applicable``).
+
+Equivalence on redeclare is the *existing* queue's type's too
+(``rabbit_amqqueue:assert_args_equivalence``): exactly the arguments of that
+type's RabbitMQ ``queue_arguments`` list are compared, in that list's order
+(:attr:`TypeRules.equivalence`), the first difference is the one reported, and
+any other argument of the redeclare is ignored (a redeclare is not validated).
 """
 from __future__ import annotations
 
@@ -123,12 +127,11 @@ def _p_string(v) -> bool:
 # ------------------------------------------------------------ the table
 
 class Arg:
-    __slots__ = ("name", "check", "equivalent", "policy", "precedence", "policy_check")
+    __slots__ = ("name", "check", "policy", "precedence", "policy_check")
 
-    def __init__(self, name, check=None, equivalent=False, policy=None, precedence=None, policy_check=None):
+    def __init__(self, name, check=None, policy=None, precedence=None, policy_check=None):
         self.name = name                    # the x-argument (None: a policy key only)
         self.check = check
-        self.equivalent = equivalent
         self.policy = policy
         self.precedence = precedence        # "min" | "arg" | None (the policy key has no effect here)
         self.policy_check = policy_check    # (RabbitMQ's noun, predicate) | None (accepted as is)
@@ -139,35 +142,35 @@ class Arg:
 
 
 ARGUMENTS = (
-    # name, declare check, equivalence, policy key, precedence, policy check -- RabbitMQ's order
-    Arg("x-expires", _expires, True, "expires", "min", ("queue expiry", _p_pos_int)),
-    Arg("x-message-ttl", _ttl, True, "message-ttl", "min", ("message TTL", _p_non_neg_int)),
-    Arg("x-dead-letter-exchange", _longstr, True, "dead-letter-exchange", "arg",
+    # name, declare check, policy key, precedence, policy check -- RabbitMQ's order
+    Arg("x-expires", _expires, "expires", "min", ("queue expiry", _p_pos_int)),
+    Arg("x-message-ttl", _ttl, "message-ttl", "min", ("message TTL", _p_non_neg_int)),
+    Arg("x-dead-letter-exchange", _longstr, "dead-letter-exchange", "arg",
         ("dead letter exchange name", _p_string)),
-    Arg("x-dead-letter-routing-key", _dlrk, True, "dead-letter-routing-key", "arg",
+    Arg("x-dead-letter-routing-key", _dlrk, "dead-letter-routing-key", "arg",
         ("dead letter routing key", _p_string)),
-    Arg("x-max-length", _non_neg, True, "max-length", "min", ("maximum length", _p_non_neg_int)),
-    Arg("x-max-length-bytes", _non_neg, True, "max-length-bytes", "min",
+    Arg("x-max-length", _non_neg, "max-length", "min", ("maximum length", _p_non_neg_int)),
+    Arg("x-max-length-bytes", _non_neg, "max-length-bytes", "min",
         ("maximum length in bytes", _p_non_neg_int)),
-    Arg("x-max-in-memory-length", _non_neg, False, "max-in-memory-length"),
-    Arg("x-max-in-memory-bytes", _non_neg, False, "max-in-memory-bytes"),
-    Arg("x-max-priority", _max_priority, True),
-    Arg("x-overflow", _one_of(OVERFLOW, "invalid_overflow"), True, "overflow", "arg",
+    Arg("x-max-in-memory-length", _non_neg, "max-in-memory-length"),
+    Arg("x-max-in-memory-bytes", _non_neg, "max-in-memory-bytes"),
+    Arg("x-max-priority", _max_priority),
+    Arg("x-overflow", _one_of(OVERFLOW, "invalid_overflow"), "overflow", "arg",
         ("overflow value", lambda v: v in OVERFLOW)),
-    Arg("x-queue-mode", _one_of(QUEUE_MODES, "invalid_queue_mode"), True, "queue-mode", None,
+    Arg("x-queue-mode", _one_of(QUEUE_MODES, "invalid_queue_mode"), "queue-mode", None,
         ("queue-mode value", lambda v: v in QUEUE_MODES)),
-    Arg("x-single-active-consumer", _bool, True),
-    Arg("x-queue-type", None, True),            # checked first, by the broker (rabbit_queue_type)
-    Arg("x-delivery-limit", None, True, "delivery-limit", "min", ("delivery limit", _p_non_neg_int)),
-    Arg("x-queue-master-locator", None, True, "queue-master-locator"),
-    Arg("x-queue-version", None, True, "queue-version"),
-    Arg("x-consumer-timeout", _non_neg, False, "consumer-timeout", "min", ("consumer timeout", _p_non_neg_int)),
+    Arg("x-single-active-consumer", _bool),
+    Arg("x-queue-type", None),            # checked first, by the broker (rabbit_queue_type)
+    Arg("x-delivery-limit", None, "delivery-limit", "min", ("delivery limit", _p_non_neg_int)),
+    Arg("x-queue-master-locator", None, "queue-master-locator"),
+    Arg("x-queue-version", None, "queue-version"),
+    Arg("x-consumer-timeout", _non_neg, "consumer-timeout", "min", ("consumer timeout", _p_non_neg_int)),
     Arg("x-message-deduplication", _bool),      # rabbitmq-message-deduplication plugin
     Arg("x-cache-size", _non_neg),
     Arg("x-cache-ttl", _non_neg),
     Arg("x-quorum-initial-group-size"),
-    Arg("x-dead-letter-strategy", None, False, "dead-letter-strategy"),
-    Arg("x-queue-leader-locator", None, False, "queue-leader-locator"),
+    Arg("x-dead-letter-strategy", None, "dead-letter-strategy"),
+    Arg("x-queue-leader-locator", None, "queue-leader-locator"),
     # policy keys without an x-argument (classic mirroring: accepted, no effect on one node)
     *(Arg(None, policy=k) for k in ("ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size",
                                     "ha-promote-on-shutdown", "ha-promote-on-failure")),
@@ -176,19 +179,21 @@ BY_KEY = {a.key: a for a in ARGUMENTS}
 BY_NAME = {a.name: a for a in ARGUMENTS if a.name}
 BY_POLICY = {a.policy: a for a in ARGUMENTS if a.policy}
 VALIDATED = tuple(a for a in ARGUMENTS if a.check is not None)
-EQUIVALENCE_ORDER = tuple(a.name for a in ARGUMENTS if a.equivalent)
 PRECEDENCE = {a.policy: (a.name, a.precedence) for a in ARGUMENTS if a.precedence}
 
 
 class TypeRules:
     """What one queue type supports, derived from the table and the type's own list."""
 
-    __slots__ = ("name", "supported", "refused", "policy_unsupported", "policy_wins")
+    __slots__ = ("name", "supported", "refused", "policy_unsupported", "policy_wins", "equivalence")
 
-    def __init__(self, name: str, supported: tuple, policy_wins: tuple = ()):
+    def __init__(self, name: str, supported: tuple, equivalence: tuple, policy_wins: tuple = ()):
         unknown = [k for k in supported if k not in BY_KEY]
         assert not unknown, f"queue type {name}: arguments missing from the table: {unknown}"
+        assert set(equivalence) <= set(supported), f"queue type {name}: compares arguments it does not support"
         self.name = name
+        # RabbitMQ's queue_arguments list of the type, in its order: what a redeclare compares
+        self.equivalence = equivalence
         self.supported = frozenset(supported)
         self.refused = frozenset(a.name for a in ARGUMENTS if a.name and a.key not in self.supported)
         self.policy_unsupported = frozenset(a.policy for a in ARGUMENTS

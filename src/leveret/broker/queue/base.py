@@ -33,12 +33,13 @@ from __future__ import annotations
 from collections import deque
 
 from ...amqp.codec import table_plain
+from ...amqp.errors import precondition_failed
 from ..deadletter import dead_letter
 from ..dedup import DedupCache
 from ..message import Message
 from . import expires, limits, paging, ttl
 from .arguments import TypeRules, effective_settings
-from .consumers import BY_PRIORITY, ROUND_ROBIN, SINGLE_ACTIVE, Consumer, mode_for
+from .consumers import BY_PRIORITY, ROUND_ROBIN, Consumer, mode_for
 from .expires import QueueExpiry
 from .limits import LengthLimits
 from .paging import QueueLogging
@@ -56,6 +57,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     queue_type = "classic"
     RULES: TypeRules        # set by each type
     PERSIST_ALL = False     # a durable queue of this type keeps transient messages too
+    TTL0_GRACE = 0          # ms a TTL-0 message lives (0: it is delivered at once or expires)
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -120,7 +122,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def is_special(self) -> bool:
         return (self.msg_ttl is not None or self.max_len is not None or self.max_bytes is not None
-                or self.max_priority is not None or self.dedup is not None)
+                or self.max_priority is not None or self.dedup is not None or bool(self.exp or self.exp_out))
 
     def set_mode(self, mode) -> None:
         self.mode = mode
@@ -143,8 +145,25 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def check_get(self) -> None:
         """Raise if basic.get is not allowed on this queue."""
 
+    def check_consume(self, channel) -> None:
+        """Raise if ``channel`` may not consume from this queue (after the argument checks)."""
+
+    def check_delete(self, if_unused: bool, if_empty: bool) -> None:
+        """Raise if queue.delete with these flags is refused (classic: 406 in use / not empty)."""
+        if if_unused and self.consumers:
+            raise precondition_failed(f"queue '{self.name}' in vhost '{self.vhost.name}' in use", 50, 40)
+        if if_empty and self.message_count:
+            raise precondition_failed(f"queue '{self.name}' in vhost '{self.vhost.name}' not empty", 50, 40)
+
     def sac_successor(self) -> None:
         """The single active consumer went: reorder ``consumers`` so the successor is first."""
+
+    def sac_handed_over(self, was_active: bool, cancelled: bool) -> None:
+        """A consumer of a single-active-consumer queue went (``cancelled``: by basic.cancel; else
+        its channel is going, which dispatches once its messages are back). The active consumer
+        (a new one if ``was_active``) is served at once."""
+        if cancelled:
+            self.dispatch()
 
     # ------------------------------------------------------------ messages in
 
@@ -152,10 +171,12 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def message_count(self) -> int:
         return len(self.ready) + self.tail
 
-    def enqueue(self, msg: Message):
-        """Add a routed message. Returns True if the queue refused it (reject-publish)."""
+    def enqueue(self, msg: Message, by=None):
+        """Add a routed message. ``by``: the publishing channel (None for the broker's own
+        enqueues: dead-letters, delayed messages). Returns True if the queue refused it
+        (reject-publish)."""
         if self.special or msg.flags & 0x0100:      # 0x0100: an expiration property
-            return self._enqueue_special(msg)
+            return self._enqueue_special(msg, by)
         # hot path: _enqueue_special for a plain queue and a message without a TTL
         if self.tail or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes:
             if self.store is not None and self.store.pages:
@@ -174,29 +195,35 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.ready_bytes += msg.size
         return None
 
-    def _enqueue_special(self, msg: Message):
+    def _enqueue_special(self, msg: Message, by=None):
         """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
-        if self.refuses(msg):
+        if self.refuses(msg, by):
             return True
         if self.dedup is not None and self.dedup.duplicate(msg):
             return True         # refused: the publisher gets a nack (plugin: {true, reject})
         ttl_ms = self.ttl_of(msg)
         exp_at = 0
         if ttl_ms is not None:
-            if ttl_ms == 0:
-                # TTL 0: delivered now to a consumer that can take it, or expired at once
+            if not self.special:
+                # a queue holding a message with a deadline keeps its bookkeeping on the slow paths
+                self.special = True
+            if ttl_ms == 0 and not self.TTL0_GRACE:
+                # TTL 0: delivered now to a consumer that can take it, or expired at once; if it
+                # comes back (requeued) it is past its deadline and expires then
                 if not self.ready and not self.tail and self.consumers:
                     c = self.pick(self.consumers)
                     if c is not None:
                         if self.keeps(msg):
                             self.pos[msg.id] = self.log.append(msg, False)
+                        self.exp_out[msg.id] = now_ms()
                         self._deliver(c, msg)
                         return None
                 if self.dedup is not None:
                     self.dedup.left_queue(msg)
-                self.dead_letter([msg], "expired")
+                if not (self.limited and self.dropped_on_entry(msg)):
+                    self.dead_letter([msg], "expired")
                 return None
-            exp_at = now_ms() + ttl_ms
+            exp_at = now_ms() + (ttl_ms or self.TTL0_GRACE)
         if self.pages and self._head_full():
             self._page_out(msg, exp_at)
             if exp_at and self.exp_timer is None:
@@ -413,8 +440,23 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self._consumed()
         self.dispatch()
 
+    def unpark(self, c: Consumer) -> None:
+        """``c``'s prefetch window has room again (one of its messages was settled): if it was out
+        of the rotation, it comes back at the end of it (of its priority level)."""
+        c.parked = False
+        if self.sac:
+            return
+        cs = self.consumers
+        try:
+            cs.remove(c)
+        except ValueError:
+            return
+        self.mode.insert(cs, c)
+
     def remove_consumer(self, c: Consumer, dispatch: bool = True) -> None:
-        was_active = self.mode is SINGLE_ACTIVE and self.consumers and self.consumers[0] is c
+        """``c`` goes: a basic.cancel (``dispatch``), or its channel is going (which requeues its
+        messages and dispatches afterwards)."""
+        was_active = self.sac and self.consumers and self.consumers[0] is c
         try:
             self.consumers.remove(c)
         except ValueError:
@@ -427,8 +469,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if self.flow_held:
                 self.flow.release(self)     # nobody drains it any more: do not hold publishers
             self._unconsumed()
-        elif self.sac and dispatch:
-            self.dispatch()                 # the next consumer becomes the active one
+        elif self.sac:
+            self.sac_handed_over(was_active, dispatch)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"

@@ -8,7 +8,12 @@ consumer's own window has room, and the channel-wide window (``global=true``)
 too.
 
 A queue's ``consumers`` deque is kept in the order its dispatch mode wants,
-and the mode picks from it. The three modes are named strategies, each a pair
+and the mode picks from it. As in RabbitMQ (``rabbit_queue_consumers``), a
+consumer whose own prefetch window is full when its turn comes is taken out of
+the rotation (``parked``) and comes back at the end of it (of its priority
+level) when the window has room again (:meth:`~leveret.broker.queue.base.Queue.unpark`,
+called by the channel when it settles one of its messages); a quorum queue
+parks it as soon as the window fills (``rabbit_fifo``'s service queue). The three modes are named strategies, each a pair
 of functions (``pick``, ``insert``):
 
 * :data:`ROUND_ROBIN` -- the default: rotate through the consumers that can
@@ -19,7 +24,8 @@ of functions (``pick``, ``insert``):
 * :data:`SINGLE_ACTIVE` -- ``x-single-active-consumer``: only the first
   registered consumer receives; the others wait their turn. Who takes over
   when the active one goes is the queue type's rule
-  (:meth:`~leveret.broker.queue.base.Queue.sac_successor`).
+  (:meth:`~leveret.broker.queue.base.Queue.sac_successor`), and so is when
+  the new one is first served (:data:`SAC_WAITING` until then).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from collections import deque
 
 class Consumer:
     __slots__ = ("tag", "ctag", "channel", "queue", "no_ack", "exclusive", "prefetch",
-                 "unacked", "arguments", "priority")
+                 "unacked", "arguments", "priority", "parked")
 
     def __init__(self, tag: str, ctag: bytes, channel, queue, no_ack: bool, exclusive: bool,
                  prefetch: int, arguments: dict | None, priority: int = 0):
@@ -42,6 +48,11 @@ class Consumer:
         self.unacked = 0
         self.arguments = arguments or {}
         self.priority = priority
+        self.parked = False         # out of the rotation until its prefetch window has room
+
+    def full(self) -> bool:
+        """Is its own prefetch window full (what parks it)?"""
+        return bool(self.prefetch) and not self.no_ack and self.unacked >= self.prefetch
 
     def can_take(self) -> bool:
         ch = self.channel
@@ -73,12 +84,20 @@ class DispatchMode:
 def _pick_round_robin(cs: deque) -> Consumer | None:
     if len(cs) == 1:
         c = cs[0]
-        return c if c.can_take() else None
+        if c.can_take():
+            return c
+        if c.full():
+            c.parked = True
+        return None
     for _ in range(len(cs)):
         c = cs[0]
         cs.rotate(-1)
+        if c.parked:
+            continue
         if c.can_take():
             return c
+        if c.full():
+            c.parked = True         # out of the rotation; back at its end once it has room
     return None
 
 
@@ -90,14 +109,19 @@ def _append(cs: deque, c: Consumer) -> None:
 
 def _pick_by_priority(cs: deque) -> Consumer | None:
     for i, c in enumerate(cs):
-        if c.can_take():
-            j = i + 1
-            while j < len(cs) and cs[j].priority == c.priority:
-                j += 1
-            if j - 1 > i:
-                del cs[i]
-                cs.insert(j - 1, c)
-            return c
+        if c.parked:
+            continue
+        if not c.can_take():
+            if c.full():
+                c.parked = True
+            continue
+        j = i + 1
+        while j < len(cs) and cs[j].priority == c.priority:
+            j += 1
+        if j - 1 > i:
+            del cs[i]
+            cs.insert(j - 1, c)
+        return c
     return None
 
 
@@ -116,9 +140,16 @@ def _pick_single_active(cs: deque) -> Consumer | None:
     return c if c is not None and c.can_take() else None
 
 
+def _pick_nobody(cs: deque) -> Consumer | None:
+    return None
+
+
 ROUND_ROBIN = DispatchMode("round-robin", _pick_round_robin, _append)
 BY_PRIORITY = DispatchMode("consumer-priority", _pick_by_priority, _insert_by_priority)
 SINGLE_ACTIVE = DispatchMode("single-active", _pick_single_active, _append)
+# a single active consumer that took over but is not served yet (RabbitMQ 3.10 classic queues
+# after a basic.cancel of the active consumer: see ClassicQueue.sac_handed_over)
+SAC_WAITING = DispatchMode("single-active-not-served", _pick_nobody, _append)
 
 
 def mode_for(sac: bool, consumers) -> DispatchMode:

@@ -6,26 +6,50 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Arguments**: its own list (delivery limit, in-memory limits, dead-letter
   strategy, leader locator; no priorities, queue mode, version or master
   locator), and a policy's ``expires`` and ``overflow`` win over the queue's
-  own arguments. ``reject-publish-dlx`` is taken as ``drop-head`` (3.10).
+  own arguments. A redeclare compares exactly the arguments of
+  ``rabbit_quorum_queue``'s ``queue_arguments`` list, in that order (dead-letter
+  ones first, ``x-message-ttl`` near the end); others are ignored. ``reject-publish-dlx`` is taken as ``drop-head`` (3.10).
 * **Declare rules**: durable, not exclusive, not auto-delete, not
   server-named, each with RabbitMQ's text.
 * **Durability**: a durable quorum queue keeps every message, whatever its
   delivery mode (``PERSIST_ALL``).
 * **Returns**: each message's returns are counted (``dcount``); a redelivery
   carries ``x-delivery-count``, and ``basic.get`` always does (0 the first
-  time). Past ``x-delivery-limit`` a returned message is dead-lettered with
+  time). The header is only on what is sent: the queue keeps (and requeues,
+  and dead-letters, whatever the reason) the message as published. Past ``x-delivery-limit`` a returned message is dead-lettered with
   reason ``delivery_limit``. Returned messages are served first, in the order
   they came back; an explicit nack/reject/recover without a delivery limit
   puts the message at the back (as a fresh entry of the log).
-* **Length limits**: the queue fills to max + 1 and then refuses until it is
-  back at 80% of the limit (``rabbit_fifo``'s overflow hysteresis).
+* **Length limits** count ready messages (``rabbit_fifo``'s
+  ``is_over_limit``) and are evaluated after everything that adds to them,
+  a requeue too, once the consumers that can take messages were served: ``drop-head`` trims at once; ``reject-publish`` tells every
+  publishing channel to stop as soon as the queue is over a limit (so a queue
+  fills to max + 1), and to go on once it is back at 80% of it. Each channel
+  has its own status: one that first publishes here is refused only if the
+  queue is over a limit at that moment. Dead-letters and delayed messages are
+  untracked enqueues, never refused.
+* **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
+  map: each registered consumer (with a single active consumer only the
+  active one), each unsettled ``basic.get`` message, and each cancelled
+  consumer that still holds unacked messages.
 * **Single active consumer**: the next registered consumer takes over (no
   priority hand-over); declare-ok counts only the active consumer;
-  ``basic.get`` is refused; an exclusive consume is allowed.
+  ``basic.get`` is refused.
+* **Consumer credit**: a consumer without a prefetch count has 2000 (the
+  credit ``rabbit_quorum_queue`` gives it); a consumer whose credit is spent
+  leaves the rotation at once and comes back at its end when a message of
+  its is settled (``rabbit_fifo``'s service queue).
+* **Global QoS**: ``basic.consume`` from a channel with a global prefetch
+  limit (``basic.qos`` global, count > 0) closes the connection with 540
+  NOT_IMPLEMENTED.
+* **Exclusive consume**: the flag is ignored (never refused, and an
+  exclusive consumer shares the queue like any other).
+* **queue.delete** with ``if-unused`` or ``if-empty`` closes the connection
+  with 540 NOT_IMPLEMENTED (whatever the queue holds).
 """
 from __future__ import annotations
 
-from ...amqp.errors import precondition_failed, resource_locked
+from ...amqp.errors import not_implemented, precondition_failed, resource_locked
 from ..message import Message
 from .arguments import TypeRules
 from .base import Queue
@@ -36,20 +60,31 @@ QUORUM = TypeRules("quorum", (
     "x-single-active-consumer", "x-queue-type", "x-delivery-limit", "x-consumer-timeout",
     "x-message-deduplication", "x-cache-size", "x-cache-ttl", "x-quorum-initial-group-size",
     "x-dead-letter-strategy", "x-queue-leader-locator",
+), equivalence=(
+    # rabbit_quorum_queue:capabilities() queue_arguments, in its order
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires",
+    "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+    "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size", "x-delivery-limit",
+    "x-message-ttl", "x-queue-leader-locator",
 ), policy_wins=("expires", "overflow"))
 RELEASE_AT = 0.8        # rabbit_fifo: refusing stops once the queue is back at 80% of the limit
+UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch count gets this credit
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "overflowing", "delivery_limit")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "stored")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
+    TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
         self.dcount: dict[int, int] = {}    # message id -> times returned
-        self.overflowing = False
+        self.enqueuers: dict = {}           # publishing channel -> refused (reject-publish)
         self.delivery_limit = None
+        self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
+        self.lingering: list = []           # cancelled consumers that may still hold messages
+        self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -72,11 +107,34 @@ class QuorumQueue(Queue):
     # ------------------------------------------------------------ channel-facing rules
 
     def declare_ok_consumers(self) -> int:
-        # with a single active consumer only the active one counts
-        return min(1, len(self.consumers)) if self.sac else len(self.consumers)
+        # rabbit_fifo's consumer map: the registered consumers (with a single active consumer
+        # only the active one: the others wait outside the map), one entry per unsettled
+        # basic.get, and cancelled consumers until their last message is settled or returned
+        cs = self.consumers
+        n = min(1, len(cs)) if self.sac else len(cs)
+        if self.lingering:
+            self.lingering = held = [c for c in self.lingering if c.unacked > 0]
+            # a consumer registered again under its tag on its channel is the same entry
+            live = {(id(c.channel), c.tag) for c in cs}
+            n += sum(1 for c in held if (id(c.channel), c.tag) not in live)
+        return n + len(self.got)
+
+    def remove_consumer(self, c, dispatch: bool = True) -> None:
+        was = c in self.consumers
+        super().remove_consumer(c, dispatch)
+        if was and c.unacked:
+            self.lingering = [x for x in self.lingering if x.unacked > 0]
+            self.lingering.append(c)
 
     def exclusive_consume_refused(self, exclusive: bool) -> bool:
-        return self.exclusive_consumer is not None or (exclusive and bool(self.consumers))
+        # rabbit_quorum_queue:consume/3 reads the exclusive flag for its metrics only
+        return False
+
+    def check_consume(self, channel) -> None:
+        # rabbit_quorum_queue:consume/3 refuses a channel whose global prefetch limit is active
+        if channel.global_prefetch:
+            raise not_implemented(f"queue '{self.name}' in vhost '{self.vhost.name}' does not support "
+                                  "global qos", 60, 20)
 
     def check_get(self) -> None:
         if self.sac:
@@ -84,47 +142,116 @@ class QuorumQueue(Queue):
                                   f"'{self.vhost.name}'. basic.get operations are not supported by quorum "
                                   "queues with single active consumer", 60, 70)
 
+    def check_delete(self, if_unused: bool, if_empty: bool) -> None:
+        # rabbit_quorum_queue:delete/4 refuses both flags (if-unused is checked first)
+        for flag, name in ((if_unused, "if-unused"), (if_empty, "if-empty")):
+            if flag:
+                raise not_implemented(f"cannot delete queue '{self.name}' in vhost '{self.vhost.name}'. "
+                                      f"queue.delete operations with {name} flag set are not supported by "
+                                      "quorum queues", 50, 40)
+
     # ------------------------------------------------------------ overflow
 
-    def would_overflow(self, msg: Message) -> bool:
+    def over_limit(self) -> bool:
+        """rabbit_fifo's ``is_over_limit``: more ready messages (bytes) than the limit."""
         ml, mb = self.max_len, self.max_bytes
-        n, b = self.message_count, self.ready_bytes + self.tail_bytes
-        if self.overflowing:
-            if (ml is None or n <= int(ml * RELEASE_AT)) and (mb is None or b <= int(mb * RELEASE_AT)):
-                self.overflowing = False
-            else:
-                return True
-        over = (ml is not None and n > ml) or (mb is not None and b > mb)
-        if over:
-            self.overflowing = True
-        return over
+        return ((ml is not None and self.message_count > ml)
+                or (mb is not None and self.ready_bytes + self.tail_bytes > mb))
+
+    def below_soft_limit(self) -> bool:
+        """rabbit_fifo's ``is_below_soft_limit``: at most 80% of each limit."""
+        ml, mb = self.max_len, self.max_bytes
+        if ml is None and mb is None:
+            return False
+        return ((ml is None or self.message_count <= int(ml * RELEASE_AT))
+                and (mb is None or self.ready_bytes + self.tail_bytes <= int(mb * RELEASE_AT)))
+
+    def would_overflow(self, msg: Message, by=None) -> bool:
+        # reject-publish: each publishing channel is an enqueuer with its own status. Its first
+        # publish here registers it, refused if the queue is over a limit then; later it is
+        # refused from the moment the queue went over a limit (whoever put it there) until the
+        # queue is back at 80%. The broker's own enqueues (dead-letters, delayed messages) are
+        # untracked, never refused.
+        if by is None:
+            return False
+        refusing = self.enqueuers.get(by)
+        if refusing is None:
+            refusing = self.enqueuers[by] = self.over_limit()
+        return refusing
+
+    def _grow(self) -> None:
+        """The ready count is about to grow (enqueue, requeue). Decreases come one at a time
+        between these points, so a dip to 80% since the last one shows now: the enqueuers
+        were told to go on then."""
+        if self.enqueuers and self.below_soft_limit():
+            for by in self.enqueuers:
+                self.enqueuers[by] = False
+
+    def _grown(self) -> None:
+        """The ready count grew: over a limit, every enqueuer is told to stop (reject-publish)."""
+        if self.enqueuers and self.overflow == "reject-publish" and self.over_limit():
+            self.enqueuers = {by: True for by in self.enqueuers if not by.closed}
+
+    def _enqueue_special(self, msg: Message, by=None):
+        self._grow()
+        refused = super()._enqueue_special(msg, by)
+        if not refused:
+            self._grown()
+        return refused
 
     # ------------------------------------------------------------ return counts
 
+    def add_consumer(self, c) -> None:
+        if not c.prefetch and not c.no_ack:
+            c.prefetch = UNLIMITED_CREDIT
+        super().add_consumer(c)
+
     def _delivering(self, c, msg: Message) -> Message:
         msg = super()._delivering(c, msg)
+        if c.prefetch and not c.no_ack and c.unacked + 1 >= c.prefetch:
+            c.parked = True     # out of rabbit_fifo's service queue once its credit is spent
         if self.dcount:
             n = self.dcount.get(msg.id)
             if n:
+                self.stored[msg.id] = msg
                 msg = msg.with_header("x-delivery-count", "l", n)
         return msg
 
     def _getting(self, msg: Message) -> Message:
-        # basic.get on a quorum queue always carries the count (0 the first time)
-        return super()._getting(msg).with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
+        # basic.get on a quorum queue always carries the count (0 the first time); until it is
+        # settled (at once for a no-ack get) it counts as a consumer
+        self.got.add(msg.id)
+        msg = super()._getting(msg)
+        self.stored[msg.id] = msg
+        return msg.with_header("x-delivery-count", "l", self.dcount.get(msg.id, 0))
+
+    def drop(self, msg: Message) -> None:
+        # what is dead-lettered is the message as the queue keeps it (no x-delivery-count)
+        if self.stored:
+            msg = self.stored.pop(msg.id, msg)
+        super().drop(msg)
 
     def _settled_special(self, msg: Message) -> None:
         super()._settled_special(msg)
         if self.dcount:
             self.dcount.pop(msg.id, None)
+        if self.got:
+            self.got.discard(msg.id)
+        if self.stored:
+            self.stored.pop(msg.id, None)
 
     def _returned(self, msgs: list) -> list:
         back, limited = [], []
+        got, stored = self.got, self.stored
         for m in msgs:
+            if got:
+                got.discard(m.id)
+            if stored:
+                m = stored.pop(m.id, m)     # back as the queue keeps it
             n = self.dcount[m.id] = self.dcount.get(m.id, 0) + 1
             if self.delivery_limit is not None and n > self.delivery_limit:
                 self._forget(m)
-                limited.append(m.without_header("x-delivery-count"))
+                limited.append(m)
             else:
                 back.append(m)
         keep = super()._returned(back)
@@ -133,6 +260,16 @@ class QuorumQueue(Queue):
         return keep
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
+        # rabbit_fifo evaluates its limits after every command, once the consumers were served
+        # (checkout, then evaluate_limit): the returned messages go out first, then a queue over
+        # a limit drops from the head (drop-head) or stops the enqueuers (reject-publish)
+        self._grow()
+        self._put_back_in_order(msgs, explicit)
+        self.dispatch()
+        self._grown()
+        return True
+
+    def _put_back_in_order(self, msgs: list, explicit: bool) -> None:
         red = self.redelivered
         if explicit and self.delivery_limit is None:
             # to the back, as a fresh entry (a new id keeps id order = queue order)
@@ -145,7 +282,7 @@ class QuorumQueue(Queue):
                 red.add(m.id)
                 self.ready.append(m)
                 self.ready_bytes += m.size
-            return False
+            return
         # rabbit_fifo serves returned messages first, in the order they came back
         ready = self.ready
         k = 0
@@ -158,7 +295,11 @@ class QuorumQueue(Queue):
             self.ready_bytes += m.size
             ready.insert(k, m)
             k += 1
-        return True
+
+    def compact(self, unacked) -> int:
+        # the log keeps messages as published, not the copies sent with x-delivery-count
+        stored = self.stored
+        return super().compact([stored.get(m.id, m) for m in unacked] if stored else unacked)
 
     def _renumber(self, old: int, new: int) -> None:
         """A message re-enters the queue under a new id (requeue to the back)."""

@@ -9,7 +9,16 @@ As RabbitMQ (``rabbit_amqqueue_process``, ``rabbit_basic``):
 * TTL 0: the message is delivered at once to a consumer that can take it, or
   expires at once (dead-lettered with reason ``expired``).
 * A delivered message keeps its deadline: if it is requeued after that, it
-  expires when it comes back.
+  expires when it comes back. A delivered TTL-0 message is past its deadline
+  as soon as it is out, so any requeue (reject, nack, recover, its channel
+  closing) expires it.
+* A quorum queue has no TTL-0 special case (``rabbit_fifo``): the deadline
+  is the enqueue millisecond + 1, so a TTL-0 message nobody takes stays in
+  the queue until then (a passive declare may count it) and a requeue within
+  that millisecond keeps it.
+* A plain queue that receives a message with an ``expiration`` becomes
+  ``special``: its deliveries, settlements and requeues then keep the
+  deadlines' bookkeeping.
 
 Unlike RabbitMQ, which only expires messages at the head of a queue, due
 messages are removed *wherever they sit* and dead-lettered on time (a
