@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from ...amqp import spec
-from ...amqp.codec import enc_shortstr, table_plain
+from ...amqp.codec import TYPE_NAMES, enc_shortstr, table_plain
 from ...amqp.errors import (access_refused, not_allowed, not_found,
                            not_implemented, precondition_failed, resource_locked)
 from ...amqp.frames import deliver_frames, get_ok_frames, return_frames
@@ -154,13 +154,25 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
         msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
-        if msg.flags & 0x0310:
-            if msg.flags & 0x0010:
-                self._check_user_id(msg)
-            if msg.flags & 0x0100:
-                check_expiration(msg.properties.expiration)
-            if msg.flags & 0x0200 and msg.properties.reply_to == REPLY_TO:
+        flags = msg.flags
+        if flags & 0x3310:
+            # reply-to, user-id, expiration, headers, delivery-mode: checked in RabbitMQ's order
+            # (a message with none of these properties pays this one flag test)
+            if flags & 0x0200 and msg.properties.reply_to == REPLY_TO:
                 self._rewrite_reply_to(msg)
+            if flags & 0x0010:
+                self._check_user_id(msg)
+            if flags & 0x0100:
+                check_expiration(msg.properties.expiration)
+            if flags & 0x2000 and b"CC" in header:     # (a substring test; decoded only on a hit)
+                self._check_routing_headers(msg)
+            if flags & 0x1000 and not msg.persistent:
+                # delivery-mode other than 2: one byte read (the properties are decoded already
+                # when a field precedes it); only 1 is valid besides 2
+                p = msg._props
+                dm = p.delivery_mode if p is not None else header[14]
+                if dm != 1:
+                    raise precondition_failed(f"invalid message: {{delivery_mode_unknown,{dm}}}", 60, 40)
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
@@ -181,6 +193,17 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if uid is not None and uid != self.conn.user.name:
             raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
                                       f"'{self.conn.user.name}'", 60, 40)
+
+    @staticmethod
+    def _check_routing_headers(msg: Message) -> None:
+        """``CC`` and ``BCC`` must be arrays (their longstr items are routing keys; other items
+        are ignored): RabbitMQ's ``rabbit_basic:header_routes`` refuses the message otherwise."""
+        headers = msg.properties.headers or {}
+        for name in ("CC", "BCC"):
+            v = headers.get(name)
+            if v is not None and v.tag != "A":
+                raise precondition_failed(f'invalid message: {{unacceptable_type_in_header,"{name}",'
+                                          f'{TYPE_NAMES.get(v.tag, v.tag)}}}', 60, 40)
 
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""
@@ -209,11 +232,13 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             return names
         return [q.name for q in self._route(x, msg, [])]
 
-    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> None:
+    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> tuple[bool, bool]:
+        """A transactional publish at commit -> (reached a queue, refused by one)."""
         # the message enters its queues now: re-stamp its id so id order stays enqueue order
         msg.id = self.broker.new_message_id()
         queues = self.vhost.queues
-        self._enqueue(msg, [queues[n] for n in names if n in queues], mandatory)
+        found = [queues[n] for n in names if n in queues]
+        return bool(found), self._enqueue(msg, found, mandatory)
 
     def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> bool:
         """Enqueue into ``queues``; True if a queue refused the message (overflow)."""
@@ -252,7 +277,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
 
     def _route_sender_selected(self, x, msg: Message) -> list:
         """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
-        extra routing keys; ``BCC`` is removed before delivery (RabbitMQ's rabbit_basic)."""
+        extra routing keys, matched with the routing key at every exchange on the way; ``BCC``
+        is removed before delivery (RabbitMQ's rabbit_basic)."""
         props = msg.properties
         headers = props.headers or {}
         keys = [msg.routing_key]
@@ -270,11 +296,9 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             # held once for all its keys; released with its routing key and CC keys
             self.vhost.route_special(x, msg.routing_key, msg, found)
             return found
-        for k in keys:
-            if isinstance(k, bytes):
-                k = k.decode("utf-8", "surrogateescape")
-            self.vhost.route(x, k, msg, found)
-        return list(dict.fromkeys(found))
+        keys = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys]
+        self.vhost.route_keys(x, list(dict.fromkeys(keys)), msg, found)
+        return found
 
     def send_return(self, code: int, text: str, msg: Message) -> None:
         parts: list = []
@@ -364,9 +388,11 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             self._requeue(items, True)
         else:
             for _, (msg, q, _c) in items:
-                if negative:
+                if negative and not q.deleted:
                     q.drop(msg)
                 else:
+                    # an ack; or a reject after the queue was deleted: RabbitMQ drops the
+                    # message (no dead-lettering, the queue process is gone)
                     q.ack(msg)
         if self.global_prefetch:
             queues.update(dict.fromkeys(c.queue for c in self.consumers.values() if c.queue is not None))
@@ -392,11 +418,12 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     # ------------------------------------------------------------ consumers
 
     def consumer_gone(self, c: Consumer, notify: bool) -> None:
-        """The queue went away under a consumer: forget it, tell the client (basic.cancel)."""
+        """The queue went away under a consumer: forget it, tell the client (basic.cancel, after
+        the replies of this turn: see :meth:`BrokerConnection.notify_cancel`)."""
         if self.consumers.get(c.tag) is c:
             del self.consumers[c.tag]
             if notify and not self.closed and self.conn.capability("consumer_cancel_notify"):
-                self.conn.send_method(self.number, spec.BasicCancel(consumer_tag=c.tag, nowait=True))
+                self.conn.notify_cancel(self, c.tag)
 
     def cancel_consumer(self, c: Consumer, dispatch: bool = True) -> None:
         self.consumers.pop(c.tag, None)
@@ -446,16 +473,17 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             self.kick_queues()
 
     def m_basic_consume(self, m):
+        if m.consumer_tag and m.consumer_tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{m.consumer_tag}'", 60, 20)
         if m.queue == REPLY_TO:
             return self._consume_reply_to(m)
         q = self.get_queue(m.queue)
         tag = m.consumer_tag or gen_name("amq.ctag-")
-        if tag in self.consumers:
-            raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
+        prio = consumer_priority(m.arguments, what)
+        q.check_consume(self)               # the type's rules (quorum: no global qos)
         if q.exclusive_consume_refused(m.exclusive):
-            raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
-        prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
-        q.check_consume(self)
+            raise access_refused(f"{what} in exclusive use", 60, 20)
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
         self.consumers[tag] = c
         if not m.nowait:
@@ -521,15 +549,18 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     def m_basic_reject(self, m):
         self.nack(m.delivery_tag, False, m.requeue, 90)
 
-    def m_basic_recover(self, m, reply=True):
+    def m_basic_recover(self, m, mid: int = 110):
+        """Requeue every unacked delivery. As in RabbitMQ, recover-ok goes out before the
+        redeliveries, and ``requeue=false`` is a 540 connection error naming the method that
+        asked (recover or recover-async)."""
         if not m.requeue:
-            raise not_implemented("requeue=false", 60, 110)
-        self.requeue_all(True)
-        if reply:
+            raise not_implemented("requeue=false", 60, mid)
+        if mid == 110:
             self.conn.send_method(self.number, spec.BasicRecoverOk())
+        self.requeue_all(True)
 
     def m_basic_recover_async(self, m):
-        self.m_basic_recover(m, reply=False)
+        self.m_basic_recover(m, 100)
 
     # ------------------------------------------------------------ channel
 

@@ -1,0 +1,524 @@
+"""Channel-side behaviours where Leveret diverged from RabbitMQ 3.10.8, each pinned as observed.
+
+recover (async), the channel-wide prefetch window (``basic.qos global=true``) with per-consumer
+prefetch, the order in which consumers that ran out of credit get messages again, settle batches
+(one per queue and consumer tag), publish validation (delivery-mode, ``CC``/``BCC`` types),
+quorum queues and global qos, publisher nacks, the cancel notification after ``queue.delete``,
+transactions, rejects after a queue was deleted, CC keys at exchange-to-exchange hops, and
+``queue.unbind`` of another connection's exclusive queue.
+
+Every expectation was observed on RabbitMQ 3.10.8 (reply codes, texts, class and method ids,
+frame order). Where RabbitMQ's outcome depends on how its processes are scheduled, the test
+spaces the client's actions so that only one outcome is possible.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+import amqp
+import pika
+import pika.exceptions
+import pytest
+from pamqp import commands as C
+from pamqp import encode, frame
+
+from .helpers import closed_with, count, settle, wait_count
+
+
+# --------------------------------------------------------------------------- helpers
+
+def frames(c, timeout: float = 0.3) -> list:
+    """Frames a raw connection receives until it stays silent for ``timeout``: method frames as
+    they are; a delivery's content is folded into ``("body", bytes)`` entries."""
+    out = []
+    while True:
+        try:
+            _ch, f = c.read_frame_skip_heartbeats(timeout)
+        except Exception:
+            return out
+        name = type(f).__name__
+        if name == "ContentHeader":
+            continue
+        if name == "ContentBody":
+            out.append(("body", f.value))
+            continue
+        out.append(f)
+
+
+def names(fs) -> list[str]:
+    return [type(f).__name__ if not isinstance(f, tuple) else f"body:{f[1].decode()}" for f in fs]
+
+
+def raw_publish(c, channel: int, routing_key: str, flags: int, props: bytes, body: bytes = b"x",
+                exchange: str = "") -> None:
+    """basic.publish whose content header carries ``flags`` and the raw property list ``props``."""
+    c.send_method(channel, C.Basic.Publish(exchange=exchange, routing_key=routing_key))
+    c.send_frame(2, channel, struct.pack(">HHQH", 60, 0, len(body), flags) + props)
+    c.send_frame(3, channel, body)
+
+
+def headers_table(entries) -> bytes:
+    """A field table from ``(key, raw field bytes)`` pairs (type octet + value)."""
+    b = b"".join(encode.short_string(k) + v for k, v in entries)
+    return struct.pack(">I", len(b)) + b
+
+
+def longstr(s: bytes) -> bytes:
+    return b"S" + struct.pack(">I", len(s)) + s
+
+
+def closed(c) -> tuple[int, str, int, int]:
+    """Read until a Channel.Close or Connection.Close -> (code, text, class id, method id)."""
+    while True:
+        _ch, f = c.read_frame_skip_heartbeats(2)
+        if isinstance(f, (C.Channel.Close, C.Connection.Close)):
+            return f.reply_code, f.reply_text, f.class_id, f.method_id
+
+
+class Consumers:
+    """pika consumers on one connection recording the bodies each receives, with delivery tags."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.got: dict[str, list] = {}
+
+    def consume(self, ch, q: str, tag: str, **kw) -> None:
+        self.got[tag] = []
+        ch.basic_consume(q, lambda c, m, p, b: self.got[tag].append((b.decode(), m.delivery_tag, c)),
+                         consumer_tag=tag, **kw)
+        settle(self.conn, 0.2)
+
+    def ack(self, tag: str, i: int, multiple: bool = False) -> None:
+        _b, dtag, ch = self.got[tag][i]
+        ch.basic_ack(dtag, multiple=multiple)
+        settle(self.conn, 0.2)
+
+    def reject(self, tag: str, i: int) -> None:
+        _b, dtag, ch = self.got[tag][i]
+        ch.basic_reject(dtag, requeue=True)
+        settle(self.conn, 0.2)
+
+    def bodies(self) -> dict:
+        return {t: [b for b, _, _ in v] for t, v in self.got.items()}
+
+
+def backlog(ch, q: str, n: int) -> None:
+    for i in range(n):
+        ch.basic_publish("", q, str(i).encode())
+    assert wait_count(ch, q, n) == n
+
+
+# --------------------------------------------------------------------------- 1. basic.recover
+
+def test_recover_async_requeue_false_is_540_naming_recover_async(rawc):
+    """basic.recover-async(requeue=false): 540 NOT_IMPLEMENTED, class 60 method 100 (recover-async
+    itself, not recover's 110)."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.RecoverAsync(requeue=False))
+    assert closed(c) == (540, "NOT_IMPLEMENTED - requeue=false", 60, 100)
+
+
+def test_recover_requeue_false_is_540_naming_recover(rawc):
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Recover(requeue=False))
+    assert closed(c) == (540, "NOT_IMPLEMENTED - requeue=false", 60, 110)
+
+
+@pytest.mark.parametrize("method", [C.Basic.Recover, C.Basic.RecoverAsync])
+def test_recover_ok_comes_before_the_redeliveries(rawc, method):
+    """recover-ok is the first frame after basic.recover, then the redeliveries; recover-async
+    answers nothing and just redelivers."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    c.publish(1, "", q, b"m1")
+    c.publish(1, "", q, b"m2")
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct"))
+    c.expect(C.Basic.ConsumeOk)
+    assert names(frames(c)) == ["Deliver", "body:m1", "Deliver", "body:m2"]
+    c.send_method(1, method(requeue=True))
+    got = frames(c)
+    expect = ["Deliver", "body:m1", "Deliver", "body:m2"]
+    if method is C.Basic.Recover:
+        expect = ["RecoverOk"] + expect
+    assert names(got) == expect
+    assert [f.redelivered for f in got if isinstance(f, C.Basic.Deliver)] == [True, True]
+
+
+# --------------------------------------------------------------------------- 4. delivery-mode
+
+@pytest.mark.parametrize("mode", [0, 3, 255])
+def test_invalid_delivery_mode_is_refused(rawc, mode):
+    """Only delivery-mode 1 and 2 are accepted: anything else is 406 on publish, channel closed."""
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "anything", 0x1000, bytes([mode]))
+    assert closed(c) == (406, f"PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}", 60, 40)
+
+
+@pytest.mark.parametrize("mode", [1, 2])
+def test_valid_delivery_modes_accepted(rawc, mode):
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    raw_publish(c, 1, q, 0x1800, bytes([mode, 3]))          # with a priority after it
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
+
+
+# --------------------------------------------------------------------------- 5. CC / BCC types
+
+TYPES = [
+    (longstr(b"abc"), "longstr"),
+    (b"I" + struct.pack(">i", 5), "signedint"),
+    (b"V", "void"),
+    (b"F" + struct.pack(">I", 0), "table"),
+    (b"x" + struct.pack(">I", 1) + b"a", "binary"),
+    (b"t\x01", "bool"),
+]
+
+
+@pytest.mark.parametrize("key", ["CC", "BCC"])
+@pytest.mark.parametrize("field,type_name", TYPES, ids=[t for _, t in TYPES])
+def test_routing_header_that_is_not_an_array_is_refused(rawc, key, field, type_name):
+    """A CC or BCC header must be an array: any other type closes the channel with 406 naming
+    the header and the type (also for a message that routes nowhere)."""
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000, headers_table([(key, field)]))
+    assert closed(c) == (406, f'PRECONDITION_FAILED - invalid message: {{unacceptable_type_in_header,"{key}",'
+                              f'{type_name}}}', 60, 40)
+
+
+def test_cc_is_checked_before_bcc_and_before_delivery_mode(rawc):
+    bad = b"I" + struct.pack(">i", 5)
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000 | 0x1000, headers_table([("BCC", bad), ("CC", bad)]) + bytes([0]))
+    assert closed(c)[1] == 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",signedint}'
+    c2 = rawc()
+    c2.open_channel(1)
+    raw_publish(c2, 1, "nowhere", 0x2000 | 0x1000, headers_table([("BCC", longstr(b"k"))]) + bytes([0]))
+    assert closed(c2)[1] == 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"BCC",longstr}'
+
+
+def test_user_id_is_checked_before_routing_headers(rawc):
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000 | 0x0010,
+                headers_table([("CC", longstr(b"k"))]) + encode.short_string("bob"))
+    assert closed(c)[1] == "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'"
+
+
+def test_array_with_other_items_and_lowercase_cc_are_accepted(rawc):
+    """Items that are not longstr are ignored; only the exact header names count."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    arr = b"A" + struct.pack(">I", 5) + b"I" + struct.pack(">i", 5)
+    raw_publish(c, 1, q, 0x2000, headers_table([("CC", arr), ("cc", longstr(b"x"))]))
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
+
+
+# --------------------------------------------------------------------------- 6. quorum queues and global qos
+
+def test_quorum_consume_with_global_prefetch_is_540(rawc, uniq, cleanup):
+    """Consuming a quorum queue on a channel with a channel-wide prefetch closes the connection:
+    540 NOT_IMPLEMENTED (class 60, method 20), even for a no-ack consumer."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q, durable=True, arguments={"x-queue-type": "quorum"}))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Basic.Qos(prefetch_count=1, global_=True))
+    c.expect(C.Basic.QosOk)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct", no_ack=True))
+    assert closed(c) == (540, f"NOT_IMPLEMENTED - queue '{q}' in vhost '/' does not support global qos", 60, 20)
+
+
+# --------------------------------------------------------------------------- 7. publisher nacks
+
+@pytest.mark.parametrize("qtype,first_nack", [("quorum", 3), ("classic", 2)])
+def test_reject_publish_nack_has_requeue_true(rawc, uniq, cleanup, qtype, first_nack):
+    """basic.nack for a publish refused by x-overflow reject-publish carries requeue=true (the
+    field's default, which RabbitMQ never changes) and multiple=true."""
+    q = f"{uniq}.{qtype}"
+    cleanup.append(q)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q, durable=True, arguments={
+        "x-queue-type": qtype, "x-max-length": 1, "x-overflow": "reject-publish"}))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Confirm.Select())
+    c.expect(C.Confirm.SelectOk)
+    got = []
+    for i in range(1, 5):
+        c.publish(1, "", q, b"m")
+        f = c.read_frame_skip_heartbeats(2)[1]
+        got.append((type(f).__name__, f.delivery_tag, f.multiple, getattr(f, "requeue", None)))
+    assert got == [("Ack", i, False, None) if i < first_nack else ("Nack", i, True, True) for i in range(1, 5)]
+
+
+# --------------------------------------------------------------------------- 8. cancel after queue.delete
+
+def test_queue_delete_ok_comes_before_the_cancels_in_tag_order(rawc, uniq):
+    """Deleting a queue the same channel consumes from: delete-ok first, then one basic.cancel
+    per consumer, in bytewise tag order."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    for t in ("c2", "C3", "c1"):
+        c.send_method(1, C.Basic.Consume(queue=q, consumer_tag=t))
+        c.expect(C.Basic.ConsumeOk)
+    c.send_method(1, C.Queue.Delete(queue=q))
+    got = frames(c)
+    assert names(got) == ["DeleteOk", "Cancel", "Cancel", "Cancel"]
+    assert [f.consumer_tag for f in got[1:]] == ["C3", "c1", "c2"]
+    assert all(f.nowait for f in got[1:])
+
+
+def test_queue_delete_from_another_channel_cancels_in_tag_order(rawc, uniq):
+    """Deleted from another channel: the consuming channel gets the cancels, in tag order (the
+    deleting channel's delete-ok is not ordered against them: RabbitMQ's channels are separate
+    processes)."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.open_channel(2)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    for t in ("b", "a"):
+        c.send_method(1, C.Basic.Consume(queue=q, consumer_tag=t))
+        c.expect(C.Basic.ConsumeOk)
+    c.send_method(2, C.Queue.Delete(queue=q))
+    got = frames(c)
+    assert sorted(names(got)) == ["Cancel", "Cancel", "DeleteOk"]
+    assert [f.consumer_tag for f in got if isinstance(f, C.Basic.Cancel)] == ["a", "b"]
+
+
+def test_py_amqp_delete_of_a_consumed_queue_returns_then_cancels(broker_url):
+    """kombu's test_ack_from_another_thread clean-up: py-amqp's queue_delete returns (it would
+    raise ConsumerCancelled if the cancel came first); the cancel is seen afterwards."""
+    host = broker_url.split("@", 1)[1].split("/", 1)[0]
+    c = amqp.Connection(host=host, userid="guest", password="guest")
+    c.connect()
+    try:
+        ch = c.channel()
+        q, _, _ = ch.queue_declare("", exclusive=True)
+        ch.basic_publish(amqp.Message(b"x"), routing_key=q)
+        got = []
+        tag = ch.basic_consume(q, callback=got.append)
+        c.drain_events(timeout=2)
+        assert [m.body for m in got] == [b"x"]
+        assert ch.queue_delete(q) == 0
+        with pytest.raises(amqp.exceptions.ConsumerCancelled) as ei:
+            c.drain_events(timeout=2)
+        assert tag in str(ei.value)
+        ch.close()
+    finally:
+        c.close()
+
+
+def test_no_cancel_when_queue_deleted_in_the_same_write_as_channel_close(rawc, uniq):
+    """queue.delete (nowait) followed at once by channel.close: the channel closes, no cancel."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct"))
+    c.expect(C.Basic.ConsumeOk)
+    c.send_raw(frame.marshal(C.Queue.Delete(queue=q, nowait=True), 1)
+               + frame.marshal(C.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 1))
+    assert names(frames(c)) == ["CloseOk"]
+
+
+# --------------------------------------------------------------------------- 9. lifecycle divergences
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+@pytest.mark.parametrize("how", ["get", "consume"])
+def test_reject_after_the_queue_was_deleted_is_dropped(connect, uniq, cleanup, qtype, how):
+    """(#5) A reject(requeue=false) of a message whose queue has been deleted meanwhile does not
+    dead-letter it: the queue is gone, the message with it."""
+    sink, src = uniq + ".sink", uniq + ".src"
+    cleanup.append(sink)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(sink, durable=True)
+    ch.queue_declare(src, durable=True, arguments={"x-queue-type": qtype, "x-dead-letter-exchange": "",
+                                                    "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", src, b"m1")
+    assert wait_count(ch, src, 1) == 1
+    if how == "get":
+        tag = ch.basic_get(src)[0].delivery_tag
+    else:
+        cs = Consumers(conn)
+        cs.consume(ch, src, "c")
+        tag = cs.got["c"][0][1]
+    conn.channel().queue_delete(src)
+    ch.basic_reject(tag, requeue=False)
+    settle(conn, 0.3)
+    assert count(ch, sink) == 0
+    assert ch.is_open
+
+
+def test_tx_commit_when_reject_publish_refuses_is_partial_tx_completion(rawc, uniq, cleanup):
+    """(#8) A transactional publish refused by a reject-publish queue fails the commit: 406
+    "partial tx completion" on tx.commit (90, 20); the rest of the transaction stands."""
+    q, other = uniq + ".full", uniq + ".other"
+    cleanup.extend([q, other])
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Queue.Declare(queue=other))
+    c.expect(C.Queue.DeclareOk)
+    c.publish(1, "", q, b"fill")
+    c.send_method(1, C.Tx.Select())
+    c.expect(C.Tx.SelectOk)
+    c.publish(1, "", other, b"ok")
+    c.publish(1, "", q, b"refused")
+    c.send_method(1, C.Tx.Commit())
+    assert closed(c) == (406, "PRECONDITION_FAILED - partial tx completion", 90, 20)
+    c.open_channel(2)
+    c.send_method(2, C.Queue.Declare(queue=other, passive=True))
+    assert c.expect(C.Queue.DeclareOk).message_count == 1
+    c.send_method(2, C.Queue.Declare(queue=q, passive=True))
+    assert c.expect(C.Queue.DeclareOk).message_count == 1
+
+
+def test_tx_commit_ok_before_redeliveries_when_nothing_was_published(rawc):
+    """A commit holding only a requeue answers commit-ok first, then the queue redelivers; with
+    a publish in it, commit-ok follows the publish's delivery -- and the publishes take effect
+    before the held nacks, whatever their order in the transaction."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    c.publish(1, "", q, b"m1")
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct"))
+    c.expect(C.Basic.ConsumeOk)
+    assert names(frames(c)) == ["Deliver", "body:m1"]
+    c.send_method(1, C.Tx.Select())
+    c.expect(C.Tx.SelectOk)
+    c.send_method(1, C.Basic.Nack(delivery_tag=1, requeue=True))
+    c.send_method(1, C.Tx.Commit())
+    assert names(frames(c)) == ["CommitOk", "Deliver", "body:m1"]
+    c.send_method(1, C.Basic.Nack(delivery_tag=2, requeue=True))
+    c.publish(1, "", q, b"p1")
+    c.send_method(1, C.Tx.Commit())
+    got = names(frames(c))
+    # (where commit-ok falls after p1's delivery depends on RabbitMQ's scheduling; usually last)
+    assert [n for n in got if n.startswith("body")] == ["body:p1", "body:m1"]
+    assert got.index("CommitOk") > got.index("body:p1")
+
+
+def test_cc_keys_are_matched_at_every_exchange_to_exchange_hop(connect, uniq, cleanup_exchanges):
+    """(#9) The message's routing key and CC/BCC keys are all matched at each exchange it
+    reaches: x1 -(ka)-> x2 -(kb)-> q routes a message with key ka and CC [kb]."""
+    conn = connect()
+    ch = conn.channel()
+    x1, x2 = uniq + ".x1", uniq + ".x2"
+    cleanup_exchanges.extend([x1, x2])
+    ch.exchange_declare(x1, "direct")
+    ch.exchange_declare(x2, "direct")
+    ch.exchange_bind(x2, x1, "ka")
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, x2, "kb")
+    only_rk = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(only_rk, x2, "ka")
+    ch.confirm_delivery()
+    ch.basic_publish(x1, "ka", b"cc", pika.BasicProperties(headers={"CC": ["kb"]}))
+    ch.basic_publish(x1, "ka", b"bcc", pika.BasicProperties(headers={"BCC": ["kb"]}))
+    ch.basic_publish(x1, "kb", b"cc-only", pika.BasicProperties(headers={"CC": ["ka"]}))
+    got = [m[2] for m in iter(lambda: ch.basic_get(q, auto_ack=True), (None, None, None))]
+    assert got == [b"cc", b"bcc", b"cc-only"]
+    assert count(ch, only_rk) == 3
+
+
+def test_cc_keys_at_every_hop_for_dead_letters(connect, uniq, cleanup_exchanges):
+    """The same for a dead-lettered message published to a DLX with its own keys."""
+    conn = connect()
+    ch = conn.channel()
+    x0, x1, x2 = uniq + ".dx0", uniq + ".dx1", uniq + ".dx2"
+    cleanup_exchanges.extend([x0, x1, x2])
+    for x in (x0, x1, x2):
+        ch.exchange_declare(x, "direct")
+    ch.exchange_bind(x2, x1, "ka")
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(sink, x2, "kb")
+    src = ch.queue_declare("", exclusive=True, arguments={"x-dead-letter-exchange": x1}).method.queue
+    ch.queue_bind(src, x0, "ka")
+    ch.basic_publish(x0, "ka", b"d", pika.BasicProperties(headers={"CC": ["kb"]}))
+    m = ch.basic_get(src)[0]
+    ch.basic_reject(m.delivery_tag, requeue=False)
+    assert wait_count(ch, sink, 1) == 1
+
+
+def test_dead_letter_copy_reaches_all_targets_before_one_dead_letters_in_turn(connect, uniq, cleanup_exchanges):
+    """A rejected message dead-lettered to a fanout reaching a full reject-publish-dlx queue and a
+    sink: the sink gets the rejected copy first, then the full queue's own (maxlen) copy -- in
+    whatever order the two queues were bound."""
+    conn = connect()
+    ch = conn.channel()
+    x = uniq + ".dlx"
+    cleanup_exchanges.append(x)
+    ch.exchange_declare(x, "fanout")
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    full = ch.queue_declare("", exclusive=True, arguments={
+        "x-max-length": 0, "x-overflow": "reject-publish-dlx",
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}).method.queue
+    ch.queue_bind(full, x)
+    ch.queue_bind(sink, x)
+    src = ch.queue_declare("", exclusive=True, arguments={"x-dead-letter-exchange": x}).method.queue
+    ch.basic_publish("", src, b"m")
+    assert wait_count(ch, src, 1) == 1
+    ch.basic_reject(ch.basic_get(src)[0].delivery_tag, requeue=False)
+    assert wait_count(ch, sink, 2) == 2
+    reasons = []
+    for _ in range(2):
+        _m, p, _b = ch.basic_get(sink, auto_ack=True)
+        reasons.append([d["reason"] for d in p.headers["x-death"]])
+    assert reasons == [["rejected"], ["maxlen", "rejected"]]
+
+
+def test_unbind_of_another_connections_exclusive_queue(connect, uniq):
+    """(#17) queue.unbind of another connection's exclusive queue: 405 RESOURCE_LOCKED (50, 50)
+    when the binding exists; unbind-ok when it does not (or the exchange is missing)."""
+    key = "k." + uniq[-8:]
+    owner = connect().channel()
+    q = owner.queue_declare("x." + uniq[-8:], exclusive=True).method.queue     # (the text fits 255)
+    owner.queue_bind(q, "amq.direct", key)
+    assert connect().channel().queue_unbind(q, "amq.direct", key + ".other") is not None
+    assert connect().channel().queue_unbind(q, uniq + ".no-such-x", key) is not None
+    other = connect().channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        other.queue_unbind(q, "amq.direct", key)
+    closed_with(ei, 405, f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{q}' in vhost '/'. "
+                         "It could be originally declared on another connection or the exclusive property value "
+                         "does not match that of the original declaration.")
+    owner.basic_publish("amq.direct", key, b"still bound")
+    assert wait_count(owner, q, 1) == 1
+
+
+def test_consume_reusing_a_tag_is_checked_before_the_queue(rawc, uniq):
+    """basic.consume with a tag already in use on the channel: 530 NOT_ALLOWED even when the
+    queue does not exist (the tag is checked first)."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="dup"))
+    c.expect(C.Basic.ConsumeOk)
+    c.send_method(1, C.Basic.Consume(queue=uniq + ".missing", consumer_tag="dup"))
+    assert closed(c) == (530, "NOT_ALLOWED - attempt to reuse consumer tag 'dup'", 60, 20)
