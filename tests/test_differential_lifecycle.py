@@ -27,10 +27,10 @@ publishes and dead-letters race); a queue name keeps its type (RabbitMQ 3.10 fai
 with 541 when a name it used changes type); and an expiration of "0" is only sent when no queue
 holds a ready message (Leveret expires messages anywhere in a queue, RabbitMQ only at the head).
 
-Work in progress, opt-in: runs only with ``LEVERET_DIFF_LIFECYCLE=1`` (not in CI yet). It has
-found and pinned down many divergences, and the default seeds pass; longer runs still find the
-open ones listed in ``docs/lifecycle.md`` ("Known divergences"), and RabbitMQ's own races
-(a quorum queue's first publish from a channel) now and then. Runs when ``LEVERET_DIFF_RABBITMQ_URL``
+Runs with ``LEVERET_DIFF_LIFECYCLE=1``: ``scripts/rabbitmq-conformance`` (CI) runs its default
+seeds, which pass. Longer runs still find the open divergences listed in ``docs/lifecycle.md``
+("Known divergences"), and RabbitMQ's own races (a quorum queue's first publish from a channel)
+now and then. Runs when ``LEVERET_DIFF_RABBITMQ_URL``
 names a RabbitMQ (``scripts/rabbitmq-conformance`` sets it); Leveret is the session's own broker. ``LEVERET_DIFF_SEQUENCES`` / ``LEVERET_DIFF_STEPS``
 make the run longer, ``LEVERET_DIFF_SEED0`` picks other seeds; a failure prints the seed and the
 operation log to replay it.
@@ -49,7 +49,7 @@ import pika.exceptions
 import pika.spec
 import pytest
 
-# opt-in while known divergences are open (see the docstring): LEVERET_DIFF_LIFECYCLE=1
+# LEVERET_DIFF_LIFECYCLE=1 (CI sets it) while longer runs still find open divergences
 RABBIT = os.environ.get("LEVERET_DIFF_RABBITMQ_URL") if os.environ.get("LEVERET_DIFF_LIFECYCLE") else None
 SEQUENCES = int(os.environ.get("LEVERET_DIFF_SEQUENCES", "12"))
 STEPS = int(os.environ.get("LEVERET_DIFF_STEPS", "60"))
