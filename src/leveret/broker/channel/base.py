@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from ...amqp import spec
-from ...amqp.codec import enc_shortstr, table_plain
+from ...amqp.codec import TYPE_NAMES, enc_shortstr, table_plain
 from ...amqp.errors import (access_refused, not_allowed, not_found,
                            not_implemented, precondition_failed, resource_locked)
 from ...amqp.frames import deliver_frames, get_ok_frames, return_frames
@@ -154,13 +154,25 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
         msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
-        if msg.flags & 0x0310:
-            if msg.flags & 0x0010:
-                self._check_user_id(msg)
-            if msg.flags & 0x0100:
-                check_expiration(msg.properties.expiration)
-            if msg.flags & 0x0200 and msg.properties.reply_to == REPLY_TO:
+        flags = msg.flags
+        if flags & 0x3310:
+            # reply-to, user-id, expiration, headers, delivery-mode: checked in RabbitMQ's order
+            # (a message with none of these properties pays this one flag test)
+            if flags & 0x0200 and msg.properties.reply_to == REPLY_TO:
                 self._rewrite_reply_to(msg)
+            if flags & 0x0010:
+                self._check_user_id(msg)
+            if flags & 0x0100:
+                check_expiration(msg.properties.expiration)
+            if flags & 0x2000 and b"CC" in header:     # (a substring test; decoded only on a hit)
+                self._check_routing_headers(msg)
+            if flags & 0x1000 and not msg.persistent:
+                # delivery-mode other than 2: one byte read (the properties are decoded already
+                # when a field precedes it); only 1 is valid besides 2
+                p = msg._props
+                dm = p.delivery_mode if p is not None else header[14]
+                if dm != 1:
+                    raise precondition_failed(f"invalid message: {{delivery_mode_unknown,{dm}}}", 60, 40)
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
@@ -181,6 +193,17 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if uid is not None and uid != self.conn.user.name:
             raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
                                       f"'{self.conn.user.name}'", 60, 40)
+
+    @staticmethod
+    def _check_routing_headers(msg: Message) -> None:
+        """``CC`` and ``BCC`` must be arrays (their longstr items are routing keys; other items
+        are ignored): RabbitMQ's ``rabbit_basic:header_routes`` refuses the message otherwise."""
+        headers = msg.properties.headers or {}
+        for name in ("CC", "BCC"):
+            v = headers.get(name)
+            if v is not None and v.tag != "A":
+                raise precondition_failed(f'invalid message: {{unacceptable_type_in_header,"{name}",'
+                                          f'{TYPE_NAMES.get(v.tag, v.tag)}}}', 60, 40)
 
     def _route(self, x, msg: Message, out: list) -> list:
         """The queues ``msg`` goes to (each once)."""

