@@ -185,3 +185,26 @@ def test_array_with_other_items_and_lowercase_cc_are_accepted(rawc):
     raw_publish(c, 1, q, 0x2000, headers_table([("CC", arr), ("cc", longstr(b"x"))]))
     c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
     assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
+
+
+# --------------------------------------------------------------------------- 7. publisher nacks
+
+@pytest.mark.parametrize("qtype,first_nack", [("quorum", 3), ("classic", 2)])
+def test_reject_publish_nack_has_requeue_true(rawc, uniq, cleanup, qtype, first_nack):
+    """basic.nack for a publish refused by x-overflow reject-publish carries requeue=true (the
+    field's default, which RabbitMQ never changes) and multiple=true."""
+    q = f"{uniq}.{qtype}"
+    cleanup.append(q)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q, durable=True, arguments={
+        "x-queue-type": qtype, "x-max-length": 1, "x-overflow": "reject-publish"}))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Confirm.Select())
+    c.expect(C.Confirm.SelectOk)
+    got = []
+    for i in range(1, 5):
+        c.publish(1, "", q, b"m")
+        f = c.read_frame_skip_heartbeats(2)[1]
+        got.append((type(f).__name__, f.delivery_tag, f.multiple, getattr(f, "requeue", None)))
+    assert got == [("Ack", i, False, None) if i < first_nack else ("Nack", i, True, True) for i in range(1, 5)]

@@ -10,6 +10,8 @@
 * A publish refused by a queue's overflow rule (reject-publish) is nacked; a
   batch with nacks is sent as RabbitMQ's ``send_confirms_and_nacks`` /
   ``coalesce_and_send`` sends it (:meth:`PublisherConfirms._flush_with_nacks`).
+  Its ``requeue`` bit is set: RabbitMQ builds the nack with the field's default
+  (true), for quorum and classic queues alike.
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ class PublisherConfirms:
             self._coalesce(acks, nacks, unconfirmed, lambda t, m: emit(ack_frame(self.number, t, m)))
         send = self.conn.send_method
         self._coalesce(nacks, acks, unconfirmed, lambda t, m: send(
-            self.number, spec.BasicNack(delivery_tag=t, multiple=m, requeue=False)))
+            self.number, spec.BasicNack(delivery_tag=t, multiple=m, requeue=True)))
         self.confirm_sent = upto
 
     @staticmethod
