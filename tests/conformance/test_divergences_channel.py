@@ -208,3 +208,24 @@ def test_reject_publish_nack_has_requeue_true(rawc, uniq, cleanup, qtype, first_
         f = c.read_frame_skip_heartbeats(2)[1]
         got.append((type(f).__name__, f.delivery_tag, f.multiple, getattr(f, "requeue", None)))
     assert got == [("Ack", i, False, None) if i < first_nack else ("Nack", i, True, True) for i in range(1, 5)]
+
+
+# --------------------------------------------------------------------------- 9. lifecycle divergences
+
+def test_unbind_of_another_connections_exclusive_queue(connect, uniq):
+    """(#17) queue.unbind of another connection's exclusive queue: 405 RESOURCE_LOCKED (50, 50)
+    when the binding exists; unbind-ok when it does not (or the exchange is missing)."""
+    key = "k." + uniq[-8:]
+    owner = connect().channel()
+    q = owner.queue_declare("x." + uniq[-8:], exclusive=True).method.queue     # (the text fits 255)
+    owner.queue_bind(q, "amq.direct", key)
+    assert connect().channel().queue_unbind(q, "amq.direct", key + ".other") is not None
+    assert connect().channel().queue_unbind(q, uniq + ".no-such-x", key) is not None
+    other = connect().channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+        other.queue_unbind(q, "amq.direct", key)
+    closed_with(ei, 405, f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{q}' in vhost '/'. "
+                         "It could be originally declared on another connection or the exclusive property value "
+                         "does not match that of the original declaration.")
+    owner.basic_publish("amq.direct", key, b"still bound")
+    assert wait_count(owner, q, 1) == 1

@@ -228,8 +228,12 @@ class VHost:
     def _binding_key(self, source, dest, routing_key: str, arguments: dict) -> tuple:
         return (self.name, source.name, dest.kind, dest.name, routing_key, encode_args(arguments))
 
-    def unbind(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
+    def unbind(self, source: Exchange, dest, routing_key: str, arguments: dict, check=None) -> None:
+        """Remove a binding if it exists; ``check(dest)`` runs first, only then (RabbitMQ checks
+        exclusive access to the queue only when there is a binding to remove)."""
         ident = (dest.kind, dest.name, routing_key, Binding(source, dest, routing_key, arguments).akey)
+        if check is not None and ident in source.bindings:
+            check(dest)
         b = source.remove_binding(ident)
         if b is None:
             return

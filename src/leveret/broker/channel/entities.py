@@ -73,7 +73,8 @@ class EntityMethods:
         return s, d
 
     def _unbind(self, source: str, dest_kind: str, dest: str, routing_key: str, args: dict) -> None:
-        """RabbitMQ answers unbind-ok whatever is missing (binding, queue, exchange)."""
+        """RabbitMQ answers unbind-ok whatever is missing (binding, queue, exchange); removing an
+        existing binding of another connection's exclusive queue is 405 RESOURCE_LOCKED."""
         v = self.vhost
         if not source or (dest_kind == "exchange" and not dest):
             raise access_refused("operation not permitted on the default exchange", 50 if dest_kind == "queue" else 40,
@@ -83,7 +84,7 @@ class EntityMethods:
         s = v.exchanges.get(source)
         d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
         if s is not None and d is not None:
-            v.unbind(s, d, routing_key, args)
+            v.unbind(s, d, routing_key, args, self.check_exclusive if dest_kind == "queue" else None)
 
     def m_exchange_bind(self, m):
         s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 30)
