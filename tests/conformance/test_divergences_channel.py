@@ -212,6 +212,75 @@ def test_reject_publish_nack_has_requeue_true(rawc, uniq, cleanup, qtype, first_
 
 # --------------------------------------------------------------------------- 9. lifecycle divergences
 
+def test_cc_keys_are_matched_at_every_exchange_to_exchange_hop(connect, uniq, cleanup_exchanges):
+    """(#9) The message's routing key and CC/BCC keys are all matched at each exchange it
+    reaches: x1 -(ka)-> x2 -(kb)-> q routes a message with key ka and CC [kb]."""
+    conn = connect()
+    ch = conn.channel()
+    x1, x2 = uniq + ".x1", uniq + ".x2"
+    cleanup_exchanges.extend([x1, x2])
+    ch.exchange_declare(x1, "direct")
+    ch.exchange_declare(x2, "direct")
+    ch.exchange_bind(x2, x1, "ka")
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, x2, "kb")
+    only_rk = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(only_rk, x2, "ka")
+    ch.confirm_delivery()
+    ch.basic_publish(x1, "ka", b"cc", pika.BasicProperties(headers={"CC": ["kb"]}))
+    ch.basic_publish(x1, "ka", b"bcc", pika.BasicProperties(headers={"BCC": ["kb"]}))
+    ch.basic_publish(x1, "kb", b"cc-only", pika.BasicProperties(headers={"CC": ["ka"]}))
+    got = [m[2] for m in iter(lambda: ch.basic_get(q, auto_ack=True), (None, None, None))]
+    assert got == [b"cc", b"bcc", b"cc-only"]
+    assert count(ch, only_rk) == 3
+
+
+def test_cc_keys_at_every_hop_for_dead_letters(connect, uniq, cleanup_exchanges):
+    """The same for a dead-lettered message published to a DLX with its own keys."""
+    conn = connect()
+    ch = conn.channel()
+    x0, x1, x2 = uniq + ".dx0", uniq + ".dx1", uniq + ".dx2"
+    cleanup_exchanges.extend([x0, x1, x2])
+    for x in (x0, x1, x2):
+        ch.exchange_declare(x, "direct")
+    ch.exchange_bind(x2, x1, "ka")
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(sink, x2, "kb")
+    src = ch.queue_declare("", exclusive=True, arguments={"x-dead-letter-exchange": x1}).method.queue
+    ch.queue_bind(src, x0, "ka")
+    ch.basic_publish(x0, "ka", b"d", pika.BasicProperties(headers={"CC": ["kb"]}))
+    m = ch.basic_get(src)[0]
+    ch.basic_reject(m.delivery_tag, requeue=False)
+    assert wait_count(ch, sink, 1) == 1
+
+
+def test_dead_letter_copy_reaches_all_targets_before_one_dead_letters_in_turn(connect, uniq, cleanup_exchanges):
+    """A rejected message dead-lettered to a fanout reaching a full reject-publish-dlx queue and a
+    sink: the sink gets the rejected copy first, then the full queue's own (maxlen) copy -- in
+    whatever order the two queues were bound."""
+    conn = connect()
+    ch = conn.channel()
+    x = uniq + ".dlx"
+    cleanup_exchanges.append(x)
+    ch.exchange_declare(x, "fanout")
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    full = ch.queue_declare("", exclusive=True, arguments={
+        "x-max-length": 0, "x-overflow": "reject-publish-dlx",
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}).method.queue
+    ch.queue_bind(full, x)
+    ch.queue_bind(sink, x)
+    src = ch.queue_declare("", exclusive=True, arguments={"x-dead-letter-exchange": x}).method.queue
+    ch.basic_publish("", src, b"m")
+    assert wait_count(ch, src, 1) == 1
+    ch.basic_reject(ch.basic_get(src)[0].delivery_tag, requeue=False)
+    assert wait_count(ch, sink, 2) == 2
+    reasons = []
+    for _ in range(2):
+        _m, p, _b = ch.basic_get(sink, auto_ack=True)
+        reasons.append([d["reason"] for d in p.headers["x-death"]])
+    assert reasons == [["rejected"], ["maxlen", "rejected"]]
+
+
 def test_unbind_of_another_connections_exclusive_queue(connect, uniq):
     """(#17) queue.unbind of another connection's exclusive queue: 405 RESOURCE_LOCKED (50, 50)
     when the binding exists; unbind-ok when it does not (or the exchange is missing)."""

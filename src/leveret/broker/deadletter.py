@@ -4,7 +4,8 @@ Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*``)
 
 * the dead-lettered copy is published to the DLX with the queue's
   ``x-dead-letter-routing-key`` if it has one (then the ``CC`` header is
-  removed), else with the message's own routing keys (routing key + ``CC``);
+  removed), else with the message's own routing keys (routing key + ``CC``),
+  all matched at every exchange on the way;
 * its ``expiration`` property is removed; a per-message expiration is kept as
   ``original-expiration`` in the x-death entry;
 * ``x-death`` is an array of tables, the newest first, one per
@@ -20,7 +21,9 @@ Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*``)
   ``x-last-death-{reason,queue,exchange}`` on every one;
 * cycles: a copy that would go back to a queue it already died in, with no
   ``rejected`` death since, is not delivered there (RabbitMQ's
-  ``detect_cycles``), unless this death itself is a rejection.
+  ``detect_cycles``), unless this death itself is a rejection;
+* a copy that reaches several queues reaches all of them before one of them
+  dead-letters in turn (its overflow), as for a publish.
 """
 from __future__ import annotations
 
@@ -152,13 +155,11 @@ def dead_letter(q, msgs: list, reason: str) -> None:
         return          # RabbitMQ drops the message when the DLX does not exist
     now_s = int(time.time())
     broker = v.broker
+    deferred = None
     for m in msgs:
         new, keys, deaths = make_dead_letter(m, q.name, reason, q.dlx, q.dlrk, now_s)
         out: list = []
-        for k in keys:
-            v.route_special(x, k, new, out)
-        if len(out) > 1:
-            out = list(dict.fromkeys(out))
+        v.route_keys(x, list(dict.fromkeys(keys)), new, out)
         if reason != "rejected":
             kept = [d for d in out if not is_cycle(d.name, deaths)]
             if len(kept) != len(out):
@@ -166,6 +167,14 @@ def dead_letter(q, msgs: list, reason: str) -> None:
                           [d.name for d in out if d not in kept])
             out = kept
         new.id = broker.new_message_id()
+        if len(out) > 1 and broker.dl_deferred is None:
+            # a target that dead-letters in turn (overflow) does it after the copies have
+            # reached all their targets, as the queue processes of RabbitMQ do for a publish
+            broker.dl_deferred = deferred = deferred if deferred is not None else []
         for d in out:
             if not d.deleted:
                 d.enqueue(new)
+    if deferred is not None:
+        broker.dl_deferred = None
+        for dq, dmsgs, dreason in deferred:
+            dead_letter(dq, dmsgs, dreason)

@@ -3,7 +3,10 @@
 :meth:`VHost.route` is the publish hot path's routing step: ask the exchange
 type for destinations, follow exchange-to-exchange bindings (each exchange
 visited once, so cycles terminate), use an exchange's alternate exchange when
-the exchange itself matched nothing, and return each queue once.
+the exchange itself matched nothing, and return each queue once. A message
+with several routing keys (sender-selected ``CC``/``BCC``, also when it is
+dead-lettered) is matched with *all* of them at every exchange it reaches
+(:meth:`VHost.route_keys`, RabbitMQ's ``rabbit_exchange:route``).
 
 Entity rules that RabbitMQ enforces and clients can observe (reply texts
 byte-for-byte as RabbitMQ's ``rabbit_channel``/``rabbit_amqqueue`` send them)
@@ -113,7 +116,7 @@ class VHost:
         if len(dests) == 1 and dests[0].kind == "queue":
             out.append(dests[0])
             return
-        self._route_from(x, dests, routing_key, msg, out, hold)
+        self._route_from(x, dests, (routing_key,), msg, out, hold)
 
     def route_special(self, x: Exchange, routing_key: str, msg, out: list, hold: bool = True) -> None:
         """:meth:`route` for a delayed exchange (and any other): a held message goes no further."""
@@ -122,11 +125,31 @@ class VHost:
             if delay:
                 self.broker.delays.hold(x, msg, delay)
                 if x.alternate is not None:
-                    self._route_from(x, [], routing_key, msg, out, hold)
+                    self._route_from(x, [], (routing_key,), msg, out, hold)
                 return
         self.route(x, routing_key, msg, out, hold)
 
-    def _route_from(self, x, dests: list, routing_key: str, msg, out: list, hold: bool) -> None:
+    def route_keys(self, x: Exchange, keys: list, msg, out: list, hold: bool = True) -> None:
+        """:meth:`route_special` for a message with several routing keys (its routing key and
+        its ``CC``/``BCC`` keys): every exchange on the way matches all of them, and uses its
+        alternate exchange only when none matched there."""
+        if len(keys) == 1:
+            self.route_special(x, keys[0], msg, out, hold)
+            return
+        if hold and x.delayed:
+            delay = x_delay(msg)
+            if delay:
+                self.broker.delays.hold(x, msg, delay)
+                if x.alternate is not None:
+                    self._route_from(x, [], keys, msg, out, hold)
+                return
+        dests: list = []
+        for k in keys:
+            x.route(k, msg, dests)
+        if dests or x.alternate is not None:
+            self._route_from(x, dests, keys, msg, out, hold)
+
+    def _route_from(self, x, dests: list, keys, msg, out: list, hold: bool) -> None:
         seen_q: set = set()
         seen_x = {x}
         work = [(x, dests)]
@@ -150,7 +173,8 @@ class VHost:
                             self.broker.delays.hold(d, msg, delay)
                             work.append((d, nxt))
                             continue
-                    d.route(routing_key, msg, nxt)
+                    for k in keys:
+                        d.route(k, msg, nxt)
                     work.append((d, nxt))
 
     # ------------------------------------------------------------ exchanges

@@ -275,7 +275,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
 
     def _route_sender_selected(self, x, msg: Message) -> list:
         """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
-        extra routing keys; ``BCC`` is removed before delivery (RabbitMQ's rabbit_basic)."""
+        extra routing keys, matched with the routing key at every exchange on the way; ``BCC``
+        is removed before delivery (RabbitMQ's rabbit_basic)."""
         props = msg.properties
         headers = props.headers or {}
         keys = [msg.routing_key]
@@ -293,11 +294,9 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             # held once for all its keys; released with its routing key and CC keys
             self.vhost.route_special(x, msg.routing_key, msg, found)
             return found
-        for k in keys:
-            if isinstance(k, bytes):
-                k = k.decode("utf-8", "surrogateescape")
-            self.vhost.route(x, k, msg, found)
-        return list(dict.fromkeys(found))
+        keys = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys]
+        self.vhost.route_keys(x, list(dict.fromkeys(keys)), msg, found)
+        return found
 
     def send_return(self, code: int, text: str, msg: Message) -> None:
         parts: list = []
