@@ -210,6 +210,82 @@ def test_reject_publish_nack_has_requeue_true(rawc, uniq, cleanup, qtype, first_
     assert got == [("Ack", i, False, None) if i < first_nack else ("Nack", i, True, True) for i in range(1, 5)]
 
 
+# --------------------------------------------------------------------------- 8. cancel after queue.delete
+
+def test_queue_delete_ok_comes_before_the_cancels_in_tag_order(rawc, uniq):
+    """Deleting a queue the same channel consumes from: delete-ok first, then one basic.cancel
+    per consumer, in bytewise tag order."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    for t in ("c2", "C3", "c1"):
+        c.send_method(1, C.Basic.Consume(queue=q, consumer_tag=t))
+        c.expect(C.Basic.ConsumeOk)
+    c.send_method(1, C.Queue.Delete(queue=q))
+    got = frames(c)
+    assert names(got) == ["DeleteOk", "Cancel", "Cancel", "Cancel"]
+    assert [f.consumer_tag for f in got[1:]] == ["C3", "c1", "c2"]
+    assert all(f.nowait for f in got[1:])
+
+
+def test_queue_delete_from_another_channel_cancels_in_tag_order(rawc, uniq):
+    """Deleted from another channel: the consuming channel gets the cancels, in tag order (the
+    deleting channel's delete-ok is not ordered against them: RabbitMQ's channels are separate
+    processes)."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.open_channel(2)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    for t in ("b", "a"):
+        c.send_method(1, C.Basic.Consume(queue=q, consumer_tag=t))
+        c.expect(C.Basic.ConsumeOk)
+    c.send_method(2, C.Queue.Delete(queue=q))
+    got = frames(c)
+    assert sorted(names(got)) == ["Cancel", "Cancel", "DeleteOk"]
+    assert [f.consumer_tag for f in got if isinstance(f, C.Basic.Cancel)] == ["a", "b"]
+
+
+def test_py_amqp_delete_of_a_consumed_queue_returns_then_cancels(broker_url):
+    """kombu's test_ack_from_another_thread clean-up: py-amqp's queue_delete returns (it would
+    raise ConsumerCancelled if the cancel came first); the cancel is seen afterwards."""
+    host = broker_url.split("@", 1)[1].split("/", 1)[0]
+    c = amqp.Connection(host=host, userid="guest", password="guest")
+    c.connect()
+    try:
+        ch = c.channel()
+        q, _, _ = ch.queue_declare("", exclusive=True)
+        ch.basic_publish(amqp.Message(b"x"), routing_key=q)
+        got = []
+        tag = ch.basic_consume(q, callback=got.append)
+        c.drain_events(timeout=2)
+        assert [m.body for m in got] == [b"x"]
+        assert ch.queue_delete(q) == 0
+        with pytest.raises(amqp.exceptions.ConsumerCancelled) as ei:
+            c.drain_events(timeout=2)
+        assert tag in str(ei.value)
+        ch.close()
+    finally:
+        c.close()
+
+
+def test_no_cancel_when_queue_deleted_in_the_same_write_as_channel_close(rawc, uniq):
+    """queue.delete (nowait) followed at once by channel.close: the channel closes, no cancel."""
+    q = uniq + ".q"
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct"))
+    c.expect(C.Basic.ConsumeOk)
+    c.send_raw(frame.marshal(C.Queue.Delete(queue=q, nowait=True), 1)
+               + frame.marshal(C.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 1))
+    assert names(frames(c)) == ["CloseOk"]
+
+
 # --------------------------------------------------------------------------- 9. lifecycle divergences
 
 def test_cc_keys_are_matched_at_every_exchange_to_exchange_hop(connect, uniq, cleanup_exchanges):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 
+from ..amqp import spec
 from ..amqp.connection import ProtocolConnection, parse_amqplain, parse_plain
 from ..amqp.errors import ConnectionError_, SilentClose
 from .channel import HANDLERS, Channel
@@ -46,6 +47,7 @@ class BrokerConnection(ProtocolConnection):
         self.exclusive_queues: list = []
         # channels owing confirms, in the order they came to (a set would go by memory address)
         self.confirm_channels: dict = {}
+        self.cancels: list = []          # (channel, consumer tag): basic.cancel notifications owed
         self.writable = True
         self.flow_held = False           # publisher flow control holds this connection
         self.flush_now = None            # set by the I/O layer: write pending output at once
@@ -136,12 +138,27 @@ class BrokerConnection(ProtocolConnection):
         if s is not None:
             s.close()
 
+    def notify_cancel(self, channel: Channel, tag: str) -> None:
+        """Tell the client that the broker cancelled consumer ``tag`` (its queue went). RabbitMQ's
+        channel sends this when it learns that the queue process is gone -- after the reply to
+        the queue.delete that removed it, even on the same channel -- so the notification waits
+        for the next flush, after every reply of this turn; a channel that closed meanwhile
+        gets none."""
+        if not self.cancels and self.wakeup is not None:
+            self.wakeup()
+        self.cancels.append((channel, tag))
+
     def before_flush(self) -> None:
         cc = self.confirm_channels
         if cc:
             for s in cc:
                 s.flush_confirms()
             cc.clear()
+        if self.cancels:
+            cancels, self.cancels = self.cancels, []
+            for ch, tag in cancels:
+                if not ch.closed and self.sessions.get(ch.number) is ch:
+                    self.send_method(ch.number, spec.BasicCancel(consumer_tag=tag, nowait=True))
 
     # ------------------------------------------------------------ flow
 

@@ -290,7 +290,9 @@ class VHost:
             self._maybe_auto_delete_exchange(b.source)
         q.bindings.clear()
         n = q.message_count
-        for c in list(q.consumers):
+        # each channel learns it in bytewise consumer-tag order (RabbitMQ's channel walks a
+        # gb_set of the queue's consumer tags)
+        for c in sorted(q.consumers, key=lambda c: c.tag.encode("utf-8", "surrogateescape")):
             c.channel.consumer_gone(c, notify=True)
         q.consumers.clear()
         q.destroy()

@@ -414,11 +414,12 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     # ------------------------------------------------------------ consumers
 
     def consumer_gone(self, c: Consumer, notify: bool) -> None:
-        """The queue went away under a consumer: forget it, tell the client (basic.cancel)."""
+        """The queue went away under a consumer: forget it, tell the client (basic.cancel, after
+        the replies of this turn: see :meth:`BrokerConnection.notify_cancel`)."""
         if self.consumers.get(c.tag) is c:
             del self.consumers[c.tag]
             if notify and not self.closed and self.conn.capability("consumer_cancel_notify"):
-                self.conn.send_method(self.number, spec.BasicCancel(consumer_tag=c.tag, nowait=True))
+                self.conn.notify_cancel(self, c.tag)
 
     def cancel_consumer(self, c: Consumer, dispatch: bool = True) -> None:
         self.consumers.pop(c.tag, None)
