@@ -232,11 +232,13 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             return names
         return [q.name for q in self._route(x, msg, [])]
 
-    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> None:
+    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> tuple[bool, bool]:
+        """A transactional publish at commit -> (reached a queue, refused by one)."""
         # the message enters its queues now: re-stamp its id so id order stays enqueue order
         msg.id = self.broker.new_message_id()
         queues = self.vhost.queues
-        self._enqueue(msg, [queues[n] for n in names if n in queues], mandatory)
+        found = [queues[n] for n in names if n in queues]
+        return bool(found), self._enqueue(msg, found, mandatory)
 
     def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> bool:
         """Enqueue into ``queues``; True if a queue refused the message (overflow)."""
