@@ -109,6 +109,46 @@ def backlog(ch, q: str, n: int) -> None:
     assert wait_count(ch, q, n) == n
 
 
+# --------------------------------------------------------------------------- 1. basic.recover
+
+def test_recover_async_requeue_false_is_540_naming_recover_async(rawc):
+    """basic.recover-async(requeue=false): 540 NOT_IMPLEMENTED, class 60 method 100 (recover-async
+    itself, not recover's 110)."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.RecoverAsync(requeue=False))
+    assert closed(c) == (540, "NOT_IMPLEMENTED - requeue=false", 60, 100)
+
+
+def test_recover_requeue_false_is_540_naming_recover(rawc):
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Basic.Recover(requeue=False))
+    assert closed(c) == (540, "NOT_IMPLEMENTED - requeue=false", 60, 110)
+
+
+@pytest.mark.parametrize("method", [C.Basic.Recover, C.Basic.RecoverAsync])
+def test_recover_ok_comes_before_the_redeliveries(rawc, method):
+    """recover-ok is the first frame after basic.recover, then the redeliveries; recover-async
+    answers nothing and just redelivers."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    c.publish(1, "", q, b"m1")
+    c.publish(1, "", q, b"m2")
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct"))
+    c.expect(C.Basic.ConsumeOk)
+    assert names(frames(c)) == ["Deliver", "body:m1", "Deliver", "body:m2"]
+    c.send_method(1, method(requeue=True))
+    got = frames(c)
+    expect = ["Deliver", "body:m1", "Deliver", "body:m2"]
+    if method is C.Basic.Recover:
+        expect = ["RecoverOk"] + expect
+    assert names(got) == expect
+    assert [f.redelivered for f in got if isinstance(f, C.Basic.Deliver)] == [True, True]
+
+
 # --------------------------------------------------------------------------- 4. delivery-mode
 
 @pytest.mark.parametrize("mode", [0, 3, 255])
@@ -185,6 +225,23 @@ def test_array_with_other_items_and_lowercase_cc_are_accepted(rawc):
     raw_publish(c, 1, q, 0x2000, headers_table([("CC", arr), ("cc", longstr(b"x"))]))
     c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
     assert isinstance(c.expect(C.Basic.GetOk), C.Basic.GetOk)
+
+
+# --------------------------------------------------------------------------- 6. quorum queues and global qos
+
+def test_quorum_consume_with_global_prefetch_is_540(rawc, uniq, cleanup):
+    """Consuming a quorum queue on a channel with a channel-wide prefetch closes the connection:
+    540 NOT_IMPLEMENTED (class 60, method 20), even for a no-ack consumer."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue=q, durable=True, arguments={"x-queue-type": "quorum"}))
+    c.expect(C.Queue.DeclareOk)
+    c.send_method(1, C.Basic.Qos(prefetch_count=1, global_=True))
+    c.expect(C.Basic.QosOk)
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct", no_ack=True))
+    assert closed(c) == (540, f"NOT_IMPLEMENTED - queue '{q}' in vhost '/' does not support global qos", 60, 20)
 
 
 # --------------------------------------------------------------------------- 7. publisher nacks
@@ -287,6 +344,33 @@ def test_no_cancel_when_queue_deleted_in_the_same_write_as_channel_close(rawc, u
 
 
 # --------------------------------------------------------------------------- 9. lifecycle divergences
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+@pytest.mark.parametrize("how", ["get", "consume"])
+def test_reject_after_the_queue_was_deleted_is_dropped(connect, uniq, cleanup, qtype, how):
+    """(#5) A reject(requeue=false) of a message whose queue has been deleted meanwhile does not
+    dead-letter it: the queue is gone, the message with it."""
+    sink, src = uniq + ".sink", uniq + ".src"
+    cleanup.append(sink)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(sink, durable=True)
+    ch.queue_declare(src, durable=True, arguments={"x-queue-type": qtype, "x-dead-letter-exchange": "",
+                                                    "x-dead-letter-routing-key": sink})
+    ch.basic_publish("", src, b"m1")
+    assert wait_count(ch, src, 1) == 1
+    if how == "get":
+        tag = ch.basic_get(src)[0].delivery_tag
+    else:
+        cs = Consumers(conn)
+        cs.consume(ch, src, "c")
+        tag = cs.got["c"][0][1]
+    conn.channel().queue_delete(src)
+    ch.basic_reject(tag, requeue=False)
+    settle(conn, 0.3)
+    assert count(ch, sink) == 0
+    assert ch.is_open
+
 
 def test_tx_commit_when_reject_publish_refuses_is_partial_tx_completion(rawc, uniq, cleanup):
     """(#8) A transactional publish refused by a reject-publish queue fails the commit: 406
@@ -425,3 +509,16 @@ def test_unbind_of_another_connections_exclusive_queue(connect, uniq):
                          "does not match that of the original declaration.")
     owner.basic_publish("amq.direct", key, b"still bound")
     assert wait_count(owner, q, 1) == 1
+
+
+def test_consume_reusing_a_tag_is_checked_before_the_queue(rawc, uniq):
+    """basic.consume with a tag already in use on the channel: 530 NOT_ALLOWED even when the
+    queue does not exist (the tag is checked first)."""
+    c = rawc()
+    c.open_channel(1)
+    c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
+    q = c.expect(C.Queue.DeclareOk).queue
+    c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="dup"))
+    c.expect(C.Basic.ConsumeOk)
+    c.send_method(1, C.Basic.Consume(queue=uniq + ".missing", consumer_tag="dup"))
+    assert closed(c) == (530, "NOT_ALLOWED - attempt to reuse consumer tag 'dup'", 60, 20)

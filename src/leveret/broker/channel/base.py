@@ -388,9 +388,11 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             self._requeue(items, True)
         else:
             for _, (msg, q, _c) in items:
-                if negative:
+                if negative and not q.deleted:
                     q.drop(msg)
                 else:
+                    # an ack; or a reject after the queue was deleted: RabbitMQ drops the
+                    # message (no dead-lettering, the queue process is gone)
                     q.ack(msg)
         if self.global_prefetch:
             queues.update(dict.fromkeys(c.queue for c in self.consumers.values() if c.queue is not None))
@@ -471,16 +473,17 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             self.kick_queues()
 
     def m_basic_consume(self, m):
+        if m.consumer_tag and m.consumer_tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{m.consumer_tag}'", 60, 20)
         if m.queue == REPLY_TO:
             return self._consume_reply_to(m)
         q = self.get_queue(m.queue)
         tag = m.consumer_tag or gen_name("amq.ctag-")
-        if tag in self.consumers:
-            raise not_allowed(f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
+        prio = consumer_priority(m.arguments, what)
+        q.check_consume(self)           # (quorum: 540 with a global prefetch limit)
         if q.exclusive_consume_refused(m.exclusive):
-            raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use", 60, 20)
-        prio = consumer_priority(m.arguments, f"queue '{q.name}' in vhost '{self.vhost.name}'")
-        q.check_consume(self)
+            raise access_refused(f"{what} in exclusive use", 60, 20)
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
         self.consumers[tag] = c
         if not m.nowait:
@@ -546,15 +549,18 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     def m_basic_reject(self, m):
         self.nack(m.delivery_tag, False, m.requeue, 90)
 
-    def m_basic_recover(self, m, reply=True):
+    def m_basic_recover(self, m, mid: int = 110):
+        """Requeue every unacked delivery. As in RabbitMQ, recover-ok goes out before the
+        redeliveries, and ``requeue=false`` is a 540 connection error naming the method that
+        asked (recover or recover-async)."""
         if not m.requeue:
-            raise not_implemented("requeue=false", 60, 110)
-        self.requeue_all(True)
-        if reply:
+            raise not_implemented("requeue=false", 60, mid)
+        if mid == 110:
             self.conn.send_method(self.number, spec.BasicRecoverOk())
+        self.requeue_all(True)
 
     def m_basic_recover_async(self, m):
-        self.m_basic_recover(m, reply=False)
+        self.m_basic_recover(m, 100)
 
     # ------------------------------------------------------------ channel
 
