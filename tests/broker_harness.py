@@ -64,6 +64,10 @@ class FakeChannel:
             self.unacked_count += 1
         self.delivered.append((c.tag, msg, redelivered))
 
+    def global_credit(self, c) -> bool:
+        """The channel-wide window (the real channel's also suspends the queue)."""
+        return self.unacked_count < self.global_prefetch
+
     def settle(self, c, q, msg) -> None:
         """The client acked ``msg`` (credit back, the queue forgets it)."""
         c.unacked -= 1

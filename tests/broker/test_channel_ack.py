@@ -1,10 +1,11 @@
 """The one-pass multiple ack of ``Channel.ack``, pinned to the general settle path.
 
 A consumer acking every N deliveries sends ``basic.ack(multiple=True)``; outside
-transactions and global qos, ``Channel.ack`` handles that in one pass over the
-unacked map (free each consumer's credit, ack each message, remember the queues
-to refill, then dispatch them) instead of ``_collect`` + ``_settle`` with their
-intermediate lists. It must leave everything exactly as the general path does,
+transactions, ``Channel.ack`` handles that in one pass over the unacked map (ack
+each message and count them per queue and consumer, then give each batch its
+credit back and let its queue deliver, in RabbitMQ's batch order) instead of
+``_collect`` + ``_settle`` with their intermediate lists; a single ack has its
+own shortcut. It must leave everything exactly as the general path does,
 down to the order in which the freed queues deliver again, since that order
 decides the delivery tags the client sees next. (It did not: the general path
 refilled them in set order, i.e. by memory address, so even two identical
@@ -104,7 +105,7 @@ class Session:
                                 [x.tag for x in q.consumers])
                        for q in v.queues.values()},
             "channels": {n: ([(t, m.id, q.name, x.tag if x else None) for t, (m, q, x) in s.unacked.items()],
-                             s.unacked_count, s.next_tag, {x.tag: x.unacked for x in s.consumers.values()})
+                             s.volume, s.next_tag, {x.tag: x.unacked for x in s.consumers.values()})
                          for n, s in c.sessions.items()},
         })
 

@@ -149,6 +149,199 @@ def test_recover_ok_comes_before_the_redeliveries(rawc, method):
     assert [f.redelivered for f in got if isinstance(f, C.Basic.Deliver)] == [True, True]
 
 
+# --------------------------------------------------------------------------- 2. global and per-consumer prefetch
+
+def test_per_consumer_qos_lifts_the_channel_wide_window(connect):
+    """basic.qos(global=false) after basic.qos(global=true) removes the channel-wide limit
+    (RabbitMQ's unlimit_prefetch): two consumers with prefetch 2 get 2 each although the window
+    was 3, and after the first ack the first consumer gets one more."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 10)
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    ch.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    cs.consume(ch, q, "b")
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2", "3"]}
+    cs.ack("a", 0)
+    assert cs.bodies() == {"a": ["0", "1", "4"], "b": ["2", "3"]}
+
+
+def test_global_and_per_consumer_prefetch_both_apply_in_that_order(connect):
+    """Per-consumer qos first, then the window: both limit; an ack frees one delivery."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 10)
+    ch.basic_qos(prefetch_count=2)
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    cs.consume(ch, q, "b")
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2"]}
+    cs.ack("a", 0)
+    assert cs.bodies() == {"a": ["0", "1", "3"], "b": ["2"]}
+    cs.ack("b", 0)
+    assert cs.bodies() == {"a": ["0", "1", "3"], "b": ["2", "4"]}
+
+
+def test_global_window_holds_back_no_ack_consumers(connect):
+    """The channel-wide window is asked for no-ack consumers too: while it is full they get
+    nothing (their deliveries do not count in it)."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 5)
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    cs.consume(ch, q, "n", auto_ack=True)
+    assert cs.bodies() == {"a": ["0"], "n": []}
+    cs.ack("a", 0)
+    assert cs.bodies() == {"a": ["0", "1"], "n": []}
+
+
+def test_global_window_set_after_deliveries_starts_full_and_acks_reopen_it(connect):
+    """A window set while 4 deliveries are unacked starts at 4: with limit 3 the first ack frees
+    nothing, the second lets one through -- to the consumer whose ack it was (the other one
+    was blocked first and rejoins behind it)."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 10)
+    ch.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    cs.consume(ch, q, "b")
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    settle(conn)
+    cs.ack("a", 0)
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2", "3"]}
+    cs.ack("b", 0)
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2", "3", "4"]}
+
+
+def test_global_window_counts_gets_at_start_but_their_acks_do_not_free_it(connect):
+    """The window starts from every unacked delivery, basic.get ones included, but acking a
+    basic.get delivery does not give room back (RabbitMQ's limiter only counts consumer acks)."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 10)
+    t1 = ch.basic_get(q)[0].delivery_tag
+    t2 = ch.basic_get(q)[0].delivery_tag
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    assert cs.bodies() == {"a": ["2"]}
+    ch.basic_ack(t1)
+    ch.basic_ack(t2)
+    settle(conn, 0.2)
+    assert cs.bodies() == {"a": ["2"]}
+    cs.ack("a", 0)
+    assert cs.bodies() == {"a": ["2", "3"]}
+
+
+# --------------------------------------------------------------------------- 3. who gets a message after credit ran out
+
+def test_consumer_out_of_credit_rejoins_behind_the_others(connect):
+    """Round-robin over a backlog with prefetch: a consumer found without credit leaves the
+    rotation and rejoins at its end when an ack gives it credit, so the next message goes to the
+    consumer that kept credit, not to the one that was first."""
+    conn = connect()
+    ch1, ch2, pub = conn.channel(), conn.channel(), conn.channel()
+    q = pub.queue_declare("", exclusive=True).method.queue
+    backlog(pub, q, 3)
+    ch1.basic_qos(prefetch_count=2)
+    ch2.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch1, q, "a")
+    cs.consume(ch2, q, "b")
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2"]}
+    cs.ack("a", 0)
+    for body in ("3", "4"):
+        pub.basic_publish("", q, body.encode())
+    settle(conn, 0.3)
+    assert cs.bodies() == {"a": ["0", "1", "4"], "b": ["2", "3"]}
+
+
+def test_backlog_split_after_the_first_acks(connect):
+    """The tracker's case: 6 messages, two channels with prefetch 2, then each consumer acks its
+    two messages alternately (a, b, a, b), one at a time: 3/3. (When the four acks leave in one
+    TCP write, RabbitMQ's channel processes usually apply channel 1's two acks before channel
+    2's -- 4/2 -- but not always: scheduling, not a rule.)"""
+    conn = connect()
+    ch1, ch2, pub = conn.channel(), conn.channel(), conn.channel()
+    q = pub.queue_declare("", exclusive=True).method.queue
+    backlog(pub, q, 6)
+    ch1.basic_qos(prefetch_count=2)
+    ch2.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch1, q, "a")
+    cs.consume(ch2, q, "b")
+    for tag, i in (("a", 0), ("b", 0), ("a", 1), ("b", 1)):
+        cs.ack(tag, i)
+    assert cs.bodies() == {"a": ["0", "1", "4"], "b": ["2", "3", "5"]}
+
+
+def test_requeued_message_goes_to_the_consumer_that_kept_credit(connect):
+    """A reject gives the rejecting consumer its credit back, but it rejoins behind the consumer
+    that never ran out: that one gets the requeued message."""
+    conn = connect()
+    ch1, ch2 = conn.channel(), conn.channel()
+    q = ch1.queue_declare("", exclusive=True).method.queue
+    backlog(ch1, q, 3)
+    ch1.basic_qos(prefetch_count=2)
+    ch2.basic_qos(prefetch_count=3)
+    cs = Consumers(conn)
+    cs.consume(ch1, q, "a")
+    cs.consume(ch2, q, "b")
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2"]}
+    cs.reject("a", 0)
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["2", "0"]}
+
+
+def test_multiple_ack_settles_one_batch_per_consumer_tag(connect):
+    """A multiple ack covering two consumers' deliveries is applied consumer by consumer in
+    consumer-tag order, each followed by deliveries: consumer "a" refills both its slots before
+    "b" gets one, whatever the delivery tags' order."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 10)
+    ch.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "b")
+    cs.consume(ch, q, "a")
+    assert cs.bodies() == {"b": ["0", "1"], "a": ["2", "3"]}
+    cs.ack("a", 0, multiple=True)          # tags 1..3: b's two, a's first
+    assert cs.bodies() == {"b": ["0", "1", "5", "6"], "a": ["2", "3", "4"]}
+
+
+def test_recover_requeues_basic_get_deliveries_first_then_per_consumer_tag(connect):
+    """basic.recover requeues one batch per delivery source -- basic.get deliveries first, then
+    consumers by tag -- and the queue delivers after each batch: the get's message comes back
+    while nobody has credit; "a"'s batch gives "a" its credit back and "a" takes the head (the
+    get's message), then "b"'s batch gives "b" its own message again."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 3)
+    ch.basic_qos(prefetch_count=1)
+    got = ch.basic_get(q)
+    assert got[2] == b"0"
+    cs = Consumers(conn)
+    cs.consume(ch, q, "b")
+    cs.consume(ch, q, "a")
+    assert cs.bodies() == {"b": ["1"], "a": ["2"]}
+    ch.basic_recover(requeue=True)
+    settle(conn, 0.3)
+    assert cs.bodies() == {"b": ["1", "1"], "a": ["2", "0"]}
+    assert count(ch, q) == 1
+
+
 # --------------------------------------------------------------------------- 4. delivery-mode
 
 @pytest.mark.parametrize("mode", [0, 3, 255])
@@ -242,6 +435,22 @@ def test_quorum_consume_with_global_prefetch_is_540(rawc, uniq, cleanup):
     c.expect(C.Basic.QosOk)
     c.send_method(1, C.Basic.Consume(queue=q, consumer_tag="ct", no_ack=True))
     assert closed(c) == (540, f"NOT_IMPLEMENTED - queue '{q}' in vhost '/' does not support global qos", 60, 20)
+
+
+def test_quorum_consume_after_per_consumer_qos_lifted_the_window(connect, uniq, cleanup):
+    """A later per-consumer qos removes the channel-wide window, so the consume is accepted, and
+    the per-consumer prefetch applies."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
+    backlog(ch, q, 3)
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    ch.basic_qos(prefetch_count=1)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    assert cs.bodies() == {"a": ["0"]}
 
 
 # --------------------------------------------------------------------------- 7. publisher nacks
@@ -423,6 +632,28 @@ def test_tx_commit_ok_before_redeliveries_when_nothing_was_published(rawc):
     assert got.index("CommitOk") > got.index("body:p1")
 
 
+def test_tx_consecutive_nacks_requeue_as_one(connect):
+    """(#15) Inside a transaction, consecutive nacks/rejects of one kind are applied together at
+    commit, in consumer-tag batches: b's multiple nack then a's nack requeue as one -- "a"'s batch
+    first (a takes its message back), then "b"'s (its two go to c and a, b having rejoined last).
+    Outside a transaction, b's nack would be applied first."""
+    conn = connect()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    backlog(ch, q, 4)
+    cs = Consumers(conn)
+    for tag, prefetch in (("b", 2), ("a", 3), ("c", 2)):
+        ch.basic_qos(prefetch_count=prefetch)
+        cs.consume(ch, q, tag)
+    assert cs.bodies() == {"b": ["0", "1"], "a": ["2", "3"], "c": []}
+    ch.tx_select()
+    ch.basic_nack(cs.got["b"][1][1], multiple=True, requeue=True)    # b's 0 and 1
+    ch.basic_nack(cs.got["a"][1][1], requeue=True)                   # a's 3
+    ch.tx_commit()
+    settle(conn, 0.3)
+    assert cs.bodies() == {"b": ["0", "1"], "a": ["2", "3", "3", "1"], "c": ["0"]}
+
+
 def test_cc_keys_are_matched_at_every_exchange_to_exchange_hop(connect, uniq, cleanup_exchanges):
     """(#9) The message's routing key and CC/BCC keys are all matched at each exchange it
     reaches: x1 -(ka)-> x2 -(kb)-> q routes a message with key ka and CC [kb]."""
@@ -522,3 +753,51 @@ def test_consume_reusing_a_tag_is_checked_before_the_queue(rawc, uniq):
     c.expect(C.Basic.ConsumeOk)
     c.send_method(1, C.Basic.Consume(queue=uniq + ".missing", consumer_tag="dup"))
     assert closed(c) == (530, "NOT_ALLOWED - attempt to reuse consumer tag 'dup'", 60, 20)
+
+
+# --------------------------------------------------------------------------- quorum queues' consumer order
+
+def test_quorum_consumer_leaves_the_rotation_when_its_credit_is_used_up(connect, uniq, cleanup):
+    """A quorum queue takes a consumer out of its rotation as soon as a delivery uses up its
+    credit (rabbit_fifo's service queue): consumers added meanwhile come before it when it gets
+    credit back, so a requeued message goes to them (a classic queue would give it back to the
+    first consumer, still at the head of its rotation)."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
+    backlog(ch, q, 2)
+    ch.basic_qos(prefetch_count=2)
+    cs = Consumers(conn)
+    cs.consume(ch, q, "a")
+    cs.consume(ch, q, "b")
+    assert cs.bodies() == {"a": ["0", "1"], "b": []}
+    cs.reject("a", 0)
+    assert cs.bodies() == {"a": ["0", "1"], "b": ["0"]}
+
+
+def test_quorum_requeue_on_close_is_consumer_by_consumer_in_tag_order(connect, uniq, cleanup):
+    """When a channel closes, a quorum queue takes back its messages consumer by consumer in
+    consumer-tag order (each one's in delivery order) and serves them again in that order."""
+    q = uniq + ".qq"
+    cleanup.append(q)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
+    backlog(ch, q, 4)
+    cs = Consumers(conn)
+    ch.basic_qos(prefetch_count=1)
+    cs.consume(ch, q, "c")
+    ch.basic_qos(prefetch_count=5)
+    cs.consume(ch, q, "a")
+    assert cs.bodies() == {"c": ["0"], "a": ["1", "2", "3"]}
+    other = conn.channel()
+    other.basic_qos(prefetch_count=1)
+    cs.consume(other, q, "b")
+    ch.close()
+    settle(conn, 0.3)
+    assert cs.bodies()["b"] == ["1"]
+    other.basic_ack(cs.got["b"][0][1])
+    settle(conn, 0.2)
+    assert cs.bodies()["b"] == ["1", "2"]

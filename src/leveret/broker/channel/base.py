@@ -6,7 +6,8 @@ One :class:`Channel` per open channel of a connection. It owns:
   consumer)), ack/nack/reject with ``multiple``, recover, and requeue of
   everything unacked when the channel goes — in original queue order;
 * its consumers and prefetch: per-consumer ``prefetch_count`` (``global=False``)
-  and the channel-wide limit (``global=True``, RabbitMQ's meaning);
+  and the channel-wide limit (``global=True``, RabbitMQ's meaning), with the
+  rules of RabbitMQ's ``rabbit_limiter`` (see :meth:`Channel.global_credit`);
 * publish: the message, its checks (``user_id``, ``expiration``), routing
   (sender-selected ``CC``/``BCC`` too), enqueueing, returns, and the hand-off to
   publisher flow control (:mod:`leveret.broker.flow`);
@@ -46,7 +47,7 @@ from .transactions import Transactions
 
 class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
-                 "prefetch", "global_prefetch", "unacked_count", "confirm", "publish_seq",
+                 "prefetch", "global_prefetch", "volume", "suspended", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "deliverable", "last_queue", "closed",
                  "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
                  "nacked", "tmarks", "reply_consumer", "reply_key", "flow_control", "flow_backlog", "burst_bytes")
@@ -61,7 +62,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         self.next_tag = 0
         self.prefetch = 0
         self.global_prefetch = 0
-        self.unacked_count = 0
+        self.volume = 0                  # the channel-wide window's count (rabbit_limiter's volume)
+        self.suspended: dict = {}        # queues the channel-wide window held back (ordered set)
         self.confirm = False
         self.publish_seq = 0
         self.confirm_upto = 0
@@ -110,13 +112,97 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if d != self.deliverable:
             self.deliverable = d
             if d:
-                self.kick_queues()
+                # the socket drained: the consumers it blocked rejoin (RabbitMQ's notify_sent),
+                # except where the channel-wide window still holds the channel back
+                for q in self.consumer_queues():
+                    if q not in self.suspended:
+                        self._unblock(q)
+                    q.dispatch()
 
-    def kick_queues(self) -> None:
-        # in consumer order (a set would go by memory address: delivery tags would vary by run)
-        for q in dict.fromkeys(c.queue for c in self.consumers.values()):
-            if q is not None:
-                q.dispatch()
+    def consumer_queues(self) -> list:
+        """The queues this channel consumes from, each once, in consume order."""
+        return list(dict.fromkeys(c.queue for c in self.consumers.values() if c.queue is not None))
+
+    def _unblock(self, q: Queue) -> None:
+        """RabbitMQ's ``unblock`` of this channel at ``q``: its parked consumers that have room in
+        their own window rejoin the rotation at its end, in the order they were parked (whether
+        the channel may deliver is asked again when their turn comes)."""
+        back = [c for c in q.consumers if c.parked and c.channel is self and not c.full()]
+        if len(back) > 1:
+            back.sort(key=_parked_order)
+        for c in back:
+            q.unpark(c)
+
+    def _window_reopened(self, q: Queue, c: Consumer) -> None:
+        """``c``'s own window was full and has room again: a classic queue unblocks the channel's
+        consumers (``subtract_acks``); a quorum queue puts back only ``c`` (rabbit_fifo)."""
+        if q.queue_type == "quorum":
+            if c.parked:
+                q.unpark(c)
+        else:
+            self._unblock(q)
+
+    # ------------------------------------------------------------ the channel-wide window (global qos)
+
+    def global_credit(self, c: Consumer) -> bool:
+        """May ``c`` take a message under the channel-wide window (``basic.qos global=true``)?
+        As RabbitMQ's limiter: it counts the channel's ack-required deliveries (``volume``);
+        once it is full, the queue that asked is *suspended* for this channel -- all the
+        channel's consumers there are blocked -- until acks bring the volume under the limit
+        again, when the suspended queues are resumed (:meth:`_resume`). It is asked for no-ack
+        consumers too. Quorum queues do not take part (RabbitMQ limits classic queues only)."""
+        q = c.queue
+        if q.queue_type == "quorum":
+            return True
+        suspended = self.suspended
+        if q in suspended:
+            return False
+        if self.volume >= self.global_prefetch:
+            suspended[q] = None
+            return False
+        return True
+
+    def _limiter_ack(self, n: int) -> bool:
+        """``n`` consumer deliveries were settled: the window's volume drops (never from 0,
+        possibly below 0: rabbit_limiter's arithmetic). True if the window was full and is not
+        any more: the caller then resumes the suspended queues (:meth:`_resume`) -- *after* the
+        queues acted on the settlement, while the lower volume already counts for them (in
+        RabbitMQ the limiter takes the ack before a queue asks it again, and its resume
+        reaches the queues after the settlement did)."""
+        v = self.volume
+        self.volume = v - n if v else 0
+        return v >= self.global_prefetch > self.volume
+
+    def _resume(self) -> None:
+        """The window has room again: each suspended queue takes back the channel's consumers
+        that have credit, and delivers (in the order the queues were suspended)."""
+        suspended = self.suspended
+        if not suspended:
+            return
+        self.suspended = {}
+        if not self.deliverable:
+            return
+        for q in suspended:
+            if not q.deleted:
+                self._unblock(q)
+                if q.ready or q.tail:
+                    q.dispatch()
+
+    def _set_global_prefetch(self, n: int) -> None:
+        """``basic.qos global=true`` (``n`` > 0) and the unlimiting done by ``global=true, 0`` and
+        by any ``global=false`` qos (RabbitMQ's ``limit_prefetch`` / ``unlimit_prefetch``)."""
+        old = self.global_prefetch
+        if n:
+            if not old:
+                # (RabbitMQ starts from the unacked count, basic.get deliveries included)
+                self.volume = len(self.unacked)
+            self.global_prefetch = n
+            if old and self.volume >= old and self.volume < n:
+                self._resume()
+        elif old:
+            self.global_prefetch = 0
+            self.volume = 0
+            self._resume()
 
     # ------------------------------------------------------------ delivery (hot path)
 
@@ -125,7 +211,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if not c.no_ack:
             self.unacked[tag] = (msg, q, c)
             c.unacked += 1
-            self.unacked_count += 1
+            self.volume += 1
         conn = self.conn
         out = conn._out
         if not out and conn.wakeup is not None:
@@ -331,29 +417,64 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
 
     def ack(self, tag: int, multiple: bool) -> None:
         unacked = self.unacked
-        if multiple and tag and not self.tx and not self.global_prefetch and tag in unacked:
-            # Hot path (a consumer acking every N deliveries): one pass that frees the credit,
-            # acks each message and remembers the queues to refill: what _collect + _settle do
-            # for a positive multiple ack, without their intermediate lists
-            popitem = unacked.popitem
-            queues = []
-            n = 0
-            while True:
-                k, (msg, q, c) = popitem(last=False)
-                if c is not None:
-                    c.unacked -= 1
-                    if c.parked:
-                        q.unpark(c)
+        if not multiple and not self.tx:
+            # Hot path (a consumer acking each delivery): _collect + _settle for one entry
+            entry = unacked.pop(tag, None)
+            if entry is not None:
+                msg, q, c = entry
                 q.ack(msg)
-                n += 1
-                if q not in queues:
-                    queues.append(q)
-                if k == tag:
-                    break
-            self.unacked_count -= n
-            for q in queues:
+                reopened = False
+                if c is not None:
+                    if self.global_prefetch:
+                        reopened = self._limiter_ack(1)
+                    full = c.unacked >= c.prefetch > 0
+                    c.unacked -= 1
+                    if full and self.consumers.get(c.tag) is c:
+                        self._window_reopened(q, c)     # (_credit_back)
                 if q.ready or q.tail:
                     q.dispatch()
+                if reopened:
+                    self._resume()
+                return
+        elif multiple and tag and not self.tx and tag in unacked:
+            # Hot path (a consumer acking every N deliveries): one pass that acks each message
+            # and counts them per (queue, consumer), then what _settle does per batch -- without
+            # its intermediate lists in the common case of one consumer
+            popitem = unacked.popitem
+            k, (msg, q0, c0) = popitem(last=False)
+            k0 = k
+            q0.ack(msg)
+            n = 1
+            more = None
+            while k != tag:
+                k, (msg, q, c) = popitem(last=False)
+                q.ack(msg)
+                if q is q0 and c is c0 and c is not None:
+                    n += 1
+                else:
+                    if more is None:
+                        more = {}
+                    key = (q, c if c is not None else k)
+                    more[key] = more.get(key, 0) + 1
+            if more is None:
+                reopened = c0 is not None and self.global_prefetch and self._limiter_ack(n)
+                self._credit_back(q0, c0, n)
+                if q0.ready or q0.tail:
+                    q0.dispatch()
+                if reopened:
+                    self._resume()
+                return
+            more[(q0, c0 if c0 is not None else k0)] = n
+            batches = sorted(more.items(), key=_batch_order)
+            counted = sum(n for (_, c), n in batches if isinstance(c, Consumer))
+            reopened = counted and self.global_prefetch and self._limiter_ack(counted)
+            for (q, c), n in batches:
+                if isinstance(c, Consumer):
+                    self._credit_back(q, c, n)
+                if q.ready or q.tail:
+                    q.dispatch()
+            if reopened:
+                self._resume()
             return
         items = self._collect(tag, multiple, 80)
         if self.tx:
@@ -368,52 +489,66 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         else:
             self._settle(items, True, requeue)
 
-    def _release(self, items: list) -> dict:
-        """Give back the prefetch credit held by ``items``; returns the queues involved (dict
-        keys), in the order of their first item: the order they refill in, as in :meth:`ack`."""
-        queues = {}
-        for _, (_msg, q, c) in items:
-            if c is not None:
-                c.unacked -= 1
-                if c.parked:
-                    q.unpark(c)             # back into the queue's rotation
-            queues[q] = None
-        self.unacked_count -= len(items)
-        return queues
+    def _credit_back(self, q: Queue, c: Consumer | None, n: int) -> None:
+        """``n`` of ``c``'s deliveries from ``q`` were settled: its window opens by ``n``. A
+        consumer whose window was full unblocks (:meth:`_window_reopened`; RabbitMQ's
+        ``subtract_acks`` / ``ack_from_queue``; not for a cancelled consumer, whose credit
+        RabbitMQ has forgotten)."""
+        if c is None:
+            return
+        full = c.unacked >= c.prefetch > 0
+        c.unacked -= n
+        if full and self.consumers.get(c.tag) is c:
+            self._window_reopened(q, c)
 
     def _settle(self, items: list, negative: bool, requeue: bool) -> None:
-        """Apply acks (or nacks/rejects) to the queues and free prefetch credit."""
-        queues = self._release(items)
-        if negative and requeue:
-            self._requeue(items, True)
-        else:
-            for _, (msg, q, _c) in items:
+        """Apply acks (or nacks/rejects) as RabbitMQ's channel does: one batch per (queue,
+        consumer tag) in :func:`_batch_order`, each giving credit back and then acking,
+        requeueing or dropping its messages, and letting the queue deliver before the next
+        batch; the channel-wide window counts the settlement first and resumes the queues it
+        held back last (:meth:`_limiter_ack`)."""
+        if not items:
+            return
+        batches = _batches(items)
+        counted = sum(len(batch) for _, c, batch in batches if c is not None)
+        reopened = counted and self.global_prefetch and self._limiter_ack(counted)
+        for q, c, batch in batches:
+            self._credit_back(q, c, len(batch))
+            if negative and requeue:
+                q.requeue([entry[0] for _, entry in batch], True)     # (the queue delivers)
+                continue
+            for _, (msg, _q, _c) in batch:
                 if negative and not q.deleted:
                     q.drop(msg)
                 else:
                     # an ack; or a reject after the queue was deleted: RabbitMQ drops the
                     # message (no dead-lettering, the queue process is gone)
                     q.ack(msg)
-        if self.global_prefetch:
-            queues.update(dict.fromkeys(c.queue for c in self.consumers.values() if c.queue is not None))
-        for q in queues:
             if q.ready or q.tail:
                 q.dispatch()
+        if reopened:
+            self._resume()
 
-    def _requeue(self, items: list, explicit: bool) -> None:
-        by_q: dict = {}
-        for _, (msg, q, _c) in items:
-            by_q.setdefault(q, []).append(msg)
-        for q, msgs in by_q.items():
-            q.requeue(msgs, explicit)
-
-    def requeue_all(self, explicit: bool = False) -> None:
-        """Requeue every unacked delivery (``explicit``: basic.recover, else the channel went)."""
+    def requeue_all(self) -> None:
+        """The channel went: every unacked delivery goes back to its queue, one batch per queue
+        (RabbitMQ's queue takes back all the channel's messages when the channel is down). A
+        quorum queue gets them consumer by consumer, in bytewise consumer-tag order (a basic.get
+        delivery's tag is its delivery tag in decimal), each consumer's in delivery order: the
+        order rabbit_fifo returns them in, which is the order it serves them again."""
         items = list(self.unacked.items())
         self.unacked.clear()
-        if items:
-            self._release(items)
-            self._requeue(items, explicit)
+        if not items:
+            return
+        by_q: dict = {}
+        for item in items:
+            _, (msg, q, c) = item
+            if c is not None:
+                c.unacked -= 1
+            by_q.setdefault(q, []).append(item)
+        for q, qitems in by_q.items():
+            if len(qitems) > 1 and q.queue_type == "quorum":
+                qitems.sort(key=_returned_order)
+            q.requeue([e[0] for _, e in qitems], False)
 
     # ------------------------------------------------------------ consumers
 
@@ -422,6 +557,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         the replies of this turn: see :meth:`BrokerConnection.notify_cancel`)."""
         if self.consumers.get(c.tag) is c:
             del self.consumers[c.tag]
+            self.suspended.pop(c.queue, None)
             if notify and not self.closed and self.conn.capability("consumer_cancel_notify"):
                 self.conn.notify_cancel(self, c.tag)
 
@@ -433,6 +569,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             self.broker.reply_channels.pop(self.reply_key, None)
             return
         q.remove_consumer(c, dispatch)
+        if q in self.suspended and all(x.queue is not q for x in self.consumers.values()):
+            del self.suspended[q]           # RabbitMQ forgets the limiter state with the last one
         if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
             self.vhost.delete_queue(q)
 
@@ -461,16 +599,18 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     # ============================================================ method handlers
 
     def m_basic_qos(self, m):
+        """``global=false`` sets the prefetch of the consumers created from now on *and* lifts
+        the channel-wide window (RabbitMQ's ``unlimit_prefetch``); ``global=true`` sets (or,
+        with 0, lifts) the channel-wide window. Deliveries it lets through follow qos-ok."""
         if m.prefetch_size:
             raise not_implemented(f"prefetch_size!=0 ({m.prefetch_size})", 60, 10)
-        if m.global_:
-            if not self.broker.settings.ignore_global_qos:
-                self.global_prefetch = m.prefetch_count
-        else:
-            self.prefetch = m.prefetch_count
         self.conn.send_method(self.number, spec.BasicQosOk())
         if m.global_:
-            self.kick_queues()
+            if not self.broker.settings.ignore_global_qos:
+                self._set_global_prefetch(m.prefetch_count)
+        else:
+            self.prefetch = m.prefetch_count
+            self._set_global_prefetch(0)
 
     def m_basic_consume(self, m):
         if m.consumer_tag and m.consumer_tag in self.consumers:
@@ -481,7 +621,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         tag = m.consumer_tag or gen_name("amq.ctag-")
         what = f"queue '{q.name}' in vhost '{self.vhost.name}'"
         prio = consumer_priority(m.arguments, what)
-        q.check_consume(self)               # the type's rules (quorum: no global qos)
+        q.check_consume(self)           # (quorum: 540 with a global prefetch limit)
         if q.exclusive_consume_refused(m.exclusive):
             raise access_refused(f"{what} in exclusive use", 60, 20)
         c = Consumer(tag, enc_shortstr(tag), self, q, m.no_ack, m.exclusive, self.prefetch, m.arguments, prio)
@@ -534,7 +674,6 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         else:
             q.unacked_count += 1
             self.unacked[tag] = (msg, q, None)     # no consumer: basic.get bypasses prefetch
-            self.unacked_count += 1
         parts: list = []
         get_ok_frames(self.number, tag, red, msg.ex_rk, q.message_count, msg.header, msg.body,
                       self.conn.frame_max, parts)
@@ -550,14 +689,17 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         self.nack(m.delivery_tag, False, m.requeue, 90)
 
     def m_basic_recover(self, m, mid: int = 110):
-        """Requeue every unacked delivery. As in RabbitMQ, recover-ok goes out before the
-        redeliveries, and ``requeue=false`` is a 540 connection error naming the method that
-        asked (recover or recover-async)."""
+        """Requeue every unacked delivery (as nack/reject batches do, see :meth:`_settle`). As
+        in RabbitMQ, recover-ok goes out before the redeliveries, and ``requeue=false`` is a
+        540 connection error naming the method that asked (recover or recover-async)."""
         if not m.requeue:
             raise not_implemented("requeue=false", 60, mid)
         if mid == 110:
             self.conn.send_method(self.number, spec.BasicRecoverOk())
-        self.requeue_all(True)
+        items = list(self.unacked.items())
+        self.unacked.clear()
+        if items:
+            self._settle(items, True, True)
 
     def m_basic_recover_async(self, m):
         self.m_basic_recover(m, 100)
@@ -588,3 +730,38 @@ def build_handlers() -> dict:
 
 
 HANDLERS = build_handlers()
+
+
+def _batch_order(entry) -> tuple:
+    """RabbitMQ settles per ``{QueueName, Tag}`` in Erlang term order: queues by name (bytewise),
+    then basic.get deliveries (their tag is the delivery tag, an integer: each alone, in tag
+    order), then consumers by tag (bytewise)."""
+    (q, c) = entry[0]
+    name = q.name.encode("utf-8", "surrogateescape")
+    if isinstance(c, Consumer):
+        return name, 1, 0, c.tag.encode("utf-8", "surrogateescape")
+    return name, 0, c, b""
+
+
+def _parked_order(c: Consumer) -> int:
+    return c.parked
+
+
+def _returned_order(item) -> tuple:
+    tag, (_, _, c) = item
+    ctag = c.tag if c is not None else str(tag)
+    return ctag.encode("utf-8", "surrogateescape"), tag
+
+
+def _batches(items: list) -> list:
+    """``items`` (``(tag, (msg, queue, consumer))`` in tag order) as ``(queue, consumer or None,
+    items)`` batches in RabbitMQ's settle order (:func:`_batch_order`)."""
+    _, (_, q0, c0) = items[0]
+    if c0 is not None and all(e[1] is q0 and e[2] is c0 for _, e in items):
+        return [(q0, c0, items)]
+    groups: dict = {}
+    for item in items:
+        tag, (_, q, c) = item
+        groups.setdefault((q, c if c is not None else tag), []).append(item)
+    return [(q, c if isinstance(c, Consumer) else None, batch)
+            for (q, c), batch in sorted(groups.items(), key=_batch_order)]

@@ -4,16 +4,20 @@ A :class:`Consumer` is one ``basic.consume``: its channel, its prefetch window
 (``basic.qos`` with ``global=false``, RabbitMQ's per-consumer meaning) and the
 deliveries it holds unacked. :meth:`Consumer.can_take` is the credit check:
 the channel is deliverable (not closed, its socket not backed up), the
-consumer's own window has room, and the channel-wide window (``global=true``)
-too.
+consumer's own window has room, and the channel-wide window (``global=true``,
+the channel's :meth:`~leveret.broker.channel.base.Channel.global_credit`, asked
+for no-ack consumers too) as well.
 
 A queue's ``consumers`` deque is kept in the order its dispatch mode wants,
 and the mode picks from it. As in RabbitMQ (``rabbit_queue_consumers``), a
-consumer whose own prefetch window is full when its turn comes is taken out of
-the rotation (``parked``) and comes back at the end of it (of its priority
-level) when the window has room again (:meth:`~leveret.broker.queue.base.Queue.unpark`,
-called by the channel when it settles one of its messages); a quorum queue
-parks it as soon as the window fills (``rabbit_fifo``'s service queue). The three modes are named strategies, each a pair
+consumer that cannot take a message when its turn comes -- its own prefetch
+window is full, or its channel is held back (the channel-wide window, a socket
+that does not drain) -- is taken out of the rotation (``parked``, with the
+order it was parked in) and comes back at the end of it (of its priority level)
+when the channel unblocks it (:meth:`~leveret.broker.queue.base.Queue.unpark`,
+called by the channel: when it settles a message of a consumer whose window was
+full, when the channel-wide window reopens, when the socket drains); a quorum
+queue parks it as soon as the window fills (``rabbit_fifo``'s service queue). The three modes are named strategies, each a pair
 of functions (``pick``, ``insert``):
 
 * :data:`ROUND_ROBIN` -- the default: rotate through the consumers that can
@@ -30,6 +34,9 @@ of functions (``pick``, ``insert``):
 from __future__ import annotations
 
 from collections import deque
+from itertools import count
+
+_parking = count(1).__next__     # parked consumers are unblocked in the order they were parked
 
 
 class Consumer:
@@ -48,7 +55,7 @@ class Consumer:
         self.unacked = 0
         self.arguments = arguments or {}
         self.priority = priority
-        self.parked = False         # out of the rotation until its prefetch window has room
+        self.parked = 0             # out of the rotation (since its parking number) until unblocked
 
     def full(self) -> bool:
         """Is its own prefetch window full (what parks it)?"""
@@ -58,12 +65,9 @@ class Consumer:
         ch = self.channel
         if not ch.deliverable:
             return False
-        if self.no_ack:
-            return True
-        if self.prefetch and self.unacked >= self.prefetch:
+        if self.prefetch and not self.no_ack and self.unacked >= self.prefetch:
             return False
-        g = ch.global_prefetch
-        return not g or ch.unacked_count < g
+        return not ch.global_prefetch or ch.global_credit(self)
 
 
 class DispatchMode:
@@ -86,8 +90,7 @@ def _pick_round_robin(cs: deque) -> Consumer | None:
         c = cs[0]
         if c.can_take():
             return c
-        if c.full():
-            c.parked = True
+        c.parked = _parking()
         return None
     for _ in range(len(cs)):
         c = cs[0]
@@ -96,8 +99,7 @@ def _pick_round_robin(cs: deque) -> Consumer | None:
             continue
         if c.can_take():
             return c
-        if c.full():
-            c.parked = True         # out of the rotation; back at its end once it has room
+        c.parked = _parking()       # out of the rotation; back at its end once unblocked
     return None
 
 
@@ -112,8 +114,7 @@ def _pick_by_priority(cs: deque) -> Consumer | None:
         if c.parked:
             continue
         if not c.can_take():
-            if c.full():
-                c.parked = True
+            c.parked = _parking()
             continue
         j = i + 1
         while j < len(cs) and cs[j].priority == c.priority:
