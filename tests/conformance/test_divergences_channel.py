@@ -14,7 +14,6 @@ spaces the client's actions so that only one outcome is possible.
 from __future__ import annotations
 
 import struct
-import time
 
 import amqp
 import pika
