@@ -245,27 +245,6 @@ def test_global_window_counts_gets_at_start_but_their_acks_do_not_free_it(connec
 
 # --------------------------------------------------------------------------- 3. who gets a message after credit ran out
 
-def test_consumer_out_of_credit_rejoins_behind_the_others(connect):
-    """Round-robin over a backlog with prefetch: a consumer found without credit leaves the
-    rotation and rejoins at its end when an ack gives it credit, so the next message goes to the
-    consumer that kept credit, not to the one that was first."""
-    conn = connect()
-    ch1, ch2, pub = conn.channel(), conn.channel(), conn.channel()
-    q = pub.queue_declare("", exclusive=True).method.queue
-    backlog(pub, q, 3)
-    ch1.basic_qos(prefetch_count=2)
-    ch2.basic_qos(prefetch_count=2)
-    cs = Consumers(conn)
-    cs.consume(ch1, q, "a")
-    cs.consume(ch2, q, "b")
-    assert cs.bodies() == {"a": ["0", "1"], "b": ["2"]}
-    cs.ack("a", 0)
-    for body in ("3", "4"):
-        pub.basic_publish("", q, body.encode())
-    settle(conn, 0.3)
-    assert cs.bodies() == {"a": ["0", "1", "4"], "b": ["2", "3"]}
-
-
 def test_backlog_split_after_the_first_acks(connect):
     """The tracker's case: 6 messages, two channels with prefetch 2, then each consumer acks its
     two messages alternately (a, b, a, b), one at a time: 3/3. (When the four acks leave in one
