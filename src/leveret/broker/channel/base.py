@@ -136,7 +136,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     def _window_reopened(self, q: Queue, c: Consumer) -> None:
         """``c``'s own window was full and has room again: a classic queue unblocks the channel's
         consumers (``subtract_acks``); a quorum queue puts back only ``c`` (rabbit_fifo)."""
-        if q.queue_type == "quorum":
+        if q.UNPARK_ONE:
             if c.parked:
                 q.unpark(c)
         else:
@@ -152,7 +152,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         again, when the suspended queues are resumed (:meth:`_resume`). It is asked for no-ack
         consumers too. Quorum queues do not take part (RabbitMQ limits classic queues only)."""
         q = c.queue
-        if q.queue_type == "quorum":
+        if not q.GLOBAL_QOS:
             return True
         suspended = self.suspended
         if q in suspended:
@@ -546,7 +546,7 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 c.unacked -= 1
             by_q.setdefault(q, []).append(item)
         for q, qitems in by_q.items():
-            if len(qitems) > 1 and q.queue_type == "quorum":
+            if len(qitems) > 1 and q.RETURNS_BY_TAG:
                 qitems.sort(key=_returned_order)
             q.requeue([e[0] for _, e in qitems], False)
 

@@ -57,6 +57,11 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     queue_type = "classic"
     RULES: TypeRules        # set by each type
     PERSIST_ALL = False     # a durable queue of this type keeps transient messages too
+    # how the channel treats the type (RabbitMQ: classic queues are rabbit_limiter's, quorum
+    # queues keep their own credit in rabbit_fifo)
+    GLOBAL_QOS = True       # takes part in the channel-wide prefetch window (basic.qos global)
+    UNPARK_ONE = False      # a reopened window puts back only that consumer (else: the channel's)
+    RETURNS_BY_TAG = False  # messages returned together come back ordered by consumer tag, tag
     TTL0_GRACE = 0          # ms a TTL-0 message lives (0: it is delivered at once or expires)
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 

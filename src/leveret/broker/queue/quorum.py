@@ -76,6 +76,9 @@ class QuorumQueue(Queue):
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
+    GLOBAL_QOS = False
+    UNPARK_ONE = True
+    RETURNS_BY_TAG = True
     TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
