@@ -27,8 +27,9 @@ publishes and dead-letters race); a queue name keeps its type (RabbitMQ 3.10 fai
 with 541 when a name it used changes type); and an expiration of "0" is only sent when no queue
 holds a ready message (Leveret expires messages anywhere in a queue, RabbitMQ only at the head).
 
-Runs with ``LEVERET_DIFF_LIFECYCLE=1``: ``scripts/rabbitmq-conformance`` (CI) runs its default
-seeds, which pass. Longer runs still find the open divergences listed in ``docs/lifecycle.md``
+Opt-in, with ``LEVERET_DIFF_LIFECYCLE=1``: its default seeds pass, but about one run in eight
+still meets a RabbitMQ timing race (a delivery RabbitMQ makes later than the test looks), so it
+is not in CI yet. Longer runs still find the open divergences listed in ``docs/lifecycle.md``
 ("Known divergences"), and RabbitMQ's own races (a quorum queue's first publish from a channel)
 now and then. Runs when ``LEVERET_DIFF_RABBITMQ_URL``
 names a RabbitMQ (``scripts/rabbitmq-conformance`` sets it); Leveret is the session's own broker. ``LEVERET_DIFF_SEQUENCES`` / ``LEVERET_DIFF_STEPS``
@@ -49,7 +50,7 @@ import pika.exceptions
 import pika.spec
 import pytest
 
-# LEVERET_DIFF_LIFECYCLE=1 (CI sets it) while longer runs still find open divergences
+# opt-in (LEVERET_DIFF_LIFECYCLE=1) until its RabbitMQ timing races are handled
 RABBIT = os.environ.get("LEVERET_DIFF_RABBITMQ_URL") if os.environ.get("LEVERET_DIFF_LIFECYCLE") else None
 SEQUENCES = int(os.environ.get("LEVERET_DIFF_SEQUENCES", "12"))
 STEPS = int(os.environ.get("LEVERET_DIFF_STEPS", "60"))
