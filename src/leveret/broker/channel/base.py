@@ -517,6 +517,11 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             if negative and requeue:
                 q.requeue([entry[0] for _, entry in batch], True)     # (the queue delivers)
                 continue
+            if negative and q.max_priority is not None and len(batch) > 1:
+                # a priority queue goes through a batch level by level, highest first (RabbitMQ's
+                # rabbit_priority_queue:ackfold): the order its dead-letters are published in
+                top = q.max_priority
+                batch = sorted(batch, key=lambda e: -min(e[1][0].priority, top))
             for _, (msg, _q, _c) in batch:
                 if negative and not q.deleted:
                     q.drop(msg)
