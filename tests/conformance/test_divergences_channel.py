@@ -749,6 +749,31 @@ def test_dead_letter_back_into_its_own_full_queue_comes_after_the_other_copies(c
     assert [b for _, _, b in iter(lambda: ch.basic_get(src, auto_ack=True), (None, None, None))] == [b"m2"]
 
 
+def test_dead_letters_caused_by_a_settlement_come_after_all_its_batches(connect, uniq, cleanup):
+    """A multiple nack that requeues into a full drop-head queue (A) and into another queue (B,
+    which is also A's dead-letter target): A's batch goes first (queue name order), but the head
+    it drops reaches B only after B's own batch -- B's consumer gets its requeued message first."""
+    qa, qb = uniq + ".a", uniq + ".b"
+    cleanup.extend([qa, qb])
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(qb)
+    ch.queue_declare(qa, arguments={"x-max-length": 1, "x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": qb})
+    ch.basic_publish("", qb, b"x")
+    assert wait_message(ch, qb, auto_ack=False)[2] == b"x"                 # tag 1
+    ch.basic_publish("", qa, b"y")
+    tag = wait_message(ch, qa, auto_ack=False)[0].delivery_tag              # tag 2
+    ch.basic_publish("", qa, b"z")
+    assert wait_count(ch, qa, 1) == 1
+    cs = Consumers(conn)
+    cs.consume(ch, qb, "c")
+    ch.basic_nack(tag, multiple=True, requeue=True)
+    settle(conn, 0.3)
+    assert cs.bodies() == {"c": ["x", "y"]}
+    assert count(ch, qa) == 1
+
+
 def test_multiple_reject_on_a_priority_queue_dead_letters_highest_priority_first(connect):
     """(#19) A multiple nack without requeue of one consumer's deliveries from a priority queue
     dead-letters them level by level, highest priority first, then in delivery order
