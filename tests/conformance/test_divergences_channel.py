@@ -22,7 +22,7 @@ import pytest
 from pamqp import commands as C
 from pamqp import encode, frame
 
-from .helpers import closed_with, count, settle, wait_count
+from .helpers import closed_with, count, settle, wait_count, wait_message
 
 
 # --------------------------------------------------------------------------- helpers
@@ -699,6 +699,77 @@ def test_dead_letter_copy_reaches_all_targets_before_one_dead_letters_in_turn(co
         _m, p, _b = ch.basic_get(sink, auto_ack=True)
         reasons.append([d["reason"] for d in p.headers["x-death"]])
     assert reasons == [["rejected"], ["maxlen", "rejected"]]
+
+
+def test_dead_letter_back_into_its_own_full_queue_comes_after_the_other_copies(connect, uniq, cleanup_exchanges):
+    """(#18) A rejected message dead-lettered to a fanout that leads back to its own full
+    reject-publish-dlx queue and to a sink: the sink gets the rejected copy first, then the
+    queue's own (maxlen) copy of it."""
+    conn = connect()
+    ch = conn.channel()
+    x = uniq + ".dlx"
+    cleanup_exchanges.append(x)
+    ch.exchange_declare(x, "fanout")
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    src = ch.queue_declare("", exclusive=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish-dlx", "x-dead-letter-exchange": x}).method.queue
+    ch.queue_bind(src, x)
+    ch.queue_bind(sink, x)
+    ch.basic_publish("", src, b"m1")
+    tag = wait_message(ch, src, auto_ack=False)[0].delivery_tag
+    ch.basic_publish("", src, b"m2")
+    assert wait_count(ch, src, 1) == 1
+    ch.basic_reject(tag, requeue=False)
+    assert wait_count(ch, sink, 2) == 2
+    got = [ch.basic_get(sink, auto_ack=True) for _ in range(2)]
+    assert [(b, [d["reason"] for d in p.headers["x-death"]]) for _, p, b in got] == \
+        [(b"m1", ["rejected"]), (b"m1", ["maxlen", "rejected"])]
+    assert [b for _, _, b in iter(lambda: ch.basic_get(src, auto_ack=True), (None, None, None))] == [b"m2"]
+
+
+def test_dead_letters_caused_by_a_settlement_come_after_all_its_batches(connect, uniq, cleanup):
+    """A multiple nack that requeues into a full drop-head queue (A) and into another queue (B,
+    which is also A's dead-letter target): A's batch goes first (queue name order), but the head
+    it drops reaches B only after B's own batch -- B's consumer gets its requeued message first."""
+    qa, qb = uniq + ".a", uniq + ".b"
+    cleanup.extend([qa, qb])
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(qb)
+    ch.queue_declare(qa, arguments={"x-max-length": 1, "x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": qb})
+    ch.basic_publish("", qb, b"x")
+    assert wait_message(ch, qb, auto_ack=False)[2] == b"x"                 # tag 1
+    ch.basic_publish("", qa, b"y")
+    tag = wait_message(ch, qa, auto_ack=False)[0].delivery_tag              # tag 2
+    ch.basic_publish("", qa, b"z")
+    assert wait_count(ch, qa, 1) == 1
+    cs = Consumers(conn)
+    cs.consume(ch, qb, "c")
+    ch.basic_nack(tag, multiple=True, requeue=True)
+    settle(conn, 0.3)
+    assert cs.bodies() == {"c": ["x", "y"]}
+    assert count(ch, qa) == 1
+
+
+def test_multiple_reject_on_a_priority_queue_dead_letters_highest_priority_first(connect):
+    """(#19) A multiple nack without requeue of one consumer's deliveries from a priority queue
+    dead-letters them level by level, highest priority first, then in delivery order
+    (rabbit_priority_queue:ackfold over the consumer's batch)."""
+    conn = connect()
+    ch = conn.channel()
+    sink = ch.queue_declare("", exclusive=True).method.queue
+    q = ch.queue_declare("", exclusive=True, arguments={
+        "x-max-priority": 5, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink}).method.queue
+    cs = Consumers(conn)
+    cs.consume(ch, q, "c")
+    for body, prio in ((b"low", 1), (b"high", 9), (b"mid", 3), (b"low2", 1)):
+        ch.basic_publish("", q, body, pika.BasicProperties(priority=prio))
+        settle(conn, 0.1)
+    assert cs.bodies() == {"c": ["low", "high", "mid", "low2"]}
+    ch.basic_nack(cs.got["c"][-1][1], multiple=True, requeue=False)
+    assert wait_count(ch, sink, 4) == 4
+    assert [ch.basic_get(sink, auto_ack=True)[2] for _ in range(4)] == [b"high", b"mid", b"low", b"low2"]
 
 
 def test_unbind_of_another_connections_exclusive_queue(connect, uniq):

@@ -335,19 +335,34 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             if mandatory:
                 self.send_return(312, "NO_ROUTE", msg)
             return False
-        if len(queues) == 1:
+        if len(queues) == 1 or self.broker.dl_deferred is not None:
             return self._enqueue_each(msg, queues)
         # dead-letters caused by this message (a full queue dropping its head) are published
         # after the message has reached all its queues, as RabbitMQ's queue processes do
-        broker = self.broker
-        broker.dl_deferred = deferred = []
+        deferred = self.defer_dead_letters()
         try:
             refused = self._enqueue_each(msg, queues)
         finally:
-            broker.dl_deferred = None
+            self.publish_dead_letters(deferred)
+        return refused
+
+    def defer_dead_letters(self) -> list | None:
+        """Hold the dead-letters the queues produce from now on (None if they are held already):
+        what one channel operation sends to several queues reaches them all before any of them
+        dead-letters because of it, as RabbitMQ's queue processes handle their mail."""
+        broker = self.broker
+        if broker.dl_deferred is not None:
+            return None
+        broker.dl_deferred = deferred = []
+        return deferred
+
+    def publish_dead_letters(self, deferred: list | None) -> None:
+        """Release what :meth:`defer_dead_letters` held (nothing if it held nothing itself)."""
+        if deferred is None:
+            return
+        self.broker.dl_deferred = None
         for q, msgs, reason in deferred:
             dead_letter(q, msgs, reason)
-        return refused
 
     def _enqueue_each(self, msg: Message, queues: list) -> bool:
         refused = False
@@ -506,17 +521,33 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         consumer tag) in :func:`_batch_order`, each giving credit back and then acking,
         requeueing or dropping its messages, and letting the queue deliver before the next
         batch; the channel-wide window counts the settlement first and resumes the queues it
-        held back last (:meth:`_limiter_ack`)."""
+        held back after them (:meth:`_limiter_ack`); the dead-letters the settlement causes
+        (rejects, overflow after a requeue) are published once every batch has reached its
+        queue (:meth:`defer_dead_letters`)."""
         if not items:
             return
         batches = _batches(items)
         counted = sum(len(batch) for _, c, batch in batches if c is not None)
         reopened = counted and self.global_prefetch and self._limiter_ack(counted)
+        deferred = self.defer_dead_letters()    # (every batch reaches its queue first)
+        try:
+            self._settle_batches(batches, negative, requeue)
+            if reopened:
+                self._resume()
+        finally:
+            self.publish_dead_letters(deferred)
+
+    def _settle_batches(self, batches: list, negative: bool, requeue: bool) -> None:
         for q, c, batch in batches:
             self._credit_back(q, c, len(batch))
             if negative and requeue:
                 q.requeue([entry[0] for _, entry in batch], True)     # (the queue delivers)
                 continue
+            if negative and q.max_priority is not None and len(batch) > 1:
+                # a priority queue goes through a batch level by level, highest first (RabbitMQ's
+                # rabbit_priority_queue:ackfold): the order its dead-letters are published in
+                top = q.max_priority
+                batch = sorted(batch, key=lambda e: -min(e[1][0].priority, top))
             for _, (msg, _q, _c) in batch:
                 if negative and not q.deleted:
                     q.drop(msg)
@@ -526,8 +557,6 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                     q.ack(msg)
             if q.ready or q.tail:
                 q.dispatch()
-        if reopened:
-            self._resume()
 
     def requeue_all(self) -> None:
         """The channel went: every unacked delivery goes back to its queue, one batch per queue

@@ -44,24 +44,28 @@ class Transactions:
         writes = commit.writes
         reached = refused = False
         settles: list = []              # [kind, items]: consecutive settles of one kind merged
-        for fn, args in ops:
-            if fn == self._settle:
-                items, negative, requeue = args
-                kind = (negative, requeue)
-                if settles and settles[-1][0] == kind:
-                    settles[-1][1].extend(items)
+        deferred = self.defer_dead_letters()    # (after everything the commit sends)
+        try:
+            for fn, args in ops:
+                if fn == self._settle:
+                    items, negative, requeue = args
+                    kind = (negative, requeue)
+                    if settles and settles[-1][0] == kind:
+                        settles[-1][1].extend(items)
+                    else:
+                        settles.append([kind, list(items)])
                 else:
-                    settles.append([kind, list(items)])
-            else:
-                r, f = fn(*args)
-                reached |= r
-                refused |= f
-        if not reached:
-            # nothing for the queues to confirm: RabbitMQ answers before they act on the settles
-            self.conn.send_method(self.number, spec.TxCommitOk())
-        for (negative, requeue), items in settles:
-            items.sort(key=_tag)
-            self._settle(items, negative, requeue)
+                    r, f = fn(*args)
+                    reached |= r
+                    refused |= f
+            if not reached:
+                # nothing for the queues to confirm: RabbitMQ answers before they act on the settles
+                self.conn.send_method(self.number, spec.TxCommitOk())
+            for (negative, requeue), items in settles:
+                items.sort(key=_tag)
+                self._settle(items, negative, requeue)
+        finally:
+            self.publish_dead_letters(deferred)
         if refused:
             raise precondition_failed("partial tx completion", 90, 20)
         if not reached:
