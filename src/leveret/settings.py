@@ -42,6 +42,25 @@ class Settings:
     disk_free_limit: int | str = 50_000_000          # disk_free_limit: bytes, or a size ("1GB")
     consumer_timeout: int | None = 1800000  # consumer_timeout (ms an unacked delivery may wait)
     definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
+    # listeners: the plain one can be switched off (``listeners.tcp = none``)
+    tcp_listener: bool = True               # listeners.tcp.* (False: no plain AMQP listener)
+    ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``)
+    ssl_port: int | None = None             # listeners.ssl.default (RabbitMQ's usual 5671; None: no TLS)
+    ssl_certfile: str | None = None         # ssl_options.certfile
+    ssl_keyfile: str | None = None          # ssl_options.keyfile
+    ssl_password: str | None = None         # ssl_options.password (the key's passphrase)
+    ssl_cacertfile: str | None = None       # ssl_options.cacertfile
+    ssl_verify: str = "verify_none"         # ssl_options.verify: verify_none | verify_peer
+    ssl_fail_if_no_peer_cert: bool = False  # ssl_options.fail_if_no_peer_cert
+    ssl_versions: tuple = ()                # ssl_options.versions.N ('tlsv1.2', 'tlsv1.3'); () = library default
+    ssl_ciphers: tuple = ()                 # ssl_options.ciphers.N (OpenSSL names); () = library default
+    ssl_cert_login_from: str = "distinguished_name"  # ssl_cert_login_from: distinguished_name |
+    #                                         common_name | subject_alternative_name
+    ssl_cert_login_san_type: str = "dns"    # ssl_cert_login_san_type: dns | ip | email | uri | other_name
+    ssl_cert_login_san_index: int = 0       # ssl_cert_login_san_index
+    auth_mechanisms: tuple = ("PLAIN", "AMQPLAIN")   # auth_mechanisms.N (EXTERNAL for certificate login)
+    # limits
+    connection_max: int | None = None       # connection_max (None: infinity)
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False         # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues
