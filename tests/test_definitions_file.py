@@ -6,6 +6,7 @@ permissions, a policy, a topic exchange, a queue with x-arguments and a binding.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import pika
@@ -17,7 +18,14 @@ DEFS = os.path.join(os.path.dirname(__file__), "data", "rabbitmq-3.10-definition
 
 
 def test_rabbitmq_export_loads_and_works(leveret_server, tmp_path):
-    s = leveret_server("--definitions", DEFS, data_dir=str(tmp_path))
+    defs = json.load(open(DEFS))
+    # (a second user with every permission, to redeclare alice's queue below)
+    defs["permissions"].append({"user": "guest", "vhost": "defs-test", "configure": ".*", "write": ".*",
+                                "read": ".*"})
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps(defs))
+    os.makedirs(tmp_path / "data")
+    s = leveret_server("--definitions", str(path), data_dir=str(tmp_path / "data"))
     # the exported password hash authenticates alice with her RabbitMQ password
     c = pika.BlockingConnection(pika.URLParameters(f"amqp://alice:s3cret@127.0.0.1:{s.port}/defs-test"))
     ch = c.channel()
@@ -26,9 +34,17 @@ def test_rabbitmq_export_loads_and_works(leveret_server, tmp_path):
         ch.basic_publish("orders", f"order.{i}", b"%d" % i)        # exchange + binding
     ok = ch.queue_declare("capped.orders", durable=True, passive=True).method
     assert ok.message_count == 2                                    # the policy: max-length 2
+    # the exported permissions apply: alice may configure only names starting "alice."
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("capped.orders", durable=True,
+                         arguments={"x-dead-letter-exchange": "orders", "x-message-ttl": 60000})
+    assert e.value.args == (403, "ACCESS_REFUSED - access to queue 'capped.orders' in vhost 'defs-test' "
+                                 "refused for user 'alice'")
+    c.close()
     # the queue's arguments came through typed as a client's would: an equal redeclare is fine
-    ch.queue_declare("capped.orders", durable=True,
-                     arguments={"x-dead-letter-exchange": "orders", "x-message-ttl": 60000})
+    c = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{s.port}/defs-test"))
+    c.channel().queue_declare("capped.orders", durable=True,
+                              arguments={"x-dead-letter-exchange": "orders", "x-message-ttl": 60000})
     c.close()
     with pytest.raises(pika.exceptions.ProbableAuthenticationError):
         pika.BlockingConnection(pika.URLParameters(f"amqp://alice:wrong@127.0.0.1:{s.port}/defs-test"))

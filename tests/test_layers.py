@@ -1,8 +1,10 @@
-"""The layers import downwards only: settings <- amqp <- store <- broker <- server <- node/cli.
+"""The layers import downwards only: settings <- amqp <- auth, store <- broker <- server <- node/cli.
 
 * ``leveret.amqp`` is sans-I/O: no asyncio, socket, selectors or ssl, and nothing from the
   layers above it.
 * ``leveret.store`` never imports the broker: it deals in names, bytes and plain records.
+* ``leveret.auth`` (users, permissions) imports only the protocol layer: the broker owns it
+  and persists what changes; it opens no socket.
 * ``leveret.broker`` opens no socket and never imports ``leveret.server``: the server is
   handed the broker (``leveret.node``).
 * ``leveret.server`` never imports the node or the CLI; ``leveret.perf`` (a client tool)
@@ -26,18 +28,20 @@ import pytest
 import leveret
 
 SRC = os.path.dirname(os.path.abspath(leveret.__file__))
-ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.cli", "leveret.node",
-              "leveret.perf", "leveret.__main__"}
+ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.cli",
+              "leveret.node", "leveret.perf", "leveret.__main__"}
 LAYERS = {
     # package: (forbidden leveret modules, forbidden stdlib modules)
     "amqp": (ABOVE_AMQP, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
+    "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "broker": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.__main__"},
                {"socket", "selectors", "select", "ssl"}),
     "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.__main__"}, set()),
-    "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.node", "leveret.cli"}, set()),
+    "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
+             set()),
 }
-NO_LOCAL_IMPORTS = ("amqp", "store", "broker", "server")
+NO_LOCAL_IMPORTS = ("amqp", "auth", "store", "broker", "server")
 
 
 def files_of(pkg: str) -> list[str]:
@@ -97,6 +101,7 @@ def test_the_scan_sees_every_layer():
     assert {"disk.py", "segments.py", "base.py"} <= names["store"]
     assert {"broker.py", "confirms.py", "recovery.py", "flow.py", "quorum.py"} <= names["broker"]
     assert {"listener.py", "protocol.py"} <= names["server"]
+    assert {"access.py", "passwords.py"} <= names["auth"]
 
 
 @pytest.mark.parametrize("path", [p for layer in LAYERS for p in files_of(layer)],
@@ -138,6 +143,7 @@ def test_resolver_catches_relative_and_dynamic_imports(tmp_path):
     ("amqp", ("asyncio", "socket", "selectors", "select", "ssl", "leveret.broker", "leveret.server",
               "leveret.store")),
     ("store", ("leveret.broker", "leveret.server", "leveret.node")),
+    ("auth", ("asyncio", "socket", "ssl", "leveret.broker", "leveret.server", "leveret.store", "leveret.node")),
 ])
 def test_importing_a_layer_loads_nothing_above_it(layer, must_not_load):
     """In a fresh interpreter, importing every module of the layer loads none of the forbidden modules."""

@@ -41,8 +41,9 @@ def test_entities_and_persistent_messages_come_back(tmp_path):
     b = make_broker(data_dir=d)
     assert b.recovery["queues"] == 2 and not b.recovery["unclean_shutdown"]
     v = b.vhosts["v1"]
-    assert b.users["alice"].check("secret") and b.users["alice"].tags == ("management",)
-    assert b.permissions[("alice", "v1")] == ("^a", ".*", "")
+    assert b.users["alice"].check("secret") and b.users["alice"].tags == ["management"]
+    p = b.access.permissions[("alice", "v1")]
+    assert (p.configure, p.write, p.read) == ("^a", ".*", "")
     q, qq = v.queues["q1"], v.queues["qq"]
     assert type(qq).__name__ == "QuorumQueue" and q.policy.name == "ttl" and q.msg_ttl == 60000
     assert [m.body for m in q.ready] == [b"p0", b"p1", b"p2"]        # transient ones dropped
@@ -55,7 +56,8 @@ def test_entities_and_persistent_messages_come_back(tmp_path):
 def test_first_boot_creates_the_defaults(tmp_path):
     b = make_broker(data_dir=str(tmp_path))
     assert b.recovery.get("first_boot") and set(b.vhosts) == {"/"} and "guest" in b.users
-    assert b.permissions[("guest", "/")] == (".*", ".*", ".*")
+    p = b.access.permissions[("guest", "/")]
+    assert (p.configure, p.write, p.read) == (".*", ".*", ".*")
     stop(b)
     b = make_broker(data_dir=str(tmp_path))
     assert not b.recovery.get("first_boot") and set(b.vhosts) == {"/"} and b.recovery["queues"] == 0

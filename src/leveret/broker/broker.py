@@ -19,37 +19,36 @@ Recovery (recreating durable entities and their messages at construction) is
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import platform
 import time
 from urllib.parse import quote
 
 from .. import __version__
+from ..auth import AccessControl, User
 from ..settings import Settings
 from ..store.base import MemoryStore, MessageStore
 from ..store.disk import DiskStore
+from .admin import AdminMixin
 from .alarms import ResourceMonitor
 from .definitions_file import load_definitions
 from .delayed import DelayScheduler
 from .flow import FlowControl
 from .policy import Policy, validate
 from .recovery import recover
-from .users import User
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
 
 
-class Broker:
+class Broker(AdminMixin):
     def __init__(self, settings: Settings | None = None, store: MessageStore | None = None):
         self.settings = settings or Settings()
         if store is None:
             store = DiskStore(self.settings.data_dir) if self.settings.data_dir else MemoryStore()
         self.store = store
         self.vhosts: dict[str, VHost] = {}
-        self.users: dict[str, User] = {}
-        self.permissions: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.access = AccessControl(self.settings.loopback_users)
         self.connections: set = set()
         self.next_message_id = 0
         self.alarm_text: str | None = None     # resource alarm in force ("low on memory", ...)
@@ -93,33 +92,12 @@ class Broker:
 
     # ------------------------------------------------------------ entities
 
-    def add_vhost(self, name: str) -> VHost:
-        v = self.vhosts.get(name)
-        if v is None:
-            v = self.vhosts[name] = VHost(name, self)
-            self.store.definitions.put("vhost", (name,))
-        return v
-
-    def add_user(self, name: str, password: str, tags=()) -> User:
-        u = self.users[name] = User(name, password, tags)
-        self.store.definitions.put("user", (name,), salt=u.salt.hex(), hash=u.hash.hex(), tags=list(u.tags))
-        return u
-
-    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
-        self.permissions[(user, vhost)] = (configure, write, read)
-        self.store.definitions.put("permission", (user, vhost), configure=configure, write=write, read=read)
+    def _new_vhost(self, name: str) -> VHost:
+        return VHost(name, self)
 
     def authenticate(self, username: str, password: str, peer_host: str | None) -> User | None:
-        u = self.users.get(username)
-        if u is None or not u.check(password):
-            return None
-        if username in self.settings.loopback_users and peer_host is not None:
-            try:
-                if not ipaddress.ip_address(peer_host.split("%")[0]).is_loopback:
-                    return None
-            except ValueError:
-                return None
-        return u
+        """The user if ``password`` is right and the loopback rule lets ``peer_host`` in."""
+        return self.access.login(username, password, peer_host)[0]
 
     # ------------------------------------------------------------ policies
 

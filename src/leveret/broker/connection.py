@@ -82,12 +82,12 @@ class BrokerConnection(ProtocolConnection):
             creds = parse_amqplain(resp)
         else:
             raise SilentClose(f"unknown authentication mechanism '{mech}'")
-        user = None
+        user, reason = None, "invalid credentials"
         if creds is not None:
-            user = self.broker.authenticate(creds[0], creds[1], self.peer[0] if self.peer else None)
+            user, reason = self.broker.access.login(creds[0], creds[1], self.peer[0] if self.peer else None)
         if user is None:
-            log.warning("login refused for user %r from %s (mechanism %s)",
-                        creds[0] if creds else None, self.name, mech)
+            log.warning("login refused for user %r from %s (mechanism %s): %s",
+                        creds[0] if creds else None, self.name, mech, reason)
             text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mech}. "
                     "For details see the broker logfile.")
             if self.capability("authentication_failure_close"):
@@ -98,18 +98,46 @@ class BrokerConnection(ProtocolConnection):
         self.user = user
 
     def on_open(self, vhost: str) -> None:
-        v = self.broker.vhosts.get(vhost)
+        """``rabbit_reader``'s order: the vhost's connection limit (an unknown vhost is found
+        here), the user's connection limit, then the user's access to the vhost."""
+        b = self.broker
+        v = b.vhosts.get(vhost)
         if v is None:
             raise ConnectionError_(530, f"NOT_ALLOWED - vhost {vhost} not found", 10, 40)
-        if (self.user.name, vhost) not in self.broker.permissions:
+        user = self.user
+        lim = v.limits.get("max-connections", -1)
+        if lim >= 0 and sum(1 for c in b.connections if c.vhost is v) >= lim:
             raise ConnectionError_(530, f"NOT_ALLOWED - access to vhost '{vhost}' refused for user "
-                                        f"'{self.user.name}'", 10, 40)
+                                        f"'{user.name}': connection limit ({lim}) is reached", 10, 40)
+        lim = user.limits.get("max-connections", -1)
+        if lim >= 0 and sum(1 for c in b.connections if c.user is user) >= lim:
+            raise ConnectionError_(530, f"NOT_ALLOWED - connection refused for user '{user.name}': "
+                                        f"user connection limit ({lim}) is reached", 10, 40)
+        if not b.access.vhost_access(user, vhost):
+            raise ConnectionError_(530, f"NOT_ALLOWED - access to vhost '{vhost}' refused for user "
+                                        f"'{user.name}'", 10, 40)
         self.vhost = v
         self.broker.connections.add(self)
         self.alarm = self.broker.alarm_text
         cname = self.client_properties.get("connection_name")
         log.info("connection %s%s: user '%s' authenticated and granted access to vhost '%s'",
                  self.name, f" ({cname})" if cname else "", self.user.name, vhost)
+
+    def _check_channel_count(self) -> None:
+        """``rabbit_reader:create_channel``: the negotiated channel_max, then the user's
+        ``max-channels`` limit over all its connections."""
+        super()._check_channel_count()
+        u = self.user
+        lim = u.limits.get("max-channels", -1) if u is not None else -1
+        if lim >= 0 and sum(len(c.channels) for c in self.broker.connections if c.user is u) >= lim:
+            raise ConnectionError_(530, f"NOT_ALLOWED - number of channels opened for user '{u.name}' has "
+                                        f"reached the maximum allowed user limit of ({lim})")
+
+    def force_close(self, text: str) -> None:
+        """Close from the broker's side (a deleted user or vhost): connection.close 320 now."""
+        self.close(320, text)
+        if self.wakeup is not None:
+            self.wakeup()
 
     def on_update_secret(self, m) -> None:
         # PLAIN/AMQPLAIN users carry no expiring token; RabbitMQ accepts and re-checks.

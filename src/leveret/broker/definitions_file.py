@@ -1,22 +1,21 @@
 """Loading a RabbitMQ definitions file (``rabbitmqctl export_definitions`` JSON) at start.
 
 Like RabbitMQ's ``load_definitions``: vhosts, users (``password`` in clear, or
-RabbitMQ's ``password_hash`` for ``rabbit_password_hashing_sha256`` — base64 of
-a 4-byte salt and SHA-256(salt + password), the same scheme Leveret stores),
-permissions, policies, exchanges, queues and bindings are created if missing;
+RabbitMQ's ``password_hash`` with its ``hashing_algorithm`` -- sha256, sha512 or md5,
+see ``leveret.auth.passwords``; an empty hash is a user without a password), ``limits``,
+permissions, topic permissions, policies, exchanges, queues and bindings are created if missing;
 existing entities are left as they are. A bad entry stops the start with a
 clear message (:class:`DefinitionsError`).
 """
 from __future__ import annotations
 
-import base64
 import json
 
 from ..amqp.codec import decode_table_typed, encode_table
 from ..amqp.errors import AMQPError
 from .queue import queue_class
 from .queue.arguments import check_queue_args
-from .users import User
+from .admin import AdminError
 
 
 class DefinitionsError(ValueError):
@@ -41,17 +40,18 @@ def load_definitions(broker, path: str) -> None:
             broker.add_vhost(v["name"])
         for u in data.get("users", []):
             tags = u.get("tags") or []
-            if isinstance(tags, str):
-                tags = [t for t in tags.split(",") if t]
             if "password" in u:
                 broker.add_user(u["name"], u["password"], tags)
-            elif "password_hash" in u:
-                raw = base64.b64decode(u["password_hash"])
-                user = broker.users[u["name"]] = User.restore(u["name"], raw[:4], raw[4:], tags)
-                broker.store.definitions.put("user", (user.name,), salt=user.salt.hex(), hash=user.hash.hex(),
-                                             tags=list(user.tags))
+            else:
+                broker.add_user_with_hash(u["name"], u.get("password_hash") or "", u.get("hashing_algorithm"),
+                                          tags, u.get("limits"))
         for p in data.get("permissions", []):
             broker.set_permissions(p["user"], p["vhost"], p["configure"], p["write"], p["read"])
+        for p in data.get("topic_permissions", []):
+            broker.set_topic_permissions(p["user"], p["vhost"], p["exchange"], p["write"], p["read"])
+        for p in data.get("parameters", []):
+            if p.get("component") == "vhost-limits":
+                broker.set_vhost_limits(p["vhost"], p["value"])
         for p in data.get("policies", []):
             try:
                 broker.set_policy(p["name"], p["pattern"], p["definition"], vhost=p.get("vhost", "/"),
@@ -82,5 +82,7 @@ def load_definitions(broker, path: str) -> None:
             v.bind(src, dest, b.get("routing_key", ""), _typed(b.get("arguments")))
     except AMQPError as e:
         raise DefinitionsError(f"{path}: {e.reply_text}") from None
+    except AdminError as e:
+        raise DefinitionsError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise DefinitionsError(f"{path}: invalid entry ({type(e).__name__}: {e})") from None

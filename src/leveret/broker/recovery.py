@@ -24,7 +24,8 @@ from ..amqp.codec import table_plain
 from ..store.definitions import decode_args
 from .policy import Policy
 from .queue import queue_class
-from .users import User
+from ..auth import User
+from ..auth.passwords import decode_hash
 
 log = logging.getLogger("leveret.store")
 
@@ -40,13 +41,19 @@ def recover(broker) -> dict:
         stats["first_boot"] = True
         return stats
     try:
-        for (name,) in st["vhost"]:
-            broker.add_vhost(name)
+        for (name,), f in st["vhost"].items():
+            broker.add_vhost(name, limits=f.get("limits") or None)
         for (name,), f in st["user"].items():
-            broker.users[name] = User.restore(name, bytes.fromhex(f["salt"]), bytes.fromhex(f["hash"]),
-                                              f.get("tags") or ())
+            if "salt" in f:         # the record of Leveret before 0.x: salt and SHA-256 in hex
+                u = User(name, bytes.fromhex(f["salt"]) + bytes.fromhex(f["hash"]), tags=f.get("tags") or ())
+            else:
+                u = User(name, decode_hash(f["password_hash"]), f["hashing_algorithm"], f.get("tags") or (),
+                         f.get("limits") or {})
+            broker.put_user(u)
         for (user, vhost), f in st["permission"].items():
             broker.set_permissions(user, vhost, f["configure"], f["write"], f["read"])
+        for (user, vhost, exchange), f in st.get("topic_permission", {}).items():
+            broker.set_topic_permissions(user, vhost, exchange, f["write"], f["read"])
         for (vname, name), f in st["policy"].items():
             v = broker.vhosts.get(vname)
             if v is not None:

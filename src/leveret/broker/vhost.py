@@ -53,6 +53,7 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.policies: dict = {}            # name -> Policy
+        self.limits: dict = {}              # max-connections, max-queues (broker/admin.py)
         self.default_exchange = DefaultExchange(name, self.queues)
         self.exchanges[""] = self.default_exchange
         for n, t in PREDECLARED:

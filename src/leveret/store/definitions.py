@@ -24,7 +24,7 @@ from .segments import REC, _crc32, _write_all
 
 log = logging.getLogger("leveret.store")
 
-KINDS = ("vhost", "user", "permission", "exchange", "queue", "binding", "policy")
+KINDS = ("vhost", "user", "permission", "topic_permission", "exchange", "queue", "binding", "policy")
 
 
 def encode_args(args: dict) -> str:
@@ -70,11 +70,13 @@ class Definitions:
             for kd in ("exchange", "queue", "binding"):
                 for k in [k for k in self.state[kd] if k[0] == key[0]]:
                     del self.state[kd][k]
-            for k in [k for k in self.state["permission"] if k[1] == key[0]]:
-                del self.state["permission"][k]
+            for kd in ("permission", "topic_permission", "policy"):
+                for k in [k for k in self.state[kd] if k[1 if kd != "policy" else 0] == key[0]]:
+                    del self.state[kd][k]
         elif kind == "user":
-            for k in [k for k in self.state["permission"] if k[0] == key[0]]:
-                del self.state["permission"][k]
+            for kd in ("permission", "topic_permission"):
+                for k in [k for k in self.state[kd] if k[0] == key[0]]:
+                    del self.state[kd][k]
 
     def _append(self, rec: dict) -> None:
         payload = encode_table(rec)

@@ -39,18 +39,20 @@ from ..queue.arguments import consumer_priority
 from ..queue.ttl import check_expiration
 from ..vhost import gen_name
 
+from .access import AccessChecks
 from .confirms import PublisherConfirms
 from .entities import EntityMethods
 from .reply_to import REPLY_PREFIX, REPLY_TO, DirectReplyTo
 from .transactions import Transactions
 
 
-class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
+class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     __slots__ = ("conn", "number", "vhost", "broker", "consumers", "unacked", "next_tag",
                  "prefetch", "global_prefetch", "volume", "suspended", "confirm", "publish_seq",
                  "confirm_upto", "tx", "tx_ops", "deliverable", "last_queue", "closed",
                  "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
-                 "nacked", "tmarks", "reply_consumer", "reply_key", "flow_control", "flow_backlog", "burst_bytes")
+                 "nacked", "tmarks", "reply_consumer", "reply_key", "flow_control", "flow_backlog", "burst_bytes",
+                 "access", "_allowed", "_auth_gen", "_pub_gen", "_pub_x")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -85,6 +87,11 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         self.flow_control = flow = self.broker.flow
         self.flow_backlog = flow.backlog        # (copied: read on every publish)
         self.burst_bytes = flow.burst_bytes     # (copied: read on every delivery)
+        self.access = self.broker.access
+        self._allowed: set = set()       # checks passed, while access generation _auth_gen lasts
+        self._auth_gen = -1
+        self._pub_gen = -1               # access generation the cached publish was checked in
+        self._pub_x = None               # ... and the exchange it went to
 
     # ------------------------------------------------------------ helpers
 
@@ -103,7 +110,11 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
                 "does not match that of the original declaration.")
 
     def get_queue(self, name: str) -> Queue:
-        q = self.vhost.queue(self.queue_name(name))
+        """The queue of basic.get / basic.consume / queue.purge: the name expanded, then read
+        permission, then existence and exclusivity -- RabbitMQ's order."""
+        name = self.queue_name(name)
+        self.check_access("queue", name, "read")
+        q = self.vhost.queue(name)
         self.check_exclusive(q)
         return q
 
@@ -227,6 +238,13 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     # ------------------------------------------------------------ publish (hot path)
 
     def publish(self, method, header: bytes, body: bytes) -> None:
+        # RabbitMQ's order: write permission on the exchange, the exchange exists, it is not
+        # internal, topic permission on the routing key. A repeat of the last publish (the
+        # same method object, checked in this access generation, to the same exchange) has
+        # passed the permission checks already.
+        fresh = method is not self._pub_method or self._pub_gen != self.access.generation
+        if fresh:
+            self.check_access("exchange", method.exchange, "write")
         x = self.vhost.exchanges.get(method.exchange)
         if x is None:
             raise not_found(f"no exchange '{method.exchange}' in vhost '{self.vhost.name}'",
@@ -234,11 +252,13 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if x.internal:
             raise access_refused(f"cannot publish to internal exchange '{x.name}' in vhost "
                                  f"'{self.vhost.name}'", 60, 40)
-        if method is self._pub_method:
-            ex_rk = self._pub_exrk
-        else:
+        if fresh or x is not self._pub_x:
+            self.check_topic_access(x, method.routing_key, "write")
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
+            self._pub_gen, self._pub_x = self.access.generation, x
+        else:
+            ex_rk = self._pub_exrk
         msg = Message(self.broker.new_message_id(), method.exchange, method.routing_key, ex_rk, header, body)
         flags = msg.flags
         if flags & 0x3310:
@@ -276,9 +296,8 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
 
     def _check_user_id(self, msg: Message) -> None:
         uid = msg.properties.user_id
-        if uid is not None and uid != self.conn.user.name:
-            raise precondition_failed(f"user_id property set to '{uid}' but authenticated user was "
-                                      f"'{self.conn.user.name}'", 60, 40)
+        if uid is not None:
+            self.access.check_user_id(self.conn.user, uid)
 
     @staticmethod
     def _check_routing_headers(msg: Message) -> None:

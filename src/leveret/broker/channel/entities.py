@@ -37,8 +37,14 @@ class EntityMethods:
                 raise command_invalid(f"unknown exchange type '{m.type}'", 40, 10)
             if not name:
                 raise access_refused("operation not permitted on the default exchange", 40, 10)
-            if name not in v.exchanges and name.startswith("amq."):
-                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
+            self.check_access("exchange", name, "configure")
+            if name not in v.exchanges:
+                if name.startswith("amq."):
+                    raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'", 40, 10)
+                ae = (m.arguments or {}).get("alternate-exchange")
+                if ae is not None and getattr(ae, "tag", "S") == "S":
+                    self.check_access("exchange", name, "read")
+                    self.check_access("exchange", table_plain(ae), "write")
             v.declare_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeDeclareOk())
@@ -50,18 +56,30 @@ class EntityMethods:
         if name.startswith("amq."):
             raise access_refused(f"deletion of system exchange '{name}' in vhost "
                                  f"'{self.vhost.name}' not allowed", 40, 20)
+        self.check_access("exchange", name, "configure")
         x = self.vhost.exchanges.get(name)
         if x is not None:
             self.vhost.delete_exchange(x, m.if_unused)
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeDeleteOk())
 
-    def _binding_ends(self, source: str, dest_kind: str, dest: str, cid: int, mid: int):
-        v = self.vhost
+    def _binding_access(self, source: str, dest_kind: str, dest: str, routing_key: str) -> None:
+        """``rabbit_channel:binding_action``'s checks, in its order: write on the destination,
+        neither end the default exchange, read on the source, then (a topic source that
+        exists) topic read permission on the routing key."""
+        self.check_access(dest_kind, dest, "write")
         if not source or (dest_kind == "exchange" and not dest):
-            raise access_refused("operation not permitted on the default exchange", cid, mid)
+            raise access_refused("operation not permitted on the default exchange")
+        self.check_access("exchange", source, "read")
+        s = self.vhost.exchanges.get(source)
+        if s is not None:
+            self.check_topic_access(s, routing_key, "read")
+
+    def _binding_ends(self, source: str, dest_kind: str, dest: str, routing_key: str, cid: int, mid: int):
+        v = self.vhost
         if dest_kind == "queue":
             dest = self.queue_name(dest)
+        self._binding_access(source, dest_kind, dest, routing_key)
         s = v.exchanges.get(source)
         if s is None:
             raise not_found(f"no exchange '{source}' in vhost '{v.name}'", cid, mid)
@@ -76,18 +94,16 @@ class EntityMethods:
         """RabbitMQ answers unbind-ok whatever is missing (binding, queue, exchange); removing an
         existing binding of another connection's exclusive queue is 405 RESOURCE_LOCKED."""
         v = self.vhost
-        if not source or (dest_kind == "exchange" and not dest):
-            raise access_refused("operation not permitted on the default exchange", 50 if dest_kind == "queue" else 40,
-                                 50 if dest_kind == "queue" else 40)
         if dest_kind == "queue":
             dest = self.queue_name(dest)
+        self._binding_access(source, dest_kind, dest, routing_key)
         s = v.exchanges.get(source)
         d = (v.queues if dest_kind == "queue" else v.exchanges).get(dest)
         if s is not None and d is not None:
             v.unbind(s, d, routing_key, args, self.check_exclusive if dest_kind == "queue" else None)
 
     def m_exchange_bind(self, m):
-        s, d = self._binding_ends(m.source, "exchange", m.destination, 40, 30)
+        s, d = self._binding_ends(m.source, "exchange", m.destination, m.routing_key, 40, 30)
         self.vhost.bind(s, d, m.routing_key, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.ExchangeBindOk())
@@ -113,6 +129,7 @@ class EntityMethods:
                 name = gen_name("amq.gen-")
             elif name.startswith("amq."):
                 raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'", 50, 10)
+            self.check_access("queue", name, "configure")
             q = v.queues.get(name)
             if q is not None:
                 self.check_exclusive(q)
@@ -152,6 +169,14 @@ class EntityMethods:
         """Checks in RabbitMQ's order: the queue type, arguments the type does not support,
         argument values, then the type's property rules."""
         what = f"queue '{name}' in vhost '{self.vhost.name}'"
+        lim = self.vhost.limits.get("max-queues", -1)
+        if lim >= 0 and len(self.vhost.queues) >= lim:
+            raise precondition_failed(f"cannot declare queue '{name}': queue limit in vhost "
+                                      f"'{self.vhost.name}' ({lim}) is reached", 50, 10)
+        dlx = args.get("x-dead-letter-exchange")
+        if dlx is not None and getattr(dlx, "tag", "S") == "S":
+            self.check_access("queue", name, "read")
+            self.check_access("exchange", table_plain(dlx), "write")
         qt = args.get("x-queue-type")
         if qt is not None and getattr(qt, "tag", "S") != "S":
             raise precondition_failed(f"invalid arg 'x-queue-type' for {what}: "
@@ -176,9 +201,9 @@ class EntityMethods:
         return q
 
     def m_queue_bind(self, m):
-        s, q = self._binding_ends(m.exchange, "queue", m.queue, 50, 20)
         # RabbitMQ's shortcut: no queue name and no key means "the last queue, by its name"
-        rk = m.routing_key if (m.queue or m.routing_key) else q.name
+        rk = m.routing_key if (m.queue or m.routing_key) else self.queue_name("")
+        s, q = self._binding_ends(m.exchange, "queue", m.queue, rk, 50, 20)
         self.vhost.bind(s, q, rk, m.arguments or {})
         if not m.nowait:
             self.conn.send_method(self.number, spec.QueueBindOk())
@@ -196,6 +221,7 @@ class EntityMethods:
 
     def m_queue_delete(self, m):
         name = self.queue_name(m.queue)
+        self.check_access("queue", name, "configure")
         q = self.vhost.queues.get(name)
         n = 0
         if q is not None:

@@ -1,0 +1,7 @@
+"""Authentication and authorisation: users, password hashes, permissions, topic permissions.
+
+The broker owns one :class:`AccessControl`; the channel and connection call its checks.
+Imports only ``leveret.amqp`` (for the reply errors) -- see ``access.py`` for the RabbitMQ
+behaviour copied.
+"""
+from .access import PERMS, TAGS, AccessControl, Permission, TopicPermission, User, compile_regexp  # noqa: F401

@@ -1,0 +1,290 @@
+"""Administration: users, vhosts, permissions, topic permissions and limits, kept durable.
+
+The operations ``rabbitmqctl`` and the management API perform (``add_user``,
+``delete_vhost``, ``set_permissions``, ``set_vhost_limits``, ...), as a mixin of
+:class:`~leveret.broker.broker.Broker`; ``leveret ctl``, the management API, the
+definitions loader and embedding programs call them. Each writes what it changes to the
+store's definitions log and bumps the access-control generation, so open channels apply it
+at their next operation.
+
+RabbitMQ's side effects, copied (``rabbit_auth_backend_internal``, ``rabbit_vhost``,
+``rabbit_connection_tracking``): deleting a user closes its connections with 320
+``CONNECTION_FORCED - user 'U' is deleted``; deleting a vhost closes the connections to it
+(``vhost 'V' is deleted``) and removes its queues, exchanges, bindings, policies and every
+permission in it. Changing a password, tags or permissions closes nothing (RabbitMQ's
+channels pick up a permission change when their check cache misses; Leveret's at once).
+A refusal raises :class:`AdminError` with RabbitMQ's error term (``no_such_user``,
+``user_already_exists``, ...) for the caller to present.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..auth import AccessControl, Permission, TopicPermission, User
+from ..auth.passwords import DEFAULT_ALGORITHM, algorithm as hashing_algorithm, decode_hash, encode_hash, hash_password
+
+log = logging.getLogger("leveret.admin")
+
+VHOST_LIMITS = ("max-connections", "max-queues")
+USER_LIMITS = ("max-connections", "max-channels")
+
+
+class AdminError(ValueError):
+    """A refused administrative operation: ``kind`` is RabbitMQ's error atom
+    (``no_such_user``, ``no_such_vhost``, ``user_already_exists``, ``vhost_already_exists``,
+    ``invalid_regexp``, ``invalid_limit``), ``str()`` the one-line message."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class AdminMixin:
+    """Administrative operations of :class:`~leveret.broker.broker.Broker`."""
+
+    access: AccessControl
+
+    # ------------------------------------------------------------ lookups
+
+    def _user(self, name: str) -> User:
+        u = self.access.users.get(name)
+        if u is None:
+            raise AdminError("no_such_user", f"User '{name}' does not exist")
+        return u
+
+    def _vhost(self, name: str):
+        v = self.vhosts.get(name)
+        if v is None:
+            raise AdminError("no_such_vhost", f"Virtual host '{name}' does not exist")
+        return v
+
+    @property
+    def users(self) -> dict:
+        return self.access.users
+
+    # ------------------------------------------------------------ vhosts
+
+    def add_vhost(self, name: str, *, exist_ok: bool = True, limits: dict | None = None):
+        v = self.vhosts.get(name)
+        if v is not None:
+            if not exist_ok:
+                raise AdminError("vhost_already_exists", f"Virtual host '{name}' already exists")
+            return v
+        v = self.vhosts[name] = self._new_vhost(name)
+        if limits:
+            v.limits = dict(limits)
+        self._save_vhost(v)
+        self.access.changed()
+        return v
+
+    def _save_vhost(self, v) -> None:
+        self.store.definitions.put("vhost", (v.name,), limits=dict(v.limits))
+
+    def delete_vhost(self, name: str) -> None:
+        v = self._vhost(name)
+        log.info("deleting vhost '%s'", name)
+        self.close_connections(lambda c: c.vhost is v, f"vhost '{name}' is deleted")
+        for q in list(v.queues.values()):
+            v.delete_queue(q)
+        for x in list(v.exchanges.values()):
+            if x.name:
+                v._remove_exchange(x)
+        del self.vhosts[name]
+        self.store.definitions.delete("vhost", (name,))
+        for key in [k for k in self.access.permissions if k[1] == name]:
+            del self.access.permissions[key]
+        for key in [k for k in self.access.topic_permissions if k[1] == name]:
+            del self.access.topic_permissions[key]
+        self.access.changed()
+
+    def set_vhost_limits(self, name: str, limits: dict) -> None:
+        """Replace the vhost's limits (``{"max-connections": N, "max-queues": N}``; a negative
+        value means no limit), as ``rabbitmqctl set_vhost_limits`` does."""
+        v = self._vhost(name)
+        v.limits = _check_limits(limits, VHOST_LIMITS)
+        self._save_vhost(v)
+
+    def clear_vhost_limits(self, name: str) -> None:
+        v = self._vhost(name)
+        v.limits = {}
+        self._save_vhost(v)
+
+    # ------------------------------------------------------------ users
+
+    def add_user(self, name: str, password: str | None, tags=(), *, exist_ok: bool = True) -> User:
+        """Create a user (``password`` None or empty: no password, certificate login only).
+        ``exist_ok`` (the embedding API's default) replaces an existing user's password and
+        tags; ``rabbitmqctl add_user`` passes False and gets ``user_already_exists``."""
+        if not exist_ok and name in self.access.users:
+            raise AdminError("user_already_exists", f"User '{name}' already exists")
+        u = User.with_password(name, password, _check_tags(tags))
+        old = self.access.users.get(name)
+        if old is not None:
+            u.limits = old.limits
+        return self.put_user(u)
+
+    def put_user(self, u: User) -> User:
+        self.access.users[u.name] = u
+        self._save_user(u)
+        self.access.changed()
+        return u
+
+    def add_user_with_hash(self, name: str, password_hash: str, algorithm: str | None, tags=(),
+                           limits: dict | None = None) -> User:
+        """A user from a definitions file: ``password_hash`` as RabbitMQ exports it."""
+        return self.put_user(User(name, decode_hash(password_hash) if password_hash else b"",
+                                  hashing_algorithm(algorithm), _check_tags(tags),
+                                  _check_limits(limits or {}, USER_LIMITS)))
+
+    def _save_user(self, u: User) -> None:
+        self.store.definitions.put("user", (u.name,), password_hash=encode_hash(u.password_hash),
+                                   hashing_algorithm=u.algorithm, tags=list(u.tags), limits=dict(u.limits))
+
+    def delete_user(self, name: str) -> None:
+        self._user(name)
+        log.info("deleting user '%s'", name)
+        del self.access.users[name]
+        self.store.definitions.delete("user", (name,))
+        for key in [k for k in self.access.permissions if k[0] == name]:
+            del self.access.permissions[key]
+        for key in [k for k in self.access.topic_permissions if k[0] == name]:
+            del self.access.topic_permissions[key]
+        self.access.changed()
+        self.close_connections(lambda c: c.user is not None and c.user.name == name,
+                               f"user '{name}' is deleted")
+
+    def change_password(self, name: str, password: str) -> None:
+        u = self._user(name)
+        u.password_hash = hash_password(password, DEFAULT_ALGORITHM) if password else b""
+        u.algorithm = DEFAULT_ALGORITHM
+        self._save_user(u)
+
+    def clear_password(self, name: str) -> None:
+        u = self._user(name)
+        u.password_hash = b""
+        self._save_user(u)
+
+    def set_user_tags(self, name: str, tags) -> None:
+        u = self._user(name)
+        u.tags = _check_tags(tags)
+        self._save_user(u)
+        self.access.changed()
+
+    def authenticate_user(self, name: str, password: str) -> User | None:
+        """``rabbitmqctl authenticate_user``: the password check alone (no loopback rule)."""
+        u, _ = self.access.login(name, password, None)
+        return u
+
+    def set_user_limits(self, name: str, limits: dict) -> None:
+        """Merge ``limits`` (``max-connections``, ``max-channels``; negative: none) into the
+        user's, as ``rabbitmqctl set_user_limits`` does."""
+        u = self._user(name)
+        u.limits.update(_check_limits(limits, USER_LIMITS))
+        self._save_user(u)
+
+    def clear_user_limits(self, name: str, limit: str = "all") -> None:
+        u = self._user(name)
+        if limit == "all":
+            u.limits = {}
+        else:
+            u.limits.pop(limit, None)
+        self._save_user(u)
+
+    # ------------------------------------------------------------ permissions
+
+    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        self._user(user)
+        self._vhost(vhost)
+        try:
+            p = Permission(configure, write, read)
+        except ValueError as e:
+            raise AdminError("invalid_regexp", str(e)) from None
+        self.access.permissions[(user, vhost)] = p
+        self.store.definitions.put("permission", (user, vhost), configure=configure, write=write, read=read)
+        self.access.changed()
+
+    def clear_permissions(self, user: str, vhost: str) -> None:
+        self._user(user)
+        self._vhost(vhost)
+        if self.access.permissions.pop((user, vhost), None) is not None:
+            self.store.definitions.delete("permission", (user, vhost))
+        self.access.changed()
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None:
+        self._user(user)
+        self._vhost(vhost)
+        try:
+            t = TopicPermission(exchange, write, read)
+        except ValueError as e:
+            raise AdminError("invalid_regexp", str(e)) from None
+        self.access.topic_permissions.setdefault((user, vhost), {})[exchange] = t
+        self.store.definitions.put("topic_permission", (user, vhost, exchange), write=write, read=read)
+        self.access.changed()
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
+        self._user(user)
+        self._vhost(vhost)
+        tp = self.access.topic_permissions.get((user, vhost), {})
+        for x in ([exchange] if exchange is not None else list(tp)):
+            if tp.pop(x, None) is not None:
+                self.store.definitions.delete("topic_permission", (user, vhost, x))
+        if not tp:
+            self.access.topic_permissions.pop((user, vhost), None)
+        self.access.changed()
+
+    # ------------------------------------------------------------ listings
+
+    def list_users(self) -> list[dict]:
+        return [{"user": u.name, "tags": list(u.tags)} for u in self.access.users.values()]
+
+    def list_vhosts(self) -> list[dict]:
+        return [{"name": v.name, "limits": dict(v.limits)} for v in self.vhosts.values()]
+
+    def list_permissions(self, vhost: str | None = None, user: str | None = None) -> list[dict]:
+        if vhost is not None:
+            self._vhost(vhost)
+        if user is not None:
+            self._user(user)
+        return [{"user": u, "vhost": v, "configure": p.configure, "write": p.write, "read": p.read}
+                for (u, v), p in self.access.permissions.items()
+                if (vhost is None or v == vhost) and (user is None or u == user)]
+
+    def list_topic_permissions(self, vhost: str | None = None, user: str | None = None) -> list[dict]:
+        if vhost is not None:
+            self._vhost(vhost)
+        if user is not None:
+            self._user(user)
+        return [{"user": u, "vhost": v, "exchange": t.exchange, "write": t.write, "read": t.read}
+                for (u, v), tps in self.access.topic_permissions.items()
+                if (vhost is None or v == vhost) and (user is None or u == user)
+                for t in tps.values()]
+
+    # ------------------------------------------------------------ connections
+
+    def close_connections(self, which, reason: str) -> int:
+        """Close every open connection ``which(conn)`` selects with 320 CONNECTION_FORCED."""
+        n = 0
+        for c in list(self.connections):
+            if which(c):
+                c.force_close(f"CONNECTION_FORCED - {reason}")
+                n += 1
+        return n
+
+
+def _check_tags(tags) -> list:
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",")]
+    return [str(t) for t in tags if str(t)]
+
+
+def _check_limits(limits: dict, names: tuple) -> dict:
+    if not isinstance(limits, dict):
+        raise AdminError("invalid_limit", "limits must be a JSON object")
+    out = {}
+    for k, v in limits.items():
+        if k not in names:
+            raise AdminError("invalid_limit", f"Unrecognised terms [{k}] in limits")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise AdminError("invalid_limit", f"Validation failed\n\n{v!r} is not a number (limit {k})")
+        out[k] = v
+    return out
