@@ -186,7 +186,7 @@ class AccessControl:
         if t is None or t.allows(perm, routing_key, {"username": user.name, "vhost": vhost}):
             return
         raise access_refused(f"access to topic '{routing_key}' in exchange "
-                             f"{resource_text('exchange', exchange, vhost)} refused for user '{user.name}'")
+                             f"'{exchange}' in vhost '{vhost}' refused for user '{user.name}'")
 
     @staticmethod
     def check_user_id(user: User, user_id: str) -> None:
