@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import struct
 
+from pamqp import frame
+
 from leveret.amqp.codec import BasicProperties, Typed, enc_shortstr
 from leveret.broker.broker import Broker
 from leveret.broker.message import Message
 from leveret.broker.queue import Consumer, new_queue
 from leveret.settings import Settings
+
+
+def wire_frames(data: bytes) -> list:
+    """The frames (pamqp objects) in bytes a sans-I/O connection sent."""
+    out = []
+    while data:
+        n, _ch, f = frame.unmarshal(data)
+        out.append(f)
+        data = data[n:]
+    return out
 
 
 def make_broker(**settings) -> Broker:

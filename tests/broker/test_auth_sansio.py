@@ -13,16 +13,9 @@ from leveret import Broker
 from leveret.amqp.connection import CLOSED, CLOSING, RUNNING
 from leveret.broker.connection import BrokerConnection
 
+from broker_harness import wire_frames as frames
+
 CAPS = {"capabilities": {"authentication_failure_close": True}}
-
-
-def frames(data: bytes):
-    out = []
-    while data:
-        n, ch, f = F.unmarshal(data)
-        out.append(f)
-        data = data[n:]
-    return out
 
 
 def handshake(peer, user="guest", password="guest", mechanism="PLAIN", props=CAPS):

@@ -16,14 +16,7 @@ from pamqp import body as B
 from leveret import Broker
 from leveret.broker.connection import BrokerConnection
 
-
-def frames(data: bytes):
-    out = []
-    while data:
-        n, _ch, f = F.unmarshal(data)
-        out.append(f)
-        data = data[n:]
-    return out
+from broker_harness import wire_frames as frames
 
 
 def open_conn(b: Broker, user: str) -> BrokerConnection:

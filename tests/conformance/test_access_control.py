@@ -11,6 +11,7 @@ Leveret, an in-process broker's admin methods.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -108,6 +109,19 @@ def channel_of(env, role: str, _cache={}):
 
 def refused(kind: str, name: str, vhost: str, user: str) -> str:
     return f"ACCESS_REFUSED - access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
+
+
+@contextlib.contextmanager
+def temp_user(env, role: str, perms=(".*", ".*", ".*"), tags=()):
+    """A user with ``perms`` in the test vhost (None: no permission entry), deleted afterwards."""
+    user = env.user(role)
+    env.admin.add_user(user, PW, tags)
+    if perms is not None:
+        env.admin.set_permissions(user, env.vhost, *perms)
+    try:
+        yield user
+    finally:
+        env.admin.delete_user(user)
 
 
 def said(e) -> str:
@@ -252,17 +266,12 @@ def test_a_server_named_queue_is_checked_by_its_generated_name(env):
 
 
 def test_regexps_are_searched_not_anchored(env):
-    user = env.user("unanchored")
-    env.admin.add_user(user, PW)
-    env.admin.set_permissions(user, env.vhost, "foo", "", "")
-    try:
+    with temp_user(env, "unanchored", ("foo", "", "")) as user:
         ch = env.connect(user).channel()
         ch.queue_declare("a.foo.b", auto_delete=True)        # "foo" anywhere in the name
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
             ch.queue_declare("a.fo.b", auto_delete=True)
         assert e.value.args == (403, refused("queue", "a.fo.b", env.vhost, user))
-    finally:
-        env.admin.delete_user(user)
 
 
 def test_write_permission_is_checked_before_the_exchange_exists(env):
@@ -309,14 +318,10 @@ def test_direct_reply_to_needs_no_read_permission(env, full):
 # --------------------------------------------------------------------------- vhost access, login
 
 def test_a_user_needs_a_permission_entry_for_the_vhost(env):
-    user = env.user("nowhere")
-    env.admin.add_user(user, PW)
-    try:
+    with temp_user(env, "nowhere", None) as user:
         with pytest.raises(pika.exceptions.AMQPConnectionError) as e:
             env.connect(user)
         assert f"NOT_ALLOWED - access to vhost '{env.vhost}' refused for user '{user}'" in said(e)
-    finally:
-        env.admin.delete_user(user)
     # an entry with empty regexps is enough to open the vhost
     env.connect(env.user("none")).close()
 
@@ -356,14 +361,11 @@ def test_loopback_users_log_in_only_from_localhost(env):
 # --------------------------------------------------------------------------- topic permissions
 
 def test_topic_permissions_check_routing_keys(env, full):
-    user = env.user("topic")
     x = fresh("acl.topic")
     full.exchange_declare(x, "topic")
     q = _q(full)
-    env.admin.add_user(user, PW)
-    env.admin.set_permissions(user, env.vhost, ".*", ".*", ".*")
-    env.admin.set_topic_permissions(user, env.vhost, x, r"^allowed\.", r"^{username}\.")
-    try:
+    with temp_user(env, "topic") as user:
+        env.admin.set_topic_permissions(user, env.vhost, x, r"^allowed\.", r"^{username}\.")
         c = env.connect(user)
         ch = c.channel()
         ch.confirm_delivery()
@@ -385,8 +387,6 @@ def test_topic_permissions_check_routing_keys(env, full):
         d = _x(full)
         env.admin.set_topic_permissions(user, env.vhost, d, "^never$", "^never$")
         ch.basic_publish(d, "anything", b"m")
-    finally:
-        env.admin.delete_user(user)
 
 
 # --------------------------------------------------------------------------- user_id
@@ -399,24 +399,16 @@ def test_user_id_must_be_the_users_unless_impersonator(env):
         ch.basic_publish("amq.fanout", "", b"m", pika.BasicProperties(user_id="someone-else"))
     assert e.value.args == (406, f"PRECONDITION_FAILED - user_id property set to 'someone-else' but "
                                  f"authenticated user was '{env.user('full')}'")
-    user = env.user("impersonator")
-    env.admin.add_user(user, PW, ("impersonator",))
-    env.admin.set_permissions(user, env.vhost, ".*", ".*", ".*")
-    try:
+    with temp_user(env, "impersonator", (".*", ".*", ".*"), tags=("impersonator",)) as user:
         ch = env.connect(user).channel()
         ch.confirm_delivery()
         ch.basic_publish("amq.fanout", "", b"m", pika.BasicProperties(user_id="someone-else"))
-    finally:
-        env.admin.delete_user(user)
 
 
 # --------------------------------------------------------------------------- changes at run time
 
 def test_a_permission_change_applies_to_open_connections(env):
-    user = env.user("changing")
-    env.admin.add_user(user, PW)
-    env.admin.set_permissions(user, env.vhost, ".*", ".*", ".*")
-    try:
+    with temp_user(env, "changing", (".*", ".*", ".*")) as user:
         ch = env.connect(user).channel()
         ch.queue_declare(fresh("acl.changing"), auto_delete=True)
         env.admin.set_permissions(user, env.vhost, "^only-this$", ".*", ".*")
@@ -424,8 +416,6 @@ def test_a_permission_change_applies_to_open_connections(env):
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
             ch.queue_declare(name, auto_delete=True)
         assert e.value.args == (403, refused("queue", name, env.vhost, user))
-    finally:
-        env.admin.delete_user(user)
 
 
 def test_deleting_a_user_closes_its_connections(env):
@@ -486,10 +476,7 @@ def test_vhost_limits(env):
 
 
 def test_user_limits(env):
-    user = env.user("limited")
-    env.admin.add_user(user, PW)
-    env.admin.set_permissions(user, env.vhost, ".*", ".*", ".*")
-    try:
+    with temp_user(env, "limited", (".*", ".*", ".*")) as user:
         env.admin.set_user_limits(user, {"max-connections": 1, "max-channels": 2})
         c = env.connect(user)
         with pytest.raises(pika.exceptions.AMQPConnectionError) as e:
@@ -502,5 +489,3 @@ def test_user_limits(env):
             c.channel()
         assert e.value.args == (530, f"NOT_ALLOWED - number of channels opened for user '{user}' has reached "
                                      "the maximum allowed user limit of (2)")
-    finally:
-        env.admin.delete_user(user)
