@@ -19,7 +19,7 @@ class ThreadedBroker:
             asyncio.set_event_loop(self.loop)
 
             async def start():
-                self.broker = Broker(Settings(host="127.0.0.1", port=0, **settings))
+                self.broker = Broker(Settings(**{"host": "127.0.0.1", "port": 0, **settings}))
                 await self.broker.start()
 
             try:

@@ -100,7 +100,9 @@ class Broker:
             self.store.definitions.put("vhost", (name,))
         return v
 
-    def add_user(self, name: str, password: str, tags=()) -> User:
+    def add_user(self, name: str, password: str | None, tags=()) -> User:
+        """Add or replace a user; ``password=None``: a user without password, who can log in
+        only with a client certificate (EXTERNAL)."""
         u = self.users[name] = User(name, password, tags)
         self.store.definitions.put("user", (name,), salt=u.salt.hex(), hash=u.hash.hex(), tags=list(u.tags))
         return u
@@ -113,13 +115,24 @@ class Broker:
         u = self.users.get(username)
         if u is None or not u.check(password):
             return None
+        return u if self._loopback_ok(username, peer_host) else None
+
+    def authenticate_external(self, username: str, peer_host: str | None) -> User | None:
+        """EXTERNAL: the name comes from a verified client certificate, so the user need only
+        exist (rabbit_auth_backend_internal with no password in the auth props)."""
+        u = self.users.get(username)
+        if u is None:
+            return None
+        return u if self._loopback_ok(username, peer_host) else None
+
+    def _loopback_ok(self, username: str, peer_host: str | None) -> bool:
+        """loopback_users may connect from a loopback address only (check_user_loopback)."""
         if username in self.settings.loopback_users and peer_host is not None:
             try:
-                if not ipaddress.ip_address(peer_host.split("%")[0]).is_loopback:
-                    return None
+                return ipaddress.ip_address(peer_host.split("%")[0]).is_loopback
             except ValueError:
-                return None
-        return u
+                return False
+        return True
 
     # ------------------------------------------------------------ policies
 
