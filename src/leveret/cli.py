@@ -18,6 +18,7 @@ import sys
 from .broker.alarms import parse_size, parse_watermark
 from .broker.definitions_file import DefinitionsError
 from .node import Node
+from .server.tls import TLSConfigError
 from .settings import DEFAULTS, Settings, default_data_dir
 from .store.disk import DataDirInUse
 
@@ -49,6 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
                    default=int(os.environ.get("LEVERET_CONSUMER_TIMEOUT", d.consumer_timeout)),
                    help="ms a delivery may stay unacknowledged before its channel is closed "
                         f"(RabbitMQ's consumer_timeout; default {d.consumer_timeout}; 0 disables)")
+    # TLS (docs/tls.md); rabbitmq.conf's listeners.ssl.default and ssl_options.* hold the rest
+    s.add_argument("--ssl-port", type=int, default=_env_int("LEVERET_SSL_PORT"),
+                   help="AMQPS (TLS) port, conventionally 5671 (env LEVERET_SSL_PORT; default: no TLS listener)")
+    s.add_argument("--ssl-certfile", default=os.environ.get("LEVERET_SSL_CERTFILE"),
+                   help="server certificate chain, PEM (ssl_options.certfile)")
+    s.add_argument("--ssl-keyfile", default=os.environ.get("LEVERET_SSL_KEYFILE"),
+                   help="server private key, PEM (ssl_options.keyfile; its passphrase: env LEVERET_SSL_PASSWORD)")
+    s.add_argument("--ssl-cacertfile", default=os.environ.get("LEVERET_SSL_CACERTFILE"),
+                   help="CA bundle client certificates are verified against (ssl_options.cacertfile)")
+    s.add_argument("--ssl-verify-peer", action="store_true",
+                   help="ask clients for a certificate and verify it (ssl_options.verify = verify_peer)")
+    s.add_argument("--ssl-fail-if-no-peer-cert", action="store_true",
+                   help="refuse clients without a certificate (ssl_options.fail_if_no_peer_cert = true)")
+    s.add_argument("--ssl-versions", default=None,
+                   help="comma-separated TLS versions allowed, e.g. tlsv1.3,tlsv1.2 (ssl_options.versions)")
+    s.add_argument("--auth-mechanisms", default=None,
+                   help=f"comma-separated SASL mechanisms offered (default {','.join(d.auth_mechanisms)}; "
+                        "add EXTERNAL for client-certificate login)")
+    s.add_argument("--ssl-cert-login-from", default=d.ssl_cert_login_from,
+                   help="where EXTERNAL takes the user name: distinguished_name, common_name or "
+                        f"subject_alternative_name (default {d.ssl_cert_login_from})")
+    s.add_argument("--no-tcp-listener", action="store_true",
+                   help="no plain AMQP listener (listeners.tcp = none): TLS only")
     s.add_argument("--log-level", default=os.environ.get("LEVERET_LOG_LEVEL", "INFO"))
     s.add_argument("--rabbitmq4", action="store_true",
                    help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues")
@@ -58,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
                         add_help=False, prefix_chars="\x00")
     pf.add_argument("perf_args", nargs="*")
     return p
+
+
+def _env_int(name: str) -> int | None:
+    v = os.environ.get(name)
+    return int(v) if v else None
+
+
+def _csv(value: str | None, default: tuple) -> tuple:
+    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else default
 
 
 def _tune_gc(threshold: int) -> None:
@@ -90,6 +123,9 @@ async def _serve(settings: Settings) -> int:
             pass
     try:
         await broker.start()
+    except TLSConfigError as e:
+        logging.getLogger("leveret").error("TLS listener: %s", e)
+        return 1
     except OSError as e:
         logging.getLogger("leveret").error("cannot listen on %s:%s: %s", settings.host, settings.port, e)
         return 1
@@ -124,7 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                             ignore_global_qos=args.rabbitmq4, refuse_transient_queues=args.rabbitmq4,
                             definitions_file=args.definitions,
                             consumer_timeout=args.consumer_timeout or None,
-                            gc_threshold=int(os.environ.get("LEVERET_GC_THRESHOLD", DEFAULTS.gc_threshold)))
+                            gc_threshold=int(os.environ.get("LEVERET_GC_THRESHOLD", DEFAULTS.gc_threshold)),
+                            tcp_listener=not args.no_tcp_listener, ssl_port=args.ssl_port,
+                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            ssl_password=os.environ.get("LEVERET_SSL_PASSWORD"),
+                            ssl_cacertfile=args.ssl_cacertfile,
+                            ssl_verify="verify_peer" if args.ssl_verify_peer else "verify_none",
+                            ssl_fail_if_no_peer_cert=args.ssl_fail_if_no_peer_cert,
+                            ssl_versions=_csv(args.ssl_versions, DEFAULTS.ssl_versions),
+                            ssl_cert_login_from=args.ssl_cert_login_from,
+                            auth_mechanisms=_csv(args.auth_mechanisms, DEFAULTS.auth_mechanisms))
         if not args.no_uvloop:
             try:
                 import uvloop

@@ -10,11 +10,17 @@ node/cli -- so this is the one place that knows both::
 
     async with Broker(Settings(port=0)) as broker:   # port 0: pick a free port
         url = broker.url                             # amqp://guest:guest@127.0.0.1:<port>/%2F
+
+    # TLS (docs/tls.md): an AMQPS listener next to the plain one, or instead of it
+    Settings(port=0, ssl_port=0, ssl_certfile="server.pem", ssl_keyfile="server.key",
+             ssl_cacertfile="ca.pem", ssl_verify="verify_peer")       # broker.ssl_url: amqps://...
 """
 from __future__ import annotations
 
 import logging
 import sys
+
+from urllib.parse import quote
 
 from . import __version__
 from .broker.broker import Broker
@@ -30,15 +36,39 @@ class Node(Broker):
     listener: Listener | None = None
 
     @property
-    def port(self) -> int:
+    def port(self) -> int | None:
+        """The plain listener's port (None when ``tcp_listener`` is off)."""
         return self.listener.port if self.listener is not None else self.settings.port
+
+    @property
+    def ssl_port(self) -> int | None:
+        """The TLS listener's port (None without one)."""
+        return self.listener.ssl_port if self.listener is not None else self.settings.ssl_port
+
+    @property
+    def ssl_url(self) -> str:
+        """An AMQPS URL for the default user and vhost on the TLS listener."""
+        s = self.settings
+        return (f"amqps://{quote(s.default_user, safe='')}:{quote(s.default_pass, safe='')}@"
+                f"{s.ssl_host or s.host}:{self.ssl_port}/{quote(s.default_vhost, safe='')}")
 
     async def start(self) -> None:
         await super().start()
         self.listener = Listener(self)
-        await self.listener.start()
-        log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
-                 self.settings.host, self.port, sys.version.split()[0])
+        try:
+            await self.listener.start()
+        except BaseException:
+            self.listener = None
+            await super().stop()
+            raise
+        s = self.settings
+        where = []
+        if self.port is not None:
+            where.append(f"amqp://{s.host}:{self.port}")
+        if self.ssl_port is not None:
+            where.append(f"amqps://{s.ssl_host or s.host}:{self.ssl_port}")
+        log.info("Leveret %s listening on %s (python %s)", __version__, " and ".join(where) or "no port",
+                 sys.version.split()[0])
 
     async def stop(self) -> None:
         self.stop_timers()

@@ -16,7 +16,7 @@ pending so an I/O layer can flush it once per event-loop turn.
 States::
 
     HEADER -> START_OK -> TUNE_OK -> OPEN -> RUNNING -> CLOSING -> CLOSED
-                 (secure-ok not used: PLAIN and AMQPLAIN are one round trip)
+                 (secure-ok not used: PLAIN, AMQPLAIN and EXTERNAL are one round trip)
 
 Errors: any :class:`~leveret.amqp.errors.ChannelError` raised by a hook closes
 that channel (channel.close with its code and text; frames on the channel are
@@ -110,7 +110,8 @@ class ProtocolConnection:
     """Server side of one AMQP connection. Subclass and implement the hooks."""
 
     server_properties: dict = {}
-    mechanisms = b"AMQPLAIN PLAIN"
+    # connection.start's mechanisms; a broker connection sets its own (offered_mechanisms)
+    mechanisms = b"PLAIN AMQPLAIN"
     # defaults from leveret.settings; a broker connection sets its own from its Settings
     handshake_timeout = DEFAULTS.handshake_timeout
     heartbeat_default = DEFAULTS.heartbeat
@@ -821,6 +822,25 @@ _STATE_NAMES = {START_OK: "starting", TUNE_OK: "tuning", OPEN: "opening", RUNNIN
 def command_invalid_for(method, state) -> ConnectionError_:
     return ConnectionError_(504, f"CHANNEL_ERROR - unexpected method in connection state "
                                  f"{_STATE_NAMES.get(state, 'closing')}", method.CLASS_ID, method.METHOD_ID)
+
+
+# RabbitMQ's auth mechanism registry in the order connection.start lists it (an ETS set's order,
+# observed on 3.10.8: "EXTERNAL PLAIN AMQPLAIN" whatever the order of auth_mechanisms.N)
+MECHANISM_ORDER = ("EXTERNAL", "PLAIN", "AMQPLAIN")
+_offered: dict = {}
+
+
+def offered_mechanisms(configured: tuple, tls: bool) -> bytes:
+    """connection.start's ``mechanisms`` (rabbit_reader:auth_mechanisms/1): the registered
+    mechanisms that are in ``auth_mechanisms`` and that offer themselves on this socket --
+    EXTERNAL only on a TLS connection (with or without a client certificate: a missing one is
+    refused at login with a clearer reason)."""
+    key = (tuple(configured), tls)
+    m = _offered.get(key)
+    if m is None:
+        m = _offered[key] = " ".join(n for n in MECHANISM_ORDER
+                                     if n in configured and (tls or n != "EXTERNAL")).encode()
+    return m
 
 
 def parse_plain(response: bytes) -> tuple[str, str] | None:

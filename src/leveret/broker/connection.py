@@ -1,13 +1,23 @@
 """A client connection as the broker sees it: auth, vhost, channels, exclusive queues.
 
 Subclasses the sans-I/O :class:`~leveret.amqp.connection.ProtocolConnection`
-and fills in its hooks: authentication (PLAIN, AMQPLAIN; guest only from
-loopback), vhost access, one :class:`~leveret.broker.channel.Channel` per open
-channel, and cleanup — unacked messages requeued, consumers cancelled,
-exclusive queues deleted — when the connection goes.
+and fills in its hooks: authentication (PLAIN, AMQPLAIN, and EXTERNAL -- the user
+named by the client's TLS certificate, :mod:`leveret.broker.certlogin` -- each only
+when it is in ``Settings.auth_mechanisms``; guest only from loopback), vhost access,
+one :class:`~leveret.broker.channel.Channel` per open channel, and cleanup —
+unacked messages requeued, consumers cancelled, exclusive queues deleted — when
+the connection goes.
+
+As rabbit_reader does: a mechanism the broker did not offer is refused before any
+check ("invalid authentication mechanism", a silent close like every error before
+connection.tune); a refused login is logged as "<MECHANISM> login refused: <reason>"
+and the client, if it has the ``authentication_failure_close`` capability, gets 403
+ACCESS_REFUSED "Login was refused using authentication mechanism <MECHANISM>. For
+details see the broker logfile."
 
 The I/O layer (``leveret.server``) drives it through a small interface and
-nothing else: bytes in (``receive_data``), output out (``output_parts``,
+nothing else: what it knows of the socket at construction (the peer address,
+``tls``, and ``peer_cert``: the verified client certificate, DER, or None), bytes in (``receive_data``), output out (``output_parts``,
 ``has_output``, the ``wakeup``/``flush_now`` callbacks it sets), the clock
 (``tick``), :meth:`set_writable` when the socket's write buffer fills or
 drains (while the peer is not reading, channels stop taking deliveries so a
@@ -21,18 +31,23 @@ from __future__ import annotations
 import logging
 
 from ..amqp import spec
-from ..amqp.connection import ProtocolConnection, parse_amqplain, parse_plain
+from ..amqp.connection import ProtocolConnection, offered_mechanisms, parse_amqplain, parse_plain
 from ..amqp.errors import ConnectionError_, SilentClose
+from .certlogin import LoginRefused, auth_name
 from .channel import HANDLERS, Channel
 
 log = logging.getLogger("leveret.connection")
 
 
 class BrokerConnection(ProtocolConnection):
-    def __init__(self, broker, peer: tuple | None = None, now: float = 0.0):
+    def __init__(self, broker, peer: tuple | None = None, now: float = 0.0, tls: bool = False,
+                 peer_cert: bytes | None = None):
         super().__init__(now)
         self.broker = broker
         s = broker.settings
+        self.tls = tls
+        self.peer_cert = peer_cert       # DER of the verified client certificate (TLS only)
+        self.mechanisms = offered_mechanisms(s.auth_mechanisms, tls)
         self.server_properties = broker.server_properties
         self.heartbeat_default = s.heartbeat
         self.frame_max_default = s.frame_max
@@ -75,19 +90,25 @@ class BrokerConnection(ProtocolConnection):
 
     def on_start_ok(self, m) -> None:
         mech = m.mechanism
-        resp = m.response.encode("utf-8", "surrogateescape")
-        if mech == "PLAIN":
-            creds = parse_plain(resp)
-        elif mech == "AMQPLAIN":
-            creds = parse_amqplain(resp)
+        if mech not in self.mechanisms.decode().split(" "):
+            raise SilentClose(f"invalid authentication mechanism '{mech}'")
+        peer_host = self.peer[0] if self.peer else None
+        user = None
+        if mech == "EXTERNAL":
+            try:
+                name = auth_name(self.peer_cert, self.broker.settings)
+            except LoginRefused as e:
+                reason = str(e)
+            else:
+                user, reason = self.broker.access.login_external(name, peer_host)
         else:
-            raise SilentClose(f"unknown authentication mechanism '{mech}'")
-        user, reason = None, "invalid credentials"
-        if creds is not None:
-            user, reason = self.broker.access.login(creds[0], creds[1], self.peer[0] if self.peer else None)
+            resp = m.response.encode("utf-8", "surrogateescape")
+            creds = parse_plain(resp) if mech == "PLAIN" else parse_amqplain(resp)
+            reason = "invalid credentials"
+            if creds is not None:
+                user, reason = self.broker.access.login(creds[0], creds[1], peer_host)
         if user is None:
-            log.warning("login refused for user %r from %s (mechanism %s): %s",
-                        creds[0] if creds else None, self.name, mech, reason)
+            log.warning("%s login refused: %s (connection from %s)", mech, reason, self.name)
             text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mech}. "
                     "For details see the broker logfile.")
             if self.capability("authentication_failure_close"):

@@ -1,7 +1,11 @@
 """The listening socket, the clock, and orderly shutdown.
 
 :class:`Listener` is handed a broker (``leveret.broker.Broker``) and serves it:
-it starts an asyncio server for :class:`~leveret.server.protocol.AMQPProtocol`,
+it starts an asyncio server for :class:`~leveret.server.protocol.AMQPProtocol` --
+the plain listener (``Settings.port``, unless ``tcp_listener`` is False, RabbitMQ's
+``listeners.tcp = none``) and, when ``ssl_port`` is set, the TLS one (RabbitMQ's
+``listeners.ssl.default``, conventionally 5671) serving the same protocol over asyncio's
+(or uvloop's) TLS transport with the context :mod:`leveret.server.tls` builds --,
 drives every connection's clock with a single timer every
 ``Settings.tick_interval`` (0.1 s; each connection asks to be ticked only as often
 as its heartbeat needs) -- not one timer per connection -- and on shutdown sends
@@ -15,6 +19,7 @@ import logging
 import time
 
 from .protocol import AMQPProtocol
+from .tls import build_context
 
 log = logging.getLogger("leveret.server")
 
@@ -24,19 +29,35 @@ class Listener:
         self.broker = broker
         self.loop = None
         self.server = None
+        self.ssl_server = None
         self.protocols: set[AMQPProtocol] = set()
         self._ticker = None
         s = broker.settings
         self.port = s.port
+        self.ssl_port = s.ssl_port
         # one read buffer for every socket (reads never overlap: one event loop)
         self.rbuf = memoryview(bytearray(s.read_size))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         s = self.broker.settings
-        self.server = await self.loop.create_server(
-            lambda: AMQPProtocol(self), s.host, s.port, reuse_address=True, backlog=1024)
-        self.port = self.server.sockets[0].getsockname()[1]
+        ctx = build_context(s) if s.ssl_port is not None else None   # TLSConfigError before binding
+        if s.tcp_listener:
+            self.server = await self.loop.create_server(
+                lambda: AMQPProtocol(self), s.host, s.port, reuse_address=True, backlog=1024)
+            self.port = self.server.sockets[0].getsockname()[1]
+        else:
+            self.port = None
+        if ctx is not None:
+            try:
+                self.ssl_server = await self.loop.create_server(
+                    lambda: AMQPProtocol(self, tls=True), s.ssl_host or s.host, s.ssl_port, ssl=ctx,
+                    reuse_address=True, backlog=1024, ssl_handshake_timeout=s.handshake_timeout)
+            except BaseException:
+                if self.server is not None:
+                    self.server.close()
+                raise
+            self.ssl_port = self.ssl_server.sockets[0].getsockname()[1]
         self._ticker = self.loop.create_task(self._tick_loop())
 
     async def _tick_loop(self) -> None:
@@ -51,8 +72,9 @@ class Listener:
                     log.exception("tick failed")
 
     async def stop(self, grace: float = 2.0) -> None:
-        if self.server is not None:
-            self.server.close()
+        servers = [x for x in (self.server, self.ssl_server) if x is not None]
+        for x in servers:
+            x.close()
         for p in list(self.protocols):
             if p.conn is not None:
                 p.conn.close(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
@@ -65,5 +87,5 @@ class Listener:
                 p.transport.close()
         if self._ticker is not None:
             self._ticker.cancel()
-        if self.server is not None:
-            await self.server.wait_closed()
+        for x in servers:
+            await x.wait_closed()

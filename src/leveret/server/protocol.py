@@ -14,6 +14,10 @@ used (``fair_read_bytes``), the peer is not reading what we send (its requests w
 only pile up more replies), or the connection does not want input
 (``conn.reading``: a resource alarm, or publisher flow control).
 
+A connection on the TLS listener is the same protocol over asyncio's TLS transport
+(``tls=True``): the handshake is done before ``connection_made``, which hands the
+connection ``tls=True`` and the client's verified certificate (DER), for EXTERNAL logins.
+
 This layer sees the broker through ``BrokerConnection``'s small I/O interface only
 (see its module docstring): it never touches queues or channels.
 """
@@ -26,6 +30,7 @@ import time
 
 from ..amqp.connection import RUNNING
 from ..broker.connection import BrokerConnection
+from .tls import peer_certificate
 
 _monotonic = time.monotonic
 log = logging.getLogger("leveret.server")
@@ -33,10 +38,11 @@ log = logging.getLogger("leveret.server")
 
 class AMQPProtocol(asyncio.BufferedProtocol):
     __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_rbuf", "_fair",
-                 "_read_paused", "_write_blocked", "_reading", "_next_tick")
+                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "tls")
 
-    def __init__(self, listener):
+    def __init__(self, listener, tls: bool = False):
         self.listener = listener
+        self.tls = tls
         self.loop = listener.loop
         self.transport = None
         self.conn: BrokerConnection | None = None
@@ -59,7 +65,11 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         s = self.listener.broker.settings
         transport.set_write_buffer_limits(high=s.write_buffer_high, low=s.write_buffer_low)
         peer = transport.get_extra_info("peername")
-        self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
+        if self.tls:
+            self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic(), tls=True,
+                                         peer_cert=peer_certificate(transport))
+        else:
+            self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
         self.conn.wakeup = self._wakeup
         self.conn.flush_now = self.flush
         self.conn.on_reading_change = self._set_reading    # alarm blocked/unblocked, flow held
