@@ -37,8 +37,9 @@ class Node(Broker):
         await super().start()
         self.listener = Listener(self)
         await self.listener.start()
+        host = self.settings.host or "*"     # "": every interface
         log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
-                 self.settings.host, self.port, sys.version.split()[0])
+                 f"[{host}]" if ":" in host else host, self.port, sys.version.split()[0])
 
     async def stop(self) -> None:
         self.stop_timers()
