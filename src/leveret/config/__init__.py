@@ -54,7 +54,7 @@ from typing import Callable
 from ..settings import Settings
 from .rabbitmq_keys import KEYS as RABBITMQ_KEYS
 
-__all__ = ["ConfigError", "Entry", "parse", "load", "read_entries", "LOG_LEVELS"]
+__all__ = ["ConfigError", "Entry", "HANDLERS", "LOG_LEVELS", "load", "parse", "read_entries"]
 
 MAX_INCLUDE_DEPTH = 8
 
@@ -368,8 +368,19 @@ def _known_to_rabbitmq(key: tuple[str, ...]) -> str | None:
     return None
 
 
+_ALL_KEYS = sorted(set(HANDLERS) | set(RABBITMQ_KEYS))
+_HEADS = sorted({k.split(".")[0] for k in _ALL_KEYS})
+
+
 def _unknown(e: Entry) -> ConfigError:
-    close = difflib.get_close_matches(e.name, list(HANDLERS) + list(RABBITMQ_KEYS), n=3, cutoff=0.75)
+    """Suggestions: the known keys under the same first segment closest to it; with an unknown
+    first segment, the closest first segments (``clustr_formation.x`` -> ``cluster_formation.x``)."""
+    same = [k for k in _ALL_KEYS if k.split(".")[0] == e.key[0]]
+    if same:
+        close = difflib.get_close_matches(e.name, same, n=3, cutoff=0.75)
+    else:
+        close = [".".join((head,) + e.key[1:]) for head in difflib.get_close_matches(e.key[0], _HEADS, n=3, cutoff=0.75)]
+    close = [re.sub(r"\$\w*", "<name>", k) for k in close]
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     return e.error(f"unknown key: RabbitMQ 3.10.8 has no such setting{hint}")
 
