@@ -23,7 +23,6 @@ Reproduce a crash file with ``python fuzz/fuzz_config.py --replay FILE``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "config"))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 sys.path.insert(0, HERE)
 
-from fuzz_frames import mutate, save_crash  # noqa: E402  (the frame fuzzer's byte mutations)
+from fuzz_frames import mutate, parse_args, save_crash  # noqa: E402  (the frame fuzzer's)
 
 
 def _load(instrument: bool):
@@ -110,13 +109,7 @@ def plain_loop(seconds: float, seed: int | None) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--plain", action="store_true")
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--replay")
-    ap.add_argument("-h", "--help", action="store_true")
-    args, rest = ap.parse_known_args()
+    args, rest = parse_args()
     if args.help:
         print(__doc__)
         return 0

@@ -1,7 +1,8 @@
 """Every setting and tunable of a Leveret broker, with its default, in one place.
 
-:class:`Settings` is what ``leveret serve`` builds from its flags and environment
-variables, and what an embedding program passes to :class:`leveret.Broker`. No other
+:class:`Settings` is what ``leveret serve`` builds from a RabbitMQ ``rabbitmq.conf``
+(``leveret.config``), its environment variables and its flags, and what an embedding program
+passes to :class:`leveret.Broker`. No other
 module holds a default of its own: the protocol core (``amqp/connection.py``), the CLI
 and the I/O layer read theirs from :data:`DEFAULTS`, so a number is changed here or
 nowhere.

@@ -4,10 +4,15 @@ cuttlefish (its schemas and ``cuttlefish_generator:map``) where RabbitMQ decides
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
-from leveret.config import ConfigError, load, parse
+from leveret.config import HANDLERS, ConfigError, load, parse
+from leveret.config.rabbitmq_keys import KEYS
 from leveret.settings import DEFAULTS, Settings
 
 
@@ -316,3 +321,19 @@ def test_the_file_overlays_the_base_settings():
     s = conf("heartbeat = 7", base=base)
     assert (s.port, s.data_dir, s.heartbeat) == (1234, "/d", 7)
     assert base.heartbeat == 5 and DEFAULTS.heartbeat == 60       # neither is modified
+
+
+GENERATOR = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "gen_config_keys.py")
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8/plugins"),
+                    reason="needs RabbitMQ 3.10.8's schemas (Debian's rabbitmq-server)")
+def test_the_generated_key_list_matches_the_installed_rabbitmq_schemas():
+    r = subprocess.run([sys.executable, GENERATOR, "--check"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_key_leveret_applies_is_a_rabbitmq_key():
+    """Leveret invents no keys: each pattern it handles is in RabbitMQ 3.10.8's schemas."""
+    patterns = {re.sub(r"\$\w+", "$", k) for k in KEYS}
+    assert sorted(k for k in HANDLERS if k not in patterns) == []
