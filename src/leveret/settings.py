@@ -49,7 +49,7 @@ class Settings:
     definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
     # listeners: the plain one can be switched off (``listeners.tcp = none``)
     tcp_listener: bool = True               # listeners.tcp.* (False: no plain AMQP listener)
-    ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``)
+    ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``; "": every interface)
     ssl_port: int | None = None             # listeners.ssl.default (RabbitMQ's usual 5671; None: no TLS)
     ssl_certfile: str | None = None         # ssl_options.certfile
     ssl_keyfile: str | None = None          # ssl_options.keyfile
