@@ -254,15 +254,22 @@ def atheris_main(argv: list[str]) -> None:
     atheris.Fuzz()
 
 
-def main() -> int:
+def parse_args(*extra: str):
+    """The options both fuzz targets share (and ``extra`` ones taking a value); the rest is
+    left for libFuzzer."""
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--plain", action="store_true")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--replay")
-    ap.add_argument("--seed-corpus")
+    for option in extra:
+        ap.add_argument(option)
     ap.add_argument("-h", "--help", action="store_true")
-    args, rest = ap.parse_known_args()
+    return ap.parse_known_args()
+
+
+def main() -> int:
+    args, rest = parse_args("--seed-corpus")
     if args.help:
         print(__doc__)
         return 0

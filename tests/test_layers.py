@@ -1,4 +1,7 @@
-"""The layers import downwards only: settings <- amqp <- auth, store <- broker <- server <- node/cli.
+"""The layers import downwards only: settings (and config) <- amqp <- auth, store <- broker <- server <- node/cli.
+
+* ``leveret.config`` (the rabbitmq.conf reader) sits beside ``leveret.settings``: it imports
+  only the settings, no other Leveret module, and no I/O beyond reading files.
 
 * ``leveret.amqp`` is sans-I/O: no asyncio, socket, selectors or ssl, and nothing from the
   layers above it.
@@ -32,6 +35,7 @@ ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth
               "leveret.node", "leveret.perf", "leveret.__main__"}
 LAYERS = {
     # package: (forbidden leveret modules, forbidden stdlib modules)
+    "config": (ABOVE_AMQP | {"leveret.amqp"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "amqp": (ABOVE_AMQP, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
@@ -41,7 +45,7 @@ LAYERS = {
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
              set()),
 }
-NO_LOCAL_IMPORTS = ("amqp", "auth", "store", "broker", "server")
+NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server")
 
 
 def files_of(pkg: str) -> list[str]:
@@ -102,6 +106,7 @@ def test_the_scan_sees_every_layer():
     assert {"broker.py", "confirms.py", "recovery.py", "flow.py", "quorum.py"} <= names["broker"]
     assert {"listener.py", "protocol.py"} <= names["server"]
     assert {"access.py", "passwords.py"} <= names["auth"]
+    assert {"__init__.py", "rabbitmq_keys.py"} <= names["config"]
 
 
 @pytest.mark.parametrize("path", [p for layer in LAYERS for p in files_of(layer)],
@@ -144,6 +149,8 @@ def test_resolver_catches_relative_and_dynamic_imports(tmp_path):
               "leveret.store")),
     ("store", ("leveret.broker", "leveret.server", "leveret.node")),
     ("auth", ("asyncio", "socket", "ssl", "leveret.broker", "leveret.server", "leveret.store", "leveret.node")),
+    ("config", ("asyncio", "socket", "ssl", "leveret.amqp", "leveret.store", "leveret.broker", "leveret.server",
+                "leveret.node")),
 ])
 def test_importing_a_layer_loads_nothing_above_it(layer, must_not_load):
     """In a fresh interpreter, importing every module of the layer loads none of the forbidden modules."""

@@ -438,3 +438,37 @@ def test_serve_with_a_missing_certificate_says_so(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "TLS listener: cannot read ssl_certfile /nonexistent.pem: no such file" in r.stderr
+
+
+def test_a_tls_only_broker_from_rabbitmq_conf(pki, tmp_path):
+    """What the TLS test suites of the client libraries need: ``leveret serve --config`` with
+    RabbitMQ's own keys -- TLS on a port, the plain listener off, verify_peer, EXTERNAL."""
+    port = _free_port()
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text(f"listeners.tcp = none\n"
+                    f"listeners.ssl.default = 127.0.0.1:{port}\n"
+                    f"ssl_options.cacertfile = {pki.cafile}\n"
+                    f"ssl_options.certfile = {pki.certfile}\n"
+                    f"ssl_options.keyfile = {pki.keyfile}\n"
+                    f"ssl_options.verify = verify_peer\n"
+                    f"ssl_options.fail_if_no_peer_cert = true\n"
+                    f"auth_mechanisms.1 = PLAIN\nauth_mechanisms.2 = EXTERNAL\n"
+                    f"ssl_cert_login_from = common_name\n"
+                    f"default_user = client\ndefault_pass = unused-password\n")
+    (tmp_path / "data").mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--config", str(conf), "--data-dir",
+                          str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = p.stdout.readline()
+        while line and "listening on" not in line:
+            line = p.stdout.readline()
+        assert f"amqps://127.0.0.1:{port}" in line and "amqp://" not in line.replace("amqps://", ""), line
+        conn = pika.BlockingConnection(external_params(pki, port, pki.simple))     # CN=client
+        ch = conn.channel()
+        ch.queue_declare("tls-from-conf", auto_delete=True)
+        ch.basic_publish("", "tls-from-conf", b"over tls")
+        assert ch.basic_get("tls-from-conf", auto_ack=True)[2] == b"over tls"
+        conn.close()
+    finally:
+        p.terminate()
+        p.wait(10)

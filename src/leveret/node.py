@@ -63,10 +63,14 @@ class Node(Broker):
             raise
         s = self.settings
         where = []
+
+        def addr(host: str) -> str:
+            host = host or "*"      # "": every interface
+            return f"[{host}]" if ":" in host else host
         if self.port is not None:
-            where.append(f"amqp://{s.host}:{self.port}")
+            where.append(f"amqp://{addr(s.host)}:{self.port}")
         if self.ssl_port is not None:
-            where.append(f"amqps://{s.ssl_host or s.host}:{self.ssl_port}")
+            where.append(f"amqps://{addr(s.ssl_host if s.ssl_host is not None else s.host)}:{self.ssl_port}")
         log.info("Leveret %s listening on %s (python %s)", __version__, " and ".join(where) or "no port",
                  sys.version.split()[0])
 

@@ -1,7 +1,8 @@
 """Every setting and tunable of a Leveret broker, with its default, in one place.
 
-:class:`Settings` is what ``leveret serve`` builds from its flags and environment
-variables, and what an embedding program passes to :class:`leveret.Broker`. No other
+:class:`Settings` is what ``leveret serve`` builds from a RabbitMQ ``rabbitmq.conf``
+(``leveret.config``), its environment variables and its flags, and what an embedding program
+passes to :class:`leveret.Broker`. No other
 module holds a default of its own: the protocol core (``amqp/connection.py``), the CLI
 and the I/O layer read theirs from :data:`DEFAULTS`, so a number is changed here or
 nowhere.
@@ -26,25 +27,29 @@ def default_data_dir() -> str:
 @dataclass
 class Settings:
     # ---------------------------------------------------------------- as RabbitMQ's
-    host: str = "127.0.0.1"                 # listeners.tcp.default (address part)
+    host: str = "127.0.0.1"                 # listeners.tcp.default (address part; "": every interface)
     port: int = 5672                        # listeners.tcp.default
     data_dir: str | None = None             # None: keep nothing on disk (embedded default)
     heartbeat: int = 60                     # heartbeat (seconds offered at connection.tune)
     frame_max: int = 131072                 # frame_max
     channel_max: int = 2047                 # channel_max
-    handshake_timeout: float = 10.0         # handshake_timeout (seconds)
+    handshake_timeout: float = 10.0         # handshake_timeout (seconds here, ms in rabbitmq.conf; inf: infinity)
     max_message_size: int = 134217728       # max_message_size (bytes)
     default_user: str = "guest"             # default_user
     default_pass: str = "guest"             # default_pass
     default_vhost: str = "/"                # default_vhost
-    loopback_users: tuple = ("guest",)      # loopback_users
-    memory_high_watermark: float | int | str = 0.4   # vm_memory_high_watermark: fraction of RAM or a size
-    disk_free_limit: int | str = 50_000_000          # disk_free_limit: bytes, or a size ("1GB")
+    default_user_tags: tuple = ("administrator",)    # default_user_tags.NAME = true
+    default_permissions: tuple = (".*", ".*", ".*")  # default_permissions.configure, .write, .read (this order)
+    loopback_users: tuple = ("guest",)      # loopback_users (.NAME = true|false, or = none)
+    memory_high_watermark: float | int | str = 0.4   # vm_memory_high_watermark.relative (a float: fraction
+    #                                         of RAM) or .absolute (bytes, or a size string "1GiB")
+    disk_free_limit: int | str | float = 50_000_000  # disk_free_limit.absolute (bytes, or a size "1GB"),
+    #                                         or .relative (a float: a multiple of RAM)
     consumer_timeout: int | None = 1800000  # consumer_timeout (ms an unacked delivery may wait)
     definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
     # listeners: the plain one can be switched off (``listeners.tcp = none``)
     tcp_listener: bool = True               # listeners.tcp.* (False: no plain AMQP listener)
-    ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``)
+    ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``; "": every interface)
     ssl_port: int | None = None             # listeners.ssl.default (RabbitMQ's usual 5671; None: no TLS)
     ssl_certfile: str | None = None         # ssl_options.certfile
     ssl_keyfile: str | None = None          # ssl_options.keyfile
@@ -61,6 +66,19 @@ class Settings:
     auth_mechanisms: tuple = ("PLAIN", "AMQPLAIN")   # auth_mechanisms.N (EXTERNAL for certificate login)
     # limits
     connection_max: int | None = None       # connection_max (None: infinity)
+    # logging (log.*): RabbitMQ's levels debug info notice warning error critical alert emergency none
+    log_level: str = "info"                 # log.default.level (every message passes this first)
+    log_console: bool = True                # log.console (RabbitMQ's package logs to a file instead)
+    log_console_level: str = "info"         # log.console.level
+    log_console_stdio: str = "stderr"       # log.console.stdio: stdout | stderr (RabbitMQ's default stdout)
+    log_file: str | None = None             # log.file (None / false: no log file; relative: under log_dir)
+    log_file_level: str = "info"            # log.file.level (also =debug, !=info, <=notice, <warning)
+    log_dir: str | None = None              # log.dir (None: a relative log_file is relative to the cwd)
+    # HTTP endpoints RabbitMQ's plugins serve (read from rabbitmq.conf; no Leveret component serves them yet)
+    management_host: str = "127.0.0.1"      # management.tcp.ip (RabbitMQ: every interface)
+    management_port: int = 15672            # management.tcp.port
+    prometheus_host: str = "127.0.0.1"      # prometheus.tcp.ip (RabbitMQ: every interface)
+    prometheus_port: int = 15692            # prometheus.tcp.port
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False         # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues

@@ -50,11 +50,23 @@ def parse_size(text) -> int:
 
 
 def parse_watermark(value) -> int:
-    """The memory high watermark in bytes: a fraction of RAM (``0.4``, ``"0.4"``) or a size."""
+    """The memory high watermark in bytes: a fraction of RAM (``0.4``, ``"0.4"``) or a size.
+    A float above 1 (``vm_memory_high_watermark.relative = 1.5`` in rabbitmq.conf) is allowed,
+    as RabbitMQ allows it."""
     if isinstance(value, float) or (isinstance(value, str) and re.fullmatch(r"\s*(0?\.[0-9]+|1\.0*)\s*", value)):
-        if not 0 <= float(value) <= 1:
+        if not 0 <= float(value) <= (float("inf") if isinstance(value, float) else 1):
             raise ValueError(f"invalid relative memory high watermark {value!r} (0..1)")
         return int(float(value) * total_memory())
+    return parse_size(value)
+
+
+def parse_disk_limit(value) -> int:
+    """The disk free limit in bytes: a size, or a float, a multiple of RAM (RabbitMQ's
+    ``disk_free_limit.relative``, ``{mem_relative, F}``)."""
+    if isinstance(value, float):
+        if value < 0:
+            raise ValueError(f"invalid relative disk free limit {value!r}")
+        return int(value * total_memory())
     return parse_size(value)
 
 
@@ -83,7 +95,7 @@ class ResourceMonitor:
         s = broker.settings
         self.memory_limit = 0
         self.set_memory_high_watermark(s.memory_high_watermark, check=False)
-        self.disk_free_limit = parse_size(s.disk_free_limit)
+        self.disk_free_limit = parse_disk_limit(s.disk_free_limit)
         self.data_dir = s.data_dir
         self.paging_ratio = s.paging_ratio
         self.alarms: set[str] = set()
@@ -101,7 +113,7 @@ class ResourceMonitor:
             self.check()
 
     def set_disk_free_limit(self, value, check: bool = True) -> None:
-        self.disk_free_limit = parse_size(value)
+        self.disk_free_limit = parse_disk_limit(value)
         if check:
             self.check()
 

@@ -66,8 +66,8 @@ class Broker(AdminMixin):
         if not self.vhosts:
             # first boot (or nothing kept): the default vhost, user and permissions
             self.add_vhost(s.default_vhost)
-            self.add_user(s.default_user, s.default_pass, ("administrator",))
-            self.set_permissions(s.default_user, s.default_vhost, ".*", ".*", ".*")
+            self.add_user(s.default_user, s.default_pass, tuple(s.default_user_tags))
+            self.set_permissions(s.default_user, s.default_vhost, *s.default_permissions)
         if s.definitions_file:
             load_definitions(self, s.definitions_file)
         self.server_properties = {
@@ -201,8 +201,11 @@ class Broker(AdminMixin):
     def url(self) -> str:
         """An AMQP URL for the default user and vhost (handy when embedded with port 0)."""
         s = self.settings
+        # a broker listening on every interface ("", 0.0.0.0, ::) is reached on the loopback one
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(s.host, s.host)
+        host = f"[{host}]" if ":" in host else host
         return (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_pass, safe='')}@"
-                f"{s.host}:{self.port}/{quote(s.default_vhost, safe='')}")
+                f"{host}:{self.port}/{quote(s.default_vhost, safe='')}")
 
     async def start(self) -> None:
         """Run on the current event loop: the store's committer, timers, periodic checks."""
