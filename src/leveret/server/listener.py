@@ -11,6 +11,12 @@ drives every connection's clock with a single timer every
 as its heartbeat needs) -- not one timer per connection -- and on shutdown sends
 connection.close 320 CONNECTION_FORCED to each client, waits briefly for close-ok,
 then closes the sockets. The broker never imports this package.
+
+``connection_max`` (RabbitMQ's ranch ``max_connections``, per listener): at the limit a
+listener stops accepting, so a new client's TCP connection waits unanswered -- it sends its
+protocol header and hears nothing, no handshake timer running -- until another connection of
+that listener closes. Leveret accepts the socket but neither reads it nor starts its AMQP
+connection until then, which a client cannot tell apart.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ class Listener:
         self.server = None
         self.ssl_server = None
         self.protocols: set[AMQPProtocol] = set()
+        self.active = {False: 0, True: 0}           # connections served, per listener (tls or not)
+        self.waiting = {False: {}, True: {}}         # ... and held back by connection_max, in order
         self._ticker = None
         s = broker.settings
         self.port = s.port
@@ -60,6 +68,30 @@ class Listener:
             self.ssl_port = self.ssl_server.sockets[0].getsockname()[1]
         self._ticker = self.loop.create_task(self._tick_loop())
 
+    def admit(self, p: AMQPProtocol) -> bool:
+        """May a new connection be served now (else it waits its turn)?"""
+        limit = self.broker.settings.connection_max
+        if limit is not None and self.active[p.tls] >= limit:
+            self.waiting[p.tls][p] = None
+            return False
+        self.active[p.tls] += 1
+        return True
+
+    def gone(self, p: AMQPProtocol) -> None:
+        """A connection closed: a waiting one of its listener takes its place."""
+        waiting = self.waiting[p.tls]
+        if p in waiting:
+            del waiting[p]
+            return
+        self.active[p.tls] -= 1
+        while waiting:
+            nxt = next(iter(waiting))
+            del waiting[nxt]
+            if nxt.transport is not None and not nxt.transport.is_closing():
+                self.active[p.tls] += 1
+                nxt.start()
+                return
+
     async def _tick_loop(self) -> None:
         interval = self.broker.settings.tick_interval
         while True:
@@ -82,7 +114,7 @@ class Listener:
         deadline = time.monotonic() + grace
         while self.protocols and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        for p in list(self.protocols):
+        for p in list(self.protocols) + [p for w in self.waiting.values() for p in w]:
             if p.transport is not None:
                 p.transport.close()
         if self._ticker is not None:

@@ -56,6 +56,17 @@ class AMQPProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        if not self.listener.admit(self):
+            # over connection_max: like a connection ranch has not accepted yet, it is not
+            # read (no handshake timer runs) until another connection of its listener closes
+            transport.pause_reading()
+            self._reading = False
+            return
+        self.start()
+
+    def start(self) -> None:
+        """Serve the connection (at once, or when connection_max lets it in)."""
+        transport = self.transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -74,6 +85,9 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         self.conn.flush_now = self.flush
         self.conn.on_reading_change = self._set_reading    # alarm blocked/unblocked, flow held
         self.listener.protocols.add(self)
+        if not self._reading:
+            self._reading = True
+            transport.resume_reading()
 
     def get_buffer(self, sizehint: int):
         return self._rbuf
@@ -145,6 +159,7 @@ class AMQPProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc) -> None:
         self.transport = None
         self.listener.protocols.discard(self)
+        self.listener.gone(self)
         if self.conn is not None:
             self.conn.connection_lost()
 
