@@ -1,4 +1,5 @@
-"""Command line: ``leveret serve`` (the broker) and ``leveret perf`` (a load tester, see docs/perf.md).
+"""Command line: ``leveret serve`` (the broker), ``leveret ctl`` (administration, as
+``rabbitmqctl``; docs/ctl.md) and ``leveret perf`` (a load tester, see docs/perf.md).
 
 ``serve`` flags have environment equivalents (``LEVERET_HOST``,
 ``LEVERET_PORT``, ``LEVERET_DATA_DIR``, ...); flags win, and every default comes
@@ -17,6 +18,7 @@ import sys
 
 from .broker.alarms import parse_size, parse_watermark
 from .broker.definitions_file import DefinitionsError
+from .ctl import run as ctl_run
 from .node import Node
 from .settings import DEFAULTS, Settings, default_data_dir
 from .store.disk import DataDirInUse
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("perf", help="AMQP throughput/latency tester against any broker (perf --help)",
                         add_help=False, prefix_chars="\x00")
     pf.add_argument("perf_args", nargs="*")
+    # ctl parses rabbitmqctl-style options itself (leveret.ctl; docs/ctl.md)
+    ct = sub.add_parser("ctl", help="administer a running broker as rabbitmqctl does (ctl help)",
+                        add_help=False, prefix_chars="\x00")
+    ct.add_argument("ctl_args", nargs="*")
     return p
 
 
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "perf":
         from .perf import main as perf_main
         return perf_main(args.perf_args)
+    if args.command == "ctl":
+        return ctl_run(args.ctl_args, prog="leveret ctl")
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":

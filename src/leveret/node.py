@@ -18,6 +18,7 @@ import sys
 
 from . import __version__
 from .broker.broker import Broker
+from .server.control import ControlServer
 from .server.listener import Listener
 
 log = logging.getLogger("leveret")
@@ -25,9 +26,11 @@ log = logging.getLogger("leveret")
 
 class Node(Broker):
     """A :class:`~leveret.broker.broker.Broker` that listens (``start``) and disconnects its
-    clients with 320 CONNECTION_FORCED before it stops (``stop``)."""
+    clients with 320 CONNECTION_FORCED before it stops (``stop``); with a data directory it
+    also opens the control socket ``leveret ctl`` uses (``server/control.py``)."""
 
     listener: Listener | None = None
+    control: ControlServer | None = None
 
     @property
     def port(self) -> int:
@@ -37,11 +40,22 @@ class Node(Broker):
         await super().start()
         self.listener = Listener(self)
         await self.listener.start()
+        path = ControlServer.path_for(self.settings)
+        if path is not None:
+            control = ControlServer(self, path)
+            try:
+                await control.start()
+                self.control = control
+            except OSError as e:   # the broker runs without it; ctl will say it cannot connect
+                log.error("control socket %s not opened: %s", path, e)
         log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
                  self.settings.host, self.port, sys.version.split()[0])
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
