@@ -50,6 +50,8 @@ class Node(Broker):
                 log.error("control socket %s not opened: %s", path, e)
         log.info("Leveret %s listening on amqp://%s:%d (python %s)", __version__,
                  self.settings.host, self.port, sys.version.split()[0])
+        if self.control is not None:
+            log.info("control socket for leveret ctl: %s", self.control.path)
 
     async def stop(self) -> None:
         self.stop_timers()

@@ -155,7 +155,6 @@ class ControlServer:
             sock.close()
             raise
         self.server = await asyncio.start_unix_server(self._client, sock=sock, limit=MAX_REQUEST)
-        log.info("control socket %s", self.path)
 
     async def stop(self) -> None:
         if self.server is not None:
