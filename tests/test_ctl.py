@@ -28,6 +28,13 @@ SCENARIOS = sorted(p.stem for p in DATA.glob("*.json"))
 pytestmark = pytest.mark.leveret_only
 
 
+# (scenario, argv) -> (the output not compared, why): documented in docs/ctl.md
+KNOWN_DIFFERENCES = {
+    ("usage", ("add_vhost",)): ("stderr", "the usage line: Leveret's add_vhost has no --description, --tags "
+                                          "or --default-queue-type (its vhosts have none)"),
+}
+
+
 def ctl(data_dir, *argv: str, stdin: str | None = None, console_script: bool = False) -> subprocess.CompletedProcess:
     """``python -m leveret ctl --data-dir D ...`` (or the ``leveretctl`` entry point)."""
     if console_script:
@@ -55,8 +62,11 @@ def test_output_matches_rabbitmqctl(scenario, leveret_server, tmp_path):
     mismatches = []
     for i, step in enumerate(recorded["steps"]):
         got = ctl(server.data_dir, *step["argv"], stdin=step["stdin"])
+        skip, _why = KNOWN_DIFFERENCES.get((scenario, tuple(step["argv"])), (None, None))
         for what, theirs, ours in (("stdout", step["stdout"], got.stdout), ("stderr", step["stderr"], got.stderr),
                                    ("exit code", step["rc"], got.returncode)):
+            if what == skip:
+                continue
             if isinstance(theirs, str):
                 theirs, ours = normalise(theirs, step["rows"]), normalise(ours, step["rows"])
             if theirs != ours:
