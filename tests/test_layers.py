@@ -11,7 +11,7 @@
 * ``leveret.broker`` opens no socket and never imports ``leveret.server``: the server is
   handed the broker (``leveret.node``).
 * ``leveret.server`` never imports the node or the CLI; ``leveret.perf`` (a client tool)
-  uses only the protocol core.
+  uses only the protocol core; ``leveret.ctl`` (the control-socket client) only the settings.
 * No module of ``amqp``/``store``/``broker``/``server`` imports a Leveret module inside a
   function: that is how import cycles hide.
 
@@ -32,7 +32,7 @@ import leveret
 
 SRC = os.path.dirname(os.path.abspath(leveret.__file__))
 ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.cli",
-              "leveret.node", "leveret.perf", "leveret.__main__"}
+              "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__"}
 LAYERS = {
     # package: (forbidden leveret modules, forbidden stdlib modules)
     "config": (ABOVE_AMQP | {"leveret.amqp"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
@@ -41,9 +41,12 @@ LAYERS = {
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "broker": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.__main__"},
                {"socket", "selectors", "select", "ssl"}),
-    "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.__main__"}, set()),
+    "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__"}, set()),
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
              set()),
+    # ctl (a client of the control socket) knows only the settings (where the socket is)
+    "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node",
+             "leveret.cli", "leveret.perf"}, set()),
 }
 NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server")
 

@@ -1,4 +1,5 @@
-"""Command line: ``leveret serve`` (the broker) and ``leveret perf`` (a load tester, see docs/perf.md).
+"""Command line: ``leveret serve`` (the broker), ``leveret ctl`` (administration, as
+``rabbitmqctl``; docs/ctl.md) and ``leveret perf`` (a load tester, see docs/perf.md).
 
 ``leveret serve`` builds one :class:`leveret.settings.Settings` in four layers, each
 overriding the one before (docs/configuration.md):
@@ -31,6 +32,7 @@ import sys
 from .broker.alarms import parse_disk_limit, parse_watermark
 from .broker.definitions_file import DefinitionsError
 from .config import LOG_LEVELS, ConfigError, load
+from .ctl import run as ctl_run
 from .node import Node
 from .server.tls import TLSConfigError
 from .settings import DEFAULTS, Settings, default_data_dir
@@ -158,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("perf", help="AMQP throughput/latency tester against any broker (perf --help)",
                         add_help=False, prefix_chars="\x00")
     pf.add_argument("perf_args", nargs="*")
+    # ctl parses rabbitmqctl-style options itself (leveret.ctl; docs/ctl.md)
+    ct = sub.add_parser("ctl", help="administer a running broker as rabbitmqctl does (ctl help)",
+                        add_help=False, prefix_chars="\x00")
+    ct.add_argument("ctl_args", nargs="*")
     return p
 
 
@@ -291,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "perf":
         from .perf import main as perf_main
         return perf_main(args.perf_args)
+    if args.command == "ctl":
+        return ctl_run(args.ctl_args, prog="leveret ctl")
     try:
         settings, warnings = build_settings(args, os.environ)
         setup_logging(settings)

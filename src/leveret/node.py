@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .broker.broker import Broker
+from .server.control import ControlServer
 from .server.listener import Listener
 
 log = logging.getLogger("leveret")
@@ -31,9 +32,11 @@ log = logging.getLogger("leveret")
 
 class Node(Broker):
     """A :class:`~leveret.broker.broker.Broker` that listens (``start``) and disconnects its
-    clients with 320 CONNECTION_FORCED before it stops (``stop``)."""
+    clients with 320 CONNECTION_FORCED before it stops (``stop``); with a data directory it
+    also opens the control socket ``leveret ctl`` uses (``server/control.py``)."""
 
     listener: Listener | None = None
+    control: ControlServer | None = None
 
     @property
     def port(self) -> int | None:
@@ -61,6 +64,14 @@ class Node(Broker):
             self.listener = None
             await super().stop()
             raise
+        path = ControlServer.path_for(self.settings)
+        if path is not None:
+            control = ControlServer(self, path)
+            try:
+                await control.start()
+                self.control = control
+            except OSError as e:   # the broker runs without it; ctl will say it cannot connect
+                log.error("control socket %s not opened: %s", path, e)
         s = self.settings
         where = []
 
@@ -73,9 +84,14 @@ class Node(Broker):
             where.append(f"amqps://{addr(s.ssl_host if s.ssl_host is not None else s.host)}:{self.ssl_port}")
         log.info("Leveret %s listening on %s (python %s)", __version__, " and ".join(where) or "no port",
                  sys.version.split()[0])
+        if self.control is not None:
+            log.info("control socket for leveret ctl: %s", self.control.path)
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None

@@ -24,6 +24,14 @@ def default_data_dir() -> str:
     return os.path.join(base, "leveret")
 
 
+CONTROL_SOCKET = "ctl.sock"
+
+
+def control_socket_path(data_dir: str) -> str:
+    """Where a broker with ``data_dir`` listens for ``leveret ctl`` (``server/control.py``)."""
+    return os.path.join(data_dir, CONTROL_SOCKET)
+
+
 @dataclass
 class Settings:
     # ---------------------------------------------------------------- as RabbitMQ's
@@ -47,6 +55,8 @@ class Settings:
     #                                         or .relative (a float: a multiple of RAM)
     consumer_timeout: int | None = 1800000  # consumer_timeout (ms an unacked delivery may wait)
     definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
+    control_socket: str | None = None       # leveret ctl's Unix socket: None = <data_dir>/ctl.sock
+    #                                         when there is a data dir, else none; "" = none
     # listeners: the plain one can be switched off (``listeners.tcp = none``)
     tcp_listener: bool = True               # listeners.tcp.* (False: no plain AMQP listener)
     ssl_host: str | None = None             # listeners.ssl.default address part (None: ``host``; "": every interface)

@@ -139,7 +139,10 @@ class AccessControl:
         """(user, "") or (None, the reason RabbitMQ logs)."""
         if password == "":
             return None, (f"user '{username}' attempted to log in with a blank password, which is "
-                          "prohibited by the internal authN backend.")
+                          "prohibited by the internal authN backend. To use TLS/x509 certificate-based "
+                          "authentication, see the rabbitmq_auth_mechanism_ssl plugin and configure the "
+                          "client to use the EXTERNAL authentication mechanism. Alternatively change the "
+                          "password for the user to be non-blank.")
         u = self.users.get(username)
         if u is None or not u.check(password):
             return None, f"user '{username}' - invalid credentials"

@@ -19,8 +19,9 @@ A refusal raises :class:`AdminError` with RabbitMQ's error term (``no_such_user`
 from __future__ import annotations
 
 import logging
+import re
 
-from ..auth import AccessControl, Permission, TopicPermission, User
+from ..auth import AccessControl, Permission, TopicPermission, User, compile_regexp
 from ..auth.passwords import DEFAULT_ALGORITHM, algorithm as hashing_algorithm, decode_hash, encode_hash, hash_password
 
 log = logging.getLogger("leveret.admin")
@@ -34,9 +35,10 @@ class AdminError(ValueError):
     (``no_such_user``, ``no_such_vhost``, ``user_already_exists``, ``vhost_already_exists``,
     ``invalid_regexp``, ``invalid_limit``), ``str()`` the one-line message."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, **details):
         super().__init__(message)
         self.kind = kind
+        self.details = details      # what a client needs to word it as RabbitMQ does
 
 
 class AdminMixin:
@@ -105,7 +107,12 @@ class AdminMixin:
         self._save_vhost(v)
 
     def clear_vhost_limits(self, name: str) -> None:
-        v = self._vhost(name)
+        """Remove the vhost's limits; as ``rabbitmqctl clear_vhost_limits`` (which clears the
+        ``vhost-limits`` runtime parameter), refused with ``no_such_parameter`` when the vhost
+        has none or does not exist."""
+        v = self.vhosts.get(name)
+        if v is None or not v.limits:
+            raise AdminError("no_such_parameter", "Parameter does not exist")
         v.limits = {}
         self._save_vhost(v)
 
@@ -170,16 +177,20 @@ class AdminMixin:
         self._save_user(u)
         self.access.changed()
 
-    def authenticate_user(self, name: str, password: str) -> User | None:
-        """``rabbitmqctl authenticate_user``: the password check alone (no loopback rule)."""
-        u, _ = self.access.login(name, password, None)
+    def authenticate_user(self, name: str, password: str) -> User:
+        """``rabbitmqctl authenticate_user``: the password check alone (no loopback rule);
+        a refusal raises ``AdminError("refused", reason)`` with the reason RabbitMQ gives
+        (``user 'U' - invalid credentials``, the blank password text)."""
+        u, reason = self.access.login(name, password, None)
+        if u is None:
+            raise AdminError("refused", reason)
         return u
 
     def set_user_limits(self, name: str, limits: dict) -> None:
         """Merge ``limits`` (``max-connections``, ``max-channels``; negative: none) into the
         user's, as ``rabbitmqctl set_user_limits`` does."""
         u = self._user(name)
-        u.limits.update(_check_limits(limits, USER_LIMITS))
+        u.limits.update(_check_limits(limits, USER_LIMITS, "user-limits"))
         self._save_user(u)
 
     def clear_user_limits(self, name: str, limit: str = "all") -> None:
@@ -195,10 +206,8 @@ class AdminMixin:
     def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._user(user)
         self._vhost(vhost)
-        try:
-            p = Permission(configure, write, read)
-        except ValueError as e:
-            raise AdminError("invalid_regexp", str(e)) from None
+        _check_regexps(configure, write, read)
+        p = Permission(configure, write, read)
         self.access.permissions[(user, vhost)] = p
         self.store.definitions.put("permission", (user, vhost), configure=configure, write=write, read=read)
         self.access.changed()
@@ -213,10 +222,8 @@ class AdminMixin:
     def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None:
         self._user(user)
         self._vhost(vhost)
-        try:
-            t = TopicPermission(exchange, write, read)
-        except ValueError as e:
-            raise AdminError("invalid_regexp", str(e)) from None
+        _check_regexps(write, read)
+        t = TopicPermission(exchange, write, read)
         self.access.topic_permissions.setdefault((user, vhost), {})[exchange] = t
         self.store.definitions.put("topic_permission", (user, vhost, exchange), write=write, read=read)
         self.access.changed()
@@ -259,6 +266,18 @@ class AdminMixin:
                 if (vhost is None or v == vhost) and (user is None or u == user)
                 for t in tps.values()]
 
+    def list_user_limits(self, name: str | None = None) -> list[dict]:
+        """One user's limits (``{}`` when none), or every user that has some."""
+        if name is not None:
+            return [{"user": name, "limits": dict(self._user(name).limits)}]
+        return [{"user": u.name, "limits": dict(u.limits)} for u in self.access.users.values() if u.limits]
+
+    def list_vhost_limits(self, name: str | None = None) -> list[dict]:
+        """One vhost's limits (``{}`` when none), or every vhost that has some."""
+        if name is not None:
+            return [{"vhost": name, "limits": dict(self._vhost(name).limits)}]
+        return [{"vhost": v.name, "limits": dict(v.limits)} for v in self.vhosts.values() if v.limits]
+
     # ------------------------------------------------------------ connections
 
     def close_connections(self, which, reason: str) -> int:
@@ -271,20 +290,75 @@ class AdminMixin:
         return n
 
 
+# Python's ``re`` messages for the mistakes people make, as PCRE (Erlang's ``re``) words them
+# and where it reports them: (PCRE message, offset: "end" = the pattern's length, "pos" =
+# Python's position, "}" = the closing brace after it).
+_PCRE_ERRORS = {
+    "missing ), unterminated subpattern": ("missing )", "end"),
+    "unbalanced parenthesis": ("unmatched parentheses", "pos"),
+    "nothing to repeat": ("nothing to repeat", "pos"),
+    "unterminated character set": ("missing terminating ] for character class", "end"),
+    "min repeat greater than max repeat": ("numbers out of order in {} quantifier", "}"),
+    "bad escape (end of pattern)": ("\\ at end of pattern", "end"),
+    "missing >, unterminated name": ("syntax error in subpattern name (missing terminator)", "end"),
+}
+
+
+def _check_regexps(*patterns: str) -> None:
+    """Refuse the first pattern that does not compile, as RabbitMQ does: ``invalid_regexp``
+    with ``regexp``, and PCRE's ``error`` and ``offset`` where Python's message maps to one
+    (otherwise Python's own)."""
+    for pattern in patterns:
+        try:
+            compile_regexp(pattern)
+        except ValueError:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                msg, where = _PCRE_ERRORS.get(e.msg, (e.msg, "pos"))
+                pos = e.pos or 0
+                offset = {"end": len(pattern), "pos": pos,
+                          "}": pattern.find("}", pos) if "}" in pattern[pos:] else pos}[where]
+                raise AdminError("invalid_regexp", f"regular expression '{pattern}' is invalid",
+                                 regexp=pattern, error=msg, offset=offset) from None
+
+
 def _check_tags(tags) -> list:
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",")]
     return [str(t) for t in tags if str(t)]
 
 
-def _check_limits(limits: dict, names: tuple) -> dict:
+def _check_limits(limits: dict, names: tuple, component: str = "limits") -> dict:
+    """Validate a limits object as ``rabbit_vhost_limit`` (``component`` "limits", its message
+    wrapped in "Validation failed") and ``rabbit_auth_backend_internal`` ("user-limits") do:
+    unknown keys first, then each value must be an integer (negative: no limit)."""
     if not isinstance(limits, dict):
-        raise AdminError("invalid_limit", "limits must be a JSON object")
-    out = {}
+        raise AdminError("invalid_limit", f"limits must be a JSON object, not {_erl(limits)}")
+
+    def refuse(text: str):
+        raise AdminError("invalid_limit", f"Validation failed\n\n{text}\n" if component == "limits" else text)
+
+    unknown = [(k, v) for k, v in limits.items() if k not in names]
+    if unknown:
+        refuse(f"Unrecognised terms [{','.join('{%s,%s}' % (_erl(k), _erl(v)) for k, v in unknown)}] "
+               f"in {component}")
     for k, v in limits.items():
-        if k not in names:
-            raise AdminError("invalid_limit", f"Unrecognised terms [{k}] in limits")
         if isinstance(v, bool) or not isinstance(v, int):
-            raise AdminError("invalid_limit", f"Validation failed\n\n{v!r} is not a number (limit {k})")
-        out[k] = v
-    return out
+            refuse(f"{k} should be a number, actually was {_erl(v)}")
+    return dict(limits)
+
+
+def _erl(v) -> str:
+    """A decoded JSON value as Erlang's ``~p`` prints it (strings are binaries)."""
+    if isinstance(v, str):
+        return '<<"%s">>' % v.replace("\\", "\\\\").replace('"', '\\"')
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ",".join(_erl(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "#{" + ",".join(f"{_erl(k)} => {_erl(x)}" for k, x in v.items()) + "}"
+    return repr(v)
