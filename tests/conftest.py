@@ -50,7 +50,10 @@ class ServerProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leveret", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", data_dir, *extra],
+             "--port", str(self.port), "--data-dir", data_dir,
+             # (a free port for the management API, so test brokers never collide on 15672)
+             *(() if any(a.startswith("--management-port") or a == "--no-management" for a in extra)
+               else ("--management-port", "0")), *extra],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         _wait_port("127.0.0.1", self.port, self.proc)
@@ -58,6 +61,18 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def management_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` of the management API (from the broker's log line)."""
+        import re
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = re.search(r"management API on http://[^:]+:(\d+)", self.log())
+            if m:
+                return f"http://127.0.0.1:{m.group(1)}"
+            time.sleep(0.05)
+        return None
 
     def log(self) -> str:
         with open(self.log_path, "r", errors="replace") as f:
@@ -76,16 +91,22 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def broker_url(tmp_path_factory) -> str:
-    """AMQP URL of the broker under test (``amqp://user:pass@host:port/vhost``)."""
+def leveret_session_server(tmp_path_factory):
+    """The session's own ``leveret serve`` (None when the tests run against LEVERET_TEST_URL)."""
     if EXTERNAL_URL:
-        yield EXTERNAL_URL
+        yield None
         return
     server = ServerProcess(str(tmp_path_factory.mktemp("leveret-data")))
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_url(leveret_session_server) -> str:
+    """AMQP URL of the broker under test (``amqp://user:pass@host:port/vhost``)."""
+    return EXTERNAL_URL or leveret_session_server.url
 
 
 @pytest.fixture(scope="session")

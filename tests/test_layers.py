@@ -39,16 +39,22 @@ LAYERS = {
     "amqp": (ABOVE_AMQP, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
-    "broker": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.__main__"},
+    "broker": ({"leveret.server", "leveret.management", "leveret.cli", "leveret.node", "leveret.perf",
+                "leveret.__main__"},
                {"socket", "selectors", "select", "ssl"}),
-    "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__"}, set()),
+    "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.management",
+                "leveret.__main__"}, set()),
+    # the management API reads the broker through its admin/introspection methods; it never
+    # reaches the AMQP listener, the node or the CLI
+    "management": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
+                    "leveret.__main__"}, set()),
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
              set()),
     # ctl (a client of the control socket) knows only the settings (where the socket is)
     "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node",
              "leveret.cli", "leveret.perf"}, set()),
 }
-NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server")
+NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management")
 
 
 def files_of(pkg: str) -> list[str]:

@@ -83,7 +83,7 @@ def _verify(text: str) -> str:
     return "verify_peer" if _bool(text) else "verify_none"
 
 
-def _no_tcp(text: str) -> bool:
+def _negated(text: str) -> bool:
     return not _bool(text)
 
 
@@ -92,7 +92,7 @@ def _csv(text: str) -> tuple:
 
 
 # converters of flags that take no value (given: "true")
-SWITCHES = (_bool, _verify, _no_tcp)
+SWITCHES = (_bool, _verify, _negated)
 
 
 # (flag, environment variable or None, Settings field, converter, help)
@@ -135,7 +135,10 @@ OPTIONS = (
     ("--ssl-cert-login-from", None, "ssl_cert_login_from", _path,
      "where EXTERNAL takes the user name: distinguished_name, common_name or subject_alternative_name "
      f"(default {DEFAULTS.ssl_cert_login_from})"),
-    ("--no-tcp-listener", None, "tcp_listener", _no_tcp, "no plain AMQP listener (listeners.tcp = none): TLS only"),
+    ("--no-tcp-listener", None, "tcp_listener", _negated, "no plain AMQP listener (listeners.tcp = none): TLS only"),
+    ("--management-port", "LEVERET_MANAGEMENT_PORT", "management_port", _int,
+     f"management HTTP API port (management.tcp.port; default {DEFAULTS.management_port}; 0: a free port)"),
+    ("--no-management", None, "management_enabled", _negated, "do not serve the management HTTP API"),
     (None, "LEVERET_GC_THRESHOLD", "gc_threshold", _int, None),
 )
 
@@ -185,7 +188,9 @@ def config_file(flag: str | None, environ) -> str | None:
 def build_settings(args, environ) -> tuple[Settings, list[str]]:
     """defaults < rabbitmq.conf < environment < flags. Raises ConfigError or ValueError (with the
     variable or flag name) for a bad value."""
-    settings = Settings(data_dir=default_data_dir())
+    # ``leveret serve`` is a RabbitMQ with the management plugin enabled; an embedded broker
+    # runs the API only when asked
+    settings = Settings(data_dir=default_data_dir(), management_enabled=True)
     warnings: list[str] = []
     path = config_file(args.config, environ)
     if path is not None:

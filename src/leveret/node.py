@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .broker.broker import Broker
+from .management.app import ManagementServer
 from .server.control import ControlServer
 from .server.listener import Listener
 
@@ -37,6 +38,12 @@ class Node(Broker):
 
     listener: Listener | None = None
     control: ControlServer | None = None
+    management: ManagementServer | None = None
+
+    @property
+    def management_port(self) -> int | None:
+        """The management API's port (None when it does not run)."""
+        return self.management.port if self.management is not None else None
 
     @property
     def port(self) -> int | None:
@@ -86,9 +93,20 @@ class Node(Broker):
                  sys.version.split()[0])
         if self.control is not None:
             log.info("control socket for leveret ctl: %s", self.control.path)
+        if s.management_enabled:
+            m = ManagementServer(self)
+            try:
+                await m.start()
+                self.management = m
+                log.info("management API on http://%s:%d", addr(s.management_host), m.port)
+            except OSError as e:   # as with the control socket: the broker serves AMQP regardless
+                log.error("management API not started on %s:%s: %s", s.management_host, s.management_port, e)
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.management is not None:
+            await self.management.stop()
+            self.management = None
         if self.control is not None:
             await self.control.stop()
             self.control = None

@@ -90,6 +90,21 @@ class Broker(AdminMixin):
             },
         }
 
+    @property
+    def node_name(self) -> str:
+        """This node's name as RabbitMQ prints one (``rabbit@host`` there)."""
+        return f"leveret@{platform.node()}"
+
+    @property
+    def cluster_name(self) -> str:
+        """RabbitMQ's cluster name (``rabbit@host`` there, ``leveret@host`` here), sent in
+        connection.start's server properties."""
+        return self.server_properties["cluster_name"]
+
+    @cluster_name.setter
+    def cluster_name(self, name: str) -> None:
+        self.server_properties["cluster_name"] = name
+
     # ------------------------------------------------------------ entities
 
     def _new_vhost(self, name: str) -> VHost:

@@ -1,0 +1,77 @@
+"""The management HTTP API application (aiohttp) and its server, in the broker's event loop.
+
+Why aiohttp: a well-kept asyncio HTTP server that runs on the loop the broker already owns
+(uvloop or not) with no second thread and no ASGI bridge, so a handler reads broker state
+directly and consistently between two loop turns; its router matches the raw path, so
+RabbitMQ's ``%2F`` vhost segments work as they do there. Starlette would need an ASGI server
+(uvicorn) sharing the loop, one more layer for nothing.
+
+Every route lives in a module of :mod:`leveret.management.routes` (one per resource group);
+:data:`~leveret.management.routes.MODULES` lists them. Handlers read the broker through
+its administrative and introspection methods, never through queue or connection internals.
+Errors leave as RabbitMQ's JSON (:mod:`.errors`): an unknown path is 404 ``Object Not
+Found``, a method a path lacks is 405 with ``allow`` and no body, an exception inside a
+handler is 500 ``{"error":"internal_server_error"}`` (logged), never a dropped connection.
+"""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .errors import json_error, not_found
+from .routes import MODULES
+
+log = logging.getLogger("leveret.management")
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as e:
+        return web.Response(status=405, headers={"allow": ", ".join(sorted(e.allowed_methods))})
+    except web.HTTPNotFound as e:
+        if e.content_type == "application/json":
+            raise
+        raise not_found() from None
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("management API: %s %s failed", request.method, request.path)
+        raise json_error(500, "internal_server_error", "internal_server_error") from None
+
+
+def build_app(broker) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=broker.settings.max_message_size + 65536)
+    app["broker"] = broker
+    for mod in MODULES:
+        app.router.add_routes(mod.routes)
+    return app
+
+
+class ManagementServer:
+    """The API's HTTP listener on ``management_host:management_port``."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        s = self.broker.settings
+        self.runner = web.AppRunner(build_app(self.broker), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.management_host or None, s.management_port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await self.runner.cleanup()
+            self.runner = None
+            raise
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None

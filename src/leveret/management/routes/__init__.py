@@ -1,0 +1,7 @@
+"""The management API's routes, one module per resource group (each exports ``routes``, an
+aiohttp ``RouteTableDef``). Add a module here to serve it."""
+from __future__ import annotations
+
+from . import misc, users, vhosts
+
+MODULES = [misc, vhosts, users]

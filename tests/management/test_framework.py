@@ -1,0 +1,122 @@
+"""The management API's framework: authentication and tags, RabbitMQ's error shapes, listings
+(sort, columns, pagination). Runs against Leveret's API and, with ``LEVERET_TEST_MGMT_URL``
+(and ``LEVERET_TEST_URL``), against RabbitMQ's."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from brokeradmin import HttpAdmin
+
+
+@pytest.fixture(scope="module")
+def api(broker_url, leveret_session_server):
+    url = os.environ.get("LEVERET_TEST_MGMT_URL") if os.environ.get("LEVERET_TEST_URL") \
+        else leveret_session_server.management_url
+    if url is None:
+        pytest.skip("no management API to test (set LEVERET_TEST_MGMT_URL with LEVERET_TEST_URL)")
+    return url.split("@")[-1] if "@" in url else url.replace("http://", "")
+
+
+def call(api: str, method: str, path: str, user: str = "guest", password: str = "guest", body=None,
+         auth: bool = True):
+    headers = {"content-type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+    r = urllib.request.Request(f"http://{api}{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, dict(resp.headers), (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw
+        return e.code, dict(e.headers), parsed
+
+
+def test_whoami(api):
+    status, _, body = call(api, "GET", "/api/whoami")
+    assert status == 200 and body == {"name": "guest", "tags": ["administrator"]}
+
+
+def test_login_failures(api):
+    status, headers, body = call(api, "GET", "/api/whoami", password="wrong")
+    assert status == 401 and body == {"error": "not_authorized", "reason": "Login failed"}
+    assert headers.get("www-authenticate", headers.get("WWW-Authenticate")) == 'Basic realm="RabbitMQ Management"'
+    status, headers, body = call(api, "GET", "/api/whoami", auth=False)
+    assert status == 401 and body is None
+
+
+def test_tags_gate_the_api(api):
+    admin = HttpAdmin(f"http://guest:guest@{api}")
+    tag = uuid.uuid4().hex[:8]
+    plain, mgmt = f"mgmt-{tag}-none", f"mgmt-{tag}-mgmt"
+    admin.add_user(plain, "pw")
+    admin.add_user(mgmt, "pw", ("management",))
+    try:
+        status, _, body = call(api, "GET", "/api/whoami", plain, "pw")
+        assert status == 401 and body == {"error": "not_authorised", "reason": "Not management user"}
+        status, _, body = call(api, "GET", "/api/whoami", mgmt, "pw")
+        assert status == 200 and body == {"name": mgmt, "tags": ["management"]}
+        status, _, body = call(api, "GET", "/api/users", mgmt, "pw")
+        assert status == 401 and body == {"error": "not_authorised", "reason": "Not administrator user"}
+    finally:
+        admin.delete_user(plain)
+        admin.delete_user(mgmt)
+
+
+def test_unknown_path_and_method(api):
+    status, _, body = call(api, "GET", "/api/no-such-thing")
+    assert status == 404 and body == {"error": "Object Not Found", "reason": "Not Found"}
+    status, headers, body = call(api, "POST", "/api/whoami", body={})
+    assert status == 405 and body is None and "GET" in (headers.get("allow") or headers.get("Allow"))
+
+
+def test_body_must_be_json(api):
+    status, _, body = call(api, "PUT", f"/api/vhosts/mgmt-{uuid.uuid4().hex[:8]}", body=b"{bad")
+    assert status == 400 and body == {"error": "bad_request", "reason": "not_json"}
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("page=0", "Invalid pagination parameters: page number 0, page size undefined"),
+    ("page=1&page_size=501", "Invalid pagination parameters: page number 1, page size 501"),
+    ("page=1&page_size=0", "Invalid pagination parameters: page number 1, page size 0"),
+])
+def test_bad_pagination(api, query, reason):
+    status, _, body = call(api, "GET", f"/api/vhosts?{query}")
+    assert status == 400 and body == {"error": "invalid_pagination_parameters", "reason": reason}
+
+
+def test_pagination_sort_and_columns(api):
+    admin = HttpAdmin(f"http://guest:guest@{api}")
+    tag = uuid.uuid4().hex[:8]
+    names = [f"mgmt-{tag}-{c}" for c in "cab"]
+    for n in names:
+        admin.add_vhost(n)
+    try:
+        status, _, body = call(api, "GET", f"/api/vhosts?page=1&page_size=2&name=mgmt-{tag}&columns=name"
+                                           f"&sort=name&sort_reverse=true")
+        assert status == 200
+        assert body["items"] == [{"name": f"mgmt-{tag}-c"}, {"name": f"mgmt-{tag}-b"}]
+        assert {k: body[k] for k in ("filtered_count", "item_count", "page", "page_count", "page_size")} == {
+            "filtered_count": 3, "item_count": 2, "page": 1, "page_count": 2, "page_size": 2}
+        assert body["total_count"] >= 3
+        status, _, body = call(api, "GET", f"/api/vhosts?page=2&page_size=2&name=MGMT-{tag}-[ab]&use_regex=true"
+                                           "&columns=name")
+        assert status == 200 and body["items"] == [] and body["filtered_count"] == 2
+        status, _, body = call(api, "GET", f"/api/vhosts?page=3&page_size=2&name=mgmt-{tag}")
+        assert status == 400 and body == {"error": "page_out_of_range",
+                                          "reason": "Page out of range, page: 3 page size: 2, len: 3"}
+    finally:
+        for n in names:
+            admin.delete_vhost(n)
