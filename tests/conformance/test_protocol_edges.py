@@ -705,3 +705,83 @@ def test_incomplete_non_amqp_header_waits(raw):
         c.read_raw(1.0)
     c.send_raw(b"/1.1")
     assert c.read_until_closed(3.0) == rawamqp.AMQP_HEADER
+
+
+# --------------------------------------------------------------------------- basic.publish: order of checks
+DM0 = b"\x10\x00\x00"                                                   # delivery-mode 0
+CC_NOT_ARRAY = b"\x20\x00" + encode.field_table({"CC": "key"})         # CC as a longstr
+UNDECODABLE = b"\x80\x00\x05ab"                                         # content-type overruns
+BAD_EXPIRATION = b"\x01\x00" + encode.short_string("soon")
+BAD_USER_ID = b"\x00\x10" + encode.short_string("nobody-" + uuid.uuid4().hex[:6])
+INVALID_PROPERTIES = [DM0, CC_NOT_ARRAY, UNDECODABLE, BAD_EXPIRATION, BAD_USER_ID]
+INVALID_IDS = ["delivery-mode-0", "cc-not-array", "undecodable", "bad-expiration", "bad-user-id"]
+
+
+def publish_to(c: RawConnection, channel: int, exchange: str, props: bytes, body: bytes = b"x",
+               immediate: bool = False) -> None:
+    c.send_method(channel, C.Basic.Publish(exchange=exchange, routing_key="rk", immediate=immediate))
+    c.send_frame(rawamqp.FRAME_HEADER, channel, header_payload(len(body), props=props))
+    if body:
+        c.send_frame(rawamqp.FRAME_BODY, channel, body)
+
+
+def expect_channel_close(c: RawConnection, channel: int, code: int, text: str, cid: int = 60, mid: int = 40) -> None:
+    f = c.expect(C.Channel.Close, channel)
+    assert (f.reply_code, f.reply_text, f.class_id, f.method_id) == (code, text, cid, mid)
+
+
+@pytest.mark.parametrize("props", INVALID_PROPERTIES, ids=INVALID_IDS)
+def test_missing_exchange_is_checked_before_the_properties(rawc, uniq, props):
+    """rabbit_channel looks the exchange up (404) before it decodes the properties (541) and
+    checks user-id, expiration, CC and delivery-mode (406)."""
+    c = opened(rawc)
+    publish_to(c, 1, uniq + ".none", props)
+    expect_channel_close(c, 1, 404, f"NOT_FOUND - no exchange '{uniq}.none' in vhost '/'")
+
+
+@pytest.mark.parametrize("props", INVALID_PROPERTIES, ids=INVALID_IDS)
+def test_internal_exchange_is_checked_before_the_properties(rawc, uniq, props):
+    """An internal exchange is refused (403) before the properties are looked at."""
+    c = opened(rawc, 1, 2)
+    c.send_method(1, C.Exchange.Declare(exchange=uniq, exchange_type="fanout", internal=True,
+                                        auto_delete=False))
+    c.expect(C.Exchange.DeclareOk, 1)
+    try:
+        publish_to(c, 2, uniq, props)
+        expect_channel_close(c, 2, 403, f"ACCESS_REFUSED - cannot publish to internal exchange "
+                                        f"'{uniq}' in vhost '/'")
+    finally:
+        c.send_method(1, C.Exchange.Delete(exchange=uniq))
+        c.expect(C.Exchange.DeleteOk, 1)
+
+
+@pytest.mark.parametrize("props, text", [
+    (b"\x01\x10" + encode.short_string("soon") + BAD_USER_ID[2:],
+     "PRECONDITION_FAILED - user_id property set to '%s' but authenticated user was 'guest'"),
+    (b"\x21\x00" + encode.field_table({"CC": "key"}) + encode.short_string("soon"),
+     "PRECONDITION_FAILED - invalid expiration 'soon': no_integer"),
+    (b"\x30\x00" + encode.field_table({"CC": "key"}) + b"\x00",
+     'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",longstr}'),
+], ids=["user-id-before-expiration", "expiration-before-cc", "cc-before-delivery-mode"])
+def test_property_checks_come_in_rabbitmq_order(rawc, props, text):
+    """user-id, then expiration, then the CC/BCC types, then delivery-mode."""
+    c = opened(rawc)
+    publish_to(c, 1, "amq.direct", props)
+    if "%s" in text:
+        text %= BAD_USER_ID[3:].decode()
+    expect_channel_close(c, 1, 406, text)
+
+
+@pytest.mark.parametrize("exchange, props", [("amq.direct", b"\x00\x00"), ("no-such-exchange", UNDECODABLE)],
+                         ids=["plain", "missing-exchange-undecodable"])
+def test_immediate_is_refused_once_the_content_is_complete(rawc, exchange, props):
+    """basic.publish with immediate=true: nothing happens until its content is complete
+    (RabbitMQ's channel gets the method with its content), then 540 NOT_IMPLEMENTED closes the
+    connection, before any other check of the publish."""
+    c = opened(rawc)
+    c.send_method(1, C.Basic.Publish(exchange=exchange, routing_key="rk", immediate=True))
+    c.send_frame(rawamqp.FRAME_HEADER, 1, header_payload(3, props=props))
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"ab")
+    expect_nothing(c, 0.5)
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"c")
+    expect_close(c, 540, "NOT_IMPLEMENTED - immediate=true", 60, 40)

@@ -227,6 +227,30 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
     # ------------------------------------------------------------ publish (hot path)
 
     def publish(self, method, header: bytes, body: bytes) -> None:
+        """A complete basic.publish, checked in the order of RabbitMQ's
+        ``rabbit_channel:handle_method(#'basic.publish'{})`` -- the first failing check is the
+        error the client sees:
+
+        1. ``immediate=true``: 540 NOT_IMPLEMENTED, a connection error (``check_publish`` of
+           the connection, called before this);
+        2. the message size against ``max_message_size``: 406 (the connection refuses it at
+           the content header already);
+        3. write permission on the exchange: 403 (RabbitMQ's ``check_write_permitted``; not
+           enforced yet -- it belongs here, before the exchange lookup, so that a user
+           without it learns nothing about which exchanges exist);
+        4. the exchange exists: 404;
+        5. the exchange is not internal: 403;
+        6. topic write permission on the routing key (``check_write_permitted_on_topic``; not
+           enforced yet, it belongs here);
+        7. the content properties decode: 541 INTERNAL_ERROR, a connection error
+           (``ensure_content_decoded``: :meth:`~leveret.amqp.connection.ProtocolConnection.check_content`);
+        8. ``reply-to`` ``amq.rabbitmq.reply-to`` without a direct reply-to consumer: 406;
+        9. ``user-id`` is the connection's user: 406;
+        10. ``expiration`` is valid: 406;
+        11. ``CC`` / ``BCC`` headers are arrays, then ``delivery-mode`` is 1 or 2: 406
+            "invalid message" (``rabbit_basic:message_no_id``);
+
+        then it is routed (a transactional publish only to queue names, delivered at commit)."""
         x = self.vhost.exchanges.get(method.exchange)
         if x is None:
             raise not_found(f"no exchange '{method.exchange}' in vhost '{self.vhost.name}'",
@@ -234,6 +258,9 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
         if x.internal:
             raise access_refused(f"cannot publish to internal exchange '{x.name}' in vhost "
                                  f"'{self.vhost.name}'", 60, 40)
+        conn = self.conn
+        if header[12:] != conn.props_ok:
+            conn.check_content(header)
         if method is self._pub_method:
             ex_rk = self._pub_exrk
         else:
