@@ -785,3 +785,45 @@ def test_immediate_is_refused_once_the_content_is_complete(rawc, exchange, props
     expect_nothing(c, 0.5)
     c.send_frame(rawamqp.FRAME_BODY, 1, b"c")
     expect_close(c, 540, "NOT_IMPLEMENTED - immediate=true", 60, 40)
+
+
+# --------------------------------------------------------------------------- deeply nested tables
+def nested_value(depth: int, kind: str) -> bytes:
+    """A field value (type octet included) nesting ``depth`` tables (``F``) or arrays (``A``)."""
+    v = b"V"
+    for _ in range(depth):
+        v = b"F" + table(("a", v)) if kind == "F" else b"A" + struct.pack(">I", len(v)) + v
+    return v
+
+
+@pytest.mark.parametrize("kind", ["F", "A"])
+def test_headers_nested_5000_deep_travel_unchanged(rawc, kind):
+    """RabbitMQ's table parser has no depth limit: headers nested 5000 levels deep are taken and
+    delivered byte for byte."""
+    c = opened(rawc)
+    q = declare_queue(c)
+    props = b"\x20\x00" + table(("h", nested_value(5000, kind)))
+    publish_raw(c, 1, q, b"x", props=props)
+    assert wait_message_count(c, 1, q, 1) == 1
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    c.expect(C.Basic.GetOk, 1)
+    ftype, ch, payload = c.read_raw_frame()
+    assert (ftype, ch, payload[12:]) == (rawamqp.FRAME_HEADER, 1, props)
+
+
+@pytest.mark.parametrize("kind", ["F", "A"])
+def test_queue_argument_nested_5000_deep_is_accepted(rawc, uniq, kind):
+    """An (unknown) queue argument nested 5000 deep: declare-ok, and the same declare again too."""
+    c = opened(rawc)
+    args = queue_declare_args(uniq, table(("x-deep", nested_value(5000, kind))))
+    for _ in range(2):
+        c.send_frame(rawamqp.FRAME_METHOD, 1, args)
+        assert c.expect(C.Queue.DeclareOk, 1).queue == uniq
+
+
+def test_client_properties_nested_deep_are_accepted(raw):
+    """Client properties nested as deep as the handshake's 4 KiB frames allow: connection.tune."""
+    c = raw()
+    c.start()
+    start_ok_with(c, nested_value(500, "F"))
+    c.expect(C.Connection.Tune, 0)
