@@ -24,8 +24,13 @@ Behaviour pinned down here (each section names the RabbitMQ code it follows):
 * Field tables: ``L`` is a signed 64-bit long (its 8 bytes travel unchanged); ``U`` and
   ``Z`` are unknown types.
 
-RabbitMQ closes its sockets with RST (SO_LINGER 0) and Leveret with FIN; ``rawamqp``
-reports both as a close.
+* basic.publish is checked in ``rabbit_channel``'s order: ``immediate`` (540, once the content
+  is complete), the exchange (404), internal (403), then the properties (541 undecodable, 406
+  user-id, expiration, CC/BCC, delivery-mode).
+* Field tables nest without a depth limit (5000 levels in headers, queue arguments, client
+  properties).
+* Sockets close with RST (RabbitMQ's ``{linger, {true, 0}}``), never FIN; a fatal frame error
+  (bad frame end, frame too large) closes 3 s after connection.close, close-ok or not.
 """
 from __future__ import annotations
 
@@ -827,3 +832,55 @@ def test_client_properties_nested_deep_are_accepted(raw):
     c.start()
     start_ok_with(c, nested_value(500, "F"))
     c.expect(C.Connection.Tune, 0)
+
+
+# --------------------------------------------------------------------------- how sockets close
+def test_bad_protocol_header_then_reset(raw):
+    """A wrong protocol header: RabbitMQ's header, then the socket is reset (SO_LINGER 0)."""
+    c = raw()
+    c.send_header(b"AMQP\x00\x00\x09\x05")
+    assert c.read_until_end(3.0) == ("RST", rawamqp.AMQP_HEADER)
+
+
+def test_close_after_close_ok_is_a_reset(rawc):
+    """A connection error: connection.close; after the client's close-ok the socket is reset."""
+    c = opened(rawc)
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"xx")
+    assert close_frame(c)[0] == 505
+    c.send_frame(1, 0, method_payload(10, 51))
+    assert c.read_until_end(3.0) == ("RST", b"")
+
+
+def test_client_hang_up_after_close_ok_is_answered_with_a_reset(rawc):
+    """The client closes the connection and, after close-ok, shuts its side: reset."""
+    c = rawc()
+    c.send_method(0, C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    c.expect(C.Connection.CloseOk, 0)
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_until_end(3.0) == ("RST", b"")
+
+
+def test_silent_close_is_a_reset(raw):
+    """A refused login without authentication_failure_close: no frame, a reset 3 s later."""
+    c = raw()
+    c.start()
+    c.start_ok(password="wrong-" + uuid.uuid4().hex[:6], capabilities={})
+    t0 = time.monotonic()
+    assert c.read_until_end(6.0) == ("RST", b"")
+    assert SILENT_DELAY[0] <= time.monotonic() - t0 <= SILENT_DELAY[1]
+
+
+@pytest.mark.parametrize("frame", [struct.pack(">BHI", 1, 0, 5) + method_payload(10, 50) + b"\x00\x00",
+                                   struct.pack(">BHI", 3, 1, 1 << 20) + b"x"],
+                         ids=["bad-frame-end", "frame-too-large"])
+def test_fatal_frame_error_resets_3s_after_close_regardless_of_close_ok(rawc, frame):
+    """After a frame error that loses sync with the stream (rabbit_reader:fatal_frame_error)
+    RabbitMQ sends connection.close, reads nothing more -- not even close-ok -- and resets the
+    socket 3 s later."""
+    c = opened(rawc)
+    c.send_raw(frame)
+    t0 = time.monotonic()
+    assert close_frame(c)[0] == 501
+    c.send_frame(1, 0, method_payload(10, 51))
+    assert c.read_until_end(6.0) == ("RST", b"")
+    assert SILENT_DELAY[0] <= time.monotonic() - t0 <= SILENT_DELAY[1]

@@ -57,7 +57,7 @@ import struct
 from . import amqp08, spec
 from .codec import check_properties, decode_table
 from .errors import (
-    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FrameError, ReaderCrash, SilentClose, TableCrash,
+    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FatalFrameError, FrameError, ReaderCrash, SilentClose, TableCrash,
     command_invalid, erl_binary, frame_text, internal_error, unexpected_frame,
 )
 from .frames import HEARTBEAT, method_frame
@@ -243,12 +243,12 @@ class ProtocolConnection:
             while n - pos >= 8 and self.state != CLOSED and not self.blocked:
                 ftype, ch, size = _FH.unpack_from(buf, pos)
                 if size > limit:
-                    raise FrameError(frame_text(ftype, b"", ("frame_too_large", size, maxp)))
+                    raise FatalFrameError(frame_text(ftype, b"", ("frame_too_large", size, maxp)))
                 end = pos + 7 + size
                 if end >= n:
                     break
                 if buf[end] != 0xCE:
-                    raise FrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
+                    raise FatalFrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
                 if ftype == 1 and size == self._last_publish_size \
                         and buf.startswith(self._last_publish_payload, pos + 7) \
                         and self.state == RUNNING and self.alarm is None:
@@ -698,6 +698,9 @@ class ProtocolConnection:
             return
         self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                  class_id=e.class_id, method_id=e.method_id))
+        if isinstance(e, FatalFrameError):
+            self._finish_close(delay=e.delay)
+            return
         self._enter_closing()
 
     def close(self, code: int = 320, text: str = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'") -> None:
