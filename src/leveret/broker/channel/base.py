@@ -768,9 +768,6 @@ class Channel(PublisherConfirms, Transactions, DirectReplyTo, EntityMethods):
             raise not_implemented("active=false", 20, 20)
         self.conn.send_method(self.number, spec.ChannelFlowOk(active=True))
 
-    def m_channel_flow_ok(self, m):
-        pass
-
     def m_access_request(self, m):
         self.conn.send_method(self.number, spec.AccessRequestOk(ticket=1))
 
