@@ -38,6 +38,8 @@ API summary (all reads take an optional ``timeout`` in seconds):
 * ``read_raw(timeout=None)``                      -- whatever bytes are available
 * ``read_until_closed(timeout=None)``             -> all bytes received until EOF
   (raises ``socket.timeout`` if the peer keeps the socket open)
+* ``read_until_end(timeout=None)``                -> ``("FIN" | "RST", bytes received)``: how
+  the peer ended the connection (raises ``socket.timeout`` if it does not)
 * ``wait_closed(timeout)``                        -> True if the peer closed the
   socket within ``timeout`` (frames read meanwhile land in ``self.received``)
 * ``handshake(...)``                              -- header, start-ok, tune-ok, open;
@@ -201,6 +203,24 @@ class RawConnection:
             except ConnectionClosedError:
                 data, self._buf = self._buf, b""
                 return data
+
+    def read_until_end(self, timeout: float | None = None) -> tuple[str, bytes]:
+        """Read until the peer ends the connection -> ("FIN" or "RST", the bytes received
+        meanwhile, buffered ones included); raises ``socket.timeout`` if it does not."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        data, self._buf = self._buf, b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("peer did not close the connection")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return "RST", data
+            if not chunk:
+                return "FIN", data
+            data += chunk
 
     def _read_frame_bytes(self, timeout: float | None) -> bytes:
         """One whole frame (or an 8-byte protocol header) from the stream, as sent."""

@@ -36,6 +36,7 @@ from leveret.amqp.codec import (
     PROPERTY_NAMES,
     BasicProperties,
     Typed,
+    check_properties,
     decode_table,
     decode_table_typed,
     encode_table,
@@ -636,24 +637,35 @@ def _nested(depth: int, kind: str) -> bytes:
 
 @pytest.mark.parametrize("kind", ["F", "A"])
 @pytest.mark.parametrize("depth", [10, 200, 5000, 20000])
-def test_deep_nesting_never_escapes_as_recursion_error(kind, depth):
-    """Deeply nested tables/arrays decode or raise AMQPSyntaxError — never RecursionError."""
+def test_deep_nesting_decodes_and_round_trips(kind, depth):
+    """Nesting has no limit (RabbitMQ's parser has none): a deeply nested table decodes -- never a
+    RecursionError -- and re-encodes to the same bytes, plain or typed, in properties too."""
     raw = _nested(depth, kind)
     for fn in (decode_table, decode_table_typed):
-        try:
-            t, end = fn(raw)
-        except AMQPError as e:
-            assert isinstance(e, AMQPSyntaxError)
-        else:
-            assert end == len(raw) and depth < 5000
-    props = b"\x20\x00" + _nested(depth, kind)
-    try:
-        BasicProperties.decode(props)
-    except AMQPError as e:
-        assert isinstance(e, AMQPSyntaxError)
-    # truncated deep nesting too
+        t, end = fn(raw)
+        assert end == len(raw)
+        assert encode_table(t) == raw
+        assert fn(raw)[0] == t                      # the same bytes compare equal
+        assert fn(_nested(depth + 1, kind))[0] != t
+    props = b"\x20\x00" + raw
+    check_properties(props)
+    assert BasicProperties.decode(props).encode() == props
+    assert BasicProperties.decode(props, typed_headers=False).encode() == props
+
+
+@pytest.mark.parametrize("kind", ["F", "A"])
+@pytest.mark.parametrize("depth", [5, 5000])
+def test_deep_nesting_errors_are_found_at_any_depth(kind, depth):
+    """What is wrong deep down is found as it is near the top: an unknown type is a TableCrash,
+    a table cut short a syntax error (never a RecursionError)."""
+    bad = _nested(depth, kind).replace(b"V", b"Z")
+    for fn in (decode_table, decode_table_typed, lambda b: check_properties(b"\x20\x00" + b)):
+        with pytest.raises(TableCrash):
+            fn(bad)
     with pytest.raises(AMQPSyntaxError):
-        decode_table(raw[:-1])
+        decode_table(_nested(depth, kind)[:-1])
+    with pytest.raises(AMQPError):
+        check_properties(b"\x20\x00" + _nested(depth, kind)[:-1])
 
 
 def test_unknown_tag_and_length_mismatch():

@@ -509,18 +509,24 @@ def _session(*extra: bytes, frame_max: int = 131072) -> Driver:
     return d
 
 
-def _connection_close(d: Driver):
+def _connection_close(d: Driver, fatal: bool = False):
+    """The one connection.close sent. ``fatal``: a fatal frame error, after which nothing more
+    is read (close-ok included) and the socket closes 3 s later, not at once."""
     closes = [spec.decode_method(p) for t, ch, p in d.check_tail
               if t == 1 and ch == 0 and spec.decode_method(p).INDEX == spec.ConnectionClose.INDEX]
     assert len(closes) == 1, [spec.decode_method(p).NAME for t, _, p in d.check_tail if t == 1]
-    assert d.conn.state == pc.CLOSING
+    if fatal:
+        assert d.conn.state == pc.CLOSED and not d.conn.close_socket
+        assert d.conn.close_deadline == d.conn.last_recv + 3.0
+    else:
+        assert d.conn.state == pc.CLOSING
     return closes[0]
 
 
 def test_oversized_frame_is_501():
     """A frame larger than the negotiated frame_max: connection.close 501 frame_too_large."""
     d = _session(struct.pack(">BHI", 1, 1, 200000) + b"\x00" * 100)
-    m = _connection_close(d)
+    m = _connection_close(d, fatal=True)
     assert (m.reply_code, m.reply_text) == (501, "FRAME_ERROR - type 1, all octets = <<>>: "
                                                  "{frame_too_large,200000,131064}")
 
@@ -529,7 +535,7 @@ def test_oversized_frame_small_frame_max_is_501():
     """With frame_max 4096 a 4097-byte payload is too large; RabbitMQ allows frame_max itself
     (FRAME_SIZE_FUDGE of 8) but quotes frame_max - 8 as the limit."""
     d = _session(frame(3, 1, b"x" * 4097), frame_max=4096)
-    m = _connection_close(d)
+    m = _connection_close(d, fatal=True)
     assert m.reply_code == 501 and "frame_too_large,4097,4088" in m.reply_text
     d = _session(mframe(1, spec.BasicPublish(exchange="", routing_key="nowhere")),
                  frame(2, 1, struct.pack(">HHQ", 60, 0, 4096) + b"\x00\x00"), frame(3, 1, b"x" * 4096),
@@ -551,7 +557,7 @@ def test_bad_frame_end_octet_is_501():
     """A frame whose end octet is not 0xCE: connection.close 501 invalid_frame_end_marker."""
     payload = struct.pack(">HH", 60, 70) + b"\x00\x00\x01q\x00"
     d = _session(frame(1, 1, payload, end=0xCD))
-    m = _connection_close(d)
+    m = _connection_close(d, fatal=True)
     assert (m.reply_code, m.reply_text) == (
         501, "FRAME_ERROR - type 1, all octets = <<0,60,0,70,0,0,1,113,0>>: {invalid_frame_end_marker,205}")
 

@@ -64,6 +64,11 @@ def test_guest_allowed_from_loopback():
 
 
 def test_bad_login_without_capability_drops_silently():
-    """Without authentication_failure_close the socket is dropped with no frame (RabbitMQ)."""
+    """Without authentication_failure_close the socket is dropped with no frame, 3 s later
+    (RabbitMQ's handle_exception sleeps SILENT_CLOSE_DELAY first)."""
     c, out = handshake(("127.0.0.1", 5555), password="nope", props={})
-    assert out == [] and c.close_socket
+    assert out == [] and not c.close_socket
+    c.tick(c.last_recv + 2.9)
+    assert not c.close_socket
+    c.tick(c.last_recv + 3.0)
+    assert c.close_socket and c.data_to_send() == b""

@@ -102,6 +102,13 @@ class Consumers:
         return {t: [b for b, _, _ in v] for t, v in self.got.items()}
 
 
+def exclusive_queue(connect):
+    """A new pika connection, a channel on it and a server-named exclusive queue."""
+    conn = connect()
+    ch = conn.channel()
+    return conn, ch, ch.queue_declare("", exclusive=True).method.queue
+
+
 def backlog(ch, q: str, n: int) -> None:
     for i in range(n):
         ch.basic_publish("", q, str(i).encode())
@@ -154,9 +161,7 @@ def test_per_consumer_qos_lifts_the_channel_wide_window(connect):
     """basic.qos(global=false) after basic.qos(global=true) removes the channel-wide limit
     (RabbitMQ's unlimit_prefetch): two consumers with prefetch 2 get 2 each although the window
     was 3, and after the first ack the first consumer gets one more."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 10)
     ch.basic_qos(prefetch_count=3, global_qos=True)
     ch.basic_qos(prefetch_count=2)
@@ -170,9 +175,7 @@ def test_per_consumer_qos_lifts_the_channel_wide_window(connect):
 
 def test_global_and_per_consumer_prefetch_both_apply_in_that_order(connect):
     """Per-consumer qos first, then the window: both limit; an ack frees one delivery."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 10)
     ch.basic_qos(prefetch_count=2)
     ch.basic_qos(prefetch_count=3, global_qos=True)
@@ -189,9 +192,7 @@ def test_global_and_per_consumer_prefetch_both_apply_in_that_order(connect):
 def test_global_window_holds_back_no_ack_consumers(connect):
     """The channel-wide window is asked for no-ack consumers too: while it is full they get
     nothing (their deliveries do not count in it)."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 5)
     ch.basic_qos(prefetch_count=1, global_qos=True)
     cs = Consumers(conn)
@@ -206,9 +207,7 @@ def test_global_window_set_after_deliveries_starts_full_and_acks_reopen_it(conne
     """A window set while 4 deliveries are unacked starts at 4: with limit 3 the first ack frees
     nothing, the second lets one through -- to the consumer whose ack it was (the other one
     was blocked first and rejoins behind it)."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 10)
     ch.basic_qos(prefetch_count=2)
     cs = Consumers(conn)
@@ -225,9 +224,7 @@ def test_global_window_set_after_deliveries_starts_full_and_acks_reopen_it(conne
 def test_global_window_counts_gets_at_start_but_their_acks_do_not_free_it(connect):
     """The window starts from every unacked delivery, basic.get ones included, but acking a
     basic.get delivery does not give room back (RabbitMQ's limiter only counts consumer acks)."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 10)
     t1 = ch.basic_get(q)[0].delivery_tag
     t2 = ch.basic_get(q)[0].delivery_tag
@@ -285,9 +282,7 @@ def test_multiple_ack_settles_one_batch_per_consumer_tag(connect):
     """A multiple ack covering two consumers' deliveries is applied consumer by consumer in
     consumer-tag order, each followed by deliveries: consumer "a" refills both its slots before
     "b" gets one, whatever the delivery tags' order."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 10)
     ch.basic_qos(prefetch_count=2)
     cs = Consumers(conn)
@@ -303,9 +298,7 @@ def test_recover_requeues_basic_get_deliveries_first_then_per_consumer_tag(conne
     consumers by tag -- and the queue delivers after each batch: the get's message comes back
     while nobody has credit; "a"'s batch gives "a" its credit back and "a" takes the head (the
     get's message), then "b"'s batch gives "b" its own message again."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 3)
     ch.basic_qos(prefetch_count=1)
     got = ch.basic_get(q)
@@ -615,9 +608,7 @@ def test_tx_consecutive_nacks_requeue_as_one(connect):
     commit, in consumer-tag batches: b's multiple nack then a's nack requeue as one -- "a"'s batch
     first (a takes its message back), then "b"'s (its two go to c and a, b having rejoined last).
     Outside a transaction, b's nack would be applied first."""
-    conn = connect()
-    ch = conn.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    conn, ch, q = exclusive_queue(connect)
     backlog(ch, q, 4)
     cs = Consumers(conn)
     for tag, prefetch in (("b", 2), ("a", 3), ("c", 2)):

@@ -24,8 +24,13 @@ Behaviour pinned down here (each section names the RabbitMQ code it follows):
 * Field tables: ``L`` is a signed 64-bit long (its 8 bytes travel unchanged); ``U`` and
   ``Z`` are unknown types.
 
-RabbitMQ closes its sockets with RST (SO_LINGER 0) and Leveret with FIN; ``rawamqp``
-reports both as a close.
+* basic.publish is checked in ``rabbit_channel``'s order: ``immediate`` (540, once the content
+  is complete), the exchange (404), internal (403), then the properties (541 undecodable, 406
+  user-id, expiration, CC/BCC, delivery-mode).
+* Field tables nest without a depth limit (5000 levels in headers, queue arguments, client
+  properties).
+* Sockets close with RST (RabbitMQ's ``{linger, {true, 0}}``), never FIN; a fatal frame error
+  (bad frame end, frame too large) closes 3 s after connection.close, close-ok or not.
 """
 from __future__ import annotations
 
@@ -705,3 +710,177 @@ def test_incomplete_non_amqp_header_waits(raw):
         c.read_raw(1.0)
     c.send_raw(b"/1.1")
     assert c.read_until_closed(3.0) == rawamqp.AMQP_HEADER
+
+
+# --------------------------------------------------------------------------- basic.publish: order of checks
+DM0 = b"\x10\x00\x00"                                                   # delivery-mode 0
+CC_NOT_ARRAY = b"\x20\x00" + encode.field_table({"CC": "key"})         # CC as a longstr
+UNDECODABLE = b"\x80\x00\x05ab"                                         # content-type overruns
+BAD_EXPIRATION = b"\x01\x00" + encode.short_string("soon")
+BAD_USER_ID = b"\x00\x10" + encode.short_string("nobody-" + uuid.uuid4().hex[:6])
+INVALID_PROPERTIES = [DM0, CC_NOT_ARRAY, UNDECODABLE, BAD_EXPIRATION, BAD_USER_ID]
+INVALID_IDS = ["delivery-mode-0", "cc-not-array", "undecodable", "bad-expiration", "bad-user-id"]
+
+
+def publish_to(c: RawConnection, channel: int, exchange: str, props: bytes, body: bytes = b"x",
+               immediate: bool = False) -> None:
+    c.send_method(channel, C.Basic.Publish(exchange=exchange, routing_key="rk", immediate=immediate))
+    c.send_frame(rawamqp.FRAME_HEADER, channel, header_payload(len(body), props=props))
+    if body:
+        c.send_frame(rawamqp.FRAME_BODY, channel, body)
+
+
+def expect_channel_close(c: RawConnection, channel: int, code: int, text: str, cid: int = 60, mid: int = 40) -> None:
+    f = c.expect(C.Channel.Close, channel)
+    assert (f.reply_code, f.reply_text, f.class_id, f.method_id) == (code, text, cid, mid)
+
+
+@pytest.mark.parametrize("props", INVALID_PROPERTIES, ids=INVALID_IDS)
+def test_missing_exchange_is_checked_before_the_properties(rawc, uniq, props):
+    """rabbit_channel looks the exchange up (404) before it decodes the properties (541) and
+    checks user-id, expiration, CC and delivery-mode (406)."""
+    c = opened(rawc)
+    publish_to(c, 1, uniq + ".none", props)
+    expect_channel_close(c, 1, 404, f"NOT_FOUND - no exchange '{uniq}.none' in vhost '/'")
+
+
+@pytest.mark.parametrize("props", INVALID_PROPERTIES, ids=INVALID_IDS)
+def test_internal_exchange_is_checked_before_the_properties(rawc, uniq, props):
+    """An internal exchange is refused (403) before the properties are looked at."""
+    c = opened(rawc, 1, 2)
+    c.send_method(1, C.Exchange.Declare(exchange=uniq, exchange_type="fanout", internal=True,
+                                        auto_delete=False))
+    c.expect(C.Exchange.DeclareOk, 1)
+    try:
+        publish_to(c, 2, uniq, props)
+        expect_channel_close(c, 2, 403, f"ACCESS_REFUSED - cannot publish to internal exchange "
+                                        f"'{uniq}' in vhost '/'")
+    finally:
+        c.send_method(1, C.Exchange.Delete(exchange=uniq))
+        c.expect(C.Exchange.DeleteOk, 1)
+
+
+@pytest.mark.parametrize("props, text", [
+    (b"\x01\x10" + encode.short_string("soon") + BAD_USER_ID[2:],
+     "PRECONDITION_FAILED - user_id property set to '%s' but authenticated user was 'guest'"),
+    (b"\x21\x00" + encode.field_table({"CC": "key"}) + encode.short_string("soon"),
+     "PRECONDITION_FAILED - invalid expiration 'soon': no_integer"),
+    (b"\x30\x00" + encode.field_table({"CC": "key"}) + b"\x00",
+     'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",longstr}'),
+], ids=["user-id-before-expiration", "expiration-before-cc", "cc-before-delivery-mode"])
+def test_property_checks_come_in_rabbitmq_order(rawc, props, text):
+    """user-id, then expiration, then the CC/BCC types, then delivery-mode."""
+    c = opened(rawc)
+    publish_to(c, 1, "amq.direct", props)
+    if "%s" in text:
+        text %= BAD_USER_ID[3:].decode()
+    expect_channel_close(c, 1, 406, text)
+
+
+@pytest.mark.parametrize("exchange, props", [("amq.direct", b"\x00\x00"), ("no-such-exchange", UNDECODABLE)],
+                         ids=["plain", "missing-exchange-undecodable"])
+def test_immediate_is_refused_once_the_content_is_complete(rawc, exchange, props):
+    """basic.publish with immediate=true: nothing happens until its content is complete
+    (RabbitMQ's channel gets the method with its content), then 540 NOT_IMPLEMENTED closes the
+    connection, before any other check of the publish."""
+    c = opened(rawc)
+    c.send_method(1, C.Basic.Publish(exchange=exchange, routing_key="rk", immediate=True))
+    c.send_frame(rawamqp.FRAME_HEADER, 1, header_payload(3, props=props))
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"ab")
+    expect_nothing(c, 0.5)
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"c")
+    expect_close(c, 540, "NOT_IMPLEMENTED - immediate=true", 60, 40)
+
+
+# --------------------------------------------------------------------------- deeply nested tables
+def nested_value(depth: int, kind: str) -> bytes:
+    """A field value (type octet included) nesting ``depth`` tables (``F``) or arrays (``A``)."""
+    v = b"V"
+    for _ in range(depth):
+        v = b"F" + table(("a", v)) if kind == "F" else b"A" + struct.pack(">I", len(v)) + v
+    return v
+
+
+@pytest.mark.parametrize("kind", ["F", "A"])
+def test_headers_nested_5000_deep_travel_unchanged(rawc, kind):
+    """RabbitMQ's table parser has no depth limit: headers nested 5000 levels deep are taken and
+    delivered byte for byte."""
+    c = opened(rawc)
+    q = declare_queue(c)
+    props = b"\x20\x00" + table(("h", nested_value(5000, kind)))
+    publish_raw(c, 1, q, b"x", props=props)
+    assert wait_message_count(c, 1, q, 1) == 1
+    c.send_method(1, C.Basic.Get(queue=q, no_ack=True))
+    c.expect(C.Basic.GetOk, 1)
+    ftype, ch, payload = c.read_raw_frame()
+    assert (ftype, ch, payload[12:]) == (rawamqp.FRAME_HEADER, 1, props)
+
+
+@pytest.mark.parametrize("kind", ["F", "A"])
+def test_queue_argument_nested_5000_deep_is_accepted(rawc, uniq, kind):
+    """An (unknown) queue argument nested 5000 deep: declare-ok, and the same declare again too."""
+    c = opened(rawc)
+    args = queue_declare_args(uniq, table(("x-deep", nested_value(5000, kind))))
+    for _ in range(2):
+        c.send_frame(rawamqp.FRAME_METHOD, 1, args)
+        assert c.expect(C.Queue.DeclareOk, 1).queue == uniq
+
+
+def test_client_properties_nested_deep_are_accepted(raw):
+    """Client properties nested as deep as the handshake's 4 KiB frames allow: connection.tune."""
+    c = raw()
+    c.start()
+    start_ok_with(c, nested_value(500, "F"))
+    c.expect(C.Connection.Tune, 0)
+
+
+# --------------------------------------------------------------------------- how sockets close
+def test_bad_protocol_header_then_reset(raw):
+    """A wrong protocol header: RabbitMQ's header, then the socket is reset (SO_LINGER 0)."""
+    c = raw()
+    c.send_header(b"AMQP\x00\x00\x09\x05")
+    assert c.read_until_end(3.0) == ("RST", rawamqp.AMQP_HEADER)
+
+
+def test_close_after_close_ok_is_a_reset(rawc):
+    """A connection error: connection.close; after the client's close-ok the socket is reset."""
+    c = opened(rawc)
+    c.send_frame(rawamqp.FRAME_BODY, 1, b"xx")
+    assert close_frame(c)[0] == 505
+    c.send_frame(1, 0, method_payload(10, 51))
+    assert c.read_until_end(3.0) == ("RST", b"")
+
+
+def test_client_hang_up_after_close_ok_is_answered_with_a_reset(rawc):
+    """The client closes the connection and, after close-ok, shuts its side: reset."""
+    c = rawc()
+    c.send_method(0, C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    c.expect(C.Connection.CloseOk, 0)
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_until_end(3.0) == ("RST", b"")
+
+
+def test_silent_close_is_a_reset(raw):
+    """A refused login without authentication_failure_close: no frame, a reset 3 s later."""
+    c = raw()
+    c.start()
+    c.start_ok(password="wrong-" + uuid.uuid4().hex[:6], capabilities={})
+    t0 = time.monotonic()
+    assert c.read_until_end(6.0) == ("RST", b"")
+    assert SILENT_DELAY[0] <= time.monotonic() - t0 <= SILENT_DELAY[1]
+
+
+@pytest.mark.parametrize("frame", [struct.pack(">BHI", 1, 0, 5) + method_payload(10, 50) + b"\x00\x00",
+                                   struct.pack(">BHI", 3, 1, 1 << 20) + b"x"],
+                         ids=["bad-frame-end", "frame-too-large"])
+def test_fatal_frame_error_resets_3s_after_close_regardless_of_close_ok(rawc, frame):
+    """After a frame error that loses sync with the stream (rabbit_reader:fatal_frame_error)
+    RabbitMQ sends connection.close, reads nothing more -- not even close-ok -- and resets the
+    socket 3 s later."""
+    c = opened(rawc)
+    c.send_raw(frame)
+    t0 = time.monotonic()
+    assert close_frame(c)[0] == 501
+    c.send_frame(1, 0, method_payload(10, 51))
+    assert c.read_until_end(6.0) == ("RST", b"")
+    assert SILENT_DELAY[0] <= time.monotonic() - t0 <= SILENT_DELAY[1]

@@ -28,6 +28,14 @@ clause for (a ``U``/``Z``/unknown value type, an entry that overruns its table).
 Field types are read as ``rabbit_binary_parser`` reads them: ``u`` unsigned 16,
 ``s`` signed 16, and ``L`` a *signed* 64-bit long like ``l`` (its bytes are kept, so
 a value above 2^63 sent as ``L`` goes out again as the same 8 bytes).
+
+Nesting has no limit, as in RabbitMQ (whose parser recurses on the Erlang heap): a table
+nested 5000 levels deep in message headers or queue arguments is accepted and travels
+unchanged. Python's recursion must not meet such input, so tables and arrays are decoded
+into ``dict``/``list`` down to :data:`MAX_DEPTH` levels; anything deeper is checked without
+recursion (:func:`_check_nested`, the same verdict) and kept as an :class:`Opaque` value --
+its wire bytes, re-encoded as they came and equal only to the same bytes (what Erlang's term
+comparison of two such tables amounts to).
 """
 from __future__ import annotations
 
@@ -142,8 +150,74 @@ _FIXED = {"I": (_i, 4), "l": (_q, 8), "b": (_b, 1), "B": (_B, 1), "s": (_h, 2), 
           "i": (_I, 4), "L": (_q, 8), "d": (_d, 8), "T": (_Q, 8)}
 
 
-def _dec_value(buf, off: int, end: int, typed: bool):
-    """One tagged value at ``off``, which must end by ``end`` (its table's or array's end)."""
+# tables/arrays nested deeper than this are kept as wire bytes (Opaque), not decoded
+MAX_DEPTH = 64
+# the size of every value of a fixed size, by type
+_SIZES = {tag: size for tag, (_, size) in _FIXED.items()} | {"t": 1, "f": 4, "D": 5, "V": 0}
+
+
+class Opaque:
+    """A table (``F``) or array (``A``) nested deeper than :data:`MAX_DEPTH`, kept as its wire
+    bytes (``raw``: the 32-bit length and the body), already checked to be well formed."""
+
+    __slots__ = ("tag", "raw")
+
+    def __init__(self, tag: str, raw: bytes):
+        self.tag = tag
+        self.raw = raw
+
+    def __eq__(self, other):
+        return isinstance(other, Opaque) and other.tag == self.tag and other.raw == self.raw
+
+    def __hash__(self):
+        return hash((self.tag, self.raw))
+
+    def __repr__(self):
+        return f"Opaque({self.tag!r}, <{len(self.raw)} bytes>)"
+
+
+def _check_nested(buf, off: int, end: int, array: bool) -> None:
+    """Check the entries of a table (or array) in ``buf[off:end]`` and of everything nested in
+    it, without recursion, raising what decoding them would raise, in the same order."""
+    stack = []
+    while True:
+        if off >= end:
+            if not stack:
+                return
+            array, end = stack.pop()
+            continue
+        if not array:
+            kend = off + 1 + buf[off]
+            if kend > end:
+                raise TableCrash("field name overruns its table")
+            off = kend
+            if off >= end:
+                raise TableCrash("field value missing")
+        tag = chr(buf[off])
+        off += 1
+        if tag == "F" or tag == "A":
+            (n,) = _I.unpack_from(buf, off)
+            stop = off + 4 + n
+            if stop > end:
+                raise TableCrash("nested table overruns its table")
+            stack.append((array, end))
+            array, end, off = tag == "A", stop, off + 4
+            continue
+        if tag == "S" or tag == "x":
+            (n,) = _I.unpack_from(buf, off)
+            off += 4 + n
+        else:
+            size = _SIZES.get(tag)
+            if size is None:
+                raise TableCrash(f"unknown field value type {tag!r}")
+            off += size
+        if off > end:
+            raise TableCrash("field value overruns its table")
+
+
+def _dec_value(buf, off: int, end: int, typed: bool, depth: int = 0):
+    """One tagged value at ``off``, which must end by ``end`` (its table's or array's end);
+    ``depth``: how many tables/arrays enclose it."""
     if off >= end:
         raise TableCrash("field value missing")
     tag = chr(buf[off])
@@ -167,7 +241,11 @@ def _dec_value(buf, off: int, end: int, typed: bool):
         stop = off + 4 + n
         if stop > end:
             raise TableCrash("nested table overruns its table")
-        v = (_parse_table if tag == "F" else _parse_array)(buf, off + 4, stop, typed)
+        if depth < MAX_DEPTH:
+            v = (_parse_table if tag == "F" else _parse_array)(buf, off + 4, stop, typed, depth + 1)
+        else:
+            _check_nested(buf, off + 4, stop, tag == "A")
+            v = Opaque(tag, bytes(buf[off:stop]))
         off = stop
     elif tag in _FIXED:
         st, size = _FIXED[tag]
@@ -193,7 +271,7 @@ def _dec_value(buf, off: int, end: int, typed: bool):
     return (Typed(tag, v) if typed else v), off
 
 
-def _parse_table(buf, off: int, end: int, typed: bool) -> dict:
+def _parse_table(buf, off: int, end: int, typed: bool, depth: int = 0) -> dict:
     """The entries of a table occupying ``buf[off:end]``."""
     out = {}
     while off < end:
@@ -202,16 +280,16 @@ def _parse_table(buf, off: int, end: int, typed: bool) -> dict:
         if kend > end:
             raise TableCrash("field name overruns its table")
         k = bytes(buf[off + 1:kend]).decode("utf-8", "surrogateescape")
-        v, off = _dec_value(buf, kend, end, typed)
+        v, off = _dec_value(buf, kend, end, typed, depth)
         if k not in out:  # duplicate keys: the first one wins (rabbit_misc:table_lookup)
             out[k] = v
     return out
 
 
-def _parse_array(buf, off: int, end: int, typed: bool) -> list:
+def _parse_array(buf, off: int, end: int, typed: bool, depth: int = 0) -> list:
     out = []
     while off < end:
-        v, off = _dec_value(buf, off, end, typed)
+        v, off = _dec_value(buf, off, end, typed, depth)
         out.append(v)
     return out
 
@@ -230,11 +308,25 @@ def _dec_table(buf, off: int, typed: bool):
         raise TableCrash("field value overruns its table") from None
 
 
+def _check_table(buf, off: int) -> int:
+    """Check the length-prefixed table at ``off`` as :func:`_dec_table` would, building
+    nothing; the offset after it."""
+    (n,) = _I.unpack_from(buf, off)
+    end = off + 4 + n
+    if end > len(buf):
+        raise AMQPSyntaxError("table overruns frame")
+    try:
+        _check_nested(buf, off + 4, end, False)
+    except (struct.error, IndexError):
+        raise TableCrash("field value overruns its table") from None
+    return end
+
+
 def decode_table(buf, off: int = 0) -> tuple[dict, int]:
     """Decode a field table to plain Python values (``S`` as ``str`` when UTF-8)."""
     try:
         return _dec_table(buf, off, False)
-    except (struct.error, IndexError, RecursionError) as e:
+    except (struct.error, IndexError) as e:
         raise AMQPSyntaxError(f"malformed field table: {e}") from None
 
 
@@ -242,7 +334,7 @@ def decode_table_typed(buf, off: int = 0) -> tuple[dict, int]:
     """Decode a field table keeping each value's wire tag (values are :class:`Typed`)."""
     try:
         return _dec_table(buf, off, True)
-    except (struct.error, IndexError, RecursionError) as e:
+    except (struct.error, IndexError) as e:
         raise AMQPSyntaxError(f"malformed field table: {e}") from None
 
 
@@ -252,6 +344,8 @@ def decode_table_typed(buf, off: int = 0) -> tuple[dict, int]:
 def _enc_value(v, parts: list) -> None:
     if isinstance(v, Typed):
         _enc_typed(v.tag, v.value, parts)
+    elif isinstance(v, Opaque):
+        parts.append(v.tag.encode() + v.raw)
     elif isinstance(v, bool):
         parts.append(b"t\x01" if v else b"t\x00")
     elif isinstance(v, int):
@@ -329,6 +423,8 @@ def _enc_typed(tag: str, v, parts: list) -> None:
 
 
 def _enc_array(items) -> bytes:
+    if isinstance(items, Opaque):
+        return items.raw
     parts: list = []
     for v in items:
         _enc_value(v, parts)
@@ -337,7 +433,9 @@ def _enc_array(items) -> bytes:
 
 
 def encode_table(table) -> bytes:
-    """Encode a table; values may be plain Python or :class:`Typed`."""
+    """Encode a table; values may be plain Python, :class:`Typed` or :class:`Opaque`."""
+    if isinstance(table, Opaque):
+        return table.raw
     if not table:
         return b"\x00\x00\x00\x00"
     parts: list = []
@@ -414,7 +512,7 @@ class BasicProperties:
                 else:
                     v, off = (_dec_table(raw, off, typed_headers))
                 setattr(p, name, v)
-        except (struct.error, IndexError, RecursionError) as e:
+        except (struct.error, IndexError) as e:
             raise AMQPSyntaxError(f"malformed content properties: {e}") from None
         if off != len(raw):
             raise AMQPSyntaxError("content properties length mismatch")
@@ -461,7 +559,7 @@ def check_properties(raw) -> None:
         if flags & 0x2000:                           # headers
             if off > n:
                 raise AMQPSyntaxError("content properties overrun")
-            _, off = _dec_table(raw, off, False)
+            off = _check_table(raw, off)
         off += (1 if flags & 0x1000 else 0) + (1 if flags & 0x0800 else 0)   # delivery-mode, priority
         for bit in (0x0400, 0x0200, 0x0100, 0x0080):  # correlation-id, reply-to, expiration, message-id
             if flags & bit:
@@ -471,7 +569,7 @@ def check_properties(raw) -> None:
         for bit in (0x0020, 0x0010, 0x0008, 0x0004):  # type, user-id, app-id, cluster-id
             if flags & bit:
                 off += 1 + raw[off]
-    except (IndexError, struct.error, RecursionError) as e:
+    except (IndexError, struct.error) as e:
         raise AMQPSyntaxError(f"malformed content properties: {e}") from None
     if off != n:
         raise AMQPSyntaxError("content properties length mismatch")

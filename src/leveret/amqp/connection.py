@@ -57,7 +57,7 @@ import struct
 from . import amqp08, spec
 from .codec import check_properties, decode_table
 from .errors import (
-    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FrameError, ReaderCrash, SilentClose, TableCrash,
+    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FatalFrameError, FrameError, ReaderCrash, SilentClose, TableCrash,
     command_invalid, erl_binary, frame_text, internal_error, unexpected_frame,
 )
 from .frames import HEARTBEAT, method_frame
@@ -147,7 +147,7 @@ class ProtocolConnection:
         self._max_frame_payload = spec.FRAME_MIN_SIZE - 8
         self.amqp08 = False                   # the client asked for AMQP 0-8 (see amqp08)
         self._methods = spec.METHODS          # class<<16|method -> codec, per protocol
-        self._props_ok = None                 # the last content properties seen to decode
+        self.props_ok = None                  # the last content properties seen to decode
         self._last_publish_payload = None
         self._last_publish_size = -1          # len(_last_publish_payload); no frame matches -1
         self._last_publish = None
@@ -244,12 +244,12 @@ class ProtocolConnection:
             while n - pos >= 8 and self.state != CLOSED and not self.blocked:
                 ftype, ch, size = _FH.unpack_from(buf, pos)
                 if size > limit:
-                    raise FrameError(frame_text(ftype, b"", ("frame_too_large", size, maxp)))
+                    raise FatalFrameError(frame_text(ftype, b"", ("frame_too_large", size, maxp)))
                 end = pos + 7 + size
                 if end >= n:
                     break
                 if buf[end] != 0xCE:
-                    raise FrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
+                    raise FatalFrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
                 if ftype == 1 and size == self._last_publish_size \
                         and buf.startswith(self._last_publish_payload, pos + 7) \
                         and self.state == RUNNING and self.alarm is None:
@@ -271,8 +271,6 @@ class ProtocolConnection:
                             if bsize <= maxb:
                                 if bsize == 0:
                                     pos = e2 + 1
-                                    if header[12:] != self._props_ok:
-                                        self._check_properties(header)
                                     self._publish_now(ch, header, b"")
                                     continue
                                 p3 = e2 + 1
@@ -281,8 +279,6 @@ class ProtocolConnection:
                                     e3 = p3 + 7 + s3
                                     if t3 == 3 and ch3 == ch and s3 == bsize and e3 < n and buf[e3] == 0xCE:
                                         pos = e3 + 1
-                                        if header[12:] != self._props_ok:
-                                            self._check_properties(header)   # once the message is complete
                                         method = self._last_publish
                                         try:
                                             self.on_publish(ch, method, header, buf[p3 + 7:e3])
@@ -418,9 +414,8 @@ class ProtocolConnection:
                 try:
                     if method.CONTENT:
                         # its content comes first (basic.deliver/get-ok/return and 0-8's content
-                        # methods are refused once it is complete, like RabbitMQ's channel does)
-                        if method.INDEX == spec.BasicPublish.INDEX:
-                            self.check_publish(ch, method)
+                        # methods, and a publish's own checks, wait until it is complete, like
+                        # RabbitMQ's channel, which gets the method with its content)
                         cs.pending = method
                     elif method.INDEX == spec.ChannelClose.INDEX:
                         self.on_channel_close(ch)
@@ -605,7 +600,9 @@ class ProtocolConnection:
                                    f"got one for class {class_id} instead", m.CLASS_ID, m.METHOD_ID)
         if size > self.max_message_size and m.INDEX == spec.BasicPublish.INDEX:
             # refused at the header, before buffering the body (RabbitMQ checks the same
-            # limit once the content is assembled; the client sees the same channel error)
+            # limit once the content is assembled; the client sees the same channel error,
+            # or immediate's connection error, which RabbitMQ checks first)
+            self.check_publish(ch, m)
             self.channel_error(ch, ChannelError(
                 406, f"PRECONDITION_FAILED - message size {size} is larger than configured max size "
                      f"{self.max_message_size}", 60, 40))
@@ -656,26 +653,28 @@ class ProtocolConnection:
         if method.INDEX != spec.BasicPublish.INDEX:
             # a server-to-client content method (or 0-8's file/stream/...): refused now
             raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
-        self._check_properties(header)
+        self.check_publish(cs.number, method)
         try:
             self.on_publish(cs.number, method, header, body)
         except ChannelError as e:
             self.channel_error(cs.number, e, method)
 
-    def _check_properties(self, header) -> None:
+    def check_content(self, header) -> None:
         """The content properties must decode: RabbitMQ's channel decodes them at basic.publish
-        (``ensure_content_decoded``) and a crash there -- a header table with a ``U`` or ``Z``
-        value, a property list cut short or too long -- closes the connection with a bare 541
-        INTERNAL_ERROR (and a consumer could not have decoded them either). The last properties
-        that passed are remembered: publishers tend to repeat them."""
+        (``ensure_content_decoded``, after the exchange checks) and a crash there -- a header
+        table with a ``U`` or ``Z`` value, a property list cut short or too long -- closes the
+        connection with a bare 541 INTERNAL_ERROR (and a consumer could not have decoded them
+        either). :meth:`on_publish` calls it at that point of its checks. The last properties
+        that passed are kept in :attr:`props_ok`: publishers tend to repeat them, and a caller
+        on the hot path compares ``header[12:]`` with it before calling."""
         props = header[12:]
-        if props == self._props_ok:
+        if props == self.props_ok:
             return
         try:
             check_properties(props)
         except AMQPError:
             raise internal_error() from None
-        self._props_ok = props
+        self.props_ok = props
 
     # ------------------------------------------------------------ errors & close
 
@@ -700,6 +699,9 @@ class ProtocolConnection:
             return
         self.send_method(0, spec.ConnectionClose(reply_code=e.reply_code, reply_text=clip_reply_text(e.reply_text),
                                                  class_id=e.class_id, method_id=e.method_id))
+        if isinstance(e, FatalFrameError):
+            self._finish_close(delay=e.delay)
+            return
         self._enter_closing()
 
     def close(self, code: int = 320, text: str = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'") -> None:
@@ -782,7 +784,8 @@ class ProtocolConnection:
         pass
 
     def check_publish(self, ch: int, method) -> None:
-        """Called at basic.publish before its content arrives (may raise ChannelError).
+        """Called once a basic.publish's content is complete, before :meth:`on_publish` (or at
+        a content header over ``max_message_size``, before that refusal); may raise.
 
         The hot path skips it for a repeat of the last decoded publish, so it may depend on the
         method only and must accept any publish with ``immediate`` false (the only kind cached)."""
@@ -794,7 +797,8 @@ class ProtocolConnection:
         raise ConnectionError_(540, f"NOT_IMPLEMENTED - {method.NAME}", method.CLASS_ID, method.METHOD_ID)
 
     def on_publish(self, ch: int, method, header: bytes, body: bytes) -> None:
-        pass
+        """A complete basic.publish. Its content properties are not checked yet: call
+        :meth:`check_content` before reading them, at the point RabbitMQ decodes them."""
 
     def on_channel_close(self, ch: int) -> None:
         """The channel is going away (client close or server error): release its resources."""

@@ -49,6 +49,15 @@ class FrameError(ConnectionError_):
         super().__init__(501, f"FRAME_ERROR - {text}")
 
 
+class FatalFrameError(FrameError):
+    """A frame error after which RabbitMQ's reader has lost sync with the stream (a frame over
+    ``frame_max``, a bad frame-end octet): ``rabbit_reader:fatal_frame_error`` sends
+    connection.close, then sleeps ``SILENT_CLOSE_DELAY`` (3 s), reading nothing (a close-ok
+    included), and drops the socket."""
+
+    delay = 3.0
+
+
 class SilentClose(ConnectionError_):
     """RabbitMQ drops the socket without a close frame.
 

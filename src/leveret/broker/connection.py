@@ -114,7 +114,8 @@ class BrokerConnection(ProtocolConnection):
             if self.capability("authentication_failure_close"):
                 self.connection_error(ConnectionError_(403, text))
             else:
-                self._finish_close()
+                # no frame; rabbit_reader:handle_exception drops the socket 3 s later
+                self._finish_close(delay=SilentClose.delay)
             return
         self.user = user
 

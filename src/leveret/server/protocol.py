@@ -18,6 +18,10 @@ A connection on the TLS listener is the same protocol over asyncio's TLS transpo
 (``tls=True``): the handshake is done before ``connection_made``, which hands the
 connection ``tls=True`` and the client's verified certificate (DER), for EXTERNAL logins.
 
+Sockets close the way RabbitMQ's do: with ``SO_LINGER`` 0 (RabbitMQ's default
+``tcp_listen_options``), so the peer sees a reset (RST) rather than a FIN, once the last
+output has been written.
+
 This layer sees the broker through ``BrokerConnection``'s small I/O interface only
 (see its module docstring): it never touches queues or channels.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 
 from ..amqp.connection import RUNNING
@@ -33,6 +38,7 @@ from ..broker.connection import BrokerConnection
 from .tls import peer_certificate
 
 _monotonic = time.monotonic
+_LINGER_0 = struct.pack("ii", 1, 0)          # struct linger {l_onoff = 1, l_linger = 0}
 log = logging.getLogger("leveret.server")
 
 
@@ -71,6 +77,9 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # RabbitMQ's tcp_listen_options have {linger, {true, 0}}: closing a socket
+                # (once what was written has been handed to the kernel) resets it, RST not FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_0)
             except OSError:
                 pass
         s = self.listener.broker.settings

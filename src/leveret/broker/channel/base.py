@@ -238,10 +238,32 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
     # ------------------------------------------------------------ publish (hot path)
 
     def publish(self, method, header: bytes, body: bytes) -> None:
-        # RabbitMQ's order: write permission on the exchange, the exchange exists, it is not
-        # internal, topic permission on the routing key. A repeat of the last publish (the
-        # same method object, checked in this access generation, to the same exchange) has
-        # passed the permission checks already.
+        """A complete basic.publish, checked in the order of RabbitMQ's
+        ``rabbit_channel:handle_method(#'basic.publish'{})`` -- the first failing check is the
+        error the client sees:
+
+        1. ``immediate=true``: 540 NOT_IMPLEMENTED, a connection error (``check_publish`` of
+           the connection, called before this);
+        2. the message size against ``max_message_size``: 406 (the connection refuses it at
+           the content header already);
+        3. write permission on the exchange: 403 (RabbitMQ's ``check_write_permitted``,
+           before the exchange lookup, so that a user without it learns nothing about which
+           exchanges exist);
+        4. the exchange exists: 404;
+        5. the exchange is not internal: 403;
+        6. topic write permission on the routing key (``check_write_permitted_on_topic``);
+        7. the content properties decode: 541 INTERNAL_ERROR, a connection error
+           (``ensure_content_decoded``: :meth:`~leveret.amqp.connection.ProtocolConnection.check_content`);
+        8. ``reply-to`` ``amq.rabbitmq.reply-to`` without a direct reply-to consumer: 406;
+        9. ``user-id`` is the connection's user: 406;
+        10. ``expiration`` is valid: 406;
+        11. ``CC`` / ``BCC`` headers are arrays, then ``delivery-mode`` is 1 or 2: 406
+            "invalid message" (``rabbit_basic:message_no_id``);
+
+        then it is routed (a transactional publish only to queue names, delivered at commit).
+
+        A repeat of the last publish (the same method object, checked in this access
+        generation, to the same exchange) has passed the permission checks already."""
         fresh = method is not self._pub_method or self._pub_gen != self.access.generation
         if fresh:
             self.check_access("exchange", method.exchange, "write")
@@ -252,8 +274,13 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         if x.internal:
             raise access_refused(f"cannot publish to internal exchange '{x.name}' in vhost "
                                  f"'{self.vhost.name}'", 60, 40)
-        if fresh or x is not self._pub_x:
+        recheck = fresh or x is not self._pub_x
+        if recheck:
             self.check_topic_access(x, method.routing_key, "write")
+        conn = self.conn
+        if header[12:] != conn.props_ok:
+            conn.check_content(header)
+        if recheck:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
             self._pub_gen, self._pub_x = self.access.generation, x
@@ -759,9 +786,6 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         if not m.active:
             raise not_implemented("active=false", 20, 20)
         self.conn.send_method(self.number, spec.ChannelFlowOk(active=True))
-
-    def m_channel_flow_ok(self, m):
-        pass
 
     def m_access_request(self, m):
         self.conn.send_method(self.number, spec.AccessRequestOk(ticket=1))

@@ -57,15 +57,17 @@ class QueueLogging:
     def _head_full(self) -> bool:
         return bool(self.tail) or len(self.ready) >= self.ram_msgs or self.ready_bytes >= self.ram_bytes
 
-    def _page_out(self, msg: Message, exp_at: int) -> None:
+    def _page_out(self, msg: Message, exp_at: int) -> int:
+        """Append ``msg`` to the paged-out tail; its record's address."""
         log = self.log
         if log is None:
             log = self.log = self.store.open_queue_log(self.vhost.name, self.name, False)
         if not self.tail:
             log.start_tail()
-        log.append(msg, not self.keeps(msg), exp_at)
+        addr = log.append(msg, not self.keeps(msg), exp_at)
         self.tail += 1
         self.tail_bytes += msg.size
+        return addr
 
     def _page_in(self) -> None:
         """Read the next batch of the paged-out tail into the head."""
@@ -128,7 +130,7 @@ class QueueLogging:
         segments can be deleted (disk use then tracks what is queued). ``unacked``: this queue's
         delivered, unacked messages. Returns records moved."""
         log = self.log
-        if log is None or not self.pos or self.tail or log.cursor is not None:
+        if log is None or not self.pos or self.tail:
             return 0        # appends would land in the paged-out tail: not now
         stuck = log.stuck_segments()
         if not stuck:

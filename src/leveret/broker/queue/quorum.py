@@ -19,7 +19,8 @@ Everything quorum-specific lives here, as overrides of the common queue:
   and dead-letters, whatever the reason) the message as published. Past ``x-delivery-limit`` a returned message is dead-lettered with
   reason ``delivery_limit``. Returned messages are served first, in the order
   they came back; an explicit nack/reject/recover without a delivery limit
-  puts the message at the back (as a fresh entry of the log).
+  puts the message at the back (as a fresh entry of the log) -- behind the
+  paged-out tail, when there is one, keeping its return count and redelivered flag.
 * **Length limits** count ready messages (``rabbit_fifo``'s
   ``is_over_limit``) and are evaluated after everything that adds to them,
   a requeue too, once the consumers that can take messages were served: ``drop-head`` trims at once; ``reject-publish`` tells every
@@ -49,6 +50,8 @@ Everything quorum-specific lives here, as overrides of the common queue:
 """
 from __future__ import annotations
 
+from itertools import islice
+
 from ...amqp.errors import not_implemented, precondition_failed, resource_locked
 from ..message import Message
 from .arguments import TypeRules
@@ -72,7 +75,7 @@ UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "stored")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "stored", "paged_back")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -88,6 +91,8 @@ class QuorumQueue(Queue):
         self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
         self.lingering: list = []           # cancelled consumers that may still hold messages
         self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
+        self.paged_back: dict[int, int] = {}    # log address -> times returned, of messages
+        #                                         requeued behind the paged-out tail
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -279,6 +284,9 @@ class QuorumQueue(Queue):
             new_id = self.vhost.broker.new_message_id
             for m in msgs:
                 old = m.id
+                if self.tail:
+                    self._page_out_returned(m)
+                    continue
                 m = m.copy()
                 m.id = new_id()
                 self._renumber(old, m.id)
@@ -298,6 +306,33 @@ class QuorumQueue(Queue):
             self.ready_bytes += m.size
             ready.insert(k, m)
             k += 1
+
+    def _page_out_returned(self, m: Message) -> None:
+        """The back of the queue is on disk: ``m`` goes after the paged-out tail (a new record;
+        the old one is acked), and gets its return count and redelivered flag back when it is
+        read in (:meth:`load`)."""
+        old = m.id
+        addr = self.pos.pop(old, None)
+        if addr is not None:
+            self.log.ack(addr)
+        exp_at = self.exp.pop(old, 0) or self.exp_out.pop(old, 0)
+        self.paged_back[self._page_out(m, exp_at)] = self.dcount.pop(old, 0)
+
+    def load(self, recs: list) -> None:
+        super().load(recs)
+        back = self.paged_back
+        if back and recs:
+            pos, red, dcount = self.pos, self.redelivered, self.dcount
+            for m in islice(self.ready, len(self.ready) - len(recs), None):
+                n = back.pop(pos.get(m.id), None)
+                if n is not None:
+                    red.add(m.id)
+                    if n:
+                        dcount[m.id] = n
+
+    def purge(self) -> int:
+        self.paged_back.clear()
+        return super().purge()
 
     def compact(self, unacked) -> int:
         # the log keeps messages as published, not the copies sent with x-delivery-count
