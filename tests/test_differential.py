@@ -46,13 +46,14 @@ committed it, and answers a passive declare from the state it has applied so far
 and quorum TTL 0 (a deadline of enqueue ms + 1) are timers. What it does guarantee is order
 per channel (a channel's methods, and a queue's deliveries to one channel, arrive in the order
 they were made) and, on one node, causal order of messages between its processes. So after
-every step each broker is *observed*: a round trip on every channel of the side (each channel
-has processed what it was sent, including the casts it makes to queues), a passive declare of
-every queue of the sequence on a private channel (a call into the queue's process, which has
-therefore handled those casts and sent its deliveries and dead-letters), a second round trip on
-every channel (the deliveries the queues sent are now ahead of its reply), then the deliveries
-and cancels that arrived, grouped by channel (the interleaving of different channels is not
-ordered), and every queue's ready count. Observations repeat, with a short wait in between that
+every step each broker is *observed*: every operation ends with a reply on its channel (a
+confirm, a ``-ok``, or a passive declare sent for the purpose), so that channel has handled it,
+including the casts it made to queues; a passive declare of every queue of the sequence on a
+private channel is a call into the queue's process, which has therefore handled those casts and
+sent its deliveries and dead-letters; a round trip on every channel with consumers then puts
+those deliveries ahead of its reply. The observation is the deliveries and cancels that
+arrived, grouped by channel (the interleaving of different channels is not ordered), and every
+queue's ready count. Observations repeat, with a short wait in between that
 returns as soon as a frame arrives, until both brokers show the same and a further observation
 changes nothing; only then does the next operation run. Leveret is observed the same way, so its
 own timers (quorum TTL 0) are waited for too. A state RabbitMQ passes through on its way is
@@ -292,25 +293,23 @@ class Side:
                     return None
         return "locked"
 
-    def _round_trips(self) -> None:
-        """A round trip on every open channel: each has handled everything it was sent."""
-        for i, ch in sorted(self.chans.items()):
-            if ch.is_open:
+    def observe(self) -> tuple[list, list]:
+        """The deliveries and cancels that arrived since the last observation (in arrival
+        order), and the ready count of each queue of the sequence: a passive declare of every
+        queue (a call into each queue's process), then a round trip on every channel with
+        consumers (the deliveries the queues sent it are now ahead of the reply). Every
+        operation ends with a reply on its channel, so each channel has by then handled what it
+        was sent, casts to queues included; channels without consumers receive nothing unasked."""
+        if not (self.conn.is_open and self.conn_b.is_open):
+            return [], []
+        ready = [self._stat(name) for name in [self.prefix + q for q in QUEUES] + self.gen_names]
+        for i in sorted(set(self.consumer_chans.values())):
+            ch = self.chans.get(i)
+            if ch is not None and ch.is_open:
                 try:
                     rt(ch)
                 except pika.exceptions.ChannelClosedByBroker as e:
                     self.events.append(("channel-closed", i, e.reply_code, norm(e.reply_text, self.prefix)))
-
-    def observe(self) -> tuple[list, list]:
-        """The deliveries and cancels that arrived since the last observation (in arrival
-        order), and the ready count of each queue of the sequence: round trips on every channel,
-        a passive declare of every queue (a call into each queue's process), round trips again
-        (the queues' deliveries are now ahead of the reply)."""
-        if not (self.conn.is_open and self.conn_b.is_open):
-            return [], []
-        self._round_trips()
-        ready = [self._stat(name) for name in [self.prefix + q for q in QUEUES] + self.gen_names]
-        self._round_trips()
         for c in (self.conn, self.conn_b):
             c.process_data_events(time_limit=0)
         ev, self.events = self.events, []
