@@ -519,6 +519,33 @@ class Tracker:
             elif e[0] == "deliver" and e[2] in self.consumers and not self.consumers[e[2]][1]:
                 tags.setdefault(e[1], []).append(e[3])
 
+    def queue_op(self, kind: str, ch: int, q: str, x: str, p_get: float, p_known: float,
+                 p_requeue: float) -> tuple:
+        """The operations both generators make alike: a get (also instead of a settlement, with
+        probability ``p_get``, when the channel has nothing to settle), an ack, nack or reject
+        (of a delivery tag the channel has, with probability ``p_known``; requeueing with
+        ``p_requeue``), purge, queue or exchange delete, recover, close."""
+        rng = self.rng
+        known = self.tags.get(ch)
+        if kind in ("ack", "nack", "reject") and not known and rng.random() < p_get:
+            kind = "get"           # mostly ack what was delivered
+        if kind == "get":
+            return (kind, ch, (q, rng.random() < 0.3))
+        tag = rng.choice(known) if known and rng.random() < p_known else rng.randint(0, 6)
+        if kind == "ack":
+            return (kind, ch, (tag, rng.random() < 0.3))
+        if kind == "nack":
+            return (kind, ch, (tag, rng.random() < 0.3, rng.random() < p_requeue))
+        if kind == "reject":
+            return (kind, ch, (tag, rng.random() < p_requeue))
+        if kind == "purge":
+            return (kind, ch, (q,))
+        if kind == "qdelete":
+            return (kind, ch, (q, rng.random() < 0.5))
+        if kind == "xdelete":
+            return (kind, ch, (x, rng.random() < 0.5))
+        return (kind, ch, ())
+
 
 class RoutingGen(Tracker):
     """Exchanges, queues, bindings, publishes, gets and settlements, transactions, channel and
@@ -553,27 +580,9 @@ class RoutingGen(Tracker):
                                 pch == 0 and rng.random() < 0.4, headers, ()))
         if kind == "tx":
             return (kind, 1, (rng.choice(["select", "select", "commit", "rollback"]),))
-        known = self.tags.get(ch)
         if kind == "reconnect":
             return (kind, 2, ())
-        if kind in ("ack", "nack", "reject") and not known and rng.random() < 0.7:
-            kind = "get"           # mostly ack what was delivered
-        if kind == "get":
-            return (kind, ch, (q, rng.random() < 0.3))
-        tag = rng.choice(known) if known and rng.random() < 0.85 else rng.randint(0, 6)
-        if kind == "ack":
-            return (kind, ch, (tag, rng.random() < 0.3))
-        if kind == "nack":
-            return (kind, ch, (tag, rng.random() < 0.3, rng.random() < 0.6))
-        if kind == "reject":
-            return (kind, ch, (tag, rng.random() < 0.6))
-        if kind == "purge":
-            return (kind, ch, (q,))
-        if kind == "qdelete":
-            return (kind, ch, (q, rng.random() < 0.5))
-        if kind == "xdelete":
-            return (kind, ch, (x, rng.random() < 0.5))
-        return (kind, ch, ())
+        return self.queue_op(kind, ch, q, x, 0.7, 0.85, 0.6)
 
 
 def random_qargs(rng: random.Random, quorum: bool, dl_queues: list, dl_exchanges: bool) -> tuple:
@@ -741,25 +750,7 @@ class LifecycleGen(Tracker):
         if kind == "cancel":
             mine = [t for t, v in self.consumers.items() if v[0] == ch]
             return (kind, ch, (rng.choice(mine) if mine and rng.random() < 0.9 else "c0",))
-        known = self.tags.get(ch)
-        if kind in ("ack", "nack", "reject") and not known and rng.random() < 0.85:
-            kind = "get"           # mostly ack what was delivered
-        if kind == "get":
-            return (kind, ch, (q, rng.random() < 0.3))
-        tag = rng.choice(known) if known and rng.random() < 0.93 else rng.randint(0, 6)
-        if kind == "ack":
-            return (kind, ch, (tag, rng.random() < 0.3))
-        if kind == "nack":
-            return (kind, ch, (tag, rng.random() < 0.3, rng.random() < 0.4))
-        if kind == "reject":
-            return (kind, ch, (tag, rng.random() < 0.4))
-        if kind == "purge":
-            return (kind, ch, (q,))
-        if kind == "qdelete":
-            return (kind, ch, (q, rng.random() < 0.5))
-        if kind == "xdelete":
-            return (kind, ch, (x, rng.random() < 0.5))
-        return (kind, ch, ())
+        return self.queue_op(kind, ch, q, x, 0.85, 0.93, 0.4)
 
 
 # --- the runner ---
