@@ -48,9 +48,9 @@ per channel (a channel's methods, and a queue's deliveries to one channel, arriv
 they were made) and, on one node, causal order of messages between its processes. So after
 every step each broker is *observed*: every operation ends with a reply on its channel (a
 confirm, a ``-ok``, or a passive declare sent for the purpose), so that channel has handled it,
-including the casts it made to queues; a passive declare of every queue of the sequence on a
-private channel is a call into the queue's process, which has therefore handled those casts and
-sent its deliveries and dead-letters; a round trip on every channel with consumers then puts
+including the casts it made to queues; a passive declare of every queue of the sequence (sent
+all at once on an observer connection, one channel per queue) is a call into each queue's
+process, which has therefore handled those casts and sent its deliveries and dead-letters; a round trip on every channel with consumers then puts
 those deliveries ahead of its reply. The observation is the deliveries and cancels that
 arrived, grouped by channel (the interleaving of different channels is not ordered), and every
 queue's ready count. Observations repeat, with a short wait in between that
@@ -87,6 +87,10 @@ import pika
 import pika.exceptions
 import pika.spec
 import pytest
+from pamqp import commands as C
+from pamqp import frame as pframe
+
+import rawamqp
 
 RABBIT = os.environ.get("LEVERET_DIFF_RABBITMQ_URL")
 SETTLE = float(os.environ.get("LEVERET_DIFF_SETTLE", "10"))
@@ -230,8 +234,9 @@ def props_of(p, prefix: str) -> list:
 
 class Side:
     """One broker: connection A with a confirm-mode channel (0) and a plain channel (1), and a
-    second connection B (channel 2) that sees A's exclusive queues as locked. Each connection
-    also has a private channel used only to observe (passive declares)."""
+    second connection B (channel 2) that sees A's exclusive queues as locked. A third, raw
+    connection only observes: passive declares of every queue, pipelined (one channel per
+    queue); A and B each have a private channel for the exclusive queues they own."""
 
     def __init__(self, url: str, prefix: str):
         self.url = url
@@ -243,6 +248,8 @@ class Side:
         self.events: list = []                 # deliveries and broker cancels, in arrival order
         self.consumer_chans: dict[str, int] = {}     # consumer tag -> channel index
         self.gen_names: list[str] = []         # server-named queues declared
+        self.observer = rawamqp.connect(url)
+        self.observer_open: set[int] = set()   # its channels that are open
 
     def reconnect_b(self) -> None:
         """Close connection B (its exclusive queues go, its unacked messages are requeued)."""
@@ -283,8 +290,9 @@ class Side:
         return ch
 
     def _stat(self, name: str) -> int | str | None:
-        """A passive declare of ``name`` on a private channel: its ready count; None: no such
-        queue; "locked": exclusive to neither connection (a closed connection's, not yet gone)."""
+        """A passive declare of exclusive queue ``name`` on A's or B's private channel: its
+        ready count; None: no such queue; "locked": exclusive to neither connection (a closed
+        connection's, not yet gone)."""
         for conn_i in (0, 2):       # an exclusive queue answers only its own connection
             try:
                 return self._sync_chan(conn_i).queue_declare(name, passive=True).method.message_count
@@ -292,6 +300,32 @@ class Side:
                 if e.reply_code != 405:
                     return None
         return "locked"
+
+    def _stats(self, names: list[str]) -> list:
+        """The ready count of each queue of ``names`` (None: no such queue): a passive declare
+        of each on its own channel of the observer, all sent at once (a channel closed by a
+        404 is reopened in the same batch); a queue exclusive to A or B (405 here) is asked
+        on A's or B's private channel."""
+        out = b""
+        for ch, name in enumerate(names, 1):
+            if ch not in self.observer_open:
+                out += pframe.marshal(C.Channel.Open(), ch)
+            out += pframe.marshal(C.Queue.Declare(queue=name, passive=True), ch)
+        self.observer.send_raw(out)
+        got: dict[int, int | None] = {}
+        while len(got) < len(names):
+            ch, f = self.observer.read_frame()
+            if isinstance(f, C.Channel.OpenOk):
+                self.observer_open.add(ch)
+            elif isinstance(f, C.Queue.DeclareOk):
+                got[ch] = f.message_count
+            elif isinstance(f, C.Channel.Close) and f.reply_code in (404, 405):
+                self.observer.send_method(ch, C.Channel.CloseOk())
+                self.observer_open.discard(ch)
+                got[ch] = None if f.reply_code == 404 else -1
+            else:
+                raise AssertionError(f"observer: unexpected {f!r} on channel {ch}")
+        return [self._stat(name) if got[ch] == -1 else got[ch] for ch, name in enumerate(names, 1)]
 
     def observe(self) -> tuple[list, list]:
         """The deliveries and cancels that arrived since the last observation (in arrival
@@ -302,7 +336,7 @@ class Side:
         was sent, casts to queues included; channels without consumers receive nothing unasked."""
         if not (self.conn.is_open and self.conn_b.is_open):
             return [], []
-        ready = [self._stat(name) for name in [self.prefix + q for q in QUEUES] + self.gen_names]
+        ready = self._stats([self.prefix + q for q in QUEUES] + self.gen_names)
         for i in sorted(set(self.consumer_chans.values())):
             ch = self.chans.get(i)
             if ch is not None and ch.is_open:
@@ -329,6 +363,7 @@ class Side:
         for c in (self.conn, self.conn_b):
             if c.is_open:
                 c.close()
+        self.observer.close()
 
 
 GEN = re.compile(r"amq\.gen-[A-Za-z0-9_-]{22}")
