@@ -76,6 +76,7 @@ listed in ``docs/lifecycle.md``; the long runs are recorded in ``docs/compatibil
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -324,7 +325,8 @@ class Side:
                 self.observer_open.discard(ch)
                 got[ch] = None if f.reply_code == 404 else -1
             else:
-                raise AssertionError(f"observer: unexpected {f!r} on channel {ch}")
+                raise AssertionError(f"observer: unexpected {type(f).__name__} on channel {ch} "
+                                     f"{getattr(f, 'reply_code', '')} {getattr(f, 'reply_text', '')}")
         return [self._stat(name) if got[ch] == -1 else got[ch] for ch, name in enumerate(names, 1)]
 
     def observe(self) -> tuple[list, list]:
@@ -360,10 +362,20 @@ class Side:
                 c.process_data_events(time_limit=seconds)
 
     def close(self):
-        for c in (self.conn, self.conn_b):
-            if c.is_open:
-                c.close()
-        self.observer.close()
+        try:
+            for c in (self.conn, self.conn_b):
+                if c.is_open:
+                    c.close()
+        finally:
+            # an orderly close, skipping what an interrupted observation left unread
+            obs = self.observer
+            try:
+                obs.send_method(0, C.Connection.Close(reply_code=200, reply_text="Normal shutdown",
+                                                      class_id=0, method_id=0))
+                while not isinstance(obs.read_frame()[1], C.Connection.CloseOk):
+                    pass
+            finally:
+                obs.shutdown()
 
 
 GEN = re.compile(r"amq\.gen-[A-Za-z0-9_-]{22}")
@@ -828,7 +840,6 @@ def settle(lev: Side, rab: Side) -> tuple[tuple, tuple]:
 def run_sequence(broker_url: str, name: str, gen: Tracker, seed: int, steps: int) -> None:
     """Run ``steps`` operations from ``gen`` on both brokers, comparing after each."""
     prefix = f"diff.{name[0]}{seed}.{uuid.uuid4().hex[:6]}."
-    lev, rab = Side(broker_url, prefix), Side(RABBIT, prefix)
     log: list = []
     ready: list = []
 
@@ -841,7 +852,13 @@ def run_sequence(broker_url: str, name: str, gen: Tracker, seed: int, steps: int
             f"{history}\nreplay: LEVERET_DIFF_RABBITMQ_URL=... {env}_SEED0={seed} "
             f"{env}_SEQUENCES=1 {env}_STEPS={steps} pytest tests/test_differential.py -k {name}")
 
-    try:
+    with contextlib.ExitStack() as stack:      # every close and cleanup runs, whatever fails
+        stack.callback(cleanup, RABBIT, prefix)
+        stack.callback(cleanup, broker_url, prefix)
+        lev = Side(broker_url, prefix)
+        stack.callback(lev.close)
+        rab = Side(RABBIT, prefix)
+        stack.callback(rab.close)
         for _ in range(steps):
             op = gen.next(ready)
             a, b = run_op(lev, op, prefix), run_op(rab, op, prefix)
@@ -857,11 +874,6 @@ def run_sequence(broker_url: str, name: str, gen: Tracker, seed: int, steps: int
             if b[0] == "connection-closed":
                 break
         print(f"{name} seed {seed}: {len(log)} operations compared")
-    finally:
-        lev.close()
-        rab.close()
-        cleanup(broker_url, prefix)
-        cleanup(RABBIT, prefix)
 
 
 @pytest.fixture
