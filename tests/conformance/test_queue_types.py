@@ -604,6 +604,27 @@ def test_quorum_channel_close_returns_to_front(connect, ch, uniq, cleanup, limit
     assert drain(ch, q) == [("a", True, 1), ("b", False, 0), ("c", False, 0)]
 
 
+@pytest.mark.parametrize("how", ["reject", "recover"])
+def test_quorum_channel_close_return_goes_ahead_of_a_requeued_message(connect, ch, uniq, cleanup, how):
+    """A message explicitly requeued without a delivery limit is a fresh entry at the back, not a
+    return: a message a closed channel returns afterwards goes into rabbit_fifo's returns and is
+    served before it (found by the lifecycle differential test, seed 10193)."""
+    q = quorum(ch, cleanup, uniq + ".qq")
+    publish(ch, q, "a", "b")
+    assert wait_count(ch, q, 2) == 2
+    m, _, _ = ch.basic_get(q)                 # a
+    if how == "reject":
+        ch.basic_reject(m.delivery_tag, requeue=True)
+    else:
+        ch.basic_recover(requeue=True)
+    assert wait_count(ch, q, 2) == 2          # b, a
+    other = connect().channel()
+    assert other.basic_get(q)[2] == b"b"
+    other.close()
+    assert wait_count(ch, q, 2) == 2
+    assert drain(ch, q) == [("b", True, 1), ("a", True, 1)]
+
+
 # --------------------------------------------------------------------------- quorum x-overflow
 
 @pytest.mark.parametrize("max_length", [1, 2, 5])

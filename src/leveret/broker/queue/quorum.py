@@ -18,8 +18,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
   time). The header is only on what is sent: the queue keeps (and requeues,
   and dead-letters, whatever the reason) the message as published. Past ``x-delivery-limit`` a returned message is dead-lettered with
   reason ``delivery_limit``. Returned messages are served first, in the order
-  they came back; an explicit nack/reject/recover without a delivery limit
-  puts the message at the back (as a fresh entry of the log) -- behind the
+  they came back (``rabbit_fifo``'s returns queue); an explicit
+  nack/reject/recover without a delivery limit puts the message at the back
+  (as a fresh entry of the log, behind which later returns do not queue: a
+  message a closed channel returns afterwards is served before it) -- behind the
   paged-out tail, when there is one, keeping its return count and redelivered flag.
 * **Length limits** count ready messages (``rabbit_fifo``'s
   ``is_over_limit``) and are evaluated after everything that adds to them,
@@ -75,7 +77,7 @@ UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "stored", "paged_back")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "returns", "stored", "paged_back")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -90,6 +92,7 @@ class QuorumQueue(Queue):
         self.delivery_limit = None
         self.got: set[int] = set()          # ids of messages out by an unsettled basic.get
         self.lingering: list = []           # cancelled consumers that may still hold messages
+        self.returns: set[int] = set()      # ids returned to rabbit_fifo's returns queue
         self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
         self.paged_back: dict[int, int] = {}    # log address -> times returned, of messages
         #                                         requeued behind the paged-out tail
@@ -243,6 +246,8 @@ class QuorumQueue(Queue):
         super()._settled_special(msg)
         if self.dcount:
             self.dcount.pop(msg.id, None)
+        if self.returns:
+            self.returns.discard(msg.id)
         if self.got:
             self.got.discard(msg.id)
         if self.stored:
@@ -294,15 +299,18 @@ class QuorumQueue(Queue):
                 self.ready.append(m)
                 self.ready_bytes += m.size
             return
-        # rabbit_fifo serves returned messages first, in the order they came back
-        ready = self.ready
+        # rabbit_fifo serves returned messages first, in the order they came back: behind the
+        # returns still ready, ahead of everything else (re-enqueued messages too, though
+        # they are redelivered)
+        ready, returns = self.ready, self.returns
         k = 0
         for m in ready:
-            if m.id not in red:
+            if m.id not in returns:
                 break
             k += 1
         for m in msgs:
             red.add(m.id)
+            returns.add(m.id)
             self.ready_bytes += m.size
             ready.insert(k, m)
             k += 1
@@ -344,5 +352,6 @@ class QuorumQueue(Queue):
         for d in (self.pos, self.exp, self.exp_out, self.dcount):
             if old in d:
                 d[new] = d.pop(old)
+        self.returns.discard(old)          # a fresh entry of the log, not a return
         if self.dedup is not None and old in self.dedup.by_id:
             self.dedup.by_id[new] = self.dedup.by_id.pop(old)
