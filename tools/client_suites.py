@@ -51,7 +51,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+import pika  # the project venv's (test extras): deletes a suite's leftover queues
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -181,6 +183,9 @@ class Suite:
     env: Callable[[str], dict[str, str]] = lambda url: {}
     not_applicable: list[tuple[str, str]] = field(default_factory=list)
     guest_only: bool = False   # the suite hard-codes guest/guest and vhost /
+    # durable queues with fixed names that the suite leaves messages in (deleted before a run:
+    # otherwise only the first run against a broker can pass)
+    leftovers: list[str] = field(default_factory=list)
 
     def version(self, overrides: dict[str, str]) -> str:
         if self.name in overrides:
@@ -212,7 +217,9 @@ SUITES = [
                           (r"::test_ssl_", TLS)]),
     Suite("kombu", "kombu", "5.7.0", ["t/integration/test_py_amqp.py"],
           ["pytest", "pytest-timeout", "pytest-rerunfailures"],
-          env=_env_host_port, guest_only=True),
+          env=_env_host_port, guest_only=True,
+          # test_publish_requeue_consume never acks its 4 messages
+          leftovers=["priority_requeue_test"]),
     Suite("py-amqp", "amqp", "5.4.2", ["t/integration"],
           ["pytest<=8.0.0", "pytest-timeout", "pytest-rerunfailures"],
           env=_env_host_port, guest_only=True,
@@ -326,6 +333,8 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, results_dir: P
     except SuiteError as exc:
         print(f"  {suite.name} {version}: not run: {exc}", flush=True)
         return Result(suite.name, version, {}, "not run (see the output)")
+    if suite.leftovers:
+        _delete_queues(url, suite.leftovers)
     results_dir.mkdir(parents=True, exist_ok=True)
     junit = results_dir / f"{suite.name}.xml"
     junit.unlink(missing_ok=True)
@@ -354,6 +363,13 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, results_dir: P
         f"{result.count(o)} {o}" for o in OUTCOMES) + f" ({time.monotonic() - started:.0f} s)",
           flush=True)
     return result
+
+
+def _delete_queues(url: str, names: list[str]) -> None:
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        channel = connection.channel()
+        for name in names:
+            channel.queue_delete(name)
 
 
 def _free_port() -> int:
