@@ -213,7 +213,7 @@ SUITES = [
     Suite("aiormq", "aiormq", "7.2.4", ["tests"],
           ["pytest", "pytest-timeout", "aiomisc-pytest"],
           patch=_patch_async,
-          not_applicable=[(r"[\[-]amqps(-client)?\]", TLS), (r"::test_auth_external\b", TLS),
+          not_applicable=[(r"[\[-]amqps[\]-]", TLS), (r"::test_auth_external\b", TLS),
                           (r"::test_ssl_", TLS)]),
     Suite("kombu", "kombu", "5.7.0", ["t/integration/test_py_amqp.py"],
           ["pytest", "pytest-timeout", "pytest-rerunfailures"],
