@@ -36,6 +36,7 @@ from .delayed import DelayScheduler
 from .flow import FlowControl
 from .policy import Policy, validate
 from .recovery import recover
+from .stats import Sampler
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
@@ -61,6 +62,8 @@ class Broker(AdminMixin):
         self._timeout_task = None
         self.delays = DelayScheduler(self)
         self.flow = FlowControl(self)
+        self.stats = Sampler(self)
+        self.started_at = time.time()
         s = self.settings
         self.recovery = recover(self)
         if not self.vhosts:
@@ -233,6 +236,7 @@ class Broker(AdminMixin):
         self.delays.start()
         self._timeout_task = loop.create_task(self._consumer_timeout_loop())
         self._monitor_task = loop.create_task(self._monitor_loop())
+        self.stats.start(loop)
 
     def stop_timers(self) -> None:
         """The first step of stopping: no timer fires from now on (a queue must not expire
@@ -244,6 +248,7 @@ class Broker(AdminMixin):
                 t.cancel()
                 setattr(self, attr, None)
         self.delays.stop()
+        self.stats.stop()
         self.loop = None
         for v in self.vhosts.values():
             for q in v.queues.values():

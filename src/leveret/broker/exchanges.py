@@ -55,7 +55,8 @@ class Exchange:
     kind = "exchange"
     type_name = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "policy", "special", "dedup")
+                 "bindings", "alternate", "policy", "special", "dedup", "stat_in", "stat_unroutable",
+                 "stat_out_extra")
     delayed = False
 
     def __init__(self, name: str, vhost: str, durable=False, auto_delete=False, internal=False, arguments=None):
@@ -68,6 +69,9 @@ class Exchange:
         self.bindings: dict = {}      # identity -> Binding
         self.policy = None
         self.dedup = None
+        # statistics: publishes (credited by the channels, see Channel.pub_x_flush), those that
+        # routed nowhere, and the extra copies of those that routed to several queues
+        self.stat_in = self.stat_unroutable = self.stat_out_extra = 0
         self.configure()
 
     def configure(self) -> None:

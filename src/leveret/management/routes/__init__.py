@@ -2,6 +2,6 @@
 aiohttp ``RouteTableDef``). Add a module here to serve it."""
 from __future__ import annotations
 
-from . import misc, users, vhosts
+from . import bindings, connections, exchanges, misc, overview, queues, users, vhosts
 
-MODULES = [misc, vhosts, users]
+MODULES = [misc, vhosts, users, overview, connections, exchanges, queues, bindings]
