@@ -55,7 +55,7 @@ class Exchange:
     kind = "exchange"
     type_name = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "policy", "special", "dedup")
+                 "bindings", "alternate", "policy", "operator_policy", "special", "dedup")
     delayed = False
 
     def __init__(self, name: str, vhost: str, durable=False, auto_delete=False, internal=False, arguments=None):
@@ -67,6 +67,7 @@ class Exchange:
         self.arguments = arguments or {}
         self.bindings: dict = {}      # identity -> Binding
         self.policy = None
+        self.operator_policy = None
         self.dedup = None
         self.configure()
 
@@ -75,7 +76,7 @@ class Exchange:
         ``alternate-exchange`` argument wins over the policy's, as in RabbitMQ."""
         ae = table_plain(self.arguments.get("alternate-exchange"))
         if not (isinstance(ae, str) and ae) and self.policy is not None:
-            ae = self.policy.definition.get("alternate-exchange")
+            ae = self.policy.definition.get("alternate-exchange")     # (not an operator policy key)
         self.alternate = ae if isinstance(ae, str) and ae else None
         if table_plain(self.arguments.get("x-message-deduplication")) is True or \
                 self.type_name == "x-message-deduplication":
