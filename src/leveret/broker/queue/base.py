@@ -38,7 +38,7 @@ from ..deadletter import dead_letter
 from ..dedup import DedupCache
 from ..message import Message
 from . import expires, limits, paging, ttl
-from .arguments import TypeRules, effective_settings
+from .arguments import TypeRules, effective_definition, effective_settings
 from .consumers import BY_PRIORITY, ROUND_ROBIN, Consumer, mode_for
 from .expires import QueueExpiry
 from .limits import LengthLimits
@@ -49,7 +49,8 @@ from .ttl import MessageTTL, now_ms
 CORE_SLOTS = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "ready", "ready_bytes",
               "redelivered", "consumers", "had_consumer", "exclusive_consumer", "mode", "pick", "bindings",
               "deleted", "unacked_count", "stat_in", "stat_deliver", "stat_deliver_noack", "stat_get",
-              "stat_get_noack", "stat_get_empty", "stat_redeliver", "stat_requeued", "stat_rejected", "flow", "flow_mark", "flow_held", "policy",
+              "stat_get_noack", "stat_get_empty", "stat_redeliver", "stat_requeued", "stat_rejected", "flow",
+              "flow_mark", "flow_held", "policy", "operator_policy",
               "special", "dlx", "dlrk", "max_priority", "sac", "consumer_timeout", "dedup", "__weakref__")
 
 
@@ -92,6 +93,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.flow_mark = 0                  # deliveries at the last flow hint
         self.flow_held = False              # publishers are held until this queue drains
         self.policy = None
+        self.operator_policy = None
         self.dedup = None
         mp = table_plain(self.arguments.get("x-max-priority"))
         self.max_priority = mp if isinstance(mp, int) and mp > 0 else None
@@ -106,7 +108,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def configure(self) -> None:
         """(Re)compute the effective settings from the x-arguments and the policy in force."""
-        eff = effective_settings(self.arguments, self.policy.definition if self.policy else {}, self.RULES)
+        eff = effective_settings(self.arguments, effective_definition(self), self.RULES)
         self.msg_ttl = eff["message-ttl"]
         self.max_len = eff["max-length"]
         self.max_bytes = eff["max-length-bytes"]
