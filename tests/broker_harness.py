@@ -68,6 +68,7 @@ class FakeChannel:
         self.closed = False
         self.global_prefetch = 0
         self.unacked_count = 0
+        self.stat_redeliver = 0             # (a queue counts redeliveries on the channel too)
         self.delivered: list = []           # (consumer tag, message, redelivered)
 
     def deliver(self, c, q, msg, redelivered: bool) -> None:

@@ -48,6 +48,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.log_path = os.path.join(data_dir, "server.log")
         self._log = open(self.log_path, "ab")
+        self._log_start = len(self.log())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leveret", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--data-dir", data_dir,
@@ -64,11 +65,13 @@ class ServerProcess:
 
     @property
     def management_url(self) -> str | None:
-        """``http://127.0.0.1:PORT`` of the management API (from the broker's log line)."""
+        """``http://127.0.0.1:PORT`` of the management API (from this process's log line: a
+        restarted server appends to the same log)."""
         import re
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            m = re.search(r"management API on http://[^:]+:(\d+)", self.log())
+            log = self.log()[self._log_start:]
+            m = re.search(r"management API on http://[^:]+:(\d+)", log)
             if m:
                 return f"http://127.0.0.1:{m.group(1)}"
             time.sleep(0.05)

@@ -95,6 +95,7 @@ class Settings:
     refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues
 
     # ---------------------------------------------------------------- Leveret's tuning
+    stats_interval: float = 5.0             # collect_statistics_interval: seconds between statistics samples
     monitor_interval: float = 1.0           # seconds between resource (memory/disk) checks
     compact_interval: float = 30.0          # seconds between checks for stuck log segments
     consumer_timeout_check: float = 0.25    # seconds between consumer-timeout sweeps

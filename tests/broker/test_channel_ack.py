@@ -101,7 +101,7 @@ class Session:
         self.snapshots.append({
             "out": c.data_to_send(),
             "queues": {q.name: ([(m.id, m.header, m.body) for m in q.ready], q.tail, q.unacked_count,
-                                q.stat_delivered, sorted(q.redelivered),
+                                q.stat_deliver + q.stat_deliver_noack, sorted(q.redelivered),
                                 [x.tag for x in q.consumers])
                        for q in v.queues.values()},
             "channels": {n: ([(t, m.id, q.name, x.tag if x else None) for t, (m, q, x) in s.unacked.items()],

@@ -23,6 +23,7 @@ import re
 
 from ..auth import AccessControl, Permission, TopicPermission, User, compile_regexp
 from ..auth.passwords import DEFAULT_ALGORITHM, algorithm as hashing_algorithm, decode_hash, encode_hash, hash_password
+from .queue import QUEUE_TYPES
 
 log = logging.getLogger("leveret.admin")
 
@@ -66,21 +67,38 @@ class AdminMixin:
 
     # ------------------------------------------------------------ vhosts
 
-    def add_vhost(self, name: str, *, exist_ok: bool = True, limits: dict | None = None):
+    def add_vhost(self, name: str, *, exist_ok: bool = True, limits: dict | None = None,
+                  description: str = "", tags=(), default_queue_type: str | None = None):
+        """Create a vhost (with RabbitMQ's metadata: ``description``, ``tags`` and
+        ``default_queue_type``, which only a new vhost takes; an unknown queue type is
+        ``invalid_queue_type``)."""
         v = self.vhosts.get(name)
         if v is not None:
             if not exist_ok:
                 raise AdminError("vhost_already_exists", f"Virtual host '{name}' already exists")
             return v
+        if default_queue_type is not None and default_queue_type not in QUEUE_TYPES:
+            raise AdminError("invalid_queue_type", "invalid_queue_type")
         v = self.vhosts[name] = self._new_vhost(name)
         if limits:
             v.limits = dict(limits)
+        v.description, v.tags, v.default_queue_type = description, _check_tags(tags), default_queue_type
         self._save_vhost(v)
         self.access.changed()
         return v
 
+    def update_vhost_metadata(self, name: str, description: str, tags) -> None:
+        """Replace an existing vhost's description and tags (``rabbit_vhost:update``; its
+        default queue type stays)."""
+        v = self._vhost(name)
+        v.description, v.tags = description, _check_tags(tags)
+        self._save_vhost(v)
+
     def _save_vhost(self, v) -> None:
-        self.store.definitions.put("vhost", (v.name,), limits=dict(v.limits))
+        meta = {"description": v.description, "tags": list(v.tags)}
+        if v.default_queue_type:
+            meta["default_queue_type"] = v.default_queue_type
+        self.store.definitions.put("vhost", (v.name,), limits=dict(v.limits), **meta)
 
     def delete_vhost(self, name: str) -> None:
         v = self._vhost(name)
@@ -142,6 +160,64 @@ class AdminMixin:
         return self.put_user(User(name, decode_hash(password_hash) if password_hash else b"",
                                   hashing_algorithm(algorithm), _check_tags(tags),
                                   _check_limits(limits or {}, USER_LIMITS)))
+
+    def put_user_definition(self, body: dict, version: str | None = None) -> bool:
+        """Create or update a user from a JSON object as the management API's ``PUT
+        /api/users/U`` and the definitions import give it (``rabbit_auth_backend_internal:
+        put_user``): ``name``, ``tags`` (required; or the old ``administrator`` flag),
+        ``password`` or ``password_hash`` (+ ``hashing_algorithm``; without it the algorithm
+        follows the definitions' RabbitMQ ``version``: MD5 before 3.6), ``limits``, and for a
+        new user ``permissions`` ``{vhost: {configure, write, read}}``. An existing user given
+        neither password nor hash loses its password, as in RabbitMQ. Returns whether the
+        user was created; refusals are AdminError with RabbitMQ's reason as ``kind``."""
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise AdminError("bad_request", "user name missing")
+        if "tags" in body:
+            tags = body["tags"]
+        elif "administrator" in body:
+            tags = ["administrator"] if str(body["administrator"]).lower() == "true" else []
+        else:
+            raise AdminError("tags_not_present", "tags_not_present")
+        if not isinstance(tags, (str, list)) or not all(isinstance(t, str) for t in tags):
+            raise AdminError("bad_request", f"tags must be a string or a list of strings, not {_erl(tags)}")
+        has_pw, has_hash = "password" in body, "password_hash" in body
+        if has_pw and has_hash:
+            raise AdminError("both_password_and_password_hash_are_provided",
+                             "both_password_and_password_hash_are_provided")
+        if has_pw and not isinstance(body["password"], str):
+            raise AdminError("bad_request", f"password must be a string, not {_erl(body['password'])}")
+        limits = body.get("limits")
+        if limits is not None:
+            limits = _check_limits(limits, USER_LIMITS, "user-limits")
+        existed = name in self.access.users
+        if has_hash:
+            ph = body["password_hash"]
+            try:
+                raw = decode_hash(ph) if ph else b""
+            except (ValueError, TypeError):
+                raise AdminError("not_base64", f"password_hash is not base64: {ph!r}", value=ph) from None
+            alg = body.get("hashing_algorithm")
+            if alg is None:
+                alg = "rabbit_password_hashing_md5" if version and version.startswith(
+                    ("3.0.", "3.1.", "3.2.", "3.3.", "3.4.", "3.5.")) else None
+            try:
+                algorithm = hashing_algorithm(alg)
+            except ValueError as e:
+                raise AdminError("bad_request", str(e)) from None
+            old = self.access.users.get(name)
+            self.put_user(User(name, raw, algorithm, _check_tags(tags),
+                               limits if limits is not None else (old.limits if old else {})))
+        else:
+            u = self.add_user(name, body["password"] if has_pw else None, tags)
+            if limits is not None:
+                u.limits = limits
+                self._save_user(u)
+        perms = body.get("permissions")
+        if not existed and isinstance(perms, dict):
+            for vhost, p in perms.items():
+                self.set_permissions(name, vhost, p.get("configure"), p.get("write"), p.get("read"))
+        return not existed
 
     def _save_user(self, u: User) -> None:
         self.store.definitions.put("user", (u.name,), password_hash=encode_hash(u.password_hash),

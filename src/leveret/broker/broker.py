@@ -19,6 +19,7 @@ Recovery (recreating durable entities and their messages at construction) is
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import platform
 import time
@@ -29,13 +30,14 @@ from ..auth import AccessControl, User
 from ..settings import Settings
 from ..store.base import MemoryStore, MessageStore
 from ..store.disk import DiskStore
-from .admin import AdminMixin
+from .admin import AdminError, AdminMixin
 from .alarms import ResourceMonitor
 from .definitions_file import load_definitions
 from .delayed import DelayScheduler
 from .flow import FlowControl
-from .policy import Policy, validate
+from .policy import Policy, parameter_errors, validate
 from .recovery import recover
+from .stats import Sampler
 from .vhost import VHost
 
 log = logging.getLogger("leveret")
@@ -61,6 +63,9 @@ class Broker(AdminMixin):
         self._timeout_task = None
         self.delays = DelayScheduler(self)
         self.flow = FlowControl(self)
+        self.stats = Sampler(self)
+        self.started_at = time.time()
+        self.global_parameters: dict = {}       # name -> JSON value (RabbitMQ's global runtime parameters)
         s = self.settings
         self.recovery = recover(self)
         if not self.vhosts:
@@ -89,6 +94,8 @@ class Broker(AdminMixin):
                 "direct_reply_to": True,
             },
         }
+        if isinstance(self.global_parameters.get("cluster_name"), str):
+            self.server_properties["cluster_name"] = self.global_parameters["cluster_name"]
 
     @property
     def node_name(self) -> str:
@@ -103,7 +110,25 @@ class Broker(AdminMixin):
 
     @cluster_name.setter
     def cluster_name(self, name: str) -> None:
-        self.server_properties["cluster_name"] = name
+        self.set_global_parameter("cluster_name", name)
+
+    # ------------------------------------------------------------ global parameters
+
+    def set_global_parameter(self, name: str, value) -> None:
+        """Set a global runtime parameter (any JSON value), durably. ``cluster_name`` is one, as
+        in RabbitMQ (``rabbit_nodes:set_cluster_name``): it is the name sent to clients."""
+        self.global_parameters[name] = value
+        self.store.definitions.put("global_parameter", (name,), value=json.dumps(value))
+        if name == "cluster_name" and hasattr(self, "server_properties"):
+            self.server_properties["cluster_name"] = value
+
+    def clear_global_parameter(self, name: str) -> None:
+        if name not in self.global_parameters:
+            raise AdminError("no_such_parameter", "Parameter does not exist")
+        del self.global_parameters[name]
+        self.store.definitions.delete("global_parameter", (name,))
+        if name == "cluster_name":
+            self.server_properties["cluster_name"] = f"leveret@{platform.node()}"
 
     # ------------------------------------------------------------ entities
 
@@ -126,15 +151,27 @@ class Broker(AdminMixin):
             raise ValueError(f"no vhost '{vhost}'")
         v.set_policy(Policy(vhost, name, pattern, definition, priority, apply_to))
 
-    def clear_policy(self, name: str, vhost: str = "/") -> None:
-        v = self.vhosts.get(vhost)
-        if v is None or name not in v.policies:
-            raise ValueError("Parameter does not exist")
-        v.clear_policy(name)
+    def put_policy(self, vhost: str, name: str, pattern, definition, priority=0, apply_to="all", *,
+                   operator: bool = False) -> None:
+        """Add or replace a policy (``operator``: an operator policy) as the management API and
+        the definitions importer do (``rabbit_policy:set``): AdminError ``no_such_vhost``, or
+        ``invalid_policy`` with every reason RabbitMQ's validation gives, one per line."""
+        v = self._vhost(vhost)
+        errors = parameter_errors(pattern, definition, priority, apply_to, operator)
+        if errors:
+            raise AdminError("invalid_policy", "\n".join(errors))
+        v.set_policy(Policy(vhost, name, pattern, definition, priority, apply_to),
+                     "operator_policy" if operator else "policy")
 
-    def list_policies(self, vhost: str | None = None) -> list[dict]:
+    def clear_policy(self, name: str, vhost: str = "/", *, operator: bool = False) -> None:
+        v = self.vhosts.get(vhost)
+        if v is None or name not in (v.operator_policies if operator else v.policies):
+            raise ValueError("Parameter does not exist")
+        v.clear_policy(name, "operator_policy" if operator else "policy")
+
+    def list_policies(self, vhost: str | None = None, *, operator: bool = False) -> list[dict]:
         return [p.as_dict() for v in self.vhosts.values() if vhost is None or v.name == vhost
-                for p in v.policies.values()]
+                for p in (v.operator_policies if operator else v.policies).values()]
 
     # ------------------------------------------------------------ timers
 
@@ -233,6 +270,7 @@ class Broker(AdminMixin):
         self.delays.start()
         self._timeout_task = loop.create_task(self._consumer_timeout_loop())
         self._monitor_task = loop.create_task(self._monitor_loop())
+        self.stats.start(loop)
 
     def stop_timers(self) -> None:
         """The first step of stopping: no timer fires from now on (a queue must not expire
@@ -244,6 +282,7 @@ class Broker(AdminMixin):
                 t.cancel()
                 setattr(self, attr, None)
         self.delays.stop()
+        self.stats.stop()
         self.loop = None
         for v in self.vhosts.values():
             for q in v.queues.values():

@@ -29,6 +29,7 @@ flow control holds it -- :class:`~leveret.broker.flow.FlowControl`).
 from __future__ import annotations
 
 import logging
+import time
 
 from ..amqp import spec
 from ..amqp.connection import ProtocolConnection, offered_mechanisms, parse_amqplain, parse_plain
@@ -41,9 +42,12 @@ log = logging.getLogger("leveret.connection")
 
 class BrokerConnection(ProtocolConnection):
     def __init__(self, broker, peer: tuple | None = None, now: float = 0.0, tls: bool = False,
-                 peer_cert: bytes | None = None):
+                 peer_cert: bytes | None = None, local: tuple | None = None):
         super().__init__(now)
         self.broker = broker
+        self.local = local               # (host, port) of the listening end
+        self.connected_at = int(time.time() * 1000)
+        self.socket_stats = None         # set by the I/O layer: () -> the socket's byte counts
         s = broker.settings
         self.tls = tls
         self.peer_cert = peer_cert       # DER of the verified client certificate (TLS only)
@@ -57,6 +61,7 @@ class BrokerConnection(ProtocolConnection):
         self.close_linger = s.close_linger
         self.peer = peer
         self.user = None
+        self.auth_mechanism = None
         self.vhost = None
         self.sessions: dict[int, Channel] = {}
         self.exclusive_queues: list = []
@@ -68,6 +73,8 @@ class BrokerConnection(ProtocolConnection):
         self.flush_now = None            # set by the I/O layer: write pending output at once
         self.on_reading_change = None    # set by the I/O layer: ``reading`` changed
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # RabbitMQ's connection name, as the management API shows it
+        self.display_name = (f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}" if peer and local else self.name)
 
     @property
     def reading(self) -> bool:
@@ -90,6 +97,7 @@ class BrokerConnection(ProtocolConnection):
 
     def on_start_ok(self, m) -> None:
         mech = m.mechanism
+        self.auth_mechanism = mech
         if mech not in self.mechanisms.decode().split(" "):
             raise SilentClose(f"invalid authentication mechanism '{mech}'")
         peer_host = self.peer[0] if self.peer else None

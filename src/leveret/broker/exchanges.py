@@ -55,7 +55,8 @@ class Exchange:
     kind = "exchange"
     type_name = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "policy", "special", "dedup")
+                 "bindings", "alternate", "policy", "operator_policy", "special", "dedup", "stat_in",
+                 "stat_unroutable", "stat_out_extra")
     delayed = False
 
     def __init__(self, name: str, vhost: str, durable=False, auto_delete=False, internal=False, arguments=None):
@@ -67,7 +68,11 @@ class Exchange:
         self.arguments = arguments or {}
         self.bindings: dict = {}      # identity -> Binding
         self.policy = None
+        self.operator_policy = None
         self.dedup = None
+        # statistics: publishes (credited by the channels, see Channel.pub_x_flush), those that
+        # routed nowhere, and the extra copies of those that routed to several queues
+        self.stat_in = self.stat_unroutable = self.stat_out_extra = 0
         self.configure()
 
     def configure(self) -> None:
@@ -75,7 +80,7 @@ class Exchange:
         ``alternate-exchange`` argument wins over the policy's, as in RabbitMQ."""
         ae = table_plain(self.arguments.get("alternate-exchange"))
         if not (isinstance(ae, str) and ae) and self.policy is not None:
-            ae = self.policy.definition.get("alternate-exchange")
+            ae = self.policy.definition.get("alternate-exchange")     # (not an operator policy key)
         self.alternate = ae if isinstance(ae, str) and ae else None
         if table_plain(self.arguments.get("x-message-deduplication")) is True or \
                 self.type_name == "x-message-deduplication":

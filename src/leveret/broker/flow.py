@@ -49,8 +49,9 @@ class FlowControl:
     def backlog_seen(self, conn, q) -> None:
         """A publish on ``conn`` left ``q`` with a backlog: hold ``conn`` if ``q`` is being
         drained and holding ``conn`` cannot hold back its own acks."""
-        progressing = q.stat_delivered != q.flow_mark
-        q.flow_mark = q.stat_delivered
+        delivered = q.stat_deliver + q.stat_deliver_noack
+        progressing = delivered != q.flow_mark
+        q.flow_mark = delivered
         if progressing and q.consumers and conn not in self.timers and not conn.has_consumers():
             self.hold(conn, q)
 

@@ -13,14 +13,25 @@ them and how a policy's value combines with a queue's own x-argument
 everything else the queue's argument wins, except where the type lets the
 policy win) is the queue argument table's (``broker/queue/arguments.py``);
 this module matches and validates policies.
+
+Operator policies (``rabbit_policy``'s ``operator_policy`` component) are policies an operator
+sets to cap what users' policies may ask for: the same matching (the highest priority
+applicable one), only the keys of :data:`OPERATOR_KEYS`, and they combine with the user policy
+in force key by key (:func:`merge_operator`, ``rabbit_policy:merge_operator_definitions``): a
+key in only one of them is taken from it, a key in both takes the lower value (every operator
+key is a numeric limit; two booleans: the operator's). The merged definition then meets the
+queue's own x-arguments by the argument table's precedence, as a user policy alone would.
 """
 from __future__ import annotations
 
 import re
 
-from .queue.arguments import ARGUMENTS
+from .queue.arguments import ARGUMENTS, effective_definition, merge_operator  # noqa: F401 (re-exported)
 
 EXCHANGE_KEYS = ("alternate-exchange",)
+# rabbit_policies: the keys registered as operator_policy_validator (all merged by min)
+OPERATOR_KEYS = ("expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
+                 "max-in-memory-bytes", "delivery-limit")
 APPLY_TO = ("all", "queues", "exchanges")
 
 
@@ -83,29 +94,60 @@ def erl(v) -> str:
     return repr(v)
 
 
+def _definition_error(definition, operator: bool = False) -> str | None:
+    """``rabbit_policy:validation``: the first bad value, else the unknown keys."""
+    if not isinstance(definition, dict) or not definition:
+        return "no policy provided"
+    for k, v in definition.items():
+        check = CHECKS.get(k)
+        if check is not None and not check[1](v):
+            return f"{erl(v)} is not a valid {check[0]}"
+    known = OPERATOR_KEYS if operator else (*CHECKS, *ACCEPTED)
+    unknown = {k: v for k, v in definition.items() if k not in known}
+    if unknown:
+        return f"{erl(unknown)} are not recognised policy settings"
+    return None
+
+
+def _pattern_error(pattern) -> str | None:
+    if not isinstance(pattern, str):
+        return f"pattern should be a binary but was {erl(pattern)}"
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        what = "missing )" if "missing )" in e.msg else e.msg
+        return f'pattern should be regular expression but is invalid: {{"{what}",{len(pattern)}}}'
+    return None
+
+
+def _apply_to_error(apply_to) -> str | None:
+    if apply_to not in APPLY_TO:
+        shown = apply_to if isinstance(apply_to, str) else erl(apply_to)
+        return f"apply-to '{shown}' unrecognised; should be 'queues', 'exchanges' or 'all'"
+    return None
+
+
 def validate(name: str, pattern: str, definition: dict, priority, apply_to: str) -> None:
     """Raise ValueError with RabbitMQ's message for a policy it would refuse
     (``rabbit_policy:parse_set`` and ``rabbit_policies:validate_policy``)."""
     if not name:
         raise ValueError("policy name must not be empty")
-    if not isinstance(definition, dict) or not definition:
-        raise ValueError("no policy provided")
-    for k, v in definition.items():
-        check = CHECKS.get(k)
-        if check is not None and not check[1](v):
-            raise ValueError(f"{erl(v)} is not a valid {check[0]}")
-    unknown = {k: v for k, v in definition.items() if k not in CHECKS and k not in ACCEPTED}
-    if unknown:
-        raise ValueError(f"{erl(unknown)} are not recognised policy settings")
-    try:
-        re.compile(pattern)
-    except re.error as e:
-        what = "missing )" if "missing )" in e.msg else e.msg
-        raise ValueError(f'pattern should be regular expression but is invalid: {{"{what}",{len(pattern)}}}') from None
-    if apply_to not in APPLY_TO:
-        raise ValueError(f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'")
+    for err in (_definition_error(definition), _pattern_error(pattern), _apply_to_error(apply_to)):
+        if err:
+            raise ValueError(err)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ValueError(f"{erl(priority)} is not a valid priority")
+
+
+def parameter_errors(pattern, definition, priority, apply_to, operator: bool = False) -> list[str]:
+    """Every reason RabbitMQ's runtime-parameter validation (the management API's path,
+    ``rabbit_policy:set``) gives for this policy, in its order: definition, apply-to, pattern,
+    priority (any number is a priority there)."""
+    prio = None
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        prio = f"priority should be a number, actually was {erl(priority)}"
+    errs = [_definition_error(definition, operator), _apply_to_error(apply_to), _pattern_error(pattern), prio]
+    return [e for e in errs if e]
 
 
 def best(policies, entity) -> Policy | None:

@@ -4,9 +4,10 @@ Run from :class:`~leveret.broker.broker.Broker`'s constructor. The store hands
 back plain records -- the definitions log's state (vhosts, users,
 permissions, policies, exchanges, queues, bindings) and, per durable queue,
 the records of its log -- and this module turns them into broker objects, in
-the order their references need: vhosts, users, permissions, policies (so
+the order their references need: vhosts, users, permissions, policies and operator policies (so
 entities get theirs as they are created), exchanges (a delayed exchange
-reloads its pending messages), queues with their messages, bindings. Then
+reloads its pending messages), queues with their messages, bindings; and the global
+parameters. Then
 the store deletes whatever it keeps for entities that no longer exist.
 
 As RabbitMQ: persistent messages of durable queues come back in queue order;
@@ -17,6 +18,7 @@ rest stays on disk as the queue's paged-out tail.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -42,7 +44,8 @@ def recover(broker) -> dict:
         return stats
     try:
         for (name,), f in st["vhost"].items():
-            broker.add_vhost(name, limits=f.get("limits") or None)
+            broker.add_vhost(name, limits=f.get("limits") or None, description=f.get("description") or "",
+                             tags=f.get("tags") or (), default_queue_type=f.get("default_queue_type") or None)
         for (name,), f in st["user"].items():
             if "salt" in f:         # the record of Leveret before 0.x: salt and SHA-256 in hex
                 u = User(name, bytes.fromhex(f["salt"]) + bytes.fromhex(f["hash"]), tags=f.get("tags") or ())
@@ -54,11 +57,14 @@ def recover(broker) -> dict:
             broker.set_permissions(user, vhost, f["configure"], f["write"], f["read"])
         for (user, vhost, exchange), f in st.get("topic_permission", {}).items():
             broker.set_topic_permissions(user, vhost, exchange, f["write"], f["read"])
-        for (vname, name), f in st["policy"].items():
-            v = broker.vhosts.get(vname)
-            if v is not None:
-                definition = {k: table_plain(x) for k, x in decode_args(f["definition"]).items()}
-                v.set_policy(Policy(vname, name, f["pattern"], definition, f["priority"], f["apply_to"]))
+        for kind in ("policy", "operator_policy"):
+            for (vname, name), f in st.get(kind, {}).items():
+                v = broker.vhosts.get(vname)
+                if v is not None:
+                    definition = {k: table_plain(x) for k, x in decode_args(f["definition"]).items()}
+                    v.set_policy(Policy(vname, name, f["pattern"], definition, f["priority"], f["apply_to"]), kind)
+        for (name,), f in st.get("global_parameter", {}).items():
+            broker.set_global_parameter(name, json.loads(f["value"]))
         for (vname, name), f in st["exchange"].items():
             v = broker.vhosts.get(vname)
             if v is not None:

@@ -53,7 +53,13 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.policies: dict = {}            # name -> Policy
+        self.operator_policies: dict = {}   # name -> Policy (the operator_policy component)
         self.limits: dict = {}              # max-connections, max-queues (broker/admin.py)
+        # RabbitMQ's vhost metadata: description, tags, and the default queue type (set at
+        # creation only, applied to declares without x-queue-type: broker/channel/entities.py)
+        self.description = ""
+        self.tags: list = []
+        self.default_queue_type: str | None = None
         self.default_exchange = DefaultExchange(name, self.queues)
         self.exchanges[""] = self.default_exchange
         for n, t in PREDECLARED:
@@ -78,15 +84,16 @@ class VHost:
 
     # ------------------------------------------------------------ policies
 
-    def set_policy(self, p) -> None:
-        self.policies[p.name] = p
-        self.broker.store.definitions.put("policy", (self.name, p.name), pattern=p.pattern, apply_to=p.apply_to,
+    def set_policy(self, p, kind: str = "policy") -> None:
+        """Add or replace a policy (``kind`` "operator_policy": an operator policy)."""
+        (self.operator_policies if kind == "operator_policy" else self.policies)[p.name] = p
+        self.broker.store.definitions.put(kind, (self.name, p.name), pattern=p.pattern, apply_to=p.apply_to,
                                           priority=p.priority, definition=encode_args(p.definition))
         self._reapply_policies()
 
-    def clear_policy(self, name: str) -> None:
-        if self.policies.pop(name, None) is not None:
-            self.broker.store.definitions.delete("policy", (self.name, name))
+    def clear_policy(self, name: str, kind: str = "policy") -> None:
+        if (self.operator_policies if kind == "operator_policy" else self.policies).pop(name, None) is not None:
+            self.broker.store.definitions.delete(kind, (self.name, name))
             self._reapply_policies()
 
     def _reapply_policies(self) -> None:
@@ -97,10 +104,13 @@ class VHost:
                 self.apply_policy(x)
 
     def apply_policy(self, entity) -> None:
-        """Give ``entity`` the policy that now matches it (if that changed, reconfigure it)."""
+        """Give ``entity`` the policy and operator policy that now match it (if either changed,
+        reconfigure it)."""
         p = best(self.policies.values(), entity) if self.policies else None
-        if p is not entity.policy:
+        op = best(self.operator_policies.values(), entity) if self.operator_policies else None
+        if p is not entity.policy or op is not entity.operator_policy:
             entity.policy = p
+            entity.operator_policy = op
             entity.configure()
 
     # ------------------------------------------------------------ routing
@@ -189,7 +199,7 @@ class VHost:
         x = cls(name, self.name, durable=durable, auto_delete=auto_delete, internal=internal,
                 arguments=arguments)
         self.exchanges[name] = x
-        if self.policies:
+        if self.policies or self.operator_policies:
             self.apply_policy(x)
         if x.dedup is not None and durable:
             x.dedup.attach(self.broker.store, "exchange", self.name, name)
@@ -273,7 +283,7 @@ class VHost:
 
     def add_queue(self, q: Queue) -> None:
         self.queues[q.name] = q
-        if self.policies:
+        if self.policies or self.operator_policies:
             self.apply_policy(q)
 
         if q.durable:

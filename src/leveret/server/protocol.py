@@ -39,6 +39,27 @@ from .tls import peer_certificate
 
 _monotonic = time.monotonic
 _LINGER_0 = struct.pack("ii", 1, 0)          # struct linger {l_onoff = 1, l_linger = 0}
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked, tcpi_bytes_received (u64 at 120, 128),
+# tcpi_segs_out, tcpi_segs_in (u32 at 136, 140) -- Linux 4.2 and later
+_TCP_INFO = struct.Struct("=QQII")
+_TCP_INFO_AT = 120
+
+
+def socket_stats(sock, transport) -> dict | None:
+    """RabbitMQ's ``recv_oct``/``send_oct``/``recv_cnt``/``send_cnt``/``send_pend`` (which it
+    reads with ``inet:getstat``), read from the kernel's TCP_INFO when asked: counting
+    costs the I/O path nothing. ``send_oct`` is what the peer has acknowledged; ``*_cnt``
+    are TCP segments. None where TCP_INFO lacks these fields."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None or sock.fileno() < 0:
+        return None
+    raw = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 256)
+    if len(raw) < _TCP_INFO_AT + _TCP_INFO.size:
+        return None
+    sent, received, segs_out, segs_in = _TCP_INFO.unpack_from(raw, _TCP_INFO_AT)
+    return {"recv_oct": received, "send_oct": sent, "recv_cnt": segs_in, "send_cnt": segs_out,
+            "send_pend": transport.get_write_buffer_size() if not transport.is_closing() else 0}
 log = logging.getLogger("leveret.server")
 
 
@@ -85,11 +106,14 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         s = self.listener.broker.settings
         transport.set_write_buffer_limits(high=s.write_buffer_high, low=s.write_buffer_low)
         peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
         if self.tls:
             self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic(), tls=True,
-                                         peer_cert=peer_certificate(transport))
+                                         peer_cert=peer_certificate(transport), local=local)
         else:
-            self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic())
+            self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic(), local=local)
+        if sock is not None:
+            self.conn.socket_stats = lambda: socket_stats(sock, transport)
         self.conn.wakeup = self._wakeup
         self.conn.flush_now = self.flush
         self.conn.on_reading_change = self._set_reading    # alarm blocked/unblocked, flow held

@@ -52,7 +52,9 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
                  "confirm_upto", "tx", "tx_ops", "deliverable", "last_queue", "closed",
                  "_route_out", "_pub_method", "_pub_exrk", "confirm_sent", "commit", "confirm_wait",
                  "nacked", "tmarks", "reply_consumer", "reply_key", "flow_control", "flow_backlog", "burst_bytes",
-                 "access", "_allowed", "_auth_gen", "_pub_gen", "_pub_x")
+                 "access", "_allowed", "_auth_gen", "_pub_gen", "_pub_x", "_pub_base", "stat_publish",
+                 "stat_deliver_noack", "stat_get", "stat_get_noack", "stat_get_empty", "stat_redeliver",
+                 "stat_return", "stat_drop", "stat_negative", "stat_nacks")
 
     def __init__(self, conn, number: int):
         self.conn = conn
@@ -92,8 +94,40 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         self._auth_gen = -1
         self._pub_gen = -1               # access generation the cached publish was checked in
         self._pub_x = None               # ... and the exchange it went to
+        # statistics (read by the sampler, :mod:`leveret.broker.stats`): the publishes since
+        # ``_pub_base`` went to ``_pub_x``, whose ``stat_in`` gets them when the exchange changes
+        # (so an exchange's publish_in costs the publish no counter); deliveries with an ack are
+        # ``next_tag`` minus the rest, acks are derived (:attr:`stat_ack`)
+        self._pub_base = 0
+        self.stat_publish = 0
+        self.stat_deliver_noack = self.stat_get = self.stat_get_noack = self.stat_get_empty = 0
+        self.stat_redeliver = 0
+        self.stat_return = self.stat_drop = 0       # unroutable: returned (mandatory) / dropped
+        self.stat_negative = 0                      # deliveries nacked or rejected (requeued or not)
+        self.stat_nacks = 0                         # publishes nacked (the rest confirmed)
 
     # ------------------------------------------------------------ helpers
+
+    @property
+    def stat_deliver(self) -> int:
+        """Deliveries to consumers that need an ack."""
+        return self.next_tag - self.stat_deliver_noack - self.stat_get - self.stat_get_noack
+
+    @property
+    def stat_ack(self) -> int:
+        """Acks: ack-mode deliveries and gets neither outstanding nor nacked/rejected."""
+        return self.stat_deliver + self.stat_get - len(self.unacked) - self.stat_negative
+
+    @property
+    def stat_confirm(self) -> int:
+        return self.confirm_sent - self.stat_nacks
+
+    def pub_x_flush(self) -> None:
+        """Credit the exchange published to since the last switch with those publishes."""
+        x = self._pub_x
+        if x is not None:
+            x.stat_in += self.stat_publish - self._pub_base
+        self._pub_base = self.stat_publish
 
     def queue_name(self, name: str) -> str:
         if name:
@@ -223,6 +257,8 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
             self.unacked[tag] = (msg, q, c)
             c.unacked += 1
             self.volume += 1
+        else:
+            self.stat_deliver_noack += 1
         conn = self.conn
         out = conn._out
         if not out and conn.wakeup is not None:
@@ -283,6 +319,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         if recheck:
             ex_rk = enc_shortstr(method.exchange) + enc_shortstr(method.routing_key)
             self._pub_method, self._pub_exrk = method, ex_rk
+            self.pub_x_flush()
             self._pub_gen, self._pub_x = self.access.generation, x
         else:
             ex_rk = self._pub_exrk
@@ -306,16 +343,17 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
                 dm = p.delivery_mode if p is not None else header[14]
                 if dm != 1:
                     raise precondition_failed(f"invalid message: {{delivery_mode_unknown,{dm}}}", 60, 40)
+        self.stat_publish += 1
         if self.confirm:
             self.publish_seq += 1
         if self.tx:
             # RabbitMQ routes a transactional publish now, to queue *names*, and delivers it at
             # commit to the queues that then have those names
-            self.tx_ops.append((self._enqueue_names, (msg, self._route_names(x, msg), method.mandatory)))
+            self.tx_ops.append((self._enqueue_names, (msg, self._route_names(x, msg), method.mandatory, x)))
             return
         out = self._route_out
         writes = self.commit.writes
-        if self._enqueue(msg, self._route(x, msg, out), method.mandatory) and self.confirm:
+        if self._enqueue(msg, self._route(x, msg, out), method.mandatory, x) and self.confirm:
             self.nacked.add(self.publish_seq)
         out.clear()
         if self.confirm:
@@ -364,24 +402,32 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
             return names
         return [q.name for q in self._route(x, msg, [])]
 
-    def _enqueue_names(self, msg: Message, names: list, mandatory: bool) -> tuple[bool, bool]:
+    def _enqueue_names(self, msg: Message, names: list, mandatory: bool, x) -> tuple[bool, bool]:
         """A transactional publish at commit -> (reached a queue, refused by one)."""
         # the message enters its queues now: re-stamp its id so id order stays enqueue order
         msg.id = self.broker.new_message_id()
         queues = self.vhost.queues
         found = [queues[n] for n in names if n in queues]
-        return bool(found), self._enqueue(msg, found, mandatory)
+        return bool(found), self._enqueue(msg, found, mandatory, x)
 
-    def _enqueue(self, msg: Message, queues: list, mandatory: bool) -> bool:
-        """Enqueue into ``queues``; True if a queue refused the message (overflow)."""
+    def _enqueue(self, msg: Message, queues: list, mandatory: bool, x) -> bool:
+        """Enqueue into ``queues`` (routed from exchange ``x``); True if a queue refused the
+        message (overflow)."""
         if not queues:
+            x.stat_unroutable += 1
             # a direct reply is delivered, yet routed to no queue: mandatory still returns it
             if msg.exchange == "" and msg.routing_key.startswith(REPLY_PREFIX):
                 self._direct_reply(msg)
             if mandatory:
+                self.stat_return += 1
                 self.send_return(312, "NO_ROUTE", msg)
+            else:
+                self.stat_drop += 1
             return False
-        if len(queues) == 1 or self.broker.dl_deferred is not None:
+        if len(queues) == 1:
+            return self._enqueue_each(msg, queues)
+        x.stat_out_extra += len(queues) - 1
+        if self.broker.dl_deferred is not None:
             return self._enqueue_each(msg, queues)
         # dead-letters caused by this message (a full queue dropping its head) are published
         # after the message has reached all its queues, as RabbitMQ's queue processes do
@@ -416,6 +462,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         for q in queues:
             if q.deleted:
                 continue
+            q.stat_in += 1
             if q.enqueue(msg, self):
                 refused = True
             elif q.tail or len(q.ready) > backlog:
@@ -545,6 +592,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
 
     def nack(self, tag: int, multiple: bool, requeue: bool, mid: int) -> None:
         items = self._collect(tag, multiple, mid)
+        self.stat_negative += len(items)
         if self.tx:
             self.tx_ops.append((self._settle, (items, True, requeue)))
         else:
@@ -655,6 +703,8 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
             return
         self.closed = True
         self.deliverable = False
+        self.pub_x_flush()
+        self.broker.stats.retire(self)
         self.conn.confirm_channels.pop(self, None)
         if self.reply_key is not None:
             self.broker.reply_channels.pop(self.reply_key, None)
@@ -740,13 +790,22 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         q.check_get()
         got = q.get()
         if got is None:
+            q.stat_get_empty += 1
+            self.stat_get_empty += 1
             self.conn.send_method(self.number, spec.BasicGetEmpty())
             return
         msg, red = got
+        if red:
+            q.stat_redeliver += 1
+            self.stat_redeliver += 1
         tag = self.next_tag = self.next_tag + 1
         if m.no_ack:
+            q.stat_get_noack += 1
+            self.stat_get_noack += 1
             q.settled(msg)
         else:
+            q.stat_get += 1
+            self.stat_get += 1
             q.unacked_count += 1
             self.unacked[tag] = (msg, q, None)     # no consumer: basic.get bypasses prefetch
         parts: list = []
@@ -774,6 +833,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         items = list(self.unacked.items())
         self.unacked.clear()
         if items:
+            self.stat_negative += len(items)
             self._settle(items, True, True)
 
     def m_basic_recover_async(self, m):

@@ -90,6 +90,7 @@ class PublisherConfirms:
         ``multiple`` frame, the rest one by one; a lone ack is never ``multiple``)."""
         nacks = sorted(n for n in self.nacked if n <= upto)
         self.nacked.difference_update(nacks)
+        self.stat_nacks += len(nacks)
         nset = set(nacks)
         acks = [t for t in range(self.confirm_sent + 1, upto + 1) if t not in nset]
         unconfirmed = upto + 1 if self.publish_seq > upto else None

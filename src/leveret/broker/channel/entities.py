@@ -10,7 +10,7 @@ from __future__ import annotations
 
 
 from ...amqp import spec
-from ...amqp.codec import TYPE_NAMES, table_plain
+from ...amqp.codec import TYPE_NAMES, Typed, table_plain
 from ...amqp.errors import (ConnectionError_, access_refused, command_invalid,
                             not_found, precondition_failed, resource_locked)
 from ..exchanges import TYPES
@@ -119,6 +119,10 @@ class EntityMethods:
         args = m.arguments or {}
         if name == REPLY_TO or name.startswith(REPLY_PREFIX):
             return self._declare_reply_to(m, name)
+        dqt = v.default_queue_type
+        if dqt and "x-queue-type" not in args and QUEUE_TYPES[dqt].is_compatible(m.durable, m.exclusive, m.auto_delete):
+            # rabbit_amqqueue:augment_declare_args: the vhost's default queue type, where it fits
+            args = {**args, "x-queue-type": Typed("S", dqt)}
         if m.passive:
             q = v.queue(name)
             self.check_exclusive(q)

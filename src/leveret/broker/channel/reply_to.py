@@ -46,6 +46,7 @@ class DirectReplyTo:
             tag = ch.next_tag
             ch.deliver(ch.reply_consumer, None, msg, False)
             ch.next_tag = tag
+            ch.stat_deliver_noack -= 1      # (not a delivery in the statistics either)
             return True
         return False
 

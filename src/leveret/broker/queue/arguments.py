@@ -152,8 +152,11 @@ ARGUMENTS = (
     Arg("x-max-length", _non_neg, "max-length", "min", ("maximum length", _p_non_neg_int)),
     Arg("x-max-length-bytes", _non_neg, "max-length-bytes", "min",
         ("maximum length in bytes", _p_non_neg_int)),
-    Arg("x-max-in-memory-length", _non_neg, "max-in-memory-length"),
-    Arg("x-max-in-memory-bytes", _non_neg, "max-in-memory-bytes"),
+    # (RabbitMQ words both checks "maximum memory in bytes")
+    Arg("x-max-in-memory-length", _non_neg, "max-in-memory-length", None,
+        ("maximum memory in bytes", _p_non_neg_int)),
+    Arg("x-max-in-memory-bytes", _non_neg, "max-in-memory-bytes", None,
+        ("maximum memory in bytes", _p_non_neg_int)),
     Arg("x-max-priority", _max_priority),
     Arg("x-overflow", _one_of(OVERFLOW, "invalid_overflow"), "overflow", "arg",
         ("overflow value", lambda v: v in OVERFLOW)),
@@ -252,6 +255,30 @@ def effective_settings(args: dict, policy_definition: dict, rules: TypeRules) ->
         else:
             out[key] = min(a, p)
     return out
+
+
+def merge_operator(definition: dict | None, op: dict | None) -> dict:
+    """``rabbit_policy:merge_operator_definitions``: a user policy's and an operator policy's
+    definitions as one (keys in both: the lower number; two booleans: the operator's)."""
+    out = dict(definition or {})
+    for k, ov in (op or {}).items():
+        v = out.get(k)
+        if v is None:
+            out[k] = ov
+        elif isinstance(v, bool) and isinstance(ov, bool):
+            out[k] = ov
+        elif isinstance(v, (int, float)) and isinstance(ov, (int, float)):
+            out[k] = min(v, ov)
+    return out
+
+
+def effective_definition(entity) -> dict:
+    """The definition in force on a queue or exchange: its policy's merged with its operator
+    policy's."""
+    p, op = entity.policy, entity.operator_policy
+    if op is None:
+        return p.definition if p is not None else {}
+    return merge_operator(p.definition if p is not None else None, op.definition)
 
 
 def consumer_priority(args: dict, what: str) -> int:

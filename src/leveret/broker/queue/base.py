@@ -38,7 +38,7 @@ from ..deadletter import dead_letter
 from ..dedup import DedupCache
 from ..message import Message
 from . import expires, limits, paging, ttl
-from .arguments import TypeRules, effective_settings
+from .arguments import TypeRules, effective_definition, effective_settings
 from .consumers import BY_PRIORITY, ROUND_ROBIN, Consumer, mode_for
 from .expires import QueueExpiry
 from .limits import LengthLimits
@@ -48,7 +48,9 @@ from .ttl import MessageTTL, now_ms
 
 CORE_SLOTS = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "ready", "ready_bytes",
               "redelivered", "consumers", "had_consumer", "exclusive_consumer", "mode", "pick", "bindings",
-              "deleted", "unacked_count", "stat_delivered", "flow", "flow_mark", "flow_held", "policy",
+              "deleted", "unacked_count", "stat_in", "stat_deliver", "stat_deliver_noack", "stat_get",
+              "stat_get_noack", "stat_get_empty", "stat_redeliver", "stat_requeued", "stat_rejected", "flow",
+              "flow_mark", "flow_held", "policy", "operator_policy",
               "special", "dlx", "dlrk", "max_priority", "sac", "consumer_timeout", "dedup", "__weakref__")
 
 
@@ -81,11 +83,17 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.deleted = False
         self.ready_bytes = 0
         self.unacked_count = 0
-        self.stat_delivered = 0
+        # statistics (read by the sampler, :mod:`leveret.broker.stats`; acks are derived)
+        self.stat_in = 0                    # messages a channel published into the queue
+        self.stat_deliver = self.stat_deliver_noack = 0     # to consumers, ack / no-ack
+        self.stat_get = self.stat_get_noack = self.stat_get_empty = 0
+        self.stat_redeliver = 0             # deliveries (and gets) with the redelivered flag
+        self.stat_requeued = self.stat_rejected = 0         # unacked messages requeued / dropped
         self.flow = flow = vhost.broker.flow
-        self.flow_mark = 0                  # stat_delivered at the last flow hint
+        self.flow_mark = 0                  # deliveries at the last flow hint
         self.flow_held = False              # publishers are held until this queue drains
         self.policy = None
+        self.operator_policy = None
         self.dedup = None
         mp = table_plain(self.arguments.get("x-max-priority"))
         self.max_priority = mp if isinstance(mp, int) and mp > 0 else None
@@ -100,7 +108,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def configure(self) -> None:
         """(Re)compute the effective settings from the x-arguments and the policy in force."""
-        eff = effective_settings(self.arguments, self.policy.definition if self.policy else {}, self.RULES)
+        eff = effective_settings(self.arguments, effective_definition(self), self.RULES)
         self.msg_ttl = eff["message-ttl"]
         self.max_len = eff["max-length"]
         self.max_bytes = eff["max-length-bytes"]
@@ -256,16 +264,23 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     # ------------------------------------------------------------ messages out
 
     def _deliver(self, c: Consumer, msg: Message) -> None:
-        red = msg.id in self.redelivered if self.redelivered else False
-        self.stat_delivered += 1
+        if self.redelivered:
+            red = msg.id in self.redelivered
+            if red:
+                self.stat_redeliver += 1
+                c.channel.stat_redeliver += 1
+        else:
+            red = False
         if self.special:
             msg = self._delivering(c, msg)
         if c.no_ack:
+            self.stat_deliver_noack += 1
             if red:
                 self.redelivered.discard(msg.id)
             c.channel.deliver(c, self, msg, red)
             self.settled(msg)
         else:
+            self.stat_deliver += 1
             self.unacked_count += 1
             c.channel.deliver(c, self, msg, red)
 
@@ -333,12 +348,19 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     # ------------------------------------------------------------ settling
 
+    @property
+    def stat_ack(self) -> int:
+        """Acks: the ack-mode deliveries and gets that were neither requeued nor rejected and
+        are not outstanding (derived, so an ack costs no counter)."""
+        return self.stat_deliver + self.stat_get - self.unacked_count - self.stat_requeued - self.stat_rejected
+
     def ack(self, msg: Message) -> None:
         self.unacked_count -= 1
         self.settled(msg)
 
     def drop(self, msg: Message) -> None:
         """A delivered message rejected without requeue: dead-lettered if the queue has a DLX."""
+        self.stat_rejected += 1
         self.unacked_count -= 1
         self.settled(msg)
         if self.dlx is not None:
@@ -380,6 +402,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         if not msgs or self.deleted:
             return
         self.unacked_count -= len(msgs)
+        self.stat_requeued += len(msgs)
         if self.special:
             msgs = self._returned(msgs)
             if not msgs:

@@ -49,6 +49,10 @@ class ClassicQueue(Queue):
     RULES = CLASSIC
 
     @classmethod
+    def is_compatible(cls, durable: bool, exclusive: bool, auto_delete: bool) -> bool:
+        return True
+
+    @classmethod
     def check_declare(cls, what: str, durable: bool, exclusive: bool, auto_delete: bool,
                       server_named: bool) -> None:
         """Property rules at declare: a classic queue takes any."""

@@ -99,6 +99,12 @@ class QuorumQueue(Queue):
         super().__init__(*args, **kwargs)
 
     @classmethod
+    def is_compatible(cls, durable: bool, exclusive: bool, auto_delete: bool) -> bool:
+        """``rabbit_quorum_queue:is_compatible``: may a vhost's default queue type make this
+        declare a quorum queue?"""
+        return bool(durable) and not exclusive and not auto_delete
+
+    @classmethod
     def check_declare(cls, what: str, durable: bool, exclusive: bool, auto_delete: bool,
                       server_named: bool) -> None:
         if server_named:

@@ -1,11 +1,24 @@
-"""``/api/vhosts`` and ``/api/vhosts/{name}`` (list, show, PUT, DELETE)."""
+"""``/api/vhosts`` and ``/api/vhosts/{name}`` (list, show, PUT, DELETE), and
+``/api/vhosts/{name}/start/{node}``.
+
+PUT as ``rabbit_mgmt_wm_vhost`` (3.10): ``description`` and ``tags`` (a comma-separated string
+or a list) replace the vhost's metadata; ``defaultqueuetype`` (RabbitMQ 3.10 spells it so;
+``default_queue_type`` is ignored there too) applies only when the vhost is created (an unknown
+type refuses the creation: RabbitMQ answers 500, Leveret 400 ``invalid_queue_type``); the user
+who creates a vhost gets full permissions in it. ``tracing: true`` is refused (400): Leveret
+has no firehose tracer; ``false`` is accepted. 201 when created, 204 otherwise. ``start/{node}``
+(restarting a vhost that failed on a node) answers 204 for this node and a vhost that exists,
+as RabbitMQ for a running one, else RabbitMQ's 400 texts.
+"""
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
 from ...broker.admin import AdminError
 from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
-from ..errors import not_found
+from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
 
@@ -16,10 +29,13 @@ def vhost_info(broker, name: str) -> dict:
     v = broker.vhosts[name]
     ready = sum(q.message_count for q in v.queues.values())
     unacked = sum(q.unacked_count for q in v.queues.values())
-    description = getattr(v, "description", "")
-    tags = list(getattr(v, "tags", ()))
-    return {"name": name, "description": description, "tags": tags, "default_queue_type": "undefined",
-            "metadata": {"description": description, "tags": tags}, "tracing": False,
+    description, tags = v.description, list(v.tags)
+    metadata = {"description": description, "tags": tags}
+    if v.default_queue_type:
+        metadata["default_queue_type"] = v.default_queue_type
+    return {"name": name, "description": description, "tags": tags,
+            "default_queue_type": v.default_queue_type or "undefined",
+            "metadata": metadata, "tracing": False,
             "cluster_state": {broker.node_name: "running"},
             "messages_ready": ready, "messages_unacknowledged": unacked, "messages": ready + unacked}
 
@@ -37,15 +53,55 @@ async def show_vhost(request):
     return json_response(vhost_info(request.app["broker"], name))
 
 
+def _tags(value) -> list:
+    if value in (None, "undefined", "null"):
+        return []
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return [t.strip() for t in value if t.strip()]
+    raise bad_request(f"tags must be a string or a list of strings, not {json.dumps(value)}")
+
+
 @routes.put("/api/vhosts/{vhost}")
 async def put_vhost(request):
-    require_admin(request)
+    user = require_admin(request)
     name = request.match_info["vhost"]
-    await read_json(request)
+    body = await read_json(request)
     b = request.app["broker"]
+    tracing = body.get("tracing")
+    if tracing not in (None, True, False, "true", "false"):
+        raise json_error(400, "bad_request", ["not_boolean", tracing])
+    if tracing in (True, "true"):
+        raise bad_request("tracing is not supported by Leveret")
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise bad_request(f"description must be a string, not {json.dumps(description)}")
+    tags = _tags(body.get("tags"))
     existed = name in b.vhosts
-    b.add_vhost(name)
-    return web.Response(status=204 if existed else 201)
+    if existed:
+        b.update_vhost_metadata(name, description, tags)
+        return web.Response(status=204)
+    dqt = body.get("defaultqueuetype")
+    try:
+        b.add_vhost(name, description=description, tags=tags, default_queue_type=dqt)
+    except AdminError as e:
+        raise bad_request(e.kind) from None
+    if user.name in b.access.users:
+        b.set_permissions(user.name, name, ".*", ".*", ".*")
+    return web.Response(status=201)
+
+
+@routes.post("/api/vhosts/{vhost}/start/{node}")
+async def start_vhost(request):
+    require_admin(request)
+    b = request.app["broker"]
+    name, node = request.match_info["vhost"], request.match_info["node"]
+    if node != b.node_name:
+        raise bad_request(f"Request to node {node} failed with nodedown")
+    if name not in b.vhosts:
+        raise bad_request(f'Request to node {node} failed with {{no_such_vhost,<<"{name}">>}}')
+    return web.Response(status=204)
 
 
 @routes.delete("/api/vhosts/{vhost}")

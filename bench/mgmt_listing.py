@@ -1,0 +1,112 @@
+"""The management API listing /api/queues with many queues, while messages flow.
+
+Starts ``leveret serve`` (own ports, a temporary data directory), declares N queues, runs a
+pika publisher and consumer (one queue, transient messages) in a thread, and times
+``GET /api/queues`` (the whole list) and one page (``?page=1&page_size=100``) several times;
+reports the delivery rate in the seconds around the listings and without them.
+
+    python bench/mgmt_listing.py [--queues 10000] [--runs 5]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pika
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str):
+    r = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                               headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+    with urllib.request.urlopen(r, timeout=300) as f:
+        return json.loads(f.read())
+
+
+class Traffic(threading.Thread):
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port, self.delivered, self.stop = port, 0, False
+
+    def run(self) -> None:
+        conn = pika.BlockingConnection(pika.ConnectionParameters(port=self.port))
+        ch = conn.channel()
+        ch.queue_declare("bench-flow")
+
+        def on(_ch, _m, _p, _b):
+            self.delivered += 1
+        ch.basic_consume("bench-flow", on, auto_ack=True)
+        while not self.stop:
+            for _ in range(50):
+                ch.basic_publish("", "bench-flow", b"x" * 64)
+            conn.process_data_events(0)
+        conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--queues", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    amqp, http = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
+        p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(amqp), "--management-port",
+                              str(http), "--data-dir", d], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    get(http, "/api/overview")
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            conn = pika.BlockingConnection(pika.ConnectionParameters(port=amqp))
+            ch = conn.channel()
+            for i in range(a.queues):
+                ch.queue_declare(f"bench-q-{i}", arguments={"x-max-length": 1000})
+            conn.close()
+            t = Traffic(amqp)
+            t.start()
+            time.sleep(2)
+            n0, t0 = t.delivered, time.perf_counter()
+            time.sleep(3)
+            idle_rate = (t.delivered - n0) / (time.perf_counter() - t0)
+            full, page = [], []
+            n0, t0 = t.delivered, time.perf_counter()
+            for _ in range(a.runs):
+                s = time.perf_counter()
+                items = get(http, "/api/queues")
+                full.append(time.perf_counter() - s)
+                assert len(items) >= a.queues
+                s = time.perf_counter()
+                get(http, "/api/queues?page=1&page_size=100")
+                page.append(time.perf_counter() - s)
+            busy_rate = (t.delivered - n0) / (time.perf_counter() - t0)
+            t.stop = True
+            t.join(10)
+            full.sort()
+            page.sort()
+            print(f"{a.queues} queues: GET /api/queues median {full[len(full) // 2]:.2f} s "
+                  f"(min {full[0]:.2f}, max {full[-1]:.2f}); one page of 100 median {page[len(page) // 2]:.2f} s; "
+                  f"deliveries/s while listing {busy_rate:,.0f} vs {idle_rate:,.0f} without")
+        finally:
+            p.terminate()
+            p.wait(30)
+
+
+if __name__ == "__main__":
+    main()

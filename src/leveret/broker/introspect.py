@@ -1,0 +1,322 @@
+"""Plain-data views of the broker's objects, with the field names RabbitMQ's management API uses.
+
+The one place that reads queues, exchanges, bindings, connections, channels and consumers
+for reporting: the management API, and later Prometheus and ``leveret ctl list_*``, call these
+functions and get dicts of JSON values, never the objects. Rates come from the
+:class:`~leveret.broker.stats.Sampler`.
+
+What is left out, because Leveret does not compute it (rather than a made-up constant):
+Erlang's process fields (``memory``, ``reductions``, ``garbage_collection``), a queue's
+``consumer_capacity``/``consumer_utilisation``, ``idle_since``, ``head_message_timestamp``,
+``messages_persistent`` and the byte counts of unacknowledged messages, a channel's
+``idle_since`` and ``pending_raft_commands``, the ``user_who_performed_action`` of an object,
+and the TLS details of a connection (``ssl_protocol`` & co. are reported only without TLS,
+where RabbitMQ's are null too).
+"""
+from __future__ import annotations
+
+import base64
+import os
+import resource
+import shutil
+import time
+import zlib
+from decimal import Decimal
+from urllib.parse import quote_plus
+
+from ..amqp.codec import Typed, decode_table_typed, encode_table, table_plain
+from .exchanges import TYPES
+from .stats import (CHANNEL_STATS, EXCHANGE_STATS, QUEUE_GAUGES, QUEUE_STATS, SOCKET_STATS, channel_counts,
+                    exchange_counts, message_stats, pending_publishes, queue_counts, socket_stats, with_rates)
+
+RABBITMQ_VERSION = "3.10.8"     # the RabbitMQ whose API Leveret implements
+
+EXCHANGE_TYPE_DESCRIPTIONS = {
+    "direct": "AMQP direct exchange, as per the AMQP specification",
+    "fanout": "AMQP fanout exchange, as per the AMQP specification",
+    "headers": "AMQP headers exchange, as per the AMQP specification",
+    "topic": "AMQP topic exchange, as per the AMQP specification",
+    "x-delayed-message": "Delayed Message Exchange.",
+    "x-message-deduplication": "Messages deduplication exchange.",
+}
+
+
+# ---------------------------------------------------------------- values
+
+def json_value(v):
+    """A field-table value as the management API shows it (longstr as text)."""
+    v = table_plain(v) if isinstance(v, Typed) else v
+    if isinstance(v, dict):
+        return {k: json_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [json_value(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", "replace")
+    if isinstance(v, Decimal):
+        return float(v)
+    return v
+
+
+def json_table(t: dict | None) -> dict:
+    return {k: json_value(v) for k, v in (t or {}).items()}
+
+
+def properties_key(routing_key: str, arguments: dict | None) -> str:
+    """A binding's id in URLs, as ``rabbit_mgmt_format:pack_binding_props``: ``~`` for an
+    empty key without arguments, else the quoted key, and with arguments ``~`` and a hash of
+    them (RabbitMQ hashes the Erlang term with ``erlang:phash2``; Leveret hashes the arguments'
+    AMQP encoding with CRC-32, so the suffix differs while meaning the same)."""
+    if not arguments:
+        return "~" if routing_key == "" else _quote(routing_key)
+    h = zlib.crc32(encode_table(arguments)).to_bytes(4, "big")
+    return _quote(routing_key) + "~" + _quote(base64.urlsafe_b64encode(h).decode().rstrip("="))
+
+
+def _quote(s: str) -> str:
+    return quote_plus(s, safe="~_.-").replace("~", "%7E")
+
+
+# ---------------------------------------------------------------- exchanges and bindings
+
+def exchange_info(x, rates=None, pending: dict | None = None) -> dict:
+    d = {"name": x.name, "vhost": x.vhost, "type": x.type_name, "durable": bool(x.durable),
+         "auto_delete": bool(x.auto_delete), "internal": bool(x.internal), "arguments": json_table(x.arguments)}
+    if x.policy is not None:
+        d["policy"] = x.policy.name
+    counts = exchange_counts(x, pending if pending is not None else {})
+    if counts[0]:
+        d["message_stats"] = message_stats(EXCHANGE_STATS, counts, rates)
+    return d
+
+
+def exchanges(broker, vhosts, sampler) -> list[dict]:
+    pending = pending_publishes(broker)
+    return [exchange_info(x, sampler.rates_of(x), pending) for v in vhosts for x in broker.vhosts[v].exchanges.values()]
+
+
+def binding_info(b) -> dict:
+    return {"source": b.source.name, "vhost": b.source.vhost, "destination": b.destination.name,
+            "destination_type": b.destination.kind, "routing_key": b.routing_key,
+            "arguments": json_table(b.arguments), "properties_key": properties_key(b.routing_key, b.arguments)}
+
+
+def default_bindings_of(q) -> list[dict]:
+    """The default exchange's implicit binding of ``q`` (RabbitMQ lists it)."""
+    return [{"source": "", "vhost": q.vhost.name, "destination": q.name, "destination_type": "queue",
+             "routing_key": q.name, "arguments": {}, "properties_key": properties_key(q.name, None)}]
+
+
+def default_bindings(vhost) -> list[dict]:
+    return [d for q in vhost.queues.values() for d in default_bindings_of(q)]
+
+
+def bindings(vhost) -> list[dict]:
+    """Every binding of ``vhost``, the default exchange's first, as RabbitMQ lists them."""
+    out = default_bindings(vhost)
+    for x in vhost.exchanges.values():
+        out.extend(binding_info(b) for b in x.bindings.values())
+    return out
+
+
+# ---------------------------------------------------------------- queues
+
+def queue_info(q, rates=None, details: bool = False) -> dict:
+    counts = queue_counts(q)
+    node = q.vhost.broker.node_name
+    ready_ram = len(q.ready)
+    unacked = q.unacked_count
+    sac_tag = None
+    if q.sac and q.consumers:
+        sac_tag = q.consumers[0].tag
+    d = {"name": q.name, "vhost": q.vhost.name, "durable": bool(q.durable), "auto_delete": bool(q.auto_delete),
+         "exclusive": q.exclusive_owner is not None, "arguments": json_table(q.arguments), "type": q.queue_type,
+         "node": node, "state": "running", "consumers": len(q.consumers),
+         "exclusive_consumer_tag": q.exclusive_consumer.tag if q.exclusive_consumer is not None else None,
+         "single_active_consumer_tag": sac_tag,
+         "policy": q.policy.name if q.policy is not None else None, "operator_policy": None,
+         "effective_policy_definition": dict(q.policy.definition) if q.policy is not None else {},
+         "messages_ram": ready_ram + unacked, "messages_ready_ram": ready_ram,
+         "messages_unacknowledged_ram": unacked, "messages_paged_out": q.tail,
+         "message_bytes_ready": q.ready_bytes + q.tail_bytes, "message_bytes_paged_out": q.tail_bytes,
+         "message_bytes_ram": q.ready_bytes}
+    gauge_rates = rates[len(QUEUE_STATS):] if rates is not None else None
+    d.update(with_rates(QUEUE_GAUGES, counts[len(QUEUE_STATS):], gauge_rates))
+    if any(counts[:len(QUEUE_STATS)]):
+        d["message_stats"] = message_stats(QUEUE_STATS, counts, rates)
+    owner = q.exclusive_owner
+    if owner is not None and getattr(owner, "peer", None):
+        d["owner_pid_details"] = {"name": owner.display_name, "peer_host": owner.peer[0], "peer_port": owner.peer[1]}
+    if details:
+        d["consumer_details"] = [consumer_info(c) for c in q.consumers]
+        d["deliveries"] = []        # (per-channel detail: RabbitMQ's "detailed" rates mode only)
+        d["incoming"] = []
+    return dict(sorted(d.items()))
+
+
+def queues(broker, vhosts, sampler) -> list[dict]:
+    rates = sampler.rates_of
+    return [queue_info(q, rates(q)) for v in vhosts for q in broker.vhosts[v].queues.values()]
+
+
+# ---------------------------------------------------------------- connections, channels, consumers
+
+def connection_info(conn, sampler=None) -> dict:
+    b = conn.broker
+    peer = conn.peer or ("", 0)
+    local = conn.local or ("", 0)
+    d = {"name": conn.display_name, "node": b.node_name, "type": "network", "protocol": "AMQP 0-9-1",
+         "host": local[0], "port": local[1], "peer_host": peer[0], "peer_port": peer[1],
+         "user": conn.user.name if conn.user else None, "vhost": conn.vhost.name if conn.vhost else None,
+         "auth_mechanism": getattr(conn, "auth_mechanism", None), "channels": len(conn.sessions),
+         "channel_max": conn.channel_max, "frame_max": conn.frame_max, "timeout": conn.heartbeat,
+         "client_properties": json_table(conn.client_properties), "connected_at": conn.connected_at,
+         "state": "blocked" if conn.blocked else ("flow" if conn.flow_held else "running"),
+         "ssl": bool(conn.tls)}
+    name = conn.client_properties.get("connection_name")
+    if name is not None:
+        d["user_provided_name"] = json_value(name)
+    if not conn.tls:
+        for k in ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject",
+                  "peer_cert_issuer", "peer_cert_validity"):
+            d[k] = None
+    s = socket_stats(conn)
+    if s is not None:
+        d.update(s)
+        rates = sampler.rates_of(conn) if sampler is not None else None
+        d.update(with_rates(SOCKET_STATS, tuple(s[k] for k in SOCKET_STATS), rates))
+    return dict(sorted(d.items()))
+
+
+def _channel_name(ch) -> str:
+    return f"{ch.conn.display_name} ({ch.number})"
+
+
+def channel_info(ch, sampler=None, details: bool = False) -> dict:
+    conn = ch.conn
+    peer = conn.peer or ("", 0)
+    counts = channel_counts(ch)
+    tx_acks = sum(1 for fn, _ in ch.tx_ops if getattr(fn, "__name__", "") == "_settle")
+    d = {"name": _channel_name(ch), "node": conn.broker.node_name, "number": ch.number,
+         "user": conn.user.name if conn.user else None, "vhost": ch.vhost.name if ch.vhost else None,
+         "connection_details": {"name": conn.display_name, "peer_host": peer[0], "peer_port": peer[1]},
+         "consumer_count": len(ch.consumers), "prefetch_count": ch.prefetch,
+         "global_prefetch_count": ch.global_prefetch, "confirm": bool(ch.confirm),
+         "transactional": bool(ch.tx), "messages_unacknowledged": len(ch.unacked),
+         "messages_unconfirmed": ch.publish_seq - ch.confirm_upto if ch.confirm else 0,
+         "messages_uncommitted": len(ch.tx_ops) - tx_acks, "acks_uncommitted": tx_acks,
+         "state": "flow" if conn.flow_held else "running"}
+    if any(counts):
+        d["message_stats"] = message_stats(CHANNEL_STATS, counts, sampler.rates_of(ch) if sampler else None)
+    if details:
+        d["consumer_details"] = [consumer_info(c) for c in ch.consumers.values() if c.queue is not None]
+        d["deliveries"] = []
+        d["publishes"] = []
+    return dict(sorted(d.items()))
+
+
+def consumer_info(c) -> dict:
+    ch = c.channel
+    conn = ch.conn
+    peer = conn.peer or ("", 0)
+    q = c.queue
+    active = not q.sac or (bool(q.consumers) and q.consumers[0] is c)
+    status = ("single_active" if active else "waiting") if q.sac else "up"
+    return {"arguments": json_table(c.arguments), "ack_required": not c.no_ack, "active": active,
+            "activity_status": status,
+            "channel_details": {"connection_name": conn.display_name, "name": _channel_name(ch),
+                                "node": conn.broker.node_name, "number": ch.number, "peer_host": peer[0],
+                                "peer_port": peer[1], "user": conn.user.name if conn.user else None},
+            "consumer_tag": c.tag, "exclusive": bool(c.exclusive), "prefetch_count": c.prefetch,
+            "queue": {"name": q.name, "vhost": q.vhost.name}}
+
+
+def network_connections(broker) -> list:
+    """The connections a client opened (open, past connection.open), in connection order."""
+    return sorted((c for c in broker.connections if c.peer is not None and c.vhost is not None),
+                  key=lambda c: c.connected_at)
+
+
+def consumers(broker, vhosts) -> list[dict]:
+    return [consumer_info(c) for v in vhosts for q in broker.vhosts[v].queues.values() for c in q.consumers]
+
+
+# ---------------------------------------------------------------- the node
+
+def object_totals(broker) -> dict:
+    conns = network_connections(broker)
+    qs = [q for v in broker.vhosts.values() for q in v.queues.values()]
+    return {"channels": sum(len(c.sessions) for c in conns), "connections": len(conns),
+            "consumers": sum(len(q.consumers) for q in qs),
+            "exchanges": sum(len(v.exchanges) for v in broker.vhosts.values()), "queues": len(qs)}
+
+
+def overview_stats(broker) -> dict:
+    """``message_stats`` and ``queue_totals`` of the whole node."""
+    sampler = broker.stats
+    counts = sampler.overview_counts()
+    rates = sampler.rates_of("overview")
+    n = len(CHANNEL_STATS)
+    return {"message_stats": message_stats(CHANNEL_STATS, counts, rates),
+            "queue_totals": with_rates(QUEUE_GAUGES, counts[n:], rates[n:] if rates is not None else None)}
+
+
+def exchange_types() -> list[dict]:
+    return [{"name": t, "description": EXCHANGE_TYPE_DESCRIPTIONS.get(t, ""), "enabled": True}
+            for t in sorted(TYPES)]
+
+
+def listeners(broker) -> list[dict]:
+    s = broker.settings
+    out = []
+    if broker.port is not None and s.tcp_listener:
+        out.append({"node": broker.node_name, "protocol": "amqp", "ip_address": s.host or "::",
+                    "port": broker.port, "socket_opts": {"backlog": 1024, "nodelay": True}})
+    ssl_port = getattr(broker, "ssl_port", None)
+    if ssl_port is not None:
+        out.append({"node": broker.node_name, "protocol": "amqp/ssl",
+                    "ip_address": (s.ssl_host if s.ssl_host is not None else s.host) or "::",
+                    "port": ssl_port, "socket_opts": {"backlog": 1024, "nodelay": True}})
+    return out
+
+
+def _fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def node_info(broker) -> dict:
+    """``/api/nodes/{name}``: what this process can tell of itself (from /proc, resource)."""
+    m = broker.monitor
+    s = broker.settings
+    d = {"name": broker.node_name, "type": "disc", "running": True, "os_pid": str(os.getpid()),
+         "uptime": int((time.time() - broker.started_at) * 1000), "processors": os.cpu_count() or 1,
+         "mem_used": m.rss, "mem_limit": m.memory_limit, "mem_alarm": "memory" in (m.alarms or ()),
+         "mem_calculation_strategy": "rss", "disk_free_limit": m.disk_free_limit,
+         "disk_free_alarm": "disk" in (m.alarms or ()), "partitions": [], "cluster_links": [],
+         "rates_mode": "basic", "being_drained": False, "exchange_types": exchange_types(),
+         "auth_mechanisms": [{"name": n, "description": "", "enabled": n in s.auth_mechanisms}
+                             for n in ("PLAIN", "AMQPLAIN", "EXTERNAL")],
+         "sockets_used": len(network_connections(broker)) + len(listeners(broker))}
+    if s.data_dir:
+        d["db_dir"] = s.data_dir
+        if m.disk_free is None:
+            try:
+                d["disk_free"] = shutil.disk_usage(s.data_dir).free
+            except OSError:
+                pass
+    if m.disk_free is not None:
+        d["disk_free"] = m.disk_free
+    fds = _fds()
+    if fds is not None:
+        d["fd_used"] = fds
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        d["fd_total"] = soft
+    return dict(sorted(d.items()))
+
+
+def typed_table(plain: dict | None) -> dict:
+    """JSON arguments as the typed field table a client's method would carry."""
+    return decode_table_typed(encode_table(plain), 0)[0] if plain else {}

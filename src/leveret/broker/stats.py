@@ -1,0 +1,191 @@
+"""Message statistics and their rates, as RabbitMQ's management plugin reports them.
+
+The objects count (plain integer attributes, most of them derived from what the hot path
+keeps anyway -- see ``Queue.stat_*``, ``Channel.stat_*``, ``Exchange.stat_*``); this module
+only *reads* them. A :class:`Sampler` wakes every ``Settings.stats_interval`` seconds
+(RabbitMQ's ``collect_statistics_interval``, 5 s) and takes one sample of every queue,
+exchange, channel and connection and of the node totals; a rate (``*_details: {"rate": r}``)
+is the change between the last two samples divided by the time between them, per second --
+RabbitMQ's ``basic`` rates mode. Gauges (``messages``, ``messages_ready``,
+``messages_unacknowledged``) get rates the same way. An object seen for the first time has
+rate 0.0 until its second sample.
+
+The node-wide ``message_stats`` (``/api/overview``) are the sum over open channels plus
+what channels that have closed had counted (:meth:`Sampler.retire`), so they only grow, as
+RabbitMQ's global counters do.
+
+Field meanings (RabbitMQ's): ``publish`` messages published (by a channel; into a queue);
+``deliver`` / ``deliver_no_ack`` deliveries to consumers in ack / no-ack mode; ``get`` /
+``get_no_ack`` basic.get answered with a message; ``get_empty`` basic.get-empty;
+``deliver_get`` the sum of those four; ``redeliver`` deliveries and gets with the redelivered
+flag; ``ack`` acknowledgements; ``confirm`` publisher confirms (acks) sent;
+``return_unroutable`` / ``drop_unroutable`` unroutable publishes returned (mandatory) /
+dropped; ``publish_in`` / ``publish_out`` messages published to an exchange / routed from it
+to queues.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+log = logging.getLogger("leveret.stats")
+
+CHANNEL_STATS = ("publish", "confirm", "return_unroutable", "drop_unroutable", "deliver", "deliver_no_ack",
+                 "get", "get_no_ack", "get_empty", "redeliver", "ack")
+QUEUE_STATS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "redeliver", "ack")
+QUEUE_GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
+EXCHANGE_STATS = ("publish_in", "publish_out")
+SOCKET_STATS = ("recv_oct", "send_oct")
+_DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+
+
+def channel_counts(ch) -> tuple:
+    return (ch.stat_publish, ch.stat_confirm, ch.stat_return, ch.stat_drop, ch.stat_deliver,
+            ch.stat_deliver_noack, ch.stat_get, ch.stat_get_noack, ch.stat_get_empty, ch.stat_redeliver,
+            ch.stat_ack)
+
+
+def queue_counts(q) -> tuple:
+    """The queue's counters, then its gauges (``QUEUE_STATS + QUEUE_GAUGES``)."""
+    ready, unacked = q.message_count, q.unacked_count
+    return (q.stat_in, q.stat_deliver, q.stat_deliver_noack, q.stat_get, q.stat_get_noack, q.stat_get_empty,
+            q.stat_redeliver, q.stat_ack, ready + unacked, ready, unacked)
+
+
+def exchange_counts(x, pending: dict) -> tuple:
+    """publish_in, publish_out; ``pending``: publishes open channels have not credited yet."""
+    n = x.stat_in + pending.get(x, 0)
+    return n, n - x.stat_unroutable + x.stat_out_extra
+
+
+def pending_publishes(broker) -> dict:
+    """exchange -> publishes the open channels made to it since they last credited it."""
+    out: dict = {}
+    for c in broker.connections:
+        for ch in c.sessions.values():
+            x = ch._pub_x
+            if x is not None:
+                n = ch.stat_publish - ch._pub_base
+                if n:
+                    out[x] = out.get(x, 0) + n
+    return out
+
+
+def channels(broker):
+    for c in list(broker.connections):
+        yield from c.sessions.values()
+
+
+def with_rates(names: tuple, counts: tuple, rates: tuple | None) -> dict:
+    """``{name: n, name_details: {"rate": r}, ...}`` for each of ``names``."""
+    out = {}
+    for i, name in enumerate(names):
+        out[name] = counts[i]
+        out[name + "_details"] = {"rate": rates[i] if rates is not None else 0.0}
+    return out
+
+
+def message_stats(names: tuple, counts: tuple, rates: tuple | None) -> dict:
+    """RabbitMQ's ``message_stats`` object (with ``deliver_get`` where its parts are)."""
+    out = with_rates(names, counts[:len(names)], rates)
+    if "deliver" in names:
+        idx = [names.index(n) for n in _DELIVER_GET]
+        out["deliver_get"] = sum(counts[i] for i in idx)
+        out["deliver_get_details"] = {"rate": sum(rates[i] for i in idx) if rates is not None else 0.0}
+    return dict(sorted(out.items()))
+
+
+class Sampler:
+    """Samples every object's counters every ``stats_interval`` seconds; keeps the rates."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.interval = broker.settings.stats_interval
+        self.last: dict = {}            # object (or "overview") -> (time, counts)
+        self.rates: dict = {}           # object -> rates, in the order of its counts
+        self.retired = [0] * len(CHANNEL_STATS)     # what closed channels had counted
+        self._task = None
+
+    # ------------------------------------------------------------ counters
+
+    def retire(self, ch) -> None:
+        """A channel closed: the node totals keep its counts."""
+        for i, n in enumerate(channel_counts(ch)):
+            self.retired[i] += n
+
+    def overview_counts(self) -> tuple:
+        totals = list(self.retired)
+        for ch in channels(self.broker):
+            for i, n in enumerate(channel_counts(ch)):
+                totals[i] += n
+        ready = unacked = 0
+        for v in self.broker.vhosts.values():
+            for q in v.queues.values():
+                ready += q.message_count
+                unacked += q.unacked_count
+        return (*totals, ready + unacked, ready, unacked)
+
+    # ------------------------------------------------------------ sampling
+
+    def sample(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        last, rates = self.last, self.rates
+        new_last: dict = {}
+        new_rates: dict = {}
+
+        def take(key, counts) -> None:
+            prev = last.get(key)
+            if prev is not None and now > prev[0]:
+                dt = now - prev[0]
+                new_rates[key] = tuple(round((c - p) / dt, 1) for c, p in zip(counts, prev[1]))
+            else:
+                new_rates[key] = rates.get(key)
+            new_last[key] = (now, counts)
+
+        b = self.broker
+        pending = pending_publishes(b)
+        for v in b.vhosts.values():
+            for q in v.queues.values():
+                take(q, queue_counts(q))
+            for x in v.exchanges.values():
+                take(x, exchange_counts(x, pending))
+        for c in list(b.connections):
+            for ch in c.sessions.values():
+                take(ch, channel_counts(ch))
+            s = socket_stats(c)
+            if s is not None:
+                take(c, tuple(s[k] for k in SOCKET_STATS))
+        take("overview", self.overview_counts())
+        self.last, self.rates = new_last, new_rates
+
+    def rates_of(self, key) -> tuple | None:
+        return self.rates.get(key)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.sample()
+            except Exception:
+                log.exception("statistics sample failed")
+            await asyncio.sleep(self.interval)
+
+    def start(self, loop) -> None:
+        if self._task is None and self.interval > 0:
+            self._task = loop.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+def socket_stats(conn) -> dict | None:
+    """The socket's byte and packet counts, from the I/O layer (None without a socket)."""
+    fn = getattr(conn, "socket_stats", None)
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except OSError:
+        return None

@@ -1,0 +1,122 @@
+"""``/api/connections``, ``/api/channels``, ``/api/consumers`` and their per-vhost forms.
+
+Who sees what (``rabbit_mgmt_util``): monitoring and administrator users every connection and
+channel; other management users their own only. Consumers: those in the vhosts the user may
+see. ``DELETE /api/connections/{name}`` closes the connection with 320 CONNECTION_FORCED and
+the ``X-Reason`` header as the reason (default ``Closed via management plugin``); a user
+without administrator may close only its own connections.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ...broker import introspect
+from ..auth import authenticate, is_admin, is_monitor, require_vhost, visible_vhosts
+from ..errors import not_authorised, not_found
+from ..listing import json_response, respond
+
+routes = web.RouteTableDef()
+
+
+def _visible_connections(request, vhost: str | None = None) -> list:
+    user = authenticate(request)
+    conns = introspect.network_connections(request.app["broker"])
+    if not is_monitor(user):
+        conns = [c for c in conns if c.user is not None and c.user.name == user.name]
+    if vhost is not None:
+        conns = [c for c in conns if c.vhost.name == vhost]
+    return conns
+
+
+def _connection(request):
+    name = request.match_info["connection"]
+    for c in _visible_connections(request):
+        if c.display_name == name:
+            return c
+    raise not_found()
+
+
+def _channels(conns) -> list:
+    return [ch for c in conns for ch in c.sessions.values()]
+
+
+@routes.get("/api/connections")
+async def list_connections(request):
+    s = request.app["broker"].stats
+    return respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request)], ())
+
+
+@routes.get("/api/vhosts/{vhost}/connections")
+async def vhost_connections(request):
+    vhost = request.match_info["vhost"]
+    require_vhost(request, vhost)
+    s = request.app["broker"].stats
+    return respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request, vhost)], ())
+
+
+_SHOW_NULLS = ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject",
+               "peer_cert_issuer", "peer_cert_validity")
+
+
+@routes.get("/api/connections/{connection}")
+async def show_connection(request):
+    d = introspect.connection_info(_connection(request), request.app["broker"].stats)
+    for k in _SHOW_NULLS:               # (RabbitMQ's show formats these nulls as "")
+        if k in d and d[k] is None:
+            d[k] = ""
+    return json_response(d)
+
+
+@routes.delete("/api/connections/{connection}")
+async def close_connection(request):
+    user = authenticate(request)
+    c = _connection(request)
+    if not is_admin(user) and (c.user is None or c.user.name != user.name):
+        raise not_authorised("Not administrator user")
+    reason = request.headers.get("X-Reason", "Closed via management plugin")
+    c.force_close(f"CONNECTION_FORCED - {reason}")
+    return web.Response(status=204)
+
+
+@routes.get("/api/connections/{connection}/channels")
+async def connection_channels(request):
+    s = request.app["broker"].stats
+    c = _connection(request)
+    return respond(request, [introspect.channel_info(ch, s) for ch in c.sessions.values()], ())
+
+
+@routes.get("/api/channels")
+async def list_channels(request):
+    s = request.app["broker"].stats
+    return respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], ())
+
+
+@routes.get("/api/vhosts/{vhost}/channels")
+async def vhost_channels(request):
+    vhost = request.match_info["vhost"]
+    require_vhost(request, vhost)
+    s = request.app["broker"].stats
+    return respond(request, [introspect.channel_info(ch, s)
+                             for ch in _channels(_visible_connections(request, vhost))], ())
+
+
+@routes.get("/api/channels/{channel}")
+async def show_channel(request):
+    name = request.match_info["channel"]
+    s = request.app["broker"].stats
+    for ch in _channels(_visible_connections(request)):
+        if introspect.channel_info(ch)["name"] == name:
+            return json_response(introspect.channel_info(ch, s, details=True))
+    raise not_found()
+
+
+@routes.get("/api/consumers")
+async def list_consumers(request):
+    return respond(request, introspect.consumers(request.app["broker"], visible_vhosts(request)), ())
+
+
+@routes.get("/api/consumers/{vhost}")
+async def vhost_consumers(request):
+    vhost = request.match_info["vhost"]
+    require_vhost(request, vhost)
+    return respond(request, introspect.consumers(request.app["broker"], [vhost]), ())

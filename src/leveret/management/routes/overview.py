@@ -1,0 +1,83 @@
+"""``/api/overview``, ``/api/nodes``, ``/api/nodes/{node}``.
+
+Versions: ``rabbitmq_version`` and ``management_version`` are the RabbitMQ release whose API
+Leveret implements (3.10.8), so tools that gate features on them work; ``product_name`` is
+``Leveret`` and ``product_version`` Leveret's own version. There is no Erlang, so no
+``erlang_version``; no history is kept, so no ``sample_retention_policies``.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ... import __version__
+from ...broker import introspect
+from ..auth import authenticate, is_monitor, require_monitor, visible_vhosts
+from ..errors import not_found
+from ..listing import json_response, respond
+
+routes = web.RouteTableDef()
+
+
+def contexts(request) -> list[dict]:
+    b = request.app["broker"]
+    port = getattr(getattr(b, "management", None), "port", None) or b.settings.management_port
+    return [{"ssl_opts": [], "node": b.node_name, "description": "RabbitMQ Management", "path": "/",
+             "port": str(port)}]
+
+
+def http_listener(request) -> dict:
+    b = request.app["broker"]
+    ctx = contexts(request)[0]
+    return {"node": b.node_name, "protocol": "http", "ip_address": b.settings.management_host or "::",
+            "port": int(ctx["port"]), "socket_opts": {"port": int(ctx["port"])}}
+
+
+@routes.get("/api/overview")
+async def overview(request):
+    user = authenticate(request)
+    b = request.app["broker"]
+    d = {"management_version": introspect.RABBITMQ_VERSION, "rates_mode": "basic",
+         "exchange_types": introspect.exchange_types(), "product_version": __version__,
+         "product_name": "Leveret", "rabbitmq_version": introspect.RABBITMQ_VERSION,
+         "cluster_name": b.cluster_name, "disable_stats": False, "enable_queue_totals": False,
+         "node": b.node_name}
+    if is_monitor(user):
+        d.update(introspect.overview_stats(b))
+        d["object_totals"] = introspect.object_totals(b)
+        d["listeners"] = introspect.listeners(b) + [http_listener(request)]
+        d["contexts"] = contexts(request)
+    else:
+        # a management user sees its own vhosts' totals only (RabbitMQ: user-filtered stats)
+        vs = set(visible_vhosts(request))
+        qs = [q for v in vs for q in b.vhosts[v].queues.values()]
+        ready = sum(q.message_count for q in qs)
+        unacked = sum(q.unacked_count for q in qs)
+        d["queue_totals"] = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
+        d["object_totals"] = {"queues": len(qs), "exchanges": sum(len(b.vhosts[v].exchanges) for v in vs),
+                              "consumers": sum(len(q.consumers) for q in qs),
+                              "connections": sum(1 for c in introspect.network_connections(b) if c.vhost.name in vs),
+                              "channels": sum(len(c.sessions) for c in introspect.network_connections(b)
+                                              if c.vhost.name in vs)}
+        d["listeners"] = introspect.listeners(b) + [http_listener(request)]
+        d["contexts"] = contexts(request)
+    return json_response(d)
+
+
+def node(request) -> dict:
+    d = introspect.node_info(request.app["broker"])
+    d["contexts"] = [{k: v for k, v in c.items() if k not in ("node", "ssl_opts")} for c in contexts(request)]
+    return d
+
+
+@routes.get("/api/nodes")
+async def nodes(request):
+    require_monitor(request)
+    return respond(request, [node(request)])
+
+
+@routes.get("/api/nodes/{node}")
+async def show_node(request):
+    require_monitor(request)
+    if request.match_info["node"] != request.app["broker"].node_name:
+        raise not_found()
+    return json_response(node(request))
