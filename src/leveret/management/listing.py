@@ -13,7 +13,6 @@ pagination (``page``, ``page_size``, ``name``, ``use_regex``), after ``rabbit_mg
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -21,12 +20,12 @@ import time
 from aiohttp import web
 
 from ..broker.introspect import MISSING, View
-from ..broker.stats import SLICE
+from ..broker.stats import SLICE, rest
 from .errors import bad_request
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
-CHUNK = 200           # items built and encoded between two hand-backs
+CHUNK = 100           # items built and encoded between two hand-backs
 
 
 def _term_key(v):
@@ -101,15 +100,15 @@ def sort_items(items: list, default_sort: list[str], sort: str | None, reverse: 
 
 
 async def _each(seq, fn) -> list:
-    """``[fn(x) for x in seq]``, handing the event loop back every ``SLICE`` seconds so that
-    messages keep moving while a long listing is made."""
+    """``[fn(x) for x in seq]``, handing the event loop back (:func:`rest`) after every
+    ``SLICE`` seconds of work so that messages keep moving while a long listing is made."""
     out = []
     append = out.append
     start = time.perf_counter()
     for i, x in enumerate(seq):
         append(fn(x))
         if not i & 63 and time.perf_counter() - start > SLICE:
-            await asyncio.sleep(0)
+            await rest(time.perf_counter() - start)
             start = time.perf_counter()
     return out
 
@@ -202,7 +201,7 @@ async def respond(request: web.Request, items, default_sort: list[str] = ("name"
     After ``rabbit_mgmt_util:augment_resources``: when the view has cheap fields for every
     sort key, the objects are sorted, filtered and paged first and only the page's items are
     built (with only the requested columns); otherwise every item is built, then sorted.
-    Long loops (building, sort keys, JSON) hand the event loop back every ``SLICE`` seconds."""
+    Long loops (building, sort keys, JSON) hand the event loop back (:func:`rest`) as they go."""
     view = items if isinstance(items, View) else View(items, _same)
     q = request.query
     page, size = _pagination(request)
@@ -244,11 +243,12 @@ async def _json_list(objs: list, build) -> web.Response:
     """``json_response([build(o) for o in objs])``, built and encoded a slice at a time."""
     parts = []
     for i in range(0, len(objs), CHUNK):
+        start = time.perf_counter()
         items = [x for x in map(build, objs[i:i + CHUNK]) if x is not None]
         if items:
             parts.append(_dumps(items)[1:-1])
         if i + CHUNK < len(objs):
-            await asyncio.sleep(0)
+            await rest(time.perf_counter() - start)
     return web.Response(text="[" + ",".join(parts) + "]", content_type="application/json")
 
 
