@@ -26,12 +26,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
-import pika
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "..", "src")
@@ -39,7 +37,7 @@ AMQPBENCH = os.environ.get("AMQPBENCH", os.path.join(HERE, "..", "..", "shared",
 sys.path.insert(0, SRC)
 sys.path.insert(0, HERE)
 
-from mgmt_listing import free_port  # noqa: E402
+from mgmt_listing import serve  # noqa: E402
 
 POLLS = {"none": [], "ui": ["/api/overview", "/api/queues?page=1&page_size=100&sort=name",
                             "/api/connections?page=1&page_size=100"],
@@ -105,50 +103,31 @@ def main() -> None:
     ap.add_argument("--out", help="append each run as a JSON line to this file")
     a = ap.parse_args()
     print(json.dumps({"sampler": sampler_cost(a.queues)}), flush=True)
-    amqp, http = free_port(), free_port()
     modes = a.modes.split(",")
     runs = []
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, PYTHONPATH=SRC)
-        p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(amqp), "--management-port",
-                              str(http), "--data-dir", d], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(150):
-                try:
-                    get(http, "/api/overview")
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            conn = pika.BlockingConnection(pika.ConnectionParameters(port=amqp))
-            ch = conn.channel()
-            for i in range(a.queues):
-                ch.queue_declare(f"bench-q-{i}", arguments={"x-max-length": 1000})
-            conn.close()
-            for r in range(a.rounds):
-                for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
-                    poller = Poller(http, POLLS[mode])
-                    poller.start()
-                    out = subprocess.run([sys.executable, AMQPBENCH, "--scenario", a.scenario, "--time", str(a.time),
-                                          "--uri", f"amqp://guest:guest@127.0.0.1:{amqp}/%2F", "--label", mode,
-                                          "--broker-pid", str(p.pid)], capture_output=True, text=True, check=True)
-                    poller.stop.set()
-                    poller.join(120)
-                    res = json.loads(out.stdout.strip().splitlines()[-1])
-                    rate, cpu = res["received_rate"], res.get("cpu", {})
-                    run = {"mode": mode, "round": r, "rate": rate, "broker_cores": cpu.get("broker_cores"),
-                           "other_cores": cpu.get("other_cores"),
-                           "poll_p50_ms": round(statistics.median(poller.latencies) * 1000, 1) if poller.latencies else None,
-                           "poll_max_ms": round(max(poller.latencies) * 1000, 1) if poller.latencies else None}
-                    run["broker_us_per_msg"] = (round(run["broker_cores"] * 1e6 / rate, 2)
-                                                if rate and run["broker_cores"] else None)
-                    runs.append(run)
-                    print(json.dumps(run), flush=True)
-                    if a.out:
-                        with open(a.out, "a") as f:
-                            f.write(json.dumps({**run, "raw": res}) + "\n")
-        finally:
-            p.terminate()
-            p.wait(30)
+    with serve(a.queues) as (amqp, http, p):
+        for r in range(a.rounds):
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                poller = Poller(http, POLLS[mode])
+                poller.start()
+                out = subprocess.run([sys.executable, AMQPBENCH, "--scenario", a.scenario, "--time", str(a.time),
+                                      "--uri", f"amqp://guest:guest@127.0.0.1:{amqp}/%2F", "--label", mode,
+                                      "--broker-pid", str(p.pid)], capture_output=True, text=True, check=True)
+                poller.stop.set()
+                poller.join(120)
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                rate, cpu = res["received_rate"], res.get("cpu", {})
+                run = {"mode": mode, "round": r, "rate": rate, "broker_cores": cpu.get("broker_cores"),
+                       "other_cores": cpu.get("other_cores"),
+                       "poll_p50_ms": round(statistics.median(poller.latencies) * 1000, 1) if poller.latencies else None,
+                       "poll_max_ms": round(max(poller.latencies) * 1000, 1) if poller.latencies else None}
+                run["broker_us_per_msg"] = (round(run["broker_cores"] * 1e6 / rate, 2)
+                                            if rate and run["broker_cores"] else None)
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+                if a.out:
+                    with open(a.out, "a") as f:
+                        f.write(json.dumps({**run, "raw": res}) + "\n")
     base = None
     for mode in modes:
         rs = [x for x in runs if x["mode"] == mode]
