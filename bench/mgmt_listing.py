@@ -10,6 +10,7 @@ reports the delivery rate in the seconds around the listings and without them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import base64
 import json
 import os
@@ -57,18 +58,17 @@ class Traffic(threading.Thread):
         conn.close()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--queues", type=int, default=10_000)
-    ap.add_argument("--runs", type=int, default=5)
-    a = ap.parse_args()
+@contextlib.contextmanager
+def serve(queues: int):
+    """A ``leveret serve`` of this tree (own ports, a temporary data directory) with ``queues``
+    idle queues: yields (AMQP port, management port, process)."""
     amqp, http = free_port(), free_port()
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
         p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(amqp), "--management-port",
                               str(http), "--data-dir", d], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(100):
+            for _ in range(150):
                 try:
                     get(http, "/api/overview")
                     break
@@ -76,36 +76,45 @@ def main() -> None:
                     time.sleep(0.2)
             conn = pika.BlockingConnection(pika.ConnectionParameters(port=amqp))
             ch = conn.channel()
-            for i in range(a.queues):
+            for i in range(queues):
                 ch.queue_declare(f"bench-q-{i}", arguments={"x-max-length": 1000})
             conn.close()
-            t = Traffic(amqp)
-            t.start()
-            time.sleep(2)
-            n0, t0 = t.delivered, time.perf_counter()
-            time.sleep(3)
-            idle_rate = (t.delivered - n0) / (time.perf_counter() - t0)
-            full, page = [], []
-            n0, t0 = t.delivered, time.perf_counter()
-            for _ in range(a.runs):
-                s = time.perf_counter()
-                items = get(http, "/api/queues")
-                full.append(time.perf_counter() - s)
-                assert len(items) >= a.queues
-                s = time.perf_counter()
-                get(http, "/api/queues?page=1&page_size=100")
-                page.append(time.perf_counter() - s)
-            busy_rate = (t.delivered - n0) / (time.perf_counter() - t0)
-            t.stop = True
-            t.join(10)
-            full.sort()
-            page.sort()
-            print(f"{a.queues} queues: GET /api/queues median {full[len(full) // 2]:.2f} s "
-                  f"(min {full[0]:.2f}, max {full[-1]:.2f}); one page of 100 median {page[len(page) // 2]:.2f} s; "
-                  f"deliveries/s while listing {busy_rate:,.0f} vs {idle_rate:,.0f} without")
+            yield amqp, http, p
         finally:
             p.terminate()
             p.wait(30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--queues", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    with serve(a.queues) as (amqp, http, _proc):
+        t = Traffic(amqp)
+        t.start()
+        time.sleep(2)
+        n0, t0 = t.delivered, time.perf_counter()
+        time.sleep(3)
+        idle_rate = (t.delivered - n0) / (time.perf_counter() - t0)
+        full, page = [], []
+        n0, t0 = t.delivered, time.perf_counter()
+        for _ in range(a.runs):
+            s = time.perf_counter()
+            items = get(http, "/api/queues")
+            full.append(time.perf_counter() - s)
+            assert len(items) >= a.queues
+            s = time.perf_counter()
+            get(http, "/api/queues?page=1&page_size=100")
+            page.append(time.perf_counter() - s)
+        busy_rate = (t.delivered - n0) / (time.perf_counter() - t0)
+        t.stop = True
+        t.join(10)
+        full.sort()
+        page.sort()
+        print(f"{a.queues} queues: GET /api/queues median {full[len(full) // 2]:.2f} s "
+              f"(min {full[0]:.2f}, max {full[-1]:.2f}); one page of 100 median {page[len(page) // 2]:.2f} s; "
+              f"deliveries/s while listing {busy_rate:,.0f} vs {idle_rate:,.0f} without")
 
 
 if __name__ == "__main__":

@@ -120,42 +120,129 @@ def bindings(vhost) -> list[dict]:
 
 # ---------------------------------------------------------------- queues
 
-def queue_info(q, rates=None, details: bool = False) -> dict:
-    counts = queue_counts(q)
-    node = q.vhost.broker.node_name
-    ready_ram = len(q.ready)
-    unacked = q.unacked_count
-    sac_tag = None
-    if q.sac and q.consumers:
-        sac_tag = q.consumers[0].tag
-    d = {"name": q.name, "vhost": q.vhost.name, "durable": bool(q.durable), "auto_delete": bool(q.auto_delete),
-         "exclusive": q.exclusive_owner is not None, "arguments": json_table(q.arguments), "type": q.queue_type,
-         "node": node, "state": "running", "consumers": len(q.consumers),
-         "exclusive_consumer_tag": q.exclusive_consumer.tag if q.exclusive_consumer is not None else None,
-         "single_active_consumer_tag": sac_tag,
-         "policy": q.policy.name if q.policy is not None else None, "operator_policy": None,
-         "effective_policy_definition": dict(q.policy.definition) if q.policy is not None else {},
-         "messages_ram": ready_ram + unacked, "messages_ready_ram": ready_ram,
-         "messages_unacknowledged_ram": unacked, "messages_paged_out": q.tail,
-         "message_bytes_ready": q.ready_bytes + q.tail_bytes, "message_bytes_paged_out": q.tail_bytes,
-         "message_bytes_ram": q.ready_bytes}
-    gauge_rates = rates[len(QUEUE_STATS):] if rates is not None else None
-    d.update(with_rates(QUEUE_GAUGES, counts[len(QUEUE_STATS):], gauge_rates))
-    if any(counts[:len(QUEUE_STATS)]):
-        d["message_stats"] = message_stats(QUEUE_STATS, counts, rates)
+MISSING = object()       # a field an item leaves out (``message_stats`` before any traffic, ...)
+
+
+class View:
+    """A listing before it is built: its ``objects``, how to ``build`` one item (a dict, or
+    None for an object gone meanwhile), and ``fields``: path -> a cheap function of an object
+    giving the value the built item has at that path (or :data:`MISSING`), so a listing can be
+    sorted, filtered and paged before any item is built; ``gone(obj)``: the object was deleted
+    since the listing began (it is left out). ``complete``: the top-level
+    entries of ``fields``, in their order, make exactly the item ``build`` makes, so an item
+    restricted to some columns can be built from them alone."""
+
+    __slots__ = ("objects", "build", "fields", "complete", "gone")
+
+    def __init__(self, objects: list, build, fields: dict | None = None, complete: bool = False, gone=None):
+        self.objects, self.build, self.fields, self.complete = objects, build, fields or {}, complete
+        self.gone = gone
+
+
+def _gauge(i: int):
+    n = len(QUEUE_STATS) + i
+    return (lambda q, c, r: c[n]), (lambda q, c, r: {"rate": r[n] if r is not None else 0.0})
+
+
+def _queue_message_stats(q, c, r):
+    return message_stats(QUEUE_STATS, c, r) if any(c[:len(QUEUE_STATS)]) else MISSING
+
+
+def _owner_pid_details(q, c, r):
     owner = q.exclusive_owner
     if owner is not None and getattr(owner, "peer", None):
-        d["owner_pid_details"] = {"name": owner.display_name, "peer_host": owner.peer[0], "peer_port": owner.peer[1]}
+        return {"name": owner.display_name, "peer_host": owner.peer[0], "peer_port": owner.peer[1]}
+    return MISSING
+
+
+def _sac_tag(q, c, r):
+    return q.consumers[0].tag if q.sac and q.consumers else None
+
+
+(_messages, _messages_details), (_ready, _ready_details), (_unacked, _unacked_details) = (
+    _gauge(i) for i in range(len(QUEUE_GAUGES)))
+
+# A queue's item field by field, in the item's (sorted) key order: f(queue, queue_counts(q), rates).
+QUEUE_FIELDS = {
+    "arguments": lambda q, c, r: json_table(q.arguments),
+    "auto_delete": lambda q, c, r: bool(q.auto_delete),
+    "consumers": lambda q, c, r: len(q.consumers),
+    "durable": lambda q, c, r: bool(q.durable),
+    "effective_policy_definition": lambda q, c, r: dict(q.policy.definition) if q.policy is not None else {},
+    "exclusive": lambda q, c, r: q.exclusive_owner is not None,
+    "exclusive_consumer_tag": lambda q, c, r: q.exclusive_consumer.tag if q.exclusive_consumer is not None else None,
+    "message_bytes_paged_out": lambda q, c, r: q.tail_bytes,
+    "message_bytes_ram": lambda q, c, r: q.ready_bytes,
+    "message_bytes_ready": lambda q, c, r: q.ready_bytes + q.tail_bytes,
+    "message_stats": _queue_message_stats,
+    "messages": _messages,
+    "messages_details": _messages_details,
+    "messages_paged_out": lambda q, c, r: q.tail,
+    "messages_ram": lambda q, c, r: len(q.ready) + q.unacked_count,
+    "messages_ready": _ready,
+    "messages_ready_details": _ready_details,
+    "messages_ready_ram": lambda q, c, r: len(q.ready),
+    "messages_unacknowledged": _unacked,
+    "messages_unacknowledged_details": _unacked_details,
+    "messages_unacknowledged_ram": lambda q, c, r: q.unacked_count,
+    "name": lambda q, c, r: q.name,
+    "node": lambda q, c, r: q.vhost.broker.node_name,
+    "operator_policy": lambda q, c, r: None,
+    "owner_pid_details": _owner_pid_details,
+    "policy": lambda q, c, r: q.policy.name if q.policy is not None else None,
+    "single_active_consumer_tag": _sac_tag,
+    "state": lambda q, c, r: "running",
+    "type": lambda q, c, r: q.queue_type,
+    "vhost": lambda q, c, r: q.vhost.name,
+}
+_QUEUE_ITEMS = tuple(QUEUE_FIELDS.items())
+
+
+def _stat_field(i: int, rate: bool):
+    n = len(QUEUE_STATS)
+    if rate:
+        return lambda q, c, r: (r[i] if r is not None else 0.0) if any(c[:n]) else MISSING
+    return lambda q, c, r: c[i] if any(c[:n]) else MISSING
+
+
+# Sort keys below message_stats without building it (the common sorts of a UI).
+QUEUE_STAT_FIELDS = {f"message_stats.{name}{'_details.rate' if rate else ''}": _stat_field(i, rate)
+                     for i, name in enumerate(QUEUE_STATS) for rate in (False, True)}
+
+
+def queue_info(q, rates=None, details: bool = False) -> dict:
+    c = queue_counts(q)
+    d = {}
+    for k, f in _QUEUE_ITEMS:
+        v = f(q, c, rates)
+        if v is not MISSING:
+            d[k] = v
     if details:
         d["consumer_details"] = [consumer_info(c) for c in q.consumers]
         d["deliveries"] = []        # (per-channel detail: RabbitMQ's "detailed" rates mode only)
         d["incoming"] = []
-    return dict(sorted(d.items()))
+        d = dict(sorted(d.items()))
+    return d
 
 
 def queues(broker, vhosts, sampler) -> list[dict]:
     rates = sampler.rates_of
     return [queue_info(q, rates(q)) for v in vhosts for q in broker.vhosts[v].queues.values()]
+
+
+def queues_view(broker, vhosts, sampler) -> View:
+    """``/api/queues`` unbuilt: any field of a queue's item costs one field's work."""
+    rates = sampler.rates_of
+
+    def field(f):
+        return lambda q: f(q, queue_counts(q), rates(q))
+
+    def build(q):
+        return queue_info(q, rates(q))
+    fields = {k: field(f) for k, f in QUEUE_FIELDS.items()}
+    fields.update((k, field(f)) for k, f in QUEUE_STAT_FIELDS.items())
+    return View([q for v in vhosts for q in broker.vhosts[v].queues.values()], build, fields, complete=True,
+                gone=lambda q: q.deleted)
 
 
 # ---------------------------------------------------------------- connections, channels, consumers

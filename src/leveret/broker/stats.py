@@ -38,6 +38,14 @@ QUEUE_GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 EXCHANGE_STATS = ("publish_in", "publish_out")
 SOCKET_STATS = ("recv_oct", "send_oct")
 _DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+SLICE = 0.002       # seconds of reporting work (a sample, a listing) between two hand-backs of the loop
+
+
+async def rest(worked: float) -> None:
+    """Hand the loop back after ``worked`` seconds of reporting work, for as long again: a
+    sample or a listing then takes at most half of the loop's time while messages wait (a
+    plain ``sleep(0)`` gave traffic one loop turn -- a few dozen messages -- per slice)."""
+    await asyncio.sleep(worked)
 
 
 def channel_counts(ch) -> tuple:
@@ -129,12 +137,27 @@ class Sampler:
     # ------------------------------------------------------------ sampling
 
     def sample(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        """Take one sample of everything at once (``now``: the time to record for every object)."""
+        for _ in self.steps(now):
+            pass
+
+    def steps(self, now: float | None = None):
+        """Take one sample, pausing (a bare ``yield``) after every ``SLICE`` seconds of work
+        so that the caller can hand the event loop back: with 10,000 queues a sample is tens of
+        milliseconds, which must not hold up messages. Each object's counts are recorded with
+        the time they were read (its rate divides by its own interval); the new rates replace
+        the old ones only at the end, so a reader always sees one whole sample."""
+        fixed = now
+        now = time.monotonic() if fixed is None else fixed
         last, rates = self.last, self.rates
         new_last: dict = {}
         new_rates: dict = {}
+        work = 0
+        started = time.perf_counter()
 
-        def take(key, counts) -> None:
+        def take(key, counts) -> bool:
+            """Record ``key``'s counts; True when it is time to hand the loop back."""
+            nonlocal work
             prev = last.get(key)
             if prev is not None and now > prev[0]:
                 dt = now - prev[0]
@@ -142,16 +165,23 @@ class Sampler:
             else:
                 new_rates[key] = rates.get(key)
             new_last[key] = (now, counts)
+            work += 1
+            return not work & 63 and time.perf_counter() - started > SLICE
 
         b = self.broker
-        pending = pending_publishes(b)
-        for v in b.vhosts.values():
-            for q in v.queues.values():
-                take(q, queue_counts(q))
-            for x in v.exchanges.values():
-                take(x, exchange_counts(x, pending))
+        for v in list(b.vhosts.values()):
+            for q in list(v.queues.values()):
+                if take(q, queue_counts(q)):
+                    yield
+                    now, started = (time.monotonic() if fixed is None else fixed), time.perf_counter()
+            pending = pending_publishes(b)
+            for x in list(v.exchanges.values()):
+                if take(x, exchange_counts(x, pending)):
+                    yield
+                    now, started = (time.monotonic() if fixed is None else fixed), time.perf_counter()
+                    pending = pending_publishes(b)
         for c in list(b.connections):
-            for ch in c.sessions.values():
+            for ch in list(c.sessions.values()):
                 take(ch, channel_counts(ch))
             s = socket_stats(c)
             if s is not None:
@@ -165,7 +195,10 @@ class Sampler:
     async def _run(self) -> None:
         while True:
             try:
-                self.sample()
+                t = time.perf_counter()
+                for _ in self.steps():
+                    await rest(time.perf_counter() - t)
+                    t = time.perf_counter()
             except Exception:
                 log.exception("statistics sample failed")
             await asyncio.sleep(self.interval)

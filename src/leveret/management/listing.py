@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from aiohttp import web
 
+from ..broker.introspect import MISSING, View
+from ..broker.stats import SLICE, rest
 from .errors import bad_request
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
+CHUNK = 100           # items built and encoded between two hand-backs
 
 
 def _term_key(v):
@@ -42,25 +46,79 @@ def _term_key(v):
 
 
 def dotted(item: dict, key: str):
+    """``rabbit_mgmt_util:get_dotted_value``: a missing key is ``[]`` on the way down and
+    0 at the end, so a path missing anywhere is 0."""
     parts = key.split(".")
+    last = len(parts) - 1
     v = item
     for i, k in enumerate(parts):
-        if isinstance(v, dict):
-            v = v.get(k, 0 if i == len(parts) - 1 else [])
-        else:
-            return 0 if i == len(parts) - 1 else []
+        default = 0 if i == last else []
+        v = v.get(k, default) if isinstance(v, dict) else default
     return v
 
 
-def sort_items(items: list, default_sort: list[str], sort: str | None, reverse: bool) -> list:
-    if sort == "":
-        return items
+def _getter(view: View, key: str):
+    """A function of an object giving ``dotted(build(obj), key)`` from the view's cheap
+    fields, or None when the view has none for ``key``."""
+    if view.build is _same:
+        return lambda o: dotted(o, key)
+    f = view.fields.get(key)
+    if f is not None:
+        return lambda o: _present(f(o))
+    parts = key.split(".")
+    f = view.fields.get(parts[0])
+    if f is None:
+        return None
+    rest = ".".join(parts[1:])
+    return lambda o: _sub(f(o), rest)
+
+
+def _present(v):
+    return 0 if v is MISSING else v
+
+
+def _sub(v, rest: str):
+    return dotted(v, rest) if isinstance(v, dict) else 0
+
+
+def _sort_keys(default_sort, sort: str | None) -> list[str]:
     keys = list(default_sort)
     if sort:
-        keys = [k for k in sort.split(",") if k] + [k for k in keys if k not in sort.split(",")]
+        asked = sort.split(",")
+        keys = [k for k in asked if k] + [k for k in keys if k not in asked]
+    return keys
+
+
+def sort_items(items: list, default_sort: list[str], sort: str | None, reverse: bool) -> list:
+    """``items`` (dicts) sorted as the request asks (synchronously; small lists)."""
+    if sort == "":
+        return items
+    keys = _sort_keys(default_sort, sort)
     if keys:
         items = sorted(items, key=lambda it: tuple(_term_key(dotted(it, k)) for k in keys))
     return list(reversed(items)) if reverse else items
+
+
+async def _each(seq, fn) -> list:
+    """``[fn(x) for x in seq]``, handing the event loop back (:func:`rest`) after every
+    ``SLICE`` seconds of work so that messages keep moving while a long listing is made."""
+    out = []
+    append = out.append
+    start = time.perf_counter()
+    for i, x in enumerate(seq):
+        append(fn(x))
+        if not i & 63 and time.perf_counter() - start > SLICE:
+            await rest(time.perf_counter() - start)
+            start = time.perf_counter()
+    return out
+
+
+async def _sorted(objs: list, getters: list, reverse: bool) -> list:
+    keys = await _each(objs, lambda o: tuple(_term_key(g(o)) for g in getters))
+    order = sorted(range(len(objs)), key=keys.__getitem__)
+    if reverse:
+        order.reverse()
+    return [objs[i] for i in order]
 
 
 def _columns(item, cols: list[list[str]]):
@@ -77,6 +135,29 @@ def _columns(item, cols: list[list[str]]):
     return out
 
 
+def _builder(view: View, col_paths: list[list[str]] | None):
+    """Build one item, with only the requested columns (from the cheap fields when the
+    view's fields make its items); None for an object gone since the listing began."""
+    build, gone = view.build, view.gone
+    if not col_paths:
+        return build if gone is None else (lambda o: None if gone(o) else build(o))
+    tops = {c[0] for c in col_paths}
+    if view.complete and tops <= view.fields.keys():
+        fields = [(k, f) for k, f in view.fields.items() if k in tops]
+
+        def build_columns(o):
+            if gone is not None and gone(o):
+                return None
+            d = {}
+            for k, f in fields:
+                v = f(o)
+                if v is not MISSING:
+                    d[k] = v
+            return _columns(d, col_paths)
+        return build_columns
+    return lambda o: None if (gone is not None and gone(o)) else _columns(build(o), col_paths)
+
+
 def _int_param(request: web.Request, name: str):
     v = request.query.get(name)
     if v is None:
@@ -87,9 +168,7 @@ def _int_param(request: web.Request, name: str):
         return v
 
 
-def respond(request: web.Request, items: list, default_sort: list[str] = ("name",)) -> web.Response:
-    """The listing ``items`` (plain dicts) as RabbitMQ would return it for this request."""
-    q = request.query
+def _pagination(request: web.Request):
     page, size = _int_param(request, "page"), _int_param(request, "page_size")
     if page is not None:
         ok = isinstance(page, int) and page > 0 and (size is None or (isinstance(size, int) and 0 < size <= MAX_PAGE_SIZE))
@@ -97,32 +176,80 @@ def respond(request: web.Request, items: list, default_sort: list[str] = ("name"
             raise bad_request(f"Invalid pagination parameters: page number {_erl(page)}, page size {_erl(size)}",
                               "invalid_pagination_parameters")
         size = size or DEFAULT_PAGE_SIZE
-    items = sort_items(items, list(default_sort), q.get("sort"), q.get("sort_reverse") == "true")
+    return page, size
+
+
+def _name_filter(request: web.Request, view: View, objs: list) -> list:
+    name = request.query.get("name")
+    if not name:
+        return objs
+    getter = _getter(view, "name") or (lambda o: view.build(o).get("name", ""))
+    if request.query.get("use_regex") == "true":
+        try:
+            rx = re.compile(name, re.IGNORECASE)
+        except re.error:
+            raise bad_request(f"invalid regular expression '{name}'") from None
+        return [o for o in objs if rx.search(str(getter(o)))]
+    name = name.lower()
+    return [o for o in objs if name in str(getter(o)).lower()]
+
+
+async def respond(request: web.Request, items, default_sort: list[str] = ("name",)) -> web.Response:
+    """The listing ``items`` (a :class:`View`, or a list of plain dicts) as RabbitMQ would
+    return it for this request.
+
+    After ``rabbit_mgmt_util:augment_resources``: when the view has cheap fields for every
+    sort key, the objects are sorted, filtered and paged first and only the page's items are
+    built (with only the requested columns); otherwise every item is built, then sorted.
+    Long loops (building, sort keys, JSON) hand the event loop back (:func:`rest`) as they go."""
+    view = items if isinstance(items, View) else View(items, _same)
+    q = request.query
+    page, size = _pagination(request)
+    sort = q.get("sort")
+    keys = [] if sort == "" else _sort_keys(default_sort, sort)
+    reverse = sort != "" and q.get("sort_reverse") == "true"
     cols = q.get("columns")
     col_paths = [c.split(".") for c in cols.split(",") if c] if cols else None
+    getters = [_getter(view, k) for k in keys]
+    objs = view.objects
+    if None in getters:             # a sort key only a built item has: build them all
+        view = View([x for x in await _each(objs, _builder(view, None)) if x is not None], _same)
+        objs = view.objects
+        getters = [_getter(view, k) for k in keys]
+    if keys:
+        objs = await _sorted(objs, getters, reverse)
+    elif reverse:
+        objs = objs[::-1]
+    build = _builder(view, col_paths)
     if page is None:
-        return json_response(_columns(items, col_paths) if col_paths else items)
-    total = len(items)
-    name = q.get("name")
-    if name:
-        if q.get("use_regex") == "true":
-            try:
-                rx = re.compile(name, re.IGNORECASE)
-            except re.error:
-                raise bad_request(f"invalid regular expression '{name}'") from None
-            items = [it for it in items if rx.search(str(it.get("name", "")))]
-        else:
-            items = [it for it in items if name.lower() in str(it.get("name", "")).lower()]
+        return await _json_list(objs, build)
+    total = len(objs)
+    objs = _name_filter(request, view, objs)
     offset = (page - 1) * size
-    if offset > len(items):
-        raise bad_request(f"Page out of range, page: {page} page size: {size}, len: {len(items)}",
+    if offset > len(objs):
+        raise bad_request(f"Page out of range, page: {page} page size: {size}, len: {len(objs)}",
                           "page_out_of_range")
-    chunk = items[offset:offset + size]
-    if col_paths:
-        chunk = _columns(chunk, col_paths)
-    return json_response({"filtered_count": len(items), "item_count": len(chunk), "items": chunk,
-                          "page": page, "page_count": (len(items) + size - 1) // size, "page_size": size,
+    chunk = [x for x in map(build, objs[offset:offset + size]) if x is not None]
+    return json_response({"filtered_count": len(objs), "item_count": len(chunk), "items": chunk,
+                          "page": page, "page_count": (len(objs) + size - 1) // size, "page_size": size,
                           "total_count": total})
+
+
+def _same(item):
+    return item
+
+
+async def _json_list(objs: list, build) -> web.Response:
+    """``json_response([build(o) for o in objs])``, built and encoded a slice at a time."""
+    parts = []
+    for i in range(0, len(objs), CHUNK):
+        start = time.perf_counter()
+        items = [x for x in map(build, objs[i:i + CHUNK]) if x is not None]
+        if items:
+            parts.append(_dumps(items)[1:-1])
+        if i + CHUNK < len(objs):
+            await rest(time.perf_counter() - start)
+    return web.Response(text="[" + ",".join(parts) + "]", content_type="application/json")
 
 
 def _erl(v) -> str:

@@ -24,14 +24,14 @@ KINDS = {"q": "queue", "e": "exchange"}
 @routes.get("/api/bindings")
 async def all_bindings(request):
     b = request.app["broker"]
-    return respond(request, [d for v in visible_vhosts(request) for d in introspect.bindings(b.vhosts[v])], ())
+    return await respond(request, [d for v in visible_vhosts(request) for d in introspect.bindings(b.vhosts[v])], ())
 
 
 @routes.get("/api/bindings/{vhost}")
 async def vhost_bindings(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return respond(request, introspect.bindings(request.app["broker"].vhosts[vhost]), ())
+    return await respond(request, introspect.bindings(request.app["broker"].vhosts[vhost]), ())
 
 
 def _ends(request):
@@ -58,7 +58,7 @@ async def list_between(request):
     _v, src, dest = _ends(request)
     if src is None or dest is None:
         raise not_found()
-    return respond(request, [introspect.binding_info(b) for b in _between(src, dest)], ())
+    return await respond(request, [introspect.binding_info(b) for b in _between(src, dest)], ())
 
 
 @routes.post(PATH)

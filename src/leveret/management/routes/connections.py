@@ -43,7 +43,7 @@ def _channels(conns) -> list:
 @routes.get("/api/connections")
 async def list_connections(request):
     s = request.app["broker"].stats
-    return respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request)], ())
+    return await respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request)], ())
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
@@ -51,7 +51,7 @@ async def vhost_connections(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     s = request.app["broker"].stats
-    return respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request, vhost)], ())
+    return await respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request, vhost)], ())
 
 
 _SHOW_NULLS = ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject",
@@ -82,13 +82,13 @@ async def close_connection(request):
 async def connection_channels(request):
     s = request.app["broker"].stats
     c = _connection(request)
-    return respond(request, [introspect.channel_info(ch, s) for ch in c.sessions.values()], ())
+    return await respond(request, [introspect.channel_info(ch, s) for ch in c.sessions.values()], ())
 
 
 @routes.get("/api/channels")
 async def list_channels(request):
     s = request.app["broker"].stats
-    return respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], ())
+    return await respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], ())
 
 
 @routes.get("/api/vhosts/{vhost}/channels")
@@ -96,7 +96,7 @@ async def vhost_channels(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     s = request.app["broker"].stats
-    return respond(request, [introspect.channel_info(ch, s)
+    return await respond(request, [introspect.channel_info(ch, s)
                              for ch in _channels(_visible_connections(request, vhost))], ())
 
 
@@ -112,11 +112,11 @@ async def show_channel(request):
 
 @routes.get("/api/consumers")
 async def list_consumers(request):
-    return respond(request, introspect.consumers(request.app["broker"], visible_vhosts(request)), ())
+    return await respond(request, introspect.consumers(request.app["broker"], visible_vhosts(request)), ())
 
 
 @routes.get("/api/consumers/{vhost}")
 async def vhost_consumers(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return respond(request, introspect.consumers(request.app["broker"], [vhost]), ())
+    return await respond(request, introspect.consumers(request.app["broker"], [vhost]), ())

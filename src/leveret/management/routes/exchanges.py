@@ -44,7 +44,7 @@ def binding_order(b) -> tuple:
 @routes.get("/api/exchanges")
 async def list_exchanges(request):
     b = request.app["broker"]
-    return respond(request, introspect.exchanges(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return await respond(request, introspect.exchanges(b, visible_vhosts(request), b.stats), ("vhost", "name"))
 
 
 @routes.get("/api/exchanges/{vhost}")
@@ -52,7 +52,7 @@ async def vhost_exchanges(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     b = request.app["broker"]
-    return respond(request, introspect.exchanges(b, [vhost], b.stats), ("vhost", "name"))
+    return await respond(request, introspect.exchanges(b, [vhost], b.stats), ("vhost", "name"))
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}")
@@ -92,7 +92,7 @@ async def delete_exchange(request):
 @routes.get("/api/exchanges/{vhost}/{exchange}/bindings/source")
 async def bindings_source(request):
     x = exchange_of(request)
-    return respond(request, [introspect.binding_info(b) for b in sorted(x.bindings.values(), key=binding_order)], ())
+    return await respond(request, [introspect.binding_info(b) for b in sorted(x.bindings.values(), key=binding_order)], ())
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}/bindings/destination")
@@ -100,7 +100,7 @@ async def bindings_destination(request):
     x = exchange_of(request)
     v = request.app["broker"].vhosts[x.vhost]
     found = [b for src in v.exchanges.values() for b in src.bindings.values() if b.destination is x]
-    return respond(request, [introspect.binding_info(b) for b in sorted(found, key=binding_order)], ())
+    return await respond(request, [introspect.binding_info(b) for b in sorted(found, key=binding_order)], ())
 
 
 @routes.post("/api/exchanges/{vhost}/{exchange}/publish")

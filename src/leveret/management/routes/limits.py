@@ -36,7 +36,7 @@ async def list_vhost_limits(request):
     visible = set(visible_vhosts(request))
     items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app["broker"].list_vhost_limits()
              if x["vhost"] in visible]
-    return respond(request, items, ("vhost",))
+    return await respond(request, items, ("vhost",))
 
 
 @routes.get("/api/vhost-limits/{vhost}")
@@ -45,7 +45,7 @@ async def show_vhost_limits(request):
     require_vhost(request, vhost)
     items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app["broker"].list_vhost_limits(vhost)
              if x["limits"]]
-    return respond(request, items, ("vhost",))
+    return await respond(request, items, ("vhost",))
 
 
 @routes.put("/api/vhost-limits/{vhost}/{name}")
@@ -84,7 +84,7 @@ async def delete_vhost_limit(request):
 async def list_user_limits(request):
     authenticate(request)
     items = [{"user": x["user"], "value": x["limits"]} for x in request.app["broker"].list_user_limits()]
-    return respond(request, items, ("user",))
+    return await respond(request, items, ("user",))
 
 
 @routes.get("/api/user-limits/{user}")
@@ -94,7 +94,7 @@ async def show_user_limits(request):
         found = request.app["broker"].list_user_limits(request.match_info["user"])
     except AdminError:
         raise not_found() from None
-    return respond(request, [{"user": x["user"], "value": x["limits"]} for x in found if x["limits"]], ("user",))
+    return await respond(request, [{"user": x["user"], "value": x["limits"]} for x in found if x["limits"]], ("user",))
 
 
 @routes.put("/api/user-limits/{user}/{name}")

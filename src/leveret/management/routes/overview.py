@@ -72,7 +72,7 @@ def node(request) -> dict:
 @routes.get("/api/nodes")
 async def nodes(request):
     require_monitor(request)
-    return respond(request, [node(request)])
+    return await respond(request, [node(request)])
 
 
 @routes.get("/api/nodes/{node}")

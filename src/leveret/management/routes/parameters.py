@@ -53,7 +53,7 @@ def _policymaker_in(request, vhost: str):
 async def list_all_parameters(request):
     require_policymaker(request)
     visible = set(visible_vhosts(request))
-    return respond(request, [p for p in list_parameters(request.app["broker"]) if p["vhost"] in visible],
+    return await respond(request, [p for p in list_parameters(request.app["broker"]) if p["vhost"] in visible],
                    ("vhost", "component", "name"))
 
 
@@ -62,7 +62,7 @@ async def list_component_parameters(request):
     require_policymaker(request)
     visible = set(visible_vhosts(request))
     items = list_parameters(request.app["broker"], request.match_info["component"])
-    return respond(request, [p for p in items if p["vhost"] in visible], ("vhost", "component", "name"))
+    return await respond(request, [p for p in items if p["vhost"] in visible], ("vhost", "component", "name"))
 
 
 @routes.get("/api/parameters/{component}/{vhost}")
@@ -70,7 +70,7 @@ async def list_vhost_parameters(request):
     vhost = request.match_info["vhost"]
     _policymaker_in(request, vhost)
     items = list_parameters(request.app["broker"], request.match_info["component"], vhost)
-    return respond(request, items, ("vhost", "component", "name"))
+    return await respond(request, items, ("vhost", "component", "name"))
 
 
 @routes.get("/api/parameters/{component}/{vhost}/{name}")
@@ -123,7 +123,7 @@ async def delete_parameter(request):
 async def list_global_parameters(request):
     require_admin(request)
     items = [{"name": k, "value": v} for k, v in request.app["broker"].global_parameters.items()]
-    return respond(request, items)
+    return await respond(request, items)
 
 
 @routes.get("/api/global-parameters/{name}")
@@ -167,12 +167,12 @@ def _policy_routes(prefix: str, operator: bool) -> None:
         authenticate(request)
         visible = set(visible_vhosts(request))
         items = [p for p in request.app["broker"].list_policies(operator=operator) if p["vhost"] in visible]
-        return respond(request, items, ("vhost", "name"))
+        return await respond(request, items, ("vhost", "name"))
 
     async def list_vhost(request):
         vhost = request.match_info["vhost"]
         require_vhost(request, vhost)
-        return respond(request, request.app["broker"].list_policies(vhost, operator=operator), ("vhost", "name"))
+        return await respond(request, request.app["broker"].list_policies(vhost, operator=operator), ("vhost", "name"))
 
     def find(request):
         vhost, name = request.match_info["vhost"], request.match_info["name"]

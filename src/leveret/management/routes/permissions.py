@@ -57,7 +57,7 @@ def _invalid(e: AdminError, as_codes: bool):
 @routes.get("/api/permissions")
 async def list_permissions(request):
     require_admin(request)
-    return respond(request, request.app["broker"].list_permissions(), ("vhost", "user"))
+    return await respond(request, request.app["broker"].list_permissions(), ("vhost", "user"))
 
 
 @routes.get("/api/permissions/{vhost}/{user}")
@@ -97,7 +97,7 @@ async def delete_permission(request):
 @routes.get("/api/topic-permissions")
 async def list_topic_permissions(request):
     require_admin(request)
-    return respond(request, request.app["broker"].list_topic_permissions(), ("vhost", "user"))
+    return await respond(request, request.app["broker"].list_topic_permissions(), ("vhost", "user"))
 
 
 @routes.get("/api/topic-permissions/{vhost}/{user}")
@@ -106,7 +106,7 @@ async def show_topic_permission(request):
     items = _entry(request, "topic-permissions")
     if not items:
         raise not_found()
-    return respond(request, items, ("exchange",))
+    return await respond(request, items, ("exchange",))
 
 
 @routes.put("/api/topic-permissions/{vhost}/{user}")
@@ -141,7 +141,7 @@ async def vhost_permissions(request):
         items = request.app["broker"].list_permissions(vhost=request.match_info["vhost"])
     except AdminError:
         raise not_found() from None
-    return respond(request, items, ("vhost", "user"))
+    return await respond(request, items, ("vhost", "user"))
 
 
 @routes.get("/api/vhosts/{vhost}/topic-permissions")
@@ -151,4 +151,4 @@ async def vhost_topic_permissions(request):
         items = request.app["broker"].list_topic_permissions(vhost=request.match_info["vhost"])
     except AdminError:
         raise not_found() from None
-    return respond(request, items, ("vhost", "user"))
+    return await respond(request, items, ("vhost", "user"))

@@ -42,7 +42,7 @@ def queue_of(request):
 @routes.get("/api/queues")
 async def list_queues(request):
     b = request.app["broker"]
-    return respond(request, introspect.queues(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return await respond(request, introspect.queues_view(b, visible_vhosts(request), b.stats), ("vhost", "name"))
 
 
 @routes.get("/api/queues/{vhost}")
@@ -50,7 +50,7 @@ async def vhost_queues(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     b = request.app["broker"]
-    return respond(request, introspect.queues(b, [vhost], b.stats), ("vhost", "name"))
+    return await respond(request, introspect.queues_view(b, [vhost], b.stats), ("vhost", "name"))
 
 
 @routes.get("/api/queues/{vhost}/{queue}")
@@ -98,7 +98,7 @@ async def purge_queue(request):
 @routes.get("/api/queues/{vhost}/{queue}/bindings")
 async def queue_bindings(request):
     q = queue_of(request)
-    return respond(request, introspect.default_bindings_of(q) + [introspect.binding_info(b) for b in q.bindings], ())
+    return await respond(request, introspect.default_bindings_of(q) + [introspect.binding_info(b) for b in q.bindings], ())
 
 
 @routes.post("/api/queues/{vhost}/{queue}/actions")

@@ -39,7 +39,7 @@ def _broker(request):
 @routes.get("/api/users")
 async def list_users(request):
     require_admin(request)
-    return respond(request, [user_info(u) for u in _broker(request).access.users.values()])
+    return await respond(request, [user_info(u) for u in _broker(request).access.users.values()])
 
 
 @routes.get("/api/users/without-permissions")
@@ -47,7 +47,7 @@ async def users_without_permissions(request):
     require_admin(request)
     b = _broker(request)
     with_perms = {u for u, _v in b.access.permissions}
-    return respond(request, [user_info(u) for u in b.access.users.values() if u.name not in with_perms])
+    return await respond(request, [user_info(u) for u in b.access.users.values() if u.name not in with_perms])
 
 
 @routes.post("/api/users/bulk-delete")
@@ -112,7 +112,7 @@ async def user_permissions(request):
         items = _broker(request).list_permissions(user=request.match_info["user"])
     except AdminError:
         raise not_found() from None
-    return respond(request, items, ("vhost", "user"))
+    return await respond(request, items, ("vhost", "user"))
 
 
 @routes.get("/api/users/{user}/topic-permissions")
@@ -122,4 +122,4 @@ async def user_topic_permissions(request):
         items = _broker(request).list_topic_permissions(user=request.match_info["user"])
     except AdminError:
         raise not_found() from None
-    return respond(request, items, ("vhost", "user"))
+    return await respond(request, items, ("vhost", "user"))
