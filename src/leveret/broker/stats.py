@@ -14,6 +14,14 @@ The node-wide ``message_stats`` (``/api/overview``) are the sum over open channe
 what channels that have closed had counted (:meth:`Sampler.retire`), so they only grow, as
 RabbitMQ's global counters do.
 
+For Prometheus (``rabbitmq_global_*``, ``rabbitmq_*_opened_total`` & co.) the sampler also keeps
+RabbitMQ's churn counters (:data:`CHURN`: connections opened at ``connection.open`` and closed
+whenever a connection ends, as ``rabbit_reader`` counts them; channels opened and closed; queues
+declared by a non-passive ``queue.declare``, created by one, deleted for any reason), the
+confirm-mode publishes of closed channels, and the message counters of deleted queues by queue
+type (:meth:`Sampler.retire_queue`), so the per-type totals only grow. None of them is on the
+message path: they change when a connection, channel or queue comes or goes.
+
 Field meanings (RabbitMQ's): ``publish`` messages published (by a channel; into a queue);
 ``deliver`` / ``deliver_no_ack`` deliveries to consumers in ack / no-ack mode; ``get`` /
 ``get_no_ack`` basic.get answered with a message; ``get_empty`` basic.get-empty;
@@ -38,6 +46,8 @@ QUEUE_GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 EXCHANGE_STATS = ("publish_in", "publish_out")
 SOCKET_STATS = ("recv_oct", "send_oct")
 _DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+CHURN = ("connections_opened", "connections_closed", "channels_opened", "channels_closed", "queues_declared",
+         "queues_created", "queues_deleted")
 
 
 def channel_counts(ch) -> tuple:
@@ -105,6 +115,9 @@ class Sampler:
         self.last: dict = {}            # object (or "overview") -> (time, counts)
         self.rates: dict = {}           # object -> rates, in the order of its counts
         self.retired = [0] * len(CHANNEL_STATS)     # what closed channels had counted
+        self.retired_confirm_publishes = 0          # closed channels' publishes in confirm mode
+        self.retired_queues: dict[str, list] = {}   # queue type -> QUEUE_STATS of deleted queues
+        self.churn = dict.fromkeys(CHURN, 0)
         self._task = None
 
     # ------------------------------------------------------------ counters
@@ -113,6 +126,28 @@ class Sampler:
         """A channel closed: the node totals keep its counts."""
         for i, n in enumerate(channel_counts(ch)):
             self.retired[i] += n
+        self.retired_confirm_publishes += ch.publish_seq
+        self.churn["channels_closed"] += 1
+
+    def retire_queue(self, q) -> None:
+        """A queue was deleted: the per-queue-type totals keep its counts."""
+        totals = self.retired_queues.setdefault(q.queue_type, [0] * len(QUEUE_STATS))
+        for i, n in enumerate(queue_counts(q)[:len(QUEUE_STATS)]):
+            totals[i] += n
+        self.churn["queues_deleted"] += 1
+
+    def queue_type_counts(self) -> dict[str, list]:
+        """queue type -> ``QUEUE_STATS`` summed over its queues, deleted ones included."""
+        out = {t: list(c) for t, c in self.retired_queues.items()}
+        n = len(QUEUE_STATS)
+        for v in self.broker.vhosts.values():
+            for q in v.queues.values():
+                totals = out.get(q.queue_type)
+                if totals is None:
+                    totals = out[q.queue_type] = [0] * n
+                for i, c in enumerate(queue_counts(q)[:n]):
+                    totals[i] += c
+        return out
 
     def overview_counts(self) -> tuple:
         totals = list(self.retired)
@@ -125,6 +160,19 @@ class Sampler:
                 ready += q.message_count
                 unacked += q.unacked_count
         return (*totals, ready + unacked, ready, unacked)
+
+    def global_counts(self) -> dict:
+        """The node's ``rabbitmq_global_*`` counters that are not per queue type: the
+        ``CHANNEL_STATS`` totals, ``received_confirm`` (publishes on channels in confirm
+        mode), ``routed`` (publishes that reached a queue: neither dropped nor returned) and
+        the gauges ``publishers`` (open channels that have published) and ``consumers``."""
+        out = dict(zip(CHANNEL_STATS, self.overview_counts()))
+        live = list(channels(self.broker))
+        out["received_confirm"] = self.retired_confirm_publishes + sum(ch.publish_seq for ch in live)
+        out["routed"] = out["publish"] - out["drop_unroutable"] - out["return_unroutable"]
+        out["publishers"] = sum(1 for ch in live if ch.stat_publish)
+        out["consumers"] = sum(len(q.consumers) for v in self.broker.vhosts.values() for q in v.queues.values())
+        return out
 
     # ------------------------------------------------------------ sampling
 
