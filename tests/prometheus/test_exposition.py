@@ -33,9 +33,13 @@ def _families() -> list[Family]:
 
 def test_encode_is_generate_latest():
     fams = _families()
+    # the same label values declared in the other order: a shared label cache must not mix them up
+    fams.append(Family("rabbitmq_swapped", "gauge", "swapped", ("queue", "vhost"),
+                       [((q, "/"), 1) for q in ODD] + [(("/", q), 2) for q in ODD]))
     expected = generate_latest(_Families(fams)).decode()
-    got = "".join(text for f in fams for text in encode(f, chunk=1000))
-    assert got == expected
+    assert "".join(text for f in fams for text in encode(f, chunk=1000)) == expected
+    cache: dict = {}
+    assert "".join(text for f in fams for text in encode(f, chunk=3, labels_cache=cache)) == expected
 
 
 def test_encoded_text_parses_back():

@@ -56,11 +56,16 @@ def channel_counts(ch) -> tuple:
             ch.stat_ack)
 
 
+def queue_counters(q) -> tuple:
+    """The queue's counters (``QUEUE_STATS``)."""
+    return (q.stat_in, q.stat_deliver, q.stat_deliver_noack, q.stat_get, q.stat_get_noack, q.stat_get_empty,
+            q.stat_redeliver, q.stat_ack)
+
+
 def queue_counts(q) -> tuple:
     """The queue's counters, then its gauges (``QUEUE_STATS + QUEUE_GAUGES``)."""
     ready, unacked = q.message_count, q.unacked_count
-    return (q.stat_in, q.stat_deliver, q.stat_deliver_noack, q.stat_get, q.stat_get_noack, q.stat_get_empty,
-            q.stat_redeliver, q.stat_ack, ready + unacked, ready, unacked)
+    return (*queue_counters(q), ready + unacked, ready, unacked)
 
 
 def exchange_counts(x, pending: dict) -> tuple:
@@ -131,22 +136,21 @@ class Sampler:
 
     def retire_queue(self, q) -> None:
         """A queue was deleted: the per-queue-type totals keep its counts."""
-        totals = self.retired_queues.setdefault(q.queue_type, [0] * len(QUEUE_STATS))
-        for i, n in enumerate(queue_counts(q)[:len(QUEUE_STATS)]):
-            totals[i] += n
+        totals = self.retired_queues.get(q.queue_type, (0,) * len(QUEUE_STATS))
+        self.retired_queues[q.queue_type] = [a + b for a, b in zip(totals, queue_counters(q))]
         self.churn["queues_deleted"] += 1
 
     def queue_type_counts(self) -> dict[str, list]:
         """queue type -> ``QUEUE_STATS`` summed over its queues, deleted ones included."""
-        out = {t: list(c) for t, c in self.retired_queues.items()}
-        n = len(QUEUE_STATS)
+        by_type: dict[str, list] = {}
         for v in self.broker.vhosts.values():
             for q in v.queues.values():
-                totals = out.get(q.queue_type)
-                if totals is None:
-                    totals = out[q.queue_type] = [0] * n
-                for i, c in enumerate(queue_counts(q)[:n]):
-                    totals[i] += c
+                by_type.setdefault(q.queue_type, []).append(queue_counters(q))
+        out = {}
+        for t in set(by_type) | set(self.retired_queues):
+            rows = by_type.get(t, [])
+            rows.append(self.retired_queues.get(t, (0,) * len(QUEUE_STATS)))
+            out[t] = [sum(col) for col in zip(*rows)]
         return out
 
     def overview_counts(self) -> tuple:

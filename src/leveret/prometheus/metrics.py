@@ -236,24 +236,30 @@ CLUSTER_TABLES = ("vhost_status", "exchange_bindings", "exchange_names")
 # ---------------------------------------------------------------- reading the broker
 
 def queue_rows(broker, vhosts=None, chunk: int = 1000):
-    """Yields PAUSE every ``chunk`` queues, then returns [(vhost, queue, row)]."""
+    """Yields PAUSE every ``chunk`` queues, then returns [((vhost, queue), values)]."""
     rows = []
     for i, q in enumerate(introspect.queue_objects(broker, vhosts), 1):
-        rows.append(introspect.queue_row(q))
+        vhost, name, values = introspect.queue_row(q)
+        rows.append(((vhost, name), values))
         if i % chunk == 0:
             yield PAUSE
     return rows
 
 
 def _fams(prefix: str, table: list, rows: list, per_object: bool, labels: tuple, offset: int = 0):
-    """One family per entry of ``table``, over ``rows`` [(label values..., row)]."""
+    """One family per entry of ``table``, over ``rows`` [(label values, values)] (a None
+    value: no sample); PAUSE after each."""
     for name, type_, help_, idx in table:
+        i = idx + offset
         f = Family(prefix + name, type_, help_, labels if per_object else ())
         if per_object:
-            f.samples = [(r[:-1], r[-1][idx + offset]) for r in rows if r[-1][idx + offset] is not None]
+            f.samples = [(lab, vals[i]) for lab, vals in rows]
+            if any(v is None for _, v in f.samples):
+                f.samples = [(lab, v) for lab, v in f.samples if v is not None]
         else:
-            f.samples = [((), sum(r[-1][idx + offset] for r in rows if r[-1][idx + offset] is not None))]
+            f.samples = [((), sum(vals[i] for _, vals in rows if vals[i] is not None))]
         yield f
+        yield PAUSE
 
 
 def core_families(broker, prefix: str, per_object: bool, tables, vhosts=None):
@@ -280,15 +286,14 @@ def core_families(broker, prefix: str, per_object: bool, tables, vhosts=None):
             if qrows is None:
                 qrows = yield from queue_rows(broker, vhosts if per_object else None)
             yield from _fams(prefix, QUEUE_TABLES[t], qrows, per_object, ("vhost", "queue"))
-            yield PAUSE
         elif t in CHANNEL_TABLES:
             if channels is None:
-                channels = introspect.channel_rows(broker)
+                channels = [((name,), values) for name, values in introspect.channel_rows(broker)]
             offset = len(introspect.CHANNEL_GAUGES) if t != "channel_metrics" else 0
             yield from _fams(prefix, CHANNEL_TABLES[t], channels, per_object, ("channel",), offset)
         elif t in CONNECTION_TABLES:
             if connections is None:
-                connections = introspect.connection_rows(broker)
+                connections = [((name,), values) for name, values in introspect.connection_rows(broker)]
             yield from _fams(prefix, CONNECTION_TABLES[t], connections, per_object, ("channel",))
 
 

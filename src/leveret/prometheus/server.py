@@ -79,8 +79,9 @@ async def _stream(request: web.Request, gen) -> web.StreamResponse:
     if request.method != "HEAD":
         t0 = time.perf_counter()
         buf: list[str] = []
+        cache: dict = {}
         for f in families:
-            for text in encode(f):
+            for text in encode(f, labels_cache=cache):
                 buf.append(text)
                 if time.perf_counter() - t0 > SLICE:
                     await resp.write("".join(buf).encode())
