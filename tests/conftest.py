@@ -8,6 +8,7 @@ behaviour carry ``@pytest.mark.leveret_only`` and skip when the URL is external.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -54,7 +55,9 @@ class ServerProcess:
              "--port", str(self.port), "--data-dir", data_dir,
              # (a free port for the management API, so test brokers never collide on 15672)
              *(() if any(a.startswith("--management-port") or a == "--no-management" for a in extra)
-               else ("--management-port", "0")), *extra],
+               else ("--management-port", "0")),
+             *(() if any(a.startswith("--prometheus-port") or a == "--no-prometheus" for a in extra)
+               else ("--prometheus-port", "0")), *extra],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         _wait_port("127.0.0.1", self.port, self.proc)
@@ -67,11 +70,17 @@ class ServerProcess:
     def management_url(self) -> str | None:
         """``http://127.0.0.1:PORT`` of the management API (from this process's log line: a
         restarted server appends to the same log)."""
-        import re
+        return self._logged_url(r"management API on http://[^:]+:(\d+)")
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` of the Prometheus metrics (from the log line)."""
+        return self._logged_url(r"Prometheus metrics on http://[^:]+:(\d+)")
+
+    def _logged_url(self, pattern: str) -> str | None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            log = self.log()[self._log_start:]
-            m = re.search(r"management API on http://[^:]+:(\d+)", log)
+            m = re.search(pattern, self.log()[self._log_start:])
             if m:
                 return f"http://127.0.0.1:{m.group(1)}"
             time.sleep(0.05)

@@ -48,13 +48,17 @@ LAYERS = {
     # reaches the AMQP listener, the node or the CLI
     "management": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
                     "leveret.__main__"}, set()),
+    # Prometheus reads the broker as the management API does (introspect, stats) and shares
+    # its HTTP listener (management/app.py)
+    "prometheus": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
+                    "leveret.__main__"}, set()),
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
              set()),
     # ctl (a client of the control socket) knows only the settings (where the socket is)
     "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node",
              "leveret.cli", "leveret.perf"}, set()),
 }
-NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management")
+NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus")
 
 
 def files_of(pkg: str) -> list[str]:

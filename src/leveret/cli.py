@@ -139,6 +139,9 @@ OPTIONS = (
     ("--management-port", "LEVERET_MANAGEMENT_PORT", "management_port", _int,
      f"management HTTP API port (management.tcp.port; default {DEFAULTS.management_port}; 0: a free port)"),
     ("--no-management", None, "management_enabled", _negated, "do not serve the management HTTP API"),
+    ("--prometheus-port", "LEVERET_PROMETHEUS_PORT", "prometheus_port", _int,
+     f"Prometheus metrics port (prometheus.tcp.port; default {DEFAULTS.prometheus_port}; 0: a free port)"),
+    ("--no-prometheus", None, "prometheus_enabled", _negated, "do not serve Prometheus metrics"),
     (None, "LEVERET_GC_THRESHOLD", "gc_threshold", _int, None),
 )
 
@@ -188,9 +191,9 @@ def config_file(flag: str | None, environ) -> str | None:
 def build_settings(args, environ) -> tuple[Settings, list[str]]:
     """defaults < rabbitmq.conf < environment < flags. Raises ConfigError or ValueError (with the
     variable or flag name) for a bad value."""
-    # ``leveret serve`` is a RabbitMQ with the management plugin enabled; an embedded broker
-    # runs the API only when asked
-    settings = Settings(data_dir=default_data_dir(), management_enabled=True)
+    # ``leveret serve`` is a RabbitMQ with the management and prometheus plugins enabled; an
+    # embedded broker runs them only when asked
+    settings = Settings(data_dir=default_data_dir(), management_enabled=True, prometheus_enabled=True)
     warnings: list[str] = []
     path = config_file(args.config, environ)
     if path is not None:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from . import __version__
 from .broker.broker import Broker
 from .management.app import ManagementServer
+from .prometheus.server import PrometheusServer
 from .server.control import ControlServer
 from .server.listener import Listener
 
@@ -39,11 +40,17 @@ class Node(Broker):
     listener: Listener | None = None
     control: ControlServer | None = None
     management: ManagementServer | None = None
+    prometheus: PrometheusServer | None = None
 
     @property
     def management_port(self) -> int | None:
         """The management API's port (None when it does not run)."""
         return self.management.port if self.management is not None else None
+
+    @property
+    def prometheus_port(self) -> int | None:
+        """The Prometheus metrics port (None when it does not run)."""
+        return self.prometheus.port if self.prometheus is not None else None
 
     @property
     def port(self) -> int | None:
@@ -101,9 +108,20 @@ class Node(Broker):
                 log.info("management API on http://%s:%d", addr(s.management_host), m.port)
             except OSError as e:   # as with the control socket: the broker serves AMQP regardless
                 log.error("management API not started on %s:%s: %s", s.management_host, s.management_port, e)
+        if s.prometheus_enabled:
+            p = PrometheusServer(self)
+            try:
+                await p.start()
+                self.prometheus = p
+                log.info("Prometheus metrics on http://%s:%d/metrics", addr(s.prometheus_host), p.port)
+            except OSError as e:
+                log.error("Prometheus metrics not served on %s:%s: %s", s.prometheus_host, s.prometheus_port, e)
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.prometheus is not None:
+            await self.prometheus.stop()
+            self.prometheus = None
         if self.management is not None:
             await self.management.stop()
             self.management = None

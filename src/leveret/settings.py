@@ -88,6 +88,7 @@ class Settings:
     management_enabled: bool = False       # the management API (``leveret serve``: on; embedded: off)
     management_host: str = "127.0.0.1"      # management.tcp.ip (RabbitMQ: every interface)
     management_port: int = 15672            # management.tcp.port
+    prometheus_enabled: bool = False       # Prometheus metrics (``leveret serve``: on; embedded: off)
     prometheus_host: str = "127.0.0.1"      # prometheus.tcp.ip (RabbitMQ: every interface)
     prometheus_port: int = 15692            # prometheus.tcp.port
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):

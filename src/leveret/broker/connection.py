@@ -148,6 +148,7 @@ class BrokerConnection(ProtocolConnection):
                                         f"'{user.name}'", 10, 40)
         self.vhost = v
         self.broker.connections.add(self)
+        self.broker.stats.churn["connections_opened"] += 1
         self.alarm = self.broker.alarm_text
         cname = self.client_properties.get("connection_name")
         log.info("connection %s%s: user '%s' authenticated and granted access to vhost '%s'",
@@ -177,6 +178,7 @@ class BrokerConnection(ProtocolConnection):
 
     def on_channel_open(self, ch: int) -> None:
         self.sessions[ch] = Channel(self, ch)
+        self.broker.stats.churn["channels_opened"] += 1
 
     def on_method(self, ch: int, method) -> None:
         fn = HANDLERS.get(method.INDEX)
@@ -252,3 +254,4 @@ class BrokerConnection(ProtocolConnection):
         self.exclusive_queues.clear()
         self.broker.flow.forget(self)
         self.broker.connections.discard(self)
+        self.broker.stats.churn["connections_closed"] += 1

@@ -274,7 +274,7 @@ def connection_info(conn, sampler=None) -> dict:
     return dict(sorted(d.items()))
 
 
-def _channel_name(ch) -> str:
+def channel_name(ch) -> str:
     return f"{ch.conn.display_name} ({ch.number})"
 
 
@@ -283,7 +283,7 @@ def channel_info(ch, sampler=None, details: bool = False) -> dict:
     peer = conn.peer or ("", 0)
     counts = channel_counts(ch)
     tx_acks = sum(1 for fn, _ in ch.tx_ops if getattr(fn, "__name__", "") == "_settle")
-    d = {"name": _channel_name(ch), "node": conn.broker.node_name, "number": ch.number,
+    d = {"name": channel_name(ch), "node": conn.broker.node_name, "number": ch.number,
          "user": conn.user.name if conn.user else None, "vhost": ch.vhost.name if ch.vhost else None,
          "connection_details": {"name": conn.display_name, "peer_host": peer[0], "peer_port": peer[1]},
          "consumer_count": len(ch.consumers), "prefetch_count": ch.prefetch,
@@ -310,7 +310,7 @@ def consumer_info(c) -> dict:
     status = ("single_active" if active else "waiting") if q.sac else "up"
     return {"arguments": json_table(c.arguments), "ack_required": not c.no_ack, "active": active,
             "activity_status": status,
-            "channel_details": {"connection_name": conn.display_name, "name": _channel_name(ch),
+            "channel_details": {"connection_name": conn.display_name, "name": channel_name(ch),
                                 "node": conn.broker.node_name, "number": ch.number, "peer_host": peer[0],
                                 "peer_port": peer[1], "user": conn.user.name if conn.user else None},
             "consumer_tag": c.tag, "exclusive": bool(c.exclusive), "prefetch_count": c.prefetch,
@@ -407,3 +407,61 @@ def node_info(broker) -> dict:
 def typed_table(plain: dict | None) -> dict:
     """JSON arguments as the typed field table a client's method would carry."""
     return decode_table_typed(encode_table(plain), 0)[0] if plain else {}
+
+
+# ---------------------------------------------------------------- rows for Prometheus
+
+# a queue's values as rabbitmq_prometheus reads them (queue_coarse_metrics and queue_metrics)
+QUEUE_ROW = ("messages_ready", "messages_unacknowledged", "messages", "consumers", "messages_ram",
+             "messages_ready_ram", "messages_unacknowledged_ram", "message_bytes_ram", "message_bytes_ready",
+             "messages_paged_out", "message_bytes_paged_out")
+# a channel's gauges (channel_metrics), then its counters (CHANNEL_STATS)
+CHANNEL_GAUGES = ("consumer_count", "messages_unacknowledged", "messages_unconfirmed", "messages_uncommitted",
+                  "acks_uncommitted", "prefetch_count", "global_prefetch_count")
+# a connection's (connection_coarse_metrics, connection_metrics); None where the socket cannot tell
+CONNECTION_ROW = ("recv_oct", "send_oct", "recv_cnt", "send_cnt", "send_pend", "channels")
+
+
+def queue_objects(broker, vhosts=None) -> list:
+    """The queues of ``vhosts`` (every vhost: None; unknown names are skipped), as opaque
+    handles for :func:`queue_row`."""
+    names = list(broker.vhosts) if vhosts is None else [v for v in vhosts if v in broker.vhosts]
+    return [q for v in names for q in list(broker.vhosts[v].queues.values())]
+
+
+def queue_row(q) -> tuple:
+    """``(vhost, name, values in QUEUE_ROW order)``."""
+    ready, unacked = q.message_count, q.unacked_count
+    ram = len(q.ready)
+    return (q.vhost.name, q.name, (ready, unacked, ready + unacked, len(q.consumers), ram + unacked, ram, unacked,
+                                   q.ready_bytes, q.ready_bytes + q.tail_bytes, q.tail, q.tail_bytes))
+
+
+def channel_rows(broker) -> list:
+    """``[(channel name, CHANNEL_GAUGES + CHANNEL_STATS values)]`` of the open channels."""
+    out = []
+    for c in network_connections(broker):
+        for ch in list(c.sessions.values()):
+            info = channel_info(ch)
+            out.append((channel_name(ch), tuple(info[k] for k in CHANNEL_GAUGES) + channel_counts(ch)))
+    return out
+
+
+def connection_rows(broker) -> list:
+    """``[(connection name, CONNECTION_ROW values)]``."""
+    out = []
+    for c in network_connections(broker):
+        s = socket_stats(c) or {}
+        out.append((c.display_name, tuple(s.get(k) for k in CONNECTION_ROW[:-1]) + (len(c.sessions),)))
+    return out
+
+
+def exchange_rows(broker) -> list:
+    """``[(vhost, name, type, bindings)]`` of the exchanges but the default and internal ones
+    (``rabbitmq_cluster_exchange_*``)."""
+    return [(v.name, x.name, x.type_name, len(x.bindings)) for v in list(broker.vhosts.values())
+            for x in list(v.exchanges.values()) if x.name != "" and not x.internal]
+
+
+def vhost_names(broker) -> list[str]:
+    return list(broker.vhosts)

@@ -14,6 +14,14 @@ The node-wide ``message_stats`` (``/api/overview``) are the sum over open channe
 what channels that have closed had counted (:meth:`Sampler.retire`), so they only grow, as
 RabbitMQ's global counters do.
 
+For Prometheus (``rabbitmq_global_*``, ``rabbitmq_*_opened_total`` & co.) the sampler also keeps
+RabbitMQ's churn counters (:data:`CHURN`: connections opened at ``connection.open`` and closed
+whenever a connection ends, as ``rabbit_reader`` counts them; channels opened and closed; queues
+declared by a non-passive ``queue.declare``, created by one, deleted for any reason), the
+confirm-mode publishes of closed channels, and the message counters of deleted queues by queue
+type (:meth:`Sampler.retire_queue`), so the per-type totals only grow. None of them is on the
+message path: they change when a connection, channel or queue comes or goes.
+
 Field meanings (RabbitMQ's): ``publish`` messages published (by a channel; into a queue);
 ``deliver`` / ``deliver_no_ack`` deliveries to consumers in ack / no-ack mode; ``get`` /
 ``get_no_ack`` basic.get answered with a message; ``get_empty`` basic.get-empty;
@@ -48,17 +56,26 @@ async def rest(worked: float) -> None:
     await asyncio.sleep(worked)
 
 
+CHURN = ("connections_opened", "connections_closed", "channels_opened", "channels_closed", "queues_declared",
+         "queues_created", "queues_deleted")
+
+
 def channel_counts(ch) -> tuple:
     return (ch.stat_publish, ch.stat_confirm, ch.stat_return, ch.stat_drop, ch.stat_deliver,
             ch.stat_deliver_noack, ch.stat_get, ch.stat_get_noack, ch.stat_get_empty, ch.stat_redeliver,
             ch.stat_ack)
 
 
+def queue_counters(q) -> tuple:
+    """The queue's counters (``QUEUE_STATS``)."""
+    return (q.stat_in, q.stat_deliver, q.stat_deliver_noack, q.stat_get, q.stat_get_noack, q.stat_get_empty,
+            q.stat_redeliver, q.stat_ack)
+
+
 def queue_counts(q) -> tuple:
     """The queue's counters, then its gauges (``QUEUE_STATS + QUEUE_GAUGES``)."""
     ready, unacked = q.message_count, q.unacked_count
-    return (q.stat_in, q.stat_deliver, q.stat_deliver_noack, q.stat_get, q.stat_get_noack, q.stat_get_empty,
-            q.stat_redeliver, q.stat_ack, ready + unacked, ready, unacked)
+    return (*queue_counters(q), ready + unacked, ready, unacked)
 
 
 def exchange_counts(x, pending: dict) -> tuple:
@@ -113,6 +130,9 @@ class Sampler:
         self.last: dict = {}            # object (or "overview") -> (time, counts)
         self.rates: dict = {}           # object -> rates, in the order of its counts
         self.retired = [0] * len(CHANNEL_STATS)     # what closed channels had counted
+        self.retired_confirm_publishes = 0          # closed channels' publishes in confirm mode
+        self.retired_queues: dict[str, list] = {}   # queue type -> QUEUE_STATS of deleted queues
+        self.churn = dict.fromkeys(CHURN, 0)
         self._task = None
 
     # ------------------------------------------------------------ counters
@@ -121,6 +141,27 @@ class Sampler:
         """A channel closed: the node totals keep its counts."""
         for i, n in enumerate(channel_counts(ch)):
             self.retired[i] += n
+        self.retired_confirm_publishes += ch.publish_seq
+        self.churn["channels_closed"] += 1
+
+    def retire_queue(self, q) -> None:
+        """A queue was deleted: the per-queue-type totals keep its counts."""
+        totals = self.retired_queues.get(q.queue_type, (0,) * len(QUEUE_STATS))
+        self.retired_queues[q.queue_type] = [a + b for a, b in zip(totals, queue_counters(q))]
+        self.churn["queues_deleted"] += 1
+
+    def queue_type_counts(self) -> dict[str, list]:
+        """queue type -> ``QUEUE_STATS`` summed over its queues, deleted ones included."""
+        by_type: dict[str, list] = {}
+        for v in self.broker.vhosts.values():
+            for q in v.queues.values():
+                by_type.setdefault(q.queue_type, []).append(queue_counters(q))
+        out = {}
+        for t in set(by_type) | set(self.retired_queues):
+            rows = by_type.get(t, [])
+            rows.append(self.retired_queues.get(t, (0,) * len(QUEUE_STATS)))
+            out[t] = [sum(col) for col in zip(*rows)]
+        return out
 
     def overview_counts(self) -> tuple:
         totals = list(self.retired)
@@ -133,6 +174,19 @@ class Sampler:
                 ready += q.message_count
                 unacked += q.unacked_count
         return (*totals, ready + unacked, ready, unacked)
+
+    def global_counts(self) -> dict:
+        """The node's ``rabbitmq_global_*`` counters that are not per queue type: the
+        ``CHANNEL_STATS`` totals, ``received_confirm`` (publishes on channels in confirm
+        mode), ``routed`` (publishes that reached a queue: neither dropped nor returned) and
+        the gauges ``publishers`` (open channels that have published) and ``consumers``."""
+        out = dict(zip(CHANNEL_STATS, self.overview_counts()))
+        live = list(channels(self.broker))
+        out["received_confirm"] = self.retired_confirm_publishes + sum(ch.publish_seq for ch in live)
+        out["routed"] = out["publish"] - out["drop_unroutable"] - out["return_unroutable"]
+        out["publishers"] = sum(1 for ch in live if ch.stat_publish)
+        out["consumers"] = sum(len(q.consumers) for v in self.broker.vhosts.values() for q in v.queues.values())
+        return out
 
     # ------------------------------------------------------------ sampling
 

@@ -296,6 +296,7 @@ class VHost:
             return 0
         q.deleted = True
         del self.queues[q.name]
+        self.broker.stats.retire_queue(q)
         for b in list(q.bindings):
             b.source.remove_binding(b.identity)
             self._maybe_auto_delete_exchange(b.source)

@@ -50,19 +50,19 @@ def build_app(broker) -> web.Application:
     return app
 
 
-class ManagementServer:
-    """The API's HTTP listener on ``management_host:management_port``."""
+class AppServer:
+    """An aiohttp application's listener on ``host:port`` in the running loop (the management
+    API here; Prometheus metrics in ``prometheus/server.py``)."""
 
-    def __init__(self, broker):
-        self.broker = broker
+    def __init__(self, app: web.Application, host: str, port: int):
+        self.app, self.host, self.bind_port = app, host, port
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
-        s = self.broker.settings
-        self.runner = web.AppRunner(build_app(self.broker), access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, s.management_host or None, s.management_port, reuse_address=True)
+        site = web.TCPSite(self.runner, self.host or None, self.bind_port, reuse_address=True)
         try:
             await site.start()
         except BaseException:
@@ -75,3 +75,11 @@ class ManagementServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+
+class ManagementServer(AppServer):
+    """The API's HTTP listener on ``management_host:management_port``."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        super().__init__(build_app(broker), broker.settings.management_host, broker.settings.management_port)

@@ -134,6 +134,7 @@ class EntityMethods:
             elif name.startswith("amq."):
                 raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'", 50, 10)
             self.check_access("queue", name, "configure")
+            self.broker.stats.churn["queues_declared"] += 1     # (RabbitMQ counts it here)
             q = v.queues.get(name)
             if q is not None:
                 self.check_exclusive(q)
@@ -200,6 +201,7 @@ class EntityMethods:
                 exclusive_owner=self.conn if m.exclusive else None,
                 auto_delete=m.auto_delete, arguments=args, store=self.broker.store)
         self.vhost.add_queue(q)
+        self.broker.stats.churn["queues_created"] += 1
         if m.exclusive:
             self.conn.exclusive_queues.append(q)
         return q
