@@ -28,6 +28,13 @@ clause for (a ``U``/``Z``/unknown value type, an entry that overruns its table).
 Field types are read as ``rabbit_binary_parser`` reads them: ``u`` unsigned 16,
 ``s`` signed 16, and ``L`` a *signed* 64-bit long like ``l`` (its bytes are kept, so
 a value above 2^63 sent as ``L`` goes out again as the same 8 bytes).
+
+One limit RabbitMQ does not have: tables and arrays nested more than
+:data:`MAX_TABLE_DEPTH` (100) levels deep are refused with :class:`AMQPSyntaxError`
+(Erlang's parser recurses without bound; Python's stack does not). Decoding,
+re-encoding (dead-lettering's ``x-death``), :func:`table_plain` and the headers
+exchange all recurse per level, so the bound is fixed here, where the bytes come in,
+instead of wherever a ``RecursionError`` would happen to strike first.
 """
 from __future__ import annotations
 
@@ -53,6 +60,8 @@ _q = struct.Struct(">q")
 _f = struct.Struct(">f")
 _d = struct.Struct(">d")
 _BI = struct.Struct(">BI")
+
+MAX_TABLE_DEPTH = 100   # nested tables/arrays; deeper is AMQPSyntaxError (see the module docstring)
 
 
 class _NaN32(float):
@@ -142,7 +151,7 @@ _FIXED = {"I": (_i, 4), "l": (_q, 8), "b": (_b, 1), "B": (_B, 1), "s": (_h, 2), 
           "i": (_I, 4), "L": (_q, 8), "d": (_d, 8), "T": (_Q, 8)}
 
 
-def _dec_value(buf, off: int, end: int, typed: bool):
+def _dec_value(buf, off: int, end: int, typed: bool, depth: int):
     """One tagged value at ``off``, which must end by ``end`` (its table's or array's end)."""
     if off >= end:
         raise TableCrash("field value missing")
@@ -167,7 +176,9 @@ def _dec_value(buf, off: int, end: int, typed: bool):
         stop = off + 4 + n
         if stop > end:
             raise TableCrash("nested table overruns its table")
-        v = (_parse_table if tag == "F" else _parse_array)(buf, off + 4, stop, typed)
+        if depth >= MAX_TABLE_DEPTH:
+            raise AMQPSyntaxError(f"field table nested deeper than {MAX_TABLE_DEPTH} levels")
+        v = (_parse_table if tag == "F" else _parse_array)(buf, off + 4, stop, typed, depth + 1)
         off = stop
     elif tag in _FIXED:
         st, size = _FIXED[tag]
@@ -193,7 +204,7 @@ def _dec_value(buf, off: int, end: int, typed: bool):
     return (Typed(tag, v) if typed else v), off
 
 
-def _parse_table(buf, off: int, end: int, typed: bool) -> dict:
+def _parse_table(buf, off: int, end: int, typed: bool, depth: int = 0) -> dict:
     """The entries of a table occupying ``buf[off:end]``."""
     out = {}
     while off < end:
@@ -202,16 +213,16 @@ def _parse_table(buf, off: int, end: int, typed: bool) -> dict:
         if kend > end:
             raise TableCrash("field name overruns its table")
         k = bytes(buf[off + 1:kend]).decode("utf-8", "surrogateescape")
-        v, off = _dec_value(buf, kend, end, typed)
+        v, off = _dec_value(buf, kend, end, typed, depth)
         if k not in out:  # duplicate keys: the first one wins (rabbit_misc:table_lookup)
             out[k] = v
     return out
 
 
-def _parse_array(buf, off: int, end: int, typed: bool) -> list:
+def _parse_array(buf, off: int, end: int, typed: bool, depth: int) -> list:
     out = []
     while off < end:
-        v, off = _dec_value(buf, off, end, typed)
+        v, off = _dec_value(buf, off, end, typed, depth)
         out.append(v)
     return out
 

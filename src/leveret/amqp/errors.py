@@ -49,6 +49,14 @@ class FrameError(ConnectionError_):
         super().__init__(501, f"FRAME_ERROR - {text}")
 
 
+class FatalFrameError(FrameError):
+    """A frame whose framing cannot be trusted (larger than frame_max, bad end octet):
+    ``rabbit_reader:fatal_frame_error`` sends connection.close 501, reads nothing more and
+    drops the socket :attr:`delay` seconds later (no close-ok is awaited)."""
+
+    delay = 3.0          # rabbit_reader's ?SILENT_CLOSE_DELAY, in seconds
+
+
 class SilentClose(ConnectionError_):
     """RabbitMQ drops the socket without a close frame.
 
