@@ -49,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "amqp"))
 sys.path.insert(0, os.path.join(ROOT, "src"))
+sys.path.insert(0, HERE)
 
 logging.disable(logging.CRITICAL)   # broker warnings (missed heartbeats, refused logins) are expected
 
@@ -164,24 +165,8 @@ def valid_input(checks, rnd: random.Random) -> bytes:
 
 
 def mutate(rnd: random.Random, data: bytes) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rnd.randint(1, 8)):
-        op = rnd.random()
-        i = rnd.randrange(len(buf)) if buf else 0
-        if op < 0.35 and buf:
-            buf[i] ^= 1 << rnd.randrange(8)
-        elif op < 0.5 and buf:
-            buf[i] = rnd.choice([0, 1, 2, 3, 8, 0x7F, 0x80, 0xCE, 0xFF])
-        elif op < 0.65:
-            buf[i:i] = rnd.randbytes(rnd.randint(1, 16))
-        elif op < 0.8 and buf:
-            del buf[i:i + rnd.randint(1, 32)]
-        elif op < 0.9:
-            del buf[max(i, 3):]
-        elif buf:
-            j = min(len(buf), i + rnd.randint(1, 64))
-            buf[j:j] = buf[i:j]
-    return bytes(buf)
+    from fuzz_targets import mutate as shared
+    return shared(rnd, data)
 
 
 def random_input(checks, rnd: random.Random) -> bytes:
@@ -194,12 +179,8 @@ def random_input(checks, rnd: random.Random) -> bytes:
 
 
 def save_crash(data: bytes) -> str:
-    d = os.path.join(HERE, "crashes")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"crash-{int(time.time())}-{os.getpid()}.bin")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
+    from fuzz import save_crash as shared
+    return shared("session", data)
 
 
 def plain_loop(seconds: float, seed: int | None) -> int:

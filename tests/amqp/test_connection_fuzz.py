@@ -620,10 +620,46 @@ def test_frames_after_close_are_ignored():
     d = _session(frame(8, 1, b""))
     _connection_close(d)
     d.out.clear()
-    d.feed(mframe(1, spec.QueueDeclare(queue="zz")) + frame(3, 1, b"junk") + b"\x00" * 50)
+    d.feed(mframe(1, spec.QueueDeclare(queue="zz")) + frame(3, 1, b"junk") + frame(9, 0, b"\x00" * 50))
     assert parse_output(bytes(d.out)) == []
     d.feed(mframe(0, spec.ConnectionCloseOk()))
     assert d.conn.state == pc.CLOSED
+
+
+CLIENT_CLOSE = mframe(0, spec.ConnectionClose(reply_code=200, reply_text="bye"))
+
+
+@pytest.mark.parametrize("how", ["whole", "bytes"])
+def test_frames_after_an_error_in_the_same_read_are_read_closing(how):
+    """Regression (found by fuzz/fuzz.py's frames target): the bytes that follow a bad frame in
+    the same read were dropped, so a pipelined connection.close got its close-ok only when it
+    arrived in a later read. RabbitMQ's reader reads on, closing, whatever the segmentation."""
+    d = _session()
+    data = frame(8, 1, b"") + mframe(1, spec.QueueDeclare(queue="zz")) + CLIENT_CLOSE
+    for chunk in ([data] if how == "whole" else [data[i:i + 1] for i in range(len(data))]):
+        d.feed(chunk)
+    names = [(spec.decode_method(p).NAME, getattr(spec.decode_method(p), "reply_code", None))
+             for t, _, p in parse_output(bytes(d.out)) if t == 1]
+    assert names == [("connection.close", 505), ("connection.close-ok", None)]
+
+
+@pytest.mark.parametrize("bad", [struct.pack(">BHI", 1, 1, 200000) + b"\x00" * 10, frame(1, 1, b"\x00\x14\x00\x28", end=0xCD)],
+                         ids=["frame-too-large", "bad-end-octet"])
+@pytest.mark.parametrize("how", ["whole", "bytes"])
+def test_fatal_frame_error_reads_nothing_more(bad, how):
+    """A frame larger than frame_max or with a bad end octet (rabbit_reader:fatal_frame_error):
+    connection.close 501, then nothing more is read -- a pipelined connection.close is not
+    answered -- and the socket is dropped 3 s after the error."""
+    d = _session()
+    data = bad + CLIENT_CLOSE
+    for chunk in ([data] if how == "whole" else [data[i:i + 1] for i in range(len(data))]):
+        d.feed(chunk)
+    assert [spec.decode_method(p).reply_code for t, _, p in parse_output(bytes(d.out)) if t == 1] == [501]
+    assert not d.conn.close_socket
+    d.conn.tick(d.conn.last_recv + 2.9)
+    assert not d.conn.close_socket
+    d.conn.tick(d.conn.last_recv + 3.0)
+    assert d.conn.close_socket
 
 
 def test_fuzz_file_is_fast_enough():

@@ -291,6 +291,34 @@ def test_frame_of_exactly_frame_max_payload_is_accepted(rawc):
     assert close_frame(c) == (501, b"FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}", 0, 0)
 
 
+CLIENT_CLOSE = pframe.marshal(C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
+
+
+def test_reader_reads_on_closing_after_an_error(rawc):
+    """After a (non-fatal) connection error the reader goes on reading, closing: a
+    connection.close that came in the same segment as the bad frame gets its close-ok."""
+    c = rawc()
+    c.send_raw(struct.pack(">BHI", 8, 1, 0) + b"\xce" + CLIENT_CLOSE)
+    assert close_frame(c) == (505, b"UNEXPECTED_FRAME - type 8, all octets = <<>>", 0, 0)
+    assert isinstance(c.read_frame(3.0)[1], C.Connection.CloseOk)
+
+
+@pytest.mark.parametrize("bad", [struct.pack(">BHI", 1, 1, 200000) + b"\x00" * 10,
+                                 struct.pack(">BHI", 1, 1, 4) + b"\x00\x14\x00\x28\xcd"],
+                         ids=["frame-too-large", "bad-end-octet"])
+def test_fatal_frame_error_reads_nothing_more(rawc, bad):
+    """rabbit_reader:fatal_frame_error: after connection.close 501 nothing more is read (the
+    connection.close right behind the bad frame gets no close-ok) and the socket is dropped
+    after 3 s."""
+    c = rawc()
+    t0 = time.monotonic()
+    c.send_raw(bad + CLIENT_CLOSE)
+    assert close_frame(c)[0] == 501
+    assert c.wait_closed(6.0)
+    assert SILENT_DELAY[0] <= time.monotonic() - t0 <= SILENT_DELAY[1]
+    assert [f for f in c.received if isinstance(f[1], C.Connection.CloseOk)] == []
+
+
 # --------------------------------------------------------------------------- 3. content assembly
 def test_body_larger_than_declared_never_completes(rawc):
     """A body frame larger than the size in the content header: no reply and no message; further

@@ -63,6 +63,7 @@ _d = struct.Struct(">d")
 _BI = struct.Struct(">BI")
 
 
+
 class _NaN32(float):
     """A float32 NaN decoded from a table, keeping its exact 4 wire bytes.
 

@@ -45,6 +45,11 @@ What RabbitMQ 3.10 (rabbit_reader, rabbit_command_assembler) does, copied here:
 * Connection-class methods and server-only methods (every "-ok", basic.get-empty,
   basic.deliver/get-ok/return once their content is in) on an open channel: 503
   "COMMAND_INVALID - unimplemented method".
+* After a connection error the reader reads on, closing: frames already received after the
+  bad one (the same TCP segment included) are ignored but for connection.close (answered with
+  close-ok) and close-ok, however the bytes were split. A frame larger than frame_max or with
+  a bad end octet is fatal instead (``fatal_frame_error``): connection.close 501, nothing more
+  is read and the socket is dropped 3 s later.
 * Frame payloads in FRAME_ERROR/UNEXPECTED_FRAME texts are quoted as
   rabbit_reader:payload_snippet does, laid out by Erlang's ~p
   (:func:`~leveret.amqp.errors.frame_text`).
@@ -57,7 +62,8 @@ import struct
 from . import amqp08, spec
 from .codec import check_properties, decode_table
 from .errors import (
-    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FatalFrameError, FrameError, ReaderCrash, SilentClose, TableCrash,
+    AMQPError, AMQPSyntaxError, ChannelError, ConnectionError_, FatalFrameError, FrameError, ReaderCrash,
+    SilentClose, TableCrash,
     command_invalid, erl_binary, frame_text, internal_error, unexpected_frame,
 )
 from .frames import HEARTBEAT, method_frame
@@ -145,6 +151,7 @@ class ProtocolConnection:
         # the body frames we send use frame_max - 8.
         self._frame_limit = spec.FRAME_MIN_SIZE
         self._max_frame_payload = spec.FRAME_MIN_SIZE - 8
+        self._input_dead = False              # after a fatal frame error nothing more is read
         self.amqp08 = False                   # the client asked for AMQP 0-8 (see amqp08)
         self._methods = spec.METHODS          # class<<16|method -> codec, per protocol
         self.props_ok = None                  # the last content properties seen to decode
@@ -198,21 +205,27 @@ class ProtocolConnection:
     # ------------------------------------------------------------ input
 
     def receive_data(self, data) -> None:
-        if self.state == CLOSED:
-            return
+        while data is not None:
+            data = self._receive(data)
+
+    def _receive(self, data):
+        """Parse ``data``; returns what is left to parse after a connection error (RabbitMQ's
+        reader reads on, closing), else None."""
+        if self.state == CLOSED or self._input_dead:
+            return None
         if self.blocked:
             self._buf += data
-            return
+            return None
         try:
             if self.state == HEADER:
                 buf = self._buf
                 buf += data
                 if len(buf) < 8:
-                    return              # RabbitMQ reads all 8 octets before it answers
+                    return None         # RabbitMQ reads all 8 octets before it answers
                 version = _HEADERS.get(bytes(buf[:8]))
                 if version is None:
                     self._bad_header()
-                    return
+                    return None
                 data = bytes(buf[8:])
                 buf.clear()
                 self._send_start(*version)
@@ -221,16 +234,24 @@ class ProtocolConnection:
                 self._buf.clear()
             self._parse_frames(data)
         except AMQPError as e:
+            rest = bytes(self._buf)               # what followed the bad frame
             self._buf.clear()
             if self.state in (START_OK, TUNE_OK) and not isinstance(e, SilentClose):
                 # before tune-ok RabbitMQ answers every error (the refused login aside, which
                 # the subclass reports itself) by dropping the socket after 3 s, frameless
                 e = SilentClose(e.reply_text)
             self.connection_error(e)
+            if isinstance(e, FatalFrameError):
+                self._input_dead = True           # the framing is lost: read nothing more ...
+                if self.state == CLOSING:
+                    self.close_deadline = self.last_recv + e.delay   # ... and drop the socket then
+            elif rest and self.state == CLOSING:
+                return rest                       # read on, closing
         except Exception:  # never let one connection's bug take the broker down
             log.exception("internal error on connection")
             self._buf.clear()
             self.connection_error(ConnectionError_(541, "INTERNAL_ERROR"))
+        return None
 
     def _parse_frames(self, buf: bytes) -> None:
         # ``buf`` is immutable bytes: slicing it gives each payload in one copy;
@@ -249,7 +270,8 @@ class ProtocolConnection:
                 if end >= n:
                     break
                 if buf[end] != 0xCE:
-                    raise FatalFrameError(frame_text(ftype, buf[pos + 7:end], ("invalid_frame_end_marker", buf[end])))
+                    raise FatalFrameError(frame_text(ftype, buf[pos + 7:end],
+                                                     ("invalid_frame_end_marker", buf[end])))
                 if ftype == 1 and size == self._last_publish_size \
                         and buf.startswith(self._last_publish_payload, pos + 7) \
                         and self.state == RUNNING and self.alarm is None:

@@ -9,6 +9,12 @@ joined into one big buffer. ``pause_writing``/``resume_writing`` from the transp
 tell the connection when the peer stops reading, and the connection stops taking
 deliveries until the buffer drains.
 
+Closing never waits on a peer that does not read: a socket whose write buffer is over the
+high-water mark is aborted (its unsent bytes dropped, as RabbitMQ's ``{linger, {true, 0}}``
+sockets are), and any other is aborted ``close_linger`` seconds after ``close()`` if it has
+not finished flushing by then. So a never-reading consumer closed for missed heartbeats
+gives back its socket and its buffered deliveries.
+
 The socket is read unless one of three says no: this loop turn's fair share was
 used (``fair_read_bytes``), the peer is not reading what we send (its requests would
 only pile up more replies), or the connection does not want input
@@ -63,9 +69,25 @@ def socket_stats(sock, transport) -> dict | None:
 log = logging.getLogger("leveret.server")
 
 
+_LINGER_0 = struct.pack("ii", 1, 0)
+
+
+def drop(transport) -> None:
+    """Close at once, unsent bytes discarded (SO_LINGER 0: a reset, not a FIN the kernel would
+    keep retrying behind megabytes the peer does not read). Only for a transport whose
+    connection is not lost yet (a closed socket's descriptor may already be another's)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_0)
+        except OSError:
+            pass
+    transport.abort()
+
+
 class AMQPProtocol(asyncio.BufferedProtocol):
     __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_rbuf", "_fair",
-                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "tls")
+                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "tls", "_lost")
 
     def __init__(self, listener, tls: bool = False):
         self.listener = listener
@@ -80,6 +102,7 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         self._write_blocked = False
         self._reading = True
         self._next_tick = 0.0
+        self._lost = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -176,8 +199,20 @@ class AMQPProtocol(asyncio.BufferedProtocol):
             conn.last_send = _monotonic()
             t.writelines(parts)
         if conn.close_socket:
-            t.close()
+            if self._write_blocked:
+                # The peer does not read (a consumer that never reads, closed for missed
+                # heartbeats, say): close() would wait for ever to flush megabytes it will not
+                # take, keeping the socket and the buffer. RabbitMQ's sockets linger 0: dropped.
+                drop(t)
+            else:
+                t.close()      # flushes what is pending (the close frame) first ...
+                # ... but not for ever: a peer that stopped reading below the high-water mark
+                self.loop.call_later(self.listener.broker.settings.close_linger, self._drop_if_open, t)
             self.transport = None
+
+    def _drop_if_open(self, t) -> None:
+        if not self._lost:
+            drop(t)
 
     def pause_writing(self) -> None:
         self._write_blocked = True
@@ -190,6 +225,7 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         self.conn.set_writable(True)
 
     def connection_lost(self, exc) -> None:
+        self._lost = True
         self.transport = None
         self.listener.protocols.discard(self)
         self.listener.gone(self)
