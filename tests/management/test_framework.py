@@ -25,6 +25,19 @@ def test_login_failures(api):
     assert status == 401 and body is None
 
 
+@pytest.mark.leveret_only
+def test_script_calls_are_not_challenged(api):
+    """(Leveret only) A call with ``X-Requested-With: XMLHttpRequest`` (the web UI's) gets its 401
+    without ``WWW-Authenticate``, so a browser shows no login dialog of its own."""
+    xhr = {"X-Requested-With": "XMLHttpRequest"}
+    status, headers, body = call(api, "GET", "/api/whoami", password="wrong", headers=xhr)
+    assert status == 401 and body == {"error": "not_authorized", "reason": "Login failed"}
+    assert not {k.lower() for k in headers} & {"www-authenticate"}
+    status, headers, body = call(api, "GET", "/api/whoami", auth=False, headers=xhr)
+    assert status == 401 and not {k.lower() for k in headers} & {"www-authenticate"}
+    assert call(api, "GET", "/api/whoami", headers=xhr)[0] == 200
+
+
 def test_tags_gate_the_api(api):
     admin = HttpAdmin(f"http://guest:guest@{api}")
     tag = uuid.uuid4().hex[:8]
