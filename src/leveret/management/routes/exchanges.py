@@ -18,7 +18,7 @@ from ...broker.direct import DirectClient
 from ..auth import authenticate, require_vhost, visible_vhosts
 from ..direct import check_vhost, direct_request, flag, key_missing
 from ..errors import bad_request, not_found
-from ..listing import json_response, respond
+from ..listing import json_response, respond, respond_objects
 from ..request import read_json
 
 routes = web.RouteTableDef()
@@ -48,18 +48,27 @@ def binding_order(b) -> tuple:
     return (b.source.name, d.kind, d.name, b.routing_key, b.akey)
 
 
+# (a page sorted by vhost and name builds only its own items: listing.respond_objects)
+CHEAP = {"name": lambda x: x.name, "vhost": lambda x: x.vhost}
+
+
+def _exchanges(request, vhosts):
+    b = request.app["broker"]
+    rates, pending = b.stats.rates_of, introspect.pending_publishes(b)
+    return respond_objects(request, [x for v in vhosts for x in b.vhosts[v].exchanges.values()],
+                           lambda x: introspect.exchange_info(x, rates(x), pending), CHEAP, ("vhost", "name"))
+
+
 @routes.get("/api/exchanges")
 async def list_exchanges(request):
-    b = request.app["broker"]
-    return respond(request, introspect.exchanges(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return _exchanges(request, visible_vhosts(request))
 
 
 @routes.get("/api/exchanges/{vhost}")
 async def vhost_exchanges(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    b = request.app["broker"]
-    return respond(request, introspect.exchanges(b, [vhost], b.stats), ("vhost", "name"))
+    return _exchanges(request, [vhost])
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}")

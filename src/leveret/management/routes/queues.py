@@ -20,7 +20,7 @@ from ...broker.direct import Delivery
 from ..auth import require_vhost, visible_vhosts
 from ..direct import check_vhost, direct_request, flag, key_missing, with_channel
 from ..errors import bad_request, json_error, not_found
-from ..listing import json_response, respond
+from ..listing import json_response, respond, respond_objects
 from ..request import read_json
 from .exchanges import _args, _bool, properties_json
 
@@ -39,18 +39,27 @@ def queue_of(request):
     return q
 
 
+# (a page sorted by vhost and name builds only its own items: listing.respond_objects)
+CHEAP = {"name": lambda q: q.name, "vhost": lambda q: q.vhost.name}
+
+
+def _queues(request, vhosts):
+    b = request.app["broker"]
+    rates = b.stats.rates_of
+    return respond_objects(request, [q for v in vhosts for q in b.vhosts[v].queues.values()],
+                           lambda q: introspect.queue_info(q, rates(q)), CHEAP, ("vhost", "name"))
+
+
 @routes.get("/api/queues")
 async def list_queues(request):
-    b = request.app["broker"]
-    return respond(request, introspect.queues(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return _queues(request, visible_vhosts(request))
 
 
 @routes.get("/api/queues/{vhost}")
 async def vhost_queues(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    b = request.app["broker"]
-    return respond(request, introspect.queues(b, [vhost], b.stats), ("vhost", "name"))
+    return _queues(request, [vhost])
 
 
 @routes.get("/api/queues/{vhost}/{queue}")
