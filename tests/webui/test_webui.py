@@ -121,9 +121,27 @@ def test_tour(page, leveret_session_server, screenshots):
         page.locator("button", has_text="Confirm: Delete queue").click()
         page.wait_for_url("**/#/queues")
         assert api_status(mgmt, f"/api/queues/%2F/{q}") == 404
+        # admin: add a user through the form, see it listed, delete it from the list
+        user = f"webui-user-{q[6:]}"
         page.click("nav a[data-nav=admin]")
-        page.wait_for_selector("table td:text-is('guest')")
+        page.fill("form.add-user input[name=name]", user)
+        page.fill("form.add-user input[name=password]", "secret")
+        page.fill("form.add-user input[name=tags]", "monitoring, policymaker")
+        page.click("form.add-user button[type=submit]")
+        row = page.locator(".paged-table tbody tr", has=page.locator(f"td:text-is('{user}')"))
+        assert row.inner_text().split("\t")[1].split() == ["monitoring", "policymaker"]
         page.screenshot(path=os.path.join(screenshots, "admin.png"))
+        row.locator("button", has_text="Delete").click()
+        row.locator("button", has_text="Confirm: Delete").click()
+        page.wait_for_selector(f"td:text-is('{user}')", state="detached")
+        assert api_status(mgmt, f"/api/users/{user}") == 404
+        # a refusal shows the API's reason, unescaped
+        page.click(".tabs a:text-is('Policies')")
+        page.fill("form.fields input[name=name]", f"webui-{q}")
+        page.fill("form.fields input[name=pattern]", "^nothing$")
+        page.fill("form.fields textarea[name=definition]", '{"max-length": "x"}')
+        page.click("form.fields button[type=submit]")
+        assert 'Validation failed <<"x">> is not a valid maximum length' in page.inner_text(".note.bad")
     finally:
         pub.stop()
         c = pika.BlockingConnection(pika.URLParameters(server.url))

@@ -3,10 +3,14 @@
 
 const KEY = "leveret.auth";
 
+// RabbitMQ's API HTML-escapes some reasons (policy validation); shown as text, they are unescaped
+const ENTITIES = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&amp;": "&" };
+const unescape = (s) => s.replace(/&(lt|gt|quot|#39|amp);/g, (e) => ENTITIES[e]);
+
 export class ApiError extends Error {
   constructor(status, body) {
     const reason = body && typeof body === "object" ? (body.reason ?? body.error) : body;
-    super(typeof reason === "string" ? reason : JSON.stringify(reason) || `HTTP ${status}`);
+    super(typeof reason === "string" ? unescape(reason) : JSON.stringify(reason) || `HTTP ${status}`);
     this.status = status;
     this.body = body;
   }

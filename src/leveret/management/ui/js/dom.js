@@ -89,7 +89,8 @@ export function json(v) {
 }
 
 export function tags(list) {
-  return (list || []).map((t) => h("span", { class: "tag" }, t));
+  // (spaces between them, so copied text and screen readers keep them apart)
+  return (list || []).flatMap((t, i) => [i ? " " : null, h("span", { class: "tag" }, t)]);
 }
 
 export function yesno(b) {

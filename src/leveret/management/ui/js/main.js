@@ -141,7 +141,7 @@ function route() {
     };
     ctx.every(checkAlarms);
     const root = clear(frame.main);
-    render(root, m.slice(1).map(decodeURIComponent), ctx);
+    render(root, m.slice(1).map((x) => (x === undefined ? undefined : decodeURIComponent(x))), ctx);
     return;
   }
   clear(frame.main, h("div", { class: "panel" }, "No such page. ", h("a", { href: "#/" }, "Overview")));

@@ -1,7 +1,7 @@
 // Pieces several pages share: vhost choice, link helpers, JSON fields, publish forms, feature
 // flags and binding tables.
 import { ApiError, del, get, post } from "../api.js";
-import { clear, dangerButton, enc, h, json, note } from "../dom.js";
+import { clear, dangerButton, enc, h, json, note, tags } from "../dom.js";
 import { PagedTable } from "../table.js";
 
 export const qLink = (vhost, name) => `#/queues/${enc(vhost)}/${enc(name)}`;
@@ -66,9 +66,9 @@ export function features(o) {
   if (o.exclusive) f.push("Excl");
   if (o.internal) f.push("I");
   const args = json(o.arguments);
-  return h("span", { title: args }, f.map((x) => h("span", { class: "tag" }, x)),
-    Object.keys(o.arguments || {}).map((k) => h("span", { class: "tag" }, k.replace(/^x-/, ""))),
-    o.policy ? h("span", { class: "tag", title: "policy" }, `policy: ${o.policy}`) : null);
+  const names = [...f, ...Object.keys(o.arguments || {}).map((k) => k.replace(/^x-/, "")),
+    ...(o.policy ? [`policy: ${o.policy}`] : [])];
+  return h("span", { title: args }, tags(names));
 }
 
 export function propertiesFields() {
