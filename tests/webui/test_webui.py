@@ -198,3 +198,13 @@ def test_ten_thousand_queues(page, leveret_server, tmp_path, screenshots):
     page.wait_for_function("() => document.querySelector('.paged-table tbody td.name')?.textContent === 'q-09999'")
     print(f"\n10,000 queues: queues page shown in {load:.2f} s; filter typed to its one match in {filtered:.2f} s "
           f"({typed} API requests for 7 keystrokes); API time of the last listing {page.get_attribute('.paged-table', 'data-ms')} ms")
+
+
+def test_alarm_banner_on_every_page(page, leveret_server, tmp_path):
+    # a memory watermark below what the process uses: the memory alarm is on from the start
+    server = leveret_server("--vm-memory-high-watermark", "1MB")
+    login(page, server.management_url)
+    for nav in ("overview", "queues", "admin", "definitions"):
+        page.click(f"nav a[data-nav={nav}]")
+        banner = page.wait_for_selector("[data-alarm]")
+        assert "memory alarm on" in banner.inner_text()
