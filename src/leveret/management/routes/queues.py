@@ -39,8 +39,11 @@ def queue_of(request):
     return q
 
 
-# (a page sorted by vhost and name builds only its own items: listing.respond_objects)
-CHEAP = {"name": lambda q: q.name, "vhost": lambda q: q.vhost.name}
+# (a page sorted by these builds only its own items: listing.respond_objects; the values are
+# queue_info's)
+CHEAP = {"name": lambda q: q.name, "vhost": lambda q: q.vhost.name, "consumers": lambda q: len(q.consumers),
+         "messages": lambda q: q.message_count + q.unacked_count, "messages_ready": lambda q: q.message_count,
+         "messages_unacknowledged": lambda q: q.unacked_count}
 
 
 def _queues(request, vhosts):
