@@ -37,7 +37,7 @@ function interval() {
   return v === null ? 5000 : Number(v);
 }
 
-export function vhost() {
+function vhost() {
   return sessionStorage.getItem("leveret.vhost") || "";
 }
 
@@ -84,7 +84,12 @@ function buildFrame() {
     INTERVALS.map(([ms, label]) => h("option", { value: ms, selected: ms === interval() }, `refresh ${label}`)));
   ivSel.addEventListener("change", () => { localStorage.setItem("leveret.interval", ivSel.value); route(); });
   const logout = h("button", { type: "button", onclick: () => { session.clear(); showLogin(); } }, "Log out");
-  const nav = h("nav", {}, NAV.map(([id, href, label]) => h("a", { href, dataset: { nav: id } }, label)));
+  // (admin pages need the administrator or policymaker tag, definitions the administrator's:
+  // the API refuses the others, so their links are not offered)
+  const userTags = new Set(user ? user.tags : []);
+  const offered = (id) => (id === "admin" ? userTags.has("administrator") || userTags.has("policymaker") :
+    id === "definitions" ? userTags.has("administrator") : true);
+  const nav = h("nav", {}, NAV.filter(([id]) => offered(id)).map(([id, href, label]) => h("a", { href, dataset: { nav: id } }, label)));
   const banner = h("div", { class: "banners" });
   const main = h("main");
   clear(app, h("header", { class: "top" }, h("div", { class: "brand" }, "Leveret"), nav,

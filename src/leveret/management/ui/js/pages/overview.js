@@ -37,7 +37,9 @@ export function render(root, _params, ctx) {
         h("td", { class: "num" }, l.port))))),
     h("p", { class: "muted" }, `${o.product_name} ${o.product_version} · API of RabbitMQ ${o.rabbitmq_version} · cluster ${o.cluster_name}`));
     let n = null;
-    try { n = await get(`/api/nodes/${encodeURIComponent(o.node)}`); } catch { /* not a monitoring user */ }
+    try { n = await get(`/api/nodes/${encodeURIComponent(o.node)}`); } catch {
+      clear(node, h("h2", {}, "Node"), h("p", { class: "muted" }, "The node's details need the monitoring or administrator tag."));
+    }
     if (n) {
       clear(node, h("h2", {}, `Node ${n.name}`), kv([
         ["Uptime", duration(n.uptime)],
