@@ -158,6 +158,25 @@ def test_declare_bind_publish_get_delete(api):
         call(api, "DELETE", f"/api/exchanges/%2F/{x}")
 
 
+def test_amq_default_names_the_default_exchange(api):
+    """``amq.default`` in an exchange, source or destination segment is the default exchange
+    (``rabbit_mgmt_util:id/2``): UIs publish to a queue through it."""
+    qu = f"mgmt-{uuid.uuid4().hex[:8]}-dq"
+    try:
+        assert _c(api, "PUT", f"/api/queues/%2F/{qu}", {"durable": False})[0] == 201
+        status, got = _c(api, "GET", "/api/exchanges/%2F/amq.default")
+        assert status == 200 and (got["name"], got["type"]) == ("", "direct")
+        pub = {"routing_key": qu, "payload": "via amq.default", "payload_encoding": "string", "properties": {}}
+        assert _c(api, "POST", "/api/exchanges/%2F/amq.default/publish", pub) == (200, {"routed": True})
+        status, got = _c(api, "GET", f"/api/bindings/%2F/e/amq.default/q/{qu}")
+        assert status == 200 and [(b["source"], b["routing_key"]) for b in got] == [("", qu)]
+        status, got = _c(api, "POST", f"/api/queues/%2F/{qu}/get",
+                         {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        assert [m["payload"] for m in got] == ["via amq.default"]
+    finally:
+        call(api, "DELETE", f"/api/queues/%2F/{qu}")
+
+
 @pytest.mark.parametrize("method, path, body, expected", [
     ("PUT", "/api/queues/mgmt-no-such-vhost/q", {}, (404, {"error": "not_found", "reason": "vhost_not_found"})),
     ("DELETE", "/api/exchanges/%2F/amq.direct", None, (401, {"error": "not_authorised", "reason": "Access refused."})),

@@ -34,19 +34,21 @@ def authenticate(request: web.Request) -> User:
     if user is not None:
         return user
     header = request.headers.get("Authorization", "")
+    # (a script's call is not challenged, or the browser would open its own login dialog)
+    challenge = request.headers.get("X-Requested-With") != "XMLHttpRequest"
     if not header.lower().startswith("basic "):
-        raise no_credentials()
+        raise no_credentials(challenge)
     try:
         name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise login_failed() from None
+        raise login_failed(challenge=challenge) from None
     broker = request.app["broker"]
     user, reason = broker.access.login(name, password, None)
     if user is None:
-        raise login_failed()
+        raise login_failed(challenge=challenge)
     peer = request.remote
     if name in broker.access.loopback_users and peer is not None and not is_loopback(peer):
-        raise login_failed("User can only log in via localhost")
+        raise login_failed("User can only log in via localhost", challenge)
     if not MANAGEMENT_TAGS & set(user.tags):
         raise not_authorised("Not management user")
     request["user"] = user

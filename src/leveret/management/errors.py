@@ -7,6 +7,10 @@ header and an empty body); an unknown object or path is 404 ``{"error":"Object N
 "reason":"Not Found"}``; a body that is not JSON is 400 ``{"error":"bad_request",
 "reason":"not_json"}``; a method a resource does not have is 405 with an ``allow`` header
 and no body.
+
+One difference: a request carrying ``X-Requested-With: XMLHttpRequest`` (a script's call, as
+Leveret's web UI makes them) gets its 401 without ``WWW-Authenticate``, so the browser shows the
+page's own "Login failed" instead of its basic-auth dialog (RabbitMQ always challenges).
 """
 from __future__ import annotations
 
@@ -45,11 +49,11 @@ def not_authorised(reason: str) -> web.HTTPException:
     return json_error(401, "not_authorised", reason)
 
 
-def login_failed(reason: str = "Login failed") -> web.HTTPException:
-    return json_error(401, "not_authorized", reason, headers={"WWW-Authenticate": REALM})
+def login_failed(reason: str = "Login failed", challenge: bool = True) -> web.HTTPException:
+    return json_error(401, "not_authorized", reason, headers={"WWW-Authenticate": REALM} if challenge else None)
 
 
-def no_credentials() -> web.HTTPException:
-    e = web.HTTPUnauthorized(headers={"WWW-Authenticate": REALM})
+def no_credentials(challenge: bool = True) -> web.HTTPException:
+    e = web.HTTPUnauthorized(headers={"WWW-Authenticate": REALM} if challenge else None)
     e.body = b""           # (RabbitMQ sends no body)
     return e

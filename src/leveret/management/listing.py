@@ -10,6 +10,11 @@ pagination (``page``, ``page_size``, ``name``, ``use_regex``), after ``rabbit_mg
   ``name`` filters first (a case-insensitive substring of the item's name, or with
   ``use_regex=true`` a case-insensitive regular expression). Bad values are 400
   ``invalid_pagination_parameters``; a page past the end is 400 ``page_out_of_range``.
+
+RabbitMQ builds every item before it pages. :func:`respond` gives the same answer building
+only the page's items when it can (see its docstring): a :class:`View` whose cheap fields
+cover every sort key is sorted, filtered and paged first, so a page of 10,000 queues costs a
+page, not 10,000 item dicts.
 """
 from __future__ import annotations
 

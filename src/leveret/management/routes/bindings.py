@@ -15,7 +15,7 @@ from ..direct import direct_request
 from ..errors import bad_request, not_found
 from ..listing import json_response, respond
 from ..request import read_json
-from .exchanges import _args, binding_order
+from .exchanges import _args, binding_order, exchange_name
 
 routes = web.RouteTableDef()
 KINDS = {"q": "queue", "e": "exchange"}
@@ -39,9 +39,9 @@ def _ends(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     v = request.app["broker"].vhosts[vhost]
-    src = v.exchanges.get(request.match_info["source"])
+    src = v.exchanges.get(exchange_name(request, "source"))
     kind = KINDS[request.match_info["kind"]]
-    name = request.match_info["dest"]
+    name = request.match_info["dest"] if kind == "queue" else exchange_name(request, "dest")
     dest = v.queues.get(name) if kind == "queue" else v.exchanges.get(name)
     return v, src, dest
 
@@ -58,7 +58,8 @@ async def list_between(request):
     _v, src, dest = _ends(request)
     if src is None or dest is None:
         raise not_found()
-    return await respond(request, [introspect.binding_info(b) for b in _between(src, dest)], ())
+    implicit = introspect.default_bindings_of(dest) if src.name == "" and dest.kind == "queue" else []
+    return await respond(request, implicit + [introspect.binding_info(b) for b in _between(src, dest)], ())
 
 
 @routes.post(PATH)
@@ -70,7 +71,8 @@ async def create_binding(request):
         raise bad_request("routing_key must be a string")
     args = _args(body)
     kind = KINDS[request.match_info["kind"]]
-    sname, dname = request.match_info["source"], request.match_info["dest"]
+    sname = exchange_name(request, "source")
+    dname = request.match_info["dest"] if kind == "queue" else exchange_name(request, "dest")
     if kind == "queue":
         m = spec.QueueBind(queue=dname, exchange=sname, routing_key=rk, arguments=args)
     else:

@@ -27,8 +27,15 @@ PROPERTY_KEYS = ("content_type", "content_encoding", "headers", "delivery_mode",
                  "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
 
 
+def exchange_name(request, key: str = "exchange") -> str:
+    """The exchange named by the path segment ``key``: ``amq.default`` is the default exchange
+    (``rabbit_mgmt_util:id/2`` maps it so for ``exchange``, ``source`` and ``destination``)."""
+    name = request.match_info[key]
+    return "" if name == "amq.default" else name
+
+
 def exchange_of(request):
-    vhost, name = request.match_info["vhost"], request.match_info["exchange"]
+    vhost, name = request.match_info["vhost"], exchange_name(request)
     require_vhost(request, vhost)
     x = request.app["broker"].vhosts[vhost].exchanges.get(name)
     if x is None:
@@ -39,6 +46,8 @@ def exchange_of(request):
 def binding_order(b) -> tuple:
     d = b.destination
     return (b.source.name, d.kind, d.name, b.routing_key, b.akey)
+
+
 
 
 @routes.get("/api/exchanges")
@@ -105,7 +114,7 @@ async def bindings_destination(request):
 
 @routes.post("/api/exchanges/{vhost}/{exchange}/publish")
 async def publish(request):
-    vhost, name = request.match_info["vhost"], request.match_info["exchange"]
+    vhost, name = request.match_info["vhost"], exchange_name(request)
     require_vhost(request, vhost)
     body = await read_json(request)
     key_missing(body, ("routing_key", "properties", "payload", "payload_encoding"))

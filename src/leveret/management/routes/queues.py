@@ -39,6 +39,8 @@ def queue_of(request):
     return q
 
 
+
+
 @routes.get("/api/queues")
 async def list_queues(request):
     b = request.app["broker"]
