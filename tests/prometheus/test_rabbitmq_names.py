@@ -88,4 +88,8 @@ def test_families_match_rabbitmq(scraped, endpoint, on_rabbitmq):
         if endpoint != "metrics" and _base(name) in _PER_CHANNEL:
             rabbit_labels, leveret_labels = _PER_CHANNEL[_base(name)]
         assert r["labels"] == rabbit_labels, name
+        if on_rabbitmq and not r["labels"] and d["labels"]:
+            # a family that had no samples when recorded (e.g. raft metrics without a quorum
+            # queue) has no labels there; the shared RabbitMQ may have samples now
+            continue
         assert d["labels"] == (rabbit_labels if on_rabbitmq else leveret_labels), name
