@@ -72,9 +72,42 @@ class Exit(Exception):
 
 @dataclass
 class Rows:
-    """A listing: ``columns`` and one dict per row."""
+    """A listing: ``columns`` and one dict per row. ``stream``: rabbitmqctl streams this
+    listing (an empty one prints no header, and ``[`` and ``]`` on lines of their own in JSON).
+    ``render``: column -> function giving the table/csv text of a value (JSON shows it as is)."""
     columns: list[str]
     rows: list[dict]
+    stream: bool = False
+    render: dict = field(default_factory=dict)
+
+
+def erlang_term(v) -> str:
+    """A value as rabbitmqctl's table formatter prints an Erlang term inside a list or tuple:
+    strings in double quotes, ``[name, type, value]`` field-table entries as ``{"name",value}``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ",".join(erlang_term(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "[" + ",".join("{%s,%s}" % (erlang_term(k), erlang_term(x)) for k, x in v.items()) + "]"
+    return "undefined" if v is None else str(v)
+
+
+def field_table(entries) -> str:
+    """``[[name, type, value], ...]`` as rabbitmqctl prints a field table: ``[{"name",value}]``."""
+    return "[" + ",".join("{%s,%s}" % (erlang_term(k), erlang_term(v)) for k, _t, v in entries or ()) + "]"
+
+
+def columns_of(args, allowed, default, ctx) -> list[str]:
+    """The columns asked for (``name messages`` or ``name,messages``), or the default; a
+    column that is not an info key is a usage error, as rabbitmqctl's."""
+    cols = [c for a in args for c in a.split(",") if c] or list(default)
+    bad = [c for c in cols if c not in allowed]
+    if bad:
+        raise ctx.usage(f"Info key(s) {','.join(bad)} are not supported")
+    return cols
 
 
 # Global options: name -> (attribute, takes a value)
@@ -177,22 +210,28 @@ def format_rows(listing: Rows, opts: Options) -> str:
     cols, rows = listing.columns, listing.rows
     if opts.formatter == "json":
         if not rows:
-            return "[]\n"
+            return "[\n]\n" if listing.stream else "[]\n"
         return "[\n" + "\n,".join(json.dumps({c: r.get(c) for c in cols}, separators=(",", ":"),
                                              ensure_ascii=False) for r in rows) + "\n]\n"
     if opts.formatter == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        if rows:
+        if rows and not listing.stream:     # (rabbitmqctl's streamed listings have no csv header)
             w.writerow(cols)
         for r in rows:
-            w.writerow([render_value(r.get(c)) for c in cols])
-        return buf.getvalue() or "\n"
+            w.writerow([cell(listing, c, r) for c in cols])
+        return buf.getvalue() or ("" if listing.stream else "\n")
     if not rows:
-        return "\n"
+        return "" if listing.stream else "\n"
     lines = [] if opts.silent or opts.no_table_headers else ["\t".join(cols)]
-    lines += ["\t".join(render_value(r.get(c)) for c in cols) for r in rows]
+    lines += ["\t".join(cell(listing, c, r) for c in cols) for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def cell(listing: Rows, column: str, row: dict) -> str:
+    v = row.get(column)
+    fn = listing.render.get(column)
+    return fn(v) if fn is not None and v is not None else render_value(v)
 
 
 class Context:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from . import limits, permissions, users, vhosts  # noqa: F401  (they register their commands)
+from . import limits, objects, permissions, policies, users, vhosts  # noqa: F401  (they register their commands)
 from .client import ControlClient, Unreachable, socket_path
 from .framework import (EX_OK, EX_TEMPFAIL, EX_USAGE, FORMATTERS, GROUPS, REGISTRY, USAGE_PREFIX, Context,
                         Exit, Rows, command, format_rows, parse, usage_error, usage_text)

@@ -192,3 +192,6 @@ class ControlServer:
 
 def _line(response: dict) -> bytes:
     return json.dumps(response, default=str).encode() + b"\n"
+
+
+from . import control_ops  # noqa: E402,F401  (registers the operations commands)
