@@ -40,6 +40,12 @@ KNOWN_DIFFERENCES = {
     ("connections", ("close_all_connections", "-p", "lvctl.vh1", "lvctl says bye to all")):
         ("stdout", "RabbitMQ counts a connection closed a moment before"),
     ("connections", ("list_connections", "vhost", "user")): ("stdout", "RabbitMQ still lists a closing connection"),
+    # RabbitMQ's first listing after a publish to a quorum queue may not count it yet
+    ("queues", ("list_queues", "-p", "lvctl.vh1", "name", "messages", "consumers", "durable", "arguments",
+                "--formatter", "json")): ("stdout", "RabbitMQ's quorum queue count lags"),
+    # the recording dropped the shared node's own global parameters (cluster_name,
+    # internal_cluster_id), leaving a header Leveret (with none) does not print
+    ("policies", ("list_global_parameters",)): ("stdout", "the recording's rows were filtered"),
 }
 
 

@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from ctl_steps import AmqpSession  # noqa: E402  (the AMQP steps, shared with tests/test_ctl.py)
@@ -494,6 +495,7 @@ def capture(name: str) -> None:
             if "amqp" in s:
                 session.run(s)
                 steps.append(s)
+                time.sleep(2)       # (RabbitMQ's quorum queue counts reach its listings later)
                 continue
             tool = s.get("tool", "rabbitmqctl")
             argv = session.resolve(s["argv"], lambda *a: run(list(a), None)["stdout"])

@@ -216,7 +216,7 @@ def format_rows(listing: Rows, opts: Options) -> str:
     if opts.formatter == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        if rows and not listing.stream:     # (rabbitmqctl's streamed listings have no csv header)
+        if rows:
             w.writerow(cols)
         for r in rows:
             w.writerow([cell(listing, c, r) for c in cols])

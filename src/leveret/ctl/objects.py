@@ -10,9 +10,7 @@ queue type does not have. Field tables print as ``[{"name",value}]`` in a table 
 """
 from __future__ import annotations
 
-from .framework import EX_DATAERR, EX_UNAVAILABLE, EX_USAGE, Exit, Rows, command, columns_of, erlang_term, field_table
-
-NO_SUCH_VHOST = {"no_such_vhost": (EX_DATAERR, "Virtual host '{name}' does not exist")}
+from .framework import EX_UNAVAILABLE, EX_USAGE, Exit, Rows, command, columns_of, erlang_term, field_table
 
 QUEUE_KEYS = ("arguments", "auto_delete", "consumer_capacity", "consumer_utilisation", "consumers", "disk_reads",
               "disk_writes", "durable", "exclusive", "exclusive_consumer_pid", "exclusive_consumer_tag",

@@ -11,8 +11,8 @@ import json
 
 from .framework import EX_DATAERR, EX_UNAVAILABLE, Rows, command, parse_json_argument
 
-NO_SUCH_VHOST = {"no_such_vhost": (EX_DATAERR, "Virtual host '{name}' does not exist")}
-INVALID = {"invalid_policy": (EX_UNAVAILABLE, "Error:\nValidation failed\n\n{message}"),
+NO_SUCH_VHOST = {"no_such_vhost": (EX_DATAERR, "Virtual host '{vhost}' does not exist")}
+INVALID = {"invalid_policy": (EX_UNAVAILABLE, "Error:\nValidation failed\n\n{message}\n"),
            "invalid_parameter": (EX_UNAVAILABLE, "Error:\n{message}"),
            "invalid_limit": (EX_UNAVAILABLE, "Error:\n{message}"),
            "no_such_vhost": (EX_DATAERR, "Virtual host '{vhost}' does not exist")}
@@ -114,7 +114,16 @@ def list_parameters(ctx):
     ctx.info(f'Listing runtime parameters for vhost "{ctx.vhost}" ...')
     rows = ctx.call("list_parameters", NO_SUCH_VHOST, vhost=ctx.vhost)
     return Rows(["component", "name", "value"],
-                [{**r, "value": _compact(r["value"], sort=r["component"] == "vhost-limits")} for r in rows])
+                [{**r, "value": _compact(_value(r))} for r in rows])
+
+
+def _value(parameter: dict):
+    """A parameter's value as RabbitMQ keeps it: maps (a policy's definition, limits) with
+    sorted keys, a policy parameter's own keys in its order."""
+    v = parameter["value"]
+    if parameter["component"] in ("policy", "operator_policy") and isinstance(v, dict):
+        return {**v, "definition": dict(sorted(v["definition"].items()))}
+    return dict(sorted(v.items())) if isinstance(v, dict) else v
 
 
 @command("set_global_parameter", group="Runtime Parameters", args=(2, 2), help="Sets a global runtime parameter.",
