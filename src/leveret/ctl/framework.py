@@ -48,13 +48,16 @@ class Command:
 
 REGISTRY: dict[str, Command] = {}
 GROUPS: list[str] = []
+DIAGNOSTICS: dict[str, Command] = {}    # leveret diagnostics' commands (rabbitmq-diagnostics)
 
 
 def command(name: str, *, group: str, usage: str, help: str, args: tuple[int, int | None],
-            flags: tuple = (), options: tuple = ()):
-    """Register a command; ``args`` is (minimum, maximum) positional arguments."""
+            flags: tuple = (), options: tuple = (), registry: dict | None = None):
+    """Register a command; ``args`` is (minimum, maximum) positional arguments; ``registry``:
+    :data:`REGISTRY` (``ctl``), or :data:`DIAGNOSTICS`."""
     def register(fn):
-        REGISTRY[name] = Command(name, group, usage, help, fn, args[0], args[1], flags, options)
+        (REGISTRY if registry is None else registry)[name] = Command(name, group, usage, help, fn, args[0],
+                                                                     args[1], flags, options)
         if group not in GROUPS:
             GROUPS.append(group)
         return fn
@@ -138,7 +141,7 @@ class Options:
     own: dict = field(default_factory=dict)     # the command's own options
 
 
-def parse(argv: list[str]) -> tuple[str | None, list[str], Options, list[str]]:
+def parse(argv: list[str], registry: dict | None = None) -> tuple[str | None, list[str], Options, list[str]]:
     """(command name, positional arguments, options, unknown options) from rabbitmqctl-style
     argv: options anywhere, ``--opt=value`` or ``--opt value``, ``--`` ends options."""
     opts = Options()
@@ -160,7 +163,7 @@ def parse(argv: list[str]) -> tuple[str | None, list[str], Options, list[str]]:
             only_args = True
             continue
         key, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
-        cmd = REGISTRY.get(name) if name else None
+        cmd = (REGISTRY if registry is None else registry).get(name) if name else None
         if key in GLOBAL_OPTIONS:
             attr, takes = GLOBAL_OPTIONS[key]
         elif cmd is not None and key in cmd.flags:

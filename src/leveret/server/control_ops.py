@@ -261,7 +261,20 @@ def _list_global_parameters(b):
 
 @command("export_definitions")
 def _export_definitions(b):
-    return export_definitions(b)
+    """The management API's export as ``rabbitmqctl export_definitions`` writes it: each
+    queue with its ``type``, exchanges without ``internal``, vhosts with their ``metadata``
+    and ``limits`` (``[]``: a vhost's limits are exported as ``vhost-limits`` parameters)."""
+    data = export_definitions(b)
+    for x in data["exchanges"]:       # (not in rabbitmqctl's export)
+        x.pop("internal", None)
+    data["vhosts"] = [{"limits": [], "metadata": {"description": getattr(v, "description", "") or "",
+                                                   "tags": list(getattr(v, "tags", ()) or ())}, "name": v.name}
+                      for v in b.vhosts.values()]
+    for q in data["queues"]:
+        queue = b.vhosts[q["vhost"]].queues.get(q["name"])
+        if queue is not None:
+            q["type"] = queue.queue_type
+    return data
 
 
 @command("import_definitions")
@@ -275,16 +288,14 @@ def _import_definitions(b, definitions):
 # ---------------------------------------------------------------- the node
 
 def memory_breakdown(b) -> dict:
-    """Where Leveret's memory goes, in bytes: the message bodies and headers queues hold
-    (ready in memory, and paged out to disk for the on-disk part), connections' buffers are
-    not counted apart; ``other`` is the rest of the process's resident set."""
-    rss = b.monitor.rss or introspect_rss()
-    queued = sum(q.ready_bytes for v in b.vhosts.values() for q in v.queues.values())
-    code = sum(os.path.getsize(m.__file__) for m in list(sys.modules.values())
-               if getattr(m, "__file__", None) and os.path.exists(m.__file__))
-    parts = {"queue_messages": queued, "code": min(code, max(rss - queued, 0))}
-    parts["other"] = max(rss - sum(parts.values()), 0)
-    return {"total": rss, "parts": parts}
+    """Where Leveret's memory goes, in bytes, from what it can measure: the bodies of the
+    messages its queues hold in memory (``message_bodies``: ready and unacknowledged bytes
+    counted by the queues) and the rest of the process's resident set (``other``). RabbitMQ's
+    categories are Erlang's (processes, ETS tables, atoms, ...): Leveret has none of them."""
+    rss = introspect_rss()
+    bodies = sum(q.ready_bytes for v in b.vhosts.values() for q in v.queues.values())
+    bodies = min(bodies, rss)
+    return {"total": rss, "parts": {"message_bodies": bodies, "other": rss - bodies}}
 
 
 def introspect_rss() -> int:
@@ -307,6 +318,7 @@ def _node_status(b):
             "data_directory": s.data_dir or "", "config_files": [p for p in [getattr(s, "config_file", None)] if p],
             "alarms": alarms(b), "memory": memory_breakdown(b),
             "vm_memory_calculation_strategy": "rss", "vm_memory_high_watermark_limit": b.monitor.memory_limit,
+            "vm_memory_high_watermark_setting": s.memory_high_watermark,
             "disk_free": info.get("disk_free"), "disk_free_limit": b.monitor.disk_free_limit,
             "file_descriptors": {"total_used": info.get("fd_used"), "total_limit": info.get("fd_total"),
                                  "sockets_used": info.get("sockets_used")},
@@ -331,5 +343,7 @@ def _environment(b):
     for k, v in sorted(vars(b.settings).items()):
         if "password" in k or "secret" in k:
             continue
+        if isinstance(v, tuple):
+            v = list(v)
         out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
     return out
