@@ -89,6 +89,8 @@ def test_output_matches_rabbitmqctl(scenario, leveret_server, tmp_path):
         _replay(server, recorded, scenario, session, mismatches)
     finally:
         session.close()
+        if os.path.exists("/tmp/lvctl-definitions.json"):     # (the definitions scenario's export)
+            os.unlink("/tmp/lvctl-definitions.json")
     assert not mismatches, "\n".join(mismatches)
 
 
