@@ -22,6 +22,8 @@ from pathlib import Path
 import pika
 import pytest
 
+from ctl_steps import AmqpSession
+
 DATA = Path(__file__).parent / "data" / "rabbitmqctl"
 SCENARIOS = sorted(p.stem for p in DATA.glob("*.json"))
 
@@ -32,21 +34,43 @@ pytestmark = pytest.mark.leveret_only
 KNOWN_DIFFERENCES = {
     ("usage", ("add_vhost",)): ("stderr", "the usage line: Leveret's add_vhost has no --description, --tags "
                                           "or --default-queue-type (its vhosts have none)"),
+    # RabbitMQ closes connections asynchronously and its connection tracking lags: the count
+    # includes the connection close_connection closed a moment before, and the listing right
+    # after still shows one being closed. Leveret's close is done when the command returns.
+    ("connections", ("close_all_connections", "-p", "lvctl.vh1", "lvctl says bye to all")):
+        ("stdout", "RabbitMQ counts a connection closed a moment before"),
+    ("connections", ("list_connections", "vhost", "user")): ("stdout", "RabbitMQ still lists a closing connection"),
+    # RabbitMQ's first listing after a publish to a quorum queue may not count it yet
+    ("queues", ("list_queues", "-p", "lvctl.vh1", "name", "messages", "consumers", "durable", "arguments",
+                "--formatter", "json")): ("stdout", "RabbitMQ's quorum queue count lags"),
+    # Leveret's node has no epmd: ping says what it checks instead
+    ("node", ("ping",)): ("stdout", "ping's first line names the control socket, not epmd"),
+    # the general usage that follows lists Leveret's diagnostics commands
+    ("node", ("bogus_command",)): ("stderr", "the list of commands is Leveret's"),
+    # the recording dropped the shared node's own global parameters (cluster_name,
+    # internal_cluster_id), leaving a header Leveret (with none) does not print
+    ("policies", ("list_global_parameters",)): ("stdout", "the recording's rows were filtered"),
 }
 
 
-def ctl(data_dir, *argv: str, stdin: str | None = None, console_script: bool = False) -> subprocess.CompletedProcess:
-    """``python -m leveret ctl --data-dir D ...`` (or the ``leveretctl`` entry point)."""
+def ctl(data_dir, *argv: str, stdin: str | None = None, console_script: bool = False,
+        tool: str = "rabbitmqctl") -> subprocess.CompletedProcess:
+    """``python -m leveret ctl --data-dir D ...`` (or the ``leveretctl`` entry point; ``leveret
+    diagnostics`` for ``tool="rabbitmq-diagnostics"``)."""
     if console_script:
         cmd = [sys.executable, "-c", "import sys; from leveret.ctl import main; sys.exit(main())"]
     else:
-        cmd = [sys.executable, "-m", "leveret", "ctl"]
+        cmd = [sys.executable, "-m", "leveret", "diagnostics" if tool == "rabbitmq-diagnostics" else "ctl"]
     return subprocess.run([*cmd, "--data-dir", str(data_dir), *argv], input=stdin or "",
                           capture_output=True, text=True, timeout=60)
 
 
 def normalise(text: str, rows: bool) -> list[str] | str:
-    text = re.sub(r"^(rabbitmqctl|leveretctl|leveret ctl) .*?\[--quiet\] ", "PROG ", text, flags=re.M)
+    text = re.sub(r"^(rabbitmqctl|leveretctl|leveret ctl|rabbitmq-diagnostics|leveret diagnostics) .*?\[--quiet\] ",
+                  "PROG ", text, flags=re.M)
+    text = re.sub(r"#PID<[\d.]+>|<(rabbit|leveret)@[^>\s]+>", "PID", text)           # process ids
+    text = re.sub(r"127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+", "CONN", text)              # connection names
+    text = re.sub(r"^(guest\t127\.0\.0\.1\t)\d+\t", r"\1PORT\t", text, flags=re.M)      # list_connections' peer_port
     text = re.sub(r"'(rabbitmqctl|leveretctl|leveret ctl) help", "'PROG help", text)
     text = re.sub(r"\b(rabbit|leveret)@[\w.-]+", "NODE", text)
     text = re.sub(r"^\d\d:\d\d:\d\d\.\d{3} \[", "HH:MM:SS.mmm [", text, flags=re.M)
@@ -60,8 +84,25 @@ def test_output_matches_rabbitmqctl(scenario, leveret_server, tmp_path):
     server = leveret_server()
     recorded = json.loads((DATA / f"{scenario}.json").read_text())
     mismatches = []
+    session = AmqpSession("127.0.0.1", server.port)
+    try:
+        _replay(server, recorded, scenario, session, mismatches)
+    finally:
+        session.close()
+        if os.path.exists("/tmp/lvctl-definitions.json"):     # (the definitions scenario's export)
+            os.unlink("/tmp/lvctl-definitions.json")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def _replay(server, recorded, scenario, session, mismatches) -> None:
     for i, step in enumerate(recorded["steps"]):
-        got = ctl(server.data_dir, *step["argv"], stdin=step["stdin"])
+        if "amqp" in step:
+            session.run(step)
+            continue
+        if step.get("shape"):       # compared by the tests of those commands (below)
+            continue
+        argv = session.resolve(step["argv"], lambda *a: ctl(server.data_dir, *a).stdout)
+        got = ctl(server.data_dir, *argv, stdin=step["stdin"], tool=step.get("tool", "rabbitmqctl"))
         skip, _why = KNOWN_DIFFERENCES.get((scenario, tuple(step["argv"])), (None, None))
         for what, theirs, ours in (("stdout", step["stdout"], got.stdout), ("stderr", step["stderr"], got.stderr),
                                    ("exit code", step["rc"], got.returncode)):
@@ -72,7 +113,6 @@ def test_output_matches_rabbitmqctl(scenario, leveret_server, tmp_path):
             if theirs != ours:
                 mismatches.append(f"step {i} ctl {' '.join(step['argv'])}: {what}\n"
                                   f"  rabbitmqctl: {theirs!r}\n  leveret:     {ours!r}")
-    assert not mismatches, "\n".join(mismatches)
 
 
 def connect(server, user: str, password: str, vhost: str = "/") -> pika.BlockingConnection:
@@ -191,3 +231,134 @@ def test_bad_requests_on_the_socket_get_errors_not_a_crash(leveret_server):
     assert json.loads(f.readline()) == {"ok": True, "result": [{"user": "guest", "tags": ["administrator"]}]}
     s.close()
     assert ok(server.data_dir, "-q", "list_vhosts") == "name\n/\n"
+
+
+# ---------------------------------------------------------------- outputs compared by shape
+
+def recorded_step(scenario: str, *argv: str) -> dict:
+    for step in json.loads((DATA / f"{scenario}.json").read_text())["steps"]:
+        if step.get("argv") == list(argv):
+            return step
+    raise LookupError(argv)
+
+
+HEADING = re.compile(r"^\x1b\[1m(.*)\x1b\[0m$", re.M)
+# status --formatter json keys RabbitMQ has and Leveret does not (Erlang's, plugins', logs'):
+# documented in docs/ctl.md
+STATUS_ABSENT = {"crypto_lib_version", "enabled_plugin_file", "erlang_version", "log_files", "net_ticktime",
+                 "processes", "raft_data_directory", "release_series_support_status", "run_queue",
+                 "vm_memory_high_watermark_setting"}
+STATUS_OWN = {"python_version", "python_implementation"}
+
+
+def test_status_has_rabbitmqs_sections_and_keys(leveret_server):
+    server = leveret_server()
+    d = server.data_dir
+    theirs = recorded_step("node", "status")["stdout"]
+    ours = ok(d, "status")
+    assert ours.startswith("Status of node leveret@")
+    # Leveret's sections are RabbitMQ's, in RabbitMQ's order, without Plugins and Log file(s)
+    assert HEADING.findall(ours) == [h for h in HEADING.findall(theirs) if h not in ("Plugins", "Log file(s)")]
+    for line in ("OS PID: ", "Uptime (seconds): ", "RabbitMQ version: 3.10.8", "Calculation strategy: rss",
+                 "Total memory used: ", "Virtual host count: 1", "Connection count: 0"):
+        assert line in ours
+    assert re.search(r"^Interface: 127\.0\.0\.1, port: %d, protocol: amqp, purpose: " % server.port, ours, re.M)
+    assert "Total memory used: " in ok(d, "status", "--unit", "mb") and " mb" in ok(d, "status", "--unit", "mb")
+    rabbit_keys = set(json.loads(recorded_step("node", "status", "--formatter", "json")["stdout"]))
+    our_keys = set(json.loads(ok(d, "status", "--formatter", "json")))
+    assert our_keys - STATUS_OWN <= rabbit_keys
+    assert rabbit_keys - our_keys == STATUS_ABSENT
+
+
+def test_memory_breakdown_is_rabbitmqs_layout_with_leverets_categories(leveret_server):
+    server = leveret_server()
+    d = server.data_dir
+    line = re.compile(r"^(\w+): (\d+(\.\d+)?) (gb|mb) \((\d+(\.\d+)?)%\)$")
+    for argv in (("memory_breakdown",), ("memory_breakdown", "--unit", "mb")):
+        theirs = recorded_step("node", *argv)["stdout"].split("\n")
+        ours = ctl(d, *argv, tool="rabbitmq-diagnostics")
+        assert ours.returncode == 0
+        ours = ours.stdout.split("\n")
+        assert ours[0].replace("leveret@", "rabbit@").split("@")[0] == theirs[0].split("@")[0]
+        rows = [m for m in map(line.match, ours[1:]) if m]
+        assert {m.group(1) for m in rows} == {"message_bodies", "other"}
+        assert all(m.group(4) == argv[-1] if len(argv) > 1 else m.group(4) == "gb" for m in rows)
+        assert all(line.match(x) for x in theirs[1:] if x)        # the same layout as RabbitMQ's lines
+    as_json = json.loads(ctl(d, "memory_breakdown", "--formatter", "json", tool="rabbitmq-diagnostics").stdout)
+    theirs = json.loads(recorded_step("node", "memory_breakdown", "--formatter", "json")["stdout"])
+    assert {tuple(v) for v in as_json.values()} == {tuple(v) for v in theirs.values()} == {("bytes", "percentage")}
+    assert sum(v["percentage"] for v in as_json.values()) == pytest.approx(100, abs=0.1)
+
+
+def test_check_port_connectivity_lists_the_listeners(leveret_server):
+    server = leveret_server()
+    done = ctl(server.data_dir, "check_port_connectivity", "--formatter", "json", tool="rabbitmq-diagnostics")
+    assert done.returncode == 0, done.stderr
+    ours = json.loads(done.stdout)
+    theirs = json.loads(recorded_step("node", "check_port_connectivity", "--formatter", "json")["stdout"])
+    assert set(ours) == set(theirs) and ours["result"] == "ok"
+    assert {tuple(sorted(x)) for x in ours["listeners"]} == {tuple(sorted(x)) for x in theirs["listeners"]}
+    assert server.port in [x["port"] for x in ours["listeners"]]
+    text = ok(server.data_dir, "status")      # (the same listeners)
+    assert str(server.port) in text
+    done = ctl(server.data_dir, "check_port_connectivity", tool="rabbitmq-diagnostics")
+    assert re.fullmatch(r"Testing TCP connections to all active listeners on node leveret@\S+ \.\.\.\n"
+                        r"Successfully connected to ports [\d, ]+ on node leveret@\S+\.\n", done.stdout)
+
+
+def test_report_lists_what_rabbitmqs_lists(leveret_server):
+    server = leveret_server()
+    theirs = recorded_step("node", "report")["stdout"]
+    ours = ok(server.data_dir, "report")
+    listing = re.compile(r"^(Listing .*/.*|Listing connections.*|Listing channels.*)$", re.M)
+    # the "/" vhost's listings, in RabbitMQ's order (RabbitMQ's report also lists environment
+    # variables, which Leveret has none of)
+    want = [x for x in listing.findall(theirs) if "environment" not in x]
+    assert [x for x in listing.findall(ours)] == want[:2] + [x for x in want[2:] if '/' in x]
+
+
+def test_export_and_import_definitions(leveret_server, tmp_path):
+    server = leveret_server()
+    d = server.data_dir
+    theirs = json.loads(recorded_step("definitions", "export_definitions", "-")["stdout"])
+    ok(d, "add_vhost", "lvctl.vh1")
+    step = recorded_step("definitions", "import_definitions")
+    done = ctl(d, "import_definitions", stdin=step["stdin"])
+    assert (done.returncode, done.stdout) == (0, step["stdout"])
+    ours = json.loads(ok(d, "export_definitions", "-"))
+    # (RabbitMQ adds product_name/product_version when its own are set; Leveret's always are)
+    assert set(ours) - {"product_name", "product_version"} == set(theirs)
+    for key in ("queues", "exchanges", "bindings", "policies", "vhosts"):
+        assert [x for x in ours[key] if "lvctl." in json.dumps(x)] == theirs[key], key
+    path = tmp_path / "defs.json"
+    assert ok(d, "export_definitions", str(path)) == f'Exporting definitions in JSON to a file at "{path}" ...\n'
+    assert json.loads(path.read_text()) == ours
+    # the file loads into a fresh broker: the queue, binding and policy are there
+    (tmp_path / "b").mkdir(mode=0o700)
+    other = leveret_server(data_dir=str(tmp_path / "b"))
+    ok(other.data_dir, "import_definitions", str(path))
+    assert "lvctl.dq\t[{\"x-max-length\",3}]\tlvctl.dp" in ok(other.data_dir, "list_queues", "-p", "lvctl.vh1",
+                                                               "name", "arguments", "policy")
+
+
+def test_close_all_connections_global_and_purge_effects(leveret_server):
+    server = leveret_server()
+    d = server.data_dir
+    conns = [connect(server, "guest", "guest") for _ in range(3)]
+    ch = conns[0].channel()
+    ch.queue_declare("lv.q")
+    for _ in range(4):
+        ch.basic_publish("", "lv.q", b"x")
+    conns[0].process_data_events(0)
+    assert "lv.q\t4" in ok(d, "list_queues")
+    assert ok(d, "-q", "purge_queue", "lv.q") == ""
+    assert ch.queue_declare("lv.q", passive=True).method.message_count == 0
+    out = ok(d, "close_all_connections", "--global", "--limit", "2", "maintenance")
+    assert out.endswith("reason: maintenance...\nClosed 2 connections\n")
+    assert len(ok(d, "-q", "--no-table-headers", "list_connections", "name").splitlines()) == 1
+    out = ok(d, "close_all_connections", "--global", "maintenance")
+    assert out.endswith("Closed 1 connections\n")
+    for c in conns:
+        with pytest.raises(pika.exceptions.AMQPConnectionError):
+            c.process_data_events(time_limit=2)
+            c.channel()

@@ -33,6 +33,7 @@ from .broker.alarms import parse_disk_limit, parse_watermark
 from .broker.definitions_file import DefinitionsError
 from .config import LOG_LEVELS, ConfigError, load
 from .ctl import run as ctl_run
+from .ctl.main import diagnostics_main
 from .node import Node
 from .server.tls import TLSConfigError
 from .settings import DEFAULTS, Settings, default_data_dir
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     ct = sub.add_parser("ctl", help="administer a running broker as rabbitmqctl does (ctl help)",
                         add_help=False, prefix_chars="\x00")
     ct.add_argument("ctl_args", nargs="*")
+    dg = sub.add_parser("diagnostics", help="check a running broker as rabbitmq-diagnostics does",
+                        add_help=False, prefix_chars="\x00")
+    dg.add_argument("ctl_args", nargs="*")
     return p
 
 
@@ -307,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return perf_main(args.perf_args)
     if args.command == "ctl":
         return ctl_run(args.ctl_args, prog="leveret ctl")
+    if args.command == "diagnostics":
+        return diagnostics_main(args.ctl_args, prog="leveret diagnostics")
     try:
         settings, warnings = build_settings(args, os.environ)
         setup_logging(settings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 
+from ..amqp.errors import AMQPError
 from ..auth import AccessControl, Permission, TopicPermission, User, compile_regexp
 from ..auth.passwords import DEFAULT_ALGORITHM, algorithm as hashing_algorithm, decode_hash, encode_hash, hash_password
 from .queue import QUEUE_TYPES
@@ -353,6 +354,34 @@ class AdminMixin:
         if name is not None:
             return [{"vhost": name, "limits": dict(self._vhost(name).limits)}]
         return [{"vhost": v.name, "limits": dict(v.limits)} for v in self.vhosts.values() if v.limits]
+
+    # ------------------------------------------------------------ queues
+
+    def _queue(self, vhost: str, name: str):
+        q = self._vhost(vhost).queues.get(name)
+        if q is None:
+            raise AdminError("not_found", f"no queue '{name}' in vhost '{vhost}'", vhost=vhost, name=name)
+        return q
+
+    def purge_queue(self, vhost: str, name: str) -> int:
+        """``rabbitmqctl purge_queue`` (no permission checks, as there): the ready messages it
+        dropped; AdminError ``no_such_vhost`` / ``not_found``."""
+        return self._queue(vhost, name).purge()
+
+    def delete_queue(self, vhost: str, name: str, if_empty: bool = False, if_unused: bool = False) -> int:
+        """``rabbitmqctl delete_queue``: the ready messages the queue had. A refused flag is
+        AdminError ``in_use`` / ``not_empty``, or ``not_implemented`` with the channel's text
+        (a quorum queue refuses both flags, as ``rabbit_quorum_queue:delete/4``)."""
+        q = self._queue(vhost, name)
+        if if_unused and q.consumers and q.queue_type == "classic":
+            raise AdminError("in_use", "Queue is in use")
+        if if_empty and q.message_count and q.queue_type == "classic":
+            raise AdminError("not_empty", "Queue is not empty")
+        try:
+            q.check_delete(if_unused, if_empty)
+        except AMQPError as e:
+            raise AdminError("not_implemented", e.reply_text.split(" - ", 1)[-1], name=name) from None
+        return self.vhosts[vhost].delete_queue(q)
 
     # ------------------------------------------------------------ connections
 

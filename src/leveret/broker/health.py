@@ -4,6 +4,8 @@
   declare the non-durable, non-auto-delete queue ``aliveness-test`` in the vhost (it stays,
   as in RabbitMQ), publish ``test_message`` to it through the default exchange, get it back
   (no-ack) and compare the body.
+* :func:`listeners` -- ``(protocol, port)`` of the node's listeners (``amqp``, ``amqp/ssl``,
+  ``http`` for the management API), as ``rabbit_networking:active_listeners`` lists them.
 * :func:`alarms` -- the resource alarms in force as ``rabbit_alarm:format_as_maps`` lists
   them: ``{"resource": "memory"|"disk", "node": node}``.
 """
@@ -45,3 +47,13 @@ def aliveness_test(broker, vhost: str) -> str | None:
 def alarms(broker) -> list[dict]:
     return [{"resource": "disk" if a == "disk" else "memory", "node": broker.node_name}
             for a in sorted(broker.monitor.alarms)]
+
+
+def listeners(broker) -> list[tuple[str, int]]:
+    """``(protocol, port)`` of each listener of this node, in RabbitMQ's order."""
+    out = []
+    for proto, attr in (("amqp", "port"), ("amqp/ssl", "ssl_port"), ("http", "management_port")):
+        port = getattr(broker, attr, None)
+        if port is not None and not (attr == "port" and not broker.settings.tcp_listener):
+            out.append((proto, port))
+    return out

@@ -48,13 +48,16 @@ class Command:
 
 REGISTRY: dict[str, Command] = {}
 GROUPS: list[str] = []
+DIAGNOSTICS: dict[str, Command] = {}    # leveret diagnostics' commands (rabbitmq-diagnostics)
 
 
 def command(name: str, *, group: str, usage: str, help: str, args: tuple[int, int | None],
-            flags: tuple = (), options: tuple = ()):
-    """Register a command; ``args`` is (minimum, maximum) positional arguments."""
+            flags: tuple = (), options: tuple = (), registry: dict | None = None):
+    """Register a command; ``args`` is (minimum, maximum) positional arguments; ``registry``:
+    :data:`REGISTRY` (``ctl``), or :data:`DIAGNOSTICS`."""
     def register(fn):
-        REGISTRY[name] = Command(name, group, usage, help, fn, args[0], args[1], flags, options)
+        (REGISTRY if registry is None else registry)[name] = Command(name, group, usage, help, fn, args[0],
+                                                                     args[1], flags, options)
         if group not in GROUPS:
             GROUPS.append(group)
         return fn
@@ -72,9 +75,42 @@ class Exit(Exception):
 
 @dataclass
 class Rows:
-    """A listing: ``columns`` and one dict per row."""
+    """A listing: ``columns`` and one dict per row. ``stream``: rabbitmqctl streams this
+    listing (an empty one prints no header, and ``[`` and ``]`` on lines of their own in JSON).
+    ``render``: column -> function giving the table/csv text of a value (JSON shows it as is)."""
     columns: list[str]
     rows: list[dict]
+    stream: bool = False
+    render: dict = field(default_factory=dict)
+
+
+def erlang_term(v) -> str:
+    """A value as rabbitmqctl's table formatter prints an Erlang term inside a list or tuple:
+    strings in double quotes, ``[name, type, value]`` field-table entries as ``{"name",value}``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ",".join(erlang_term(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "[" + ",".join("{%s,%s}" % (erlang_term(k), erlang_term(x)) for k, x in v.items()) + "]"
+    return "undefined" if v is None else str(v)
+
+
+def field_table(entries) -> str:
+    """``[[name, type, value], ...]`` as rabbitmqctl prints a field table: ``[{"name",value}]``."""
+    return "[" + ",".join("{%s,%s}" % (erlang_term(k), erlang_term(v)) for k, _t, v in entries or ()) + "]"
+
+
+def columns_of(args, allowed, default, ctx) -> list[str]:
+    """The columns asked for (``name messages`` or ``name,messages``), or the default; a
+    column that is not an info key is a usage error, as rabbitmqctl's."""
+    cols = [c for a in args for c in a.split(",") if c] or list(default)
+    bad = [c for c in cols if c not in allowed]
+    if bad:
+        raise ctx.usage(f"Info key(s) {','.join(bad)} are not supported")
+    return cols
 
 
 # Global options: name -> (attribute, takes a value)
@@ -105,7 +141,7 @@ class Options:
     own: dict = field(default_factory=dict)     # the command's own options
 
 
-def parse(argv: list[str]) -> tuple[str | None, list[str], Options, list[str]]:
+def parse(argv: list[str], registry: dict | None = None) -> tuple[str | None, list[str], Options, list[str]]:
     """(command name, positional arguments, options, unknown options) from rabbitmqctl-style
     argv: options anywhere, ``--opt=value`` or ``--opt value``, ``--`` ends options."""
     opts = Options()
@@ -127,7 +163,7 @@ def parse(argv: list[str]) -> tuple[str | None, list[str], Options, list[str]]:
             only_args = True
             continue
         key, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
-        cmd = REGISTRY.get(name) if name else None
+        cmd = (REGISTRY if registry is None else registry).get(name) if name else None
         if key in GLOBAL_OPTIONS:
             attr, takes = GLOBAL_OPTIONS[key]
         elif cmd is not None and key in cmd.flags:
@@ -177,7 +213,7 @@ def format_rows(listing: Rows, opts: Options) -> str:
     cols, rows = listing.columns, listing.rows
     if opts.formatter == "json":
         if not rows:
-            return "[]\n"
+            return "[\n]\n" if listing.stream else "[]\n"
         return "[\n" + "\n,".join(json.dumps({c: r.get(c) for c in cols}, separators=(",", ":"),
                                              ensure_ascii=False) for r in rows) + "\n]\n"
     if opts.formatter == "csv":
@@ -186,13 +222,19 @@ def format_rows(listing: Rows, opts: Options) -> str:
         if rows:
             w.writerow(cols)
         for r in rows:
-            w.writerow([render_value(r.get(c)) for c in cols])
-        return buf.getvalue() or "\n"
+            w.writerow([cell(listing, c, r) for c in cols])
+        return buf.getvalue() or ("" if listing.stream else "\n")
     if not rows:
-        return "\n"
+        return "" if listing.stream else "\n"
     lines = [] if opts.silent or opts.no_table_headers else ["\t".join(cols)]
-    lines += ["\t".join(render_value(r.get(c)) for c in cols) for r in rows]
+    lines += ["\t".join(cell(listing, c, r) for c in cols) for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def cell(listing: Rows, column: str, row: dict) -> str:
+    v = row.get(column)
+    fn = listing.render.get(column)
+    return fn(v) if fn is not None and v is not None else render_value(v)
 
 
 class Context:

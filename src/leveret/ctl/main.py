@@ -4,18 +4,23 @@ from __future__ import annotations
 import socket
 import sys
 
-from . import limits, permissions, users, vhosts  # noqa: F401  (they register their commands)
+from . import (definitions, diagnostics, limits, node, objects, permissions, policies, users,  # noqa: F401
+               vhosts)  # (they register their commands)
 from .client import ControlClient, Unreachable, socket_path
-from .framework import (EX_OK, EX_TEMPFAIL, EX_USAGE, FORMATTERS, GROUPS, REGISTRY, USAGE_PREFIX, Context,
+from .framework import (DIAGNOSTICS, EX_OK, EX_TEMPFAIL, EX_USAGE, FORMATTERS, GROUPS, REGISTRY, USAGE_PREFIX, Context,
                         Exit, Rows, command, format_rows, parse, usage_error, usage_text)
 
 
-def general_usage(prog: str) -> str:
+def general_usage(prog: str, registry: dict | None = None) -> str:
+    registry = REGISTRY if registry is None else registry
     lines = ["\x1b[1mUsage\x1b[0m", "", f"{prog} {USAGE_PREFIX} <command> [<command options>]", "",
              "Available commands:", ""]
     for group in GROUPS:
+        cmds = [c for c in registry.values() if c.group == group]
+        if not cmds:
+            continue
         lines += [f"\x1b[1m{group}\x1b[0m:", ""]
-        lines += [f"   {c.name:<30}{c.help}" for c in REGISTRY.values() if c.group == group]
+        lines += [f"   {c.name:<30}{c.help}" for c in cmds]
         lines.append("")
     lines.append(f"Use '{prog} help <command>' to learn more about a specific command")
     return "\n".join(lines)
@@ -46,14 +51,16 @@ def _shown(argv: list[str]) -> list[str]:
     return out
 
 
-def run(argv: list[str], prog: str = "leveretctl") -> int:
-    name, args, opts, unknown = parse(argv)
+def run(argv: list[str], prog: str = "leveretctl", registry: dict | None = None) -> int:
+    """Run one command line (``registry``: ctl's commands, or ``DIAGNOSTICS``)."""
+    registry = REGISTRY if registry is None else registry
+    name, args, opts, unknown = parse(argv, registry)
     if name is None:
-        print(general_usage(prog), file=sys.stderr)
+        print(general_usage(prog, registry), file=sys.stderr)
         return EX_USAGE
-    cmd = REGISTRY.get(name)
+    cmd = registry.get(name)
     if cmd is None:
-        print(f"\nCommand '{name}' not found. \n\n{general_usage(prog)}", file=sys.stderr)
+        print(f"\nCommand '{name}' not found. \n\n{general_usage(prog, registry)}", file=sys.stderr)
         return EX_USAGE
     client = None
     try:
@@ -103,3 +110,8 @@ def run(argv: list[str], prog: str = "leveretctl") -> int:
 def main(argv: list[str] | None = None) -> int:
     """The ``leveretctl`` console script."""
     return run(sys.argv[1:] if argv is None else argv)
+
+
+def diagnostics_main(argv: list[str] | None = None, prog: str = "leveret-diagnostics") -> int:
+    """The ``leveret-diagnostics`` console script (``leveret diagnostics``)."""
+    return run(sys.argv[1:] if argv is None else argv, prog, DIAGNOSTICS)

@@ -11,9 +11,10 @@ in the broker's data directory (``<data_dir>/ctl.sock``, ``Settings.control_sock
   cookie's guarantee, from file permissions alone, with no password to configure or leak.
   The broker refuses to open it in a directory others can write (anyone could replace the
   socket with their own and collect the passwords ``ctl add_user`` sends).
-* **Why not an HTTP management API.** Leveret has none yet; when it comes it will call the
-  same ``Broker`` admin methods (``broker/admin.py``), with users and tags for authorisation.
-  ``ctl`` must work before any user is set up, as ``rabbitmqctl`` does.
+* **Why not the HTTP management API.** It may be switched off, and ``ctl`` must work before
+  any user is set up, as ``rabbitmqctl`` does; both call the same ``Broker`` methods
+  (``broker/admin.py``, ``introspect.py``, ``definitions.py``), the API with users and tags for
+  authorisation.
 * **Protocol.** JSON lines: the client sends ``{"command": NAME, "args": {...}}``; the
   broker answers ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"kind": ...,
   "message": ..., ...details}}`` -- ``kind`` is RabbitMQ's error term (``no_such_user``,
@@ -26,8 +27,9 @@ in the broker's data directory (``<data_dir>/ctl.sock``, ``Settings.control_sock
   stale one left by a killed broker is replaced at start (the data directory's lock already
   guarantees no other broker uses it).
 
-The commands are the :data:`COMMANDS` table below; a new administrative command (the
-operations commands: ``list_queues``, ``set_policy``, ...) is one more entry.
+The commands are the :data:`COMMANDS` table below; the operations commands (``list_queues``,
+``set_policy``, ``export_definitions``, ``node_status``, ...) are registered by
+``control_ops.py``.
 """
 from __future__ import annotations
 
@@ -192,3 +194,6 @@ class ControlServer:
 
 def _line(response: dict) -> bytes:
     return json.dumps(response, default=str).encode() + b"\n"
+
+
+from . import control_ops  # noqa: E402,F401  (registers the operations commands)

@@ -16,7 +16,7 @@ import datetime
 from aiohttp import web
 from cryptography import x509
 
-from ...broker.health import aliveness_test, alarms
+from ...broker.health import aliveness_test, alarms, listeners
 from ..auth import authenticate, require_vhost
 from ..errors import bad_request
 from ..listing import json_response
@@ -33,16 +33,6 @@ _PROTOCOL_ALIASES = {"amqp091": "amqp", "amqp0.9.1": "amqp", "amqp0-9-1": "amqp"
 
 def _failed(body: dict) -> web.Response:
     return json_response({"status": "failed", **body}, status=503)
-
-
-def listeners(broker) -> list[tuple[str, int]]:
-    """``(protocol, port)`` of each listener of this node, in RabbitMQ's order."""
-    out = []
-    for proto, attr in (("amqp", "port"), ("amqp/ssl", "ssl_port"), ("http", "management_port")):
-        port = getattr(broker, attr, None)
-        if port is not None and not (attr == "port" and not broker.settings.tcp_listener):
-            out.append((proto, port))
-    return out
 
 
 @routes.get("/api/aliveness-test/{vhost}")
