@@ -61,12 +61,15 @@ class Traffic(threading.Thread):
 @contextlib.contextmanager
 def serve(queues: int):
     """A ``leveret serve`` of this tree (own ports, a temporary data directory) with ``queues``
-    idle queues: yields (AMQP port, management port, process)."""
-    amqp, http = free_port(), free_port()
+    idle queues: yields (AMQP port, management port, process); the process's
+    ``prometheus_port`` is where it serves Prometheus."""
+    amqp, http, prom = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
         p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(amqp), "--management-port",
-                              str(http), "--data-dir", d], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              str(http), "--prometheus-port", str(prom), "--data-dir", d], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.prometheus_port = prom
         try:
             for _ in range(150):
                 try:

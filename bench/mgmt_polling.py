@@ -7,6 +7,8 @@ one consumer) again and again, alternating three modes:
 * ``none``  -- nobody polls;
 * ``ui``    -- every second, what a UI page shows: ``/api/overview``, one page of queues
   (``page=1&page_size=100``, sorted by name) and one page of connections;
+* ``uiprom`` -- ``ui`` plus a Prometheus scrape of ``/metrics`` every second (the issue's
+  "while the UI and Prometheus poll every second");
 * ``full``  -- every second, the whole ``/api/queues`` listing (N items).
 
 Reports per mode the median delivery rate and the broker's CPU per delivered message
@@ -39,9 +41,9 @@ sys.path.insert(0, HERE)
 
 from mgmt_listing import serve  # noqa: E402
 
-POLLS = {"none": [], "ui": ["/api/overview", "/api/queues?page=1&page_size=100&sort=name",
-                            "/api/connections?page=1&page_size=100"],
-         "full": ["/api/queues"]}
+UI = ["/api/overview", "/api/queues?page=1&page_size=100&sort=name", "/api/connections?page=1&page_size=100"]
+# mode -> paths; a path starting "prometheus:" goes to the Prometheus port
+POLLS = {"none": [], "ui": UI, "uiprom": UI + ["prometheus:/metrics"], "full": ["/api/queues"]}
 
 
 def get(port: int, path: str) -> bytes:
@@ -54,16 +56,20 @@ def get(port: int, path: str) -> bytes:
 class Poller(threading.Thread):
     """GETs ``paths`` once a second (from the start of one round to the next)."""
 
-    def __init__(self, port: int, paths: list[str]):
+    def __init__(self, port: int, paths: list[str], prometheus_port: int | None = None):
         super().__init__(daemon=True)
         self.port, self.paths, self.stop, self.latencies = port, paths, threading.Event(), []
+        self.prometheus_port = prometheus_port
 
     def run(self) -> None:
         while not self.stop.is_set():
             start = time.perf_counter()
             for p in self.paths:
                 s = time.perf_counter()
-                get(self.port, p)
+                if p.startswith("prometheus:"):
+                    get(self.prometheus_port, p[len("prometheus:"):])
+                else:
+                    get(self.port, p)
                 self.latencies.append(time.perf_counter() - s)
             self.stop.wait(max(0.0, 1.0 - (time.perf_counter() - start)))
 
@@ -99,7 +105,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--time", type=int, default=10)
     ap.add_argument("--scenario", default="ack-prefetch100-1KB")
-    ap.add_argument("--modes", default="none,ui,full")
+    ap.add_argument("--modes", default="none,ui,uiprom,full")
     ap.add_argument("--out", help="append each run as a JSON line to this file")
     a = ap.parse_args()
     print(json.dumps({"sampler": sampler_cost(a.queues)}), flush=True)
@@ -108,7 +114,7 @@ def main() -> None:
     with serve(a.queues) as (amqp, http, p):
         for r in range(a.rounds):
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
-                poller = Poller(http, POLLS[mode])
+                poller = Poller(http, POLLS[mode], p.prometheus_port)
                 poller.start()
                 out = subprocess.run([sys.executable, AMQPBENCH, "--scenario", a.scenario, "--time", str(a.time),
                                       "--uri", f"amqp://guest:guest@127.0.0.1:{amqp}/%2F", "--label", mode,
