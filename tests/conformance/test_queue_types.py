@@ -785,6 +785,52 @@ def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]
 
 
+def test_quorum_drop_head_dead_letters_the_last_dropped_first(conn, ch, uniq, cleanup):
+    """When one publish makes a quorum queue drop several messages (here a byte limit), their
+    dead-lettered copies reach the target newest first: rabbit_fifo's drop_head prepends each
+    drop's dead-letter effect to the command's effects (lifecycle seed 10335)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length-bytes": 20, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in ("a", "bbbbbb", "ccccccccc", "dddddd")] == [True] * 4
+    assert wait_count(ch, sink, 2) == 2
+    assert [b for b, _, _ in drain(ch, sink)] == ["bbbbbb", "a"]
+    assert [b for b, _, _ in drain(ch, q)] == ["ccccccccc", "dddddd"]
+
+
+def test_quorum_requeue_drops_dead_letter_before_its_delivery_limit_ones(connect, conn, ch, uniq, cleanup):
+    """One return (a consumer's channel closing) that both takes a quorum queue past its delivery
+    limit and over its length limit: the messages the limit drops are dead-lettered first (newest
+    first), then those past the delivery limit (rabbit_fifo: the return's effects, then
+    evaluate_limit's prepended ahead of them)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-delivery-limit": 1,
+                                             "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, q, "a")
+    other = connect()
+    x = other.channel()
+    m = wait_message(x, q, auto_ack=False)[0]
+    x.basic_reject(m.delivery_tag, requeue=True)            # a: returned once
+    assert wait_count(ch, q, 1) == 1
+    held = [wait_message(x, q, auto_ack=False)[2]]           # a, to go past its limit
+    for b in ("b", "c"):
+        assert published(pub, q, b)
+        held.append(wait_message(x, q, auto_ack=False)[2])
+    assert held == [b"a", b"b", b"c"]
+    other.close()                                           # a past its limit; b, c back: one over
+    assert wait_count(ch, sink, 2) == 2
+    got = []
+    for _ in range(2):
+        _, p, body = wait_message(ch, sink)
+        got.append((body.decode(), p.headers["x-death"][0]["reason"]))
+    assert got == [("b", "maxlen"), ("a", "delivery_limit")]
+    assert drain(ch, q) == [("c", True, 1)]
+
+
 # --------------------------------------------------------------------------- quorum consumer_count
 
 def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:

@@ -77,7 +77,8 @@ UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "returns", "stored", "paged_back")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "returns", "stored", "paged_back",
+                 "dl_batch")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
@@ -96,6 +97,7 @@ class QuorumQueue(Queue):
         self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
         self.paged_back: dict[int, int] = {}    # log address -> times returned, of messages
         #                                         requeued behind the paged-out tail
+        self.dl_batch: list | None = None   # dead-letters of the command being applied
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -209,6 +211,35 @@ class QuorumQueue(Queue):
         if not refused:
             self._grown()
         return refused
+
+    # ------------------------------------------------------------ dead-letter order
+
+    def dead_letter(self, msgs: list, reason: str) -> None:
+        # rabbit_fifo applies each command in one go and runs its effects in list order; the
+        # messages its limit check drops (drop_head, once per message) prepend their
+        # dead-letter effects to the command's list, so they are published first, the last
+        # dropped first; the command's other dead-letters (delivery limit, expiry) keep their
+        # order behind them
+        if self.dl_batch is not None:
+            self.dl_batch.append((msgs, reason))
+        elif reason == "maxlen":
+            super().dead_letter(msgs[::-1], reason)
+        else:
+            super().dead_letter(msgs, reason)
+
+    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+        # one rabbit_fifo command (a return, or a consumer's channel going down)
+        self.dl_batch = batch = []
+        try:
+            super().requeue(msgs, explicit)
+        finally:
+            self.dl_batch = None
+        dropped = [m for ms, reason in batch if reason == "maxlen" for m in ms]
+        if dropped:
+            self.dead_letter(dropped, "maxlen")
+        for ms, reason in batch:
+            if reason != "maxlen":
+                self.dead_letter(ms, reason)
 
     # ------------------------------------------------------------ return counts
 
