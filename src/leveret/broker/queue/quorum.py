@@ -31,6 +31,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
   has its own status: one that first publishes here is refused only if the
   queue is over a limit at that moment. Dead-letters and delayed messages are
   untracked enqueues, never refused.
+* **Dead-letter order**: what one command (a publish, a return) makes the
+  limit drop is dead-lettered newest first, ahead of the command's other
+  dead-letters (past the delivery limit, expired): ``drop_head`` prepends each
+  drop's effect to the command's effect list.
 * **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
   map: each registered consumer (with a single active consumer only the
   active one), each unsettled ``basic.get`` message, and each cancelled
