@@ -89,6 +89,7 @@ class QuorumQueue(Queue):
     GLOBAL_QOS = False
     UNPARK_ONE = True
     RETURNS_BY_TAG = True
+    LIMITS_BEFORE_EXPIRY = False    # rabbit_fifo expires (checkout) before it trims (evaluate_limit)
     TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
