@@ -831,6 +831,33 @@ def test_quorum_requeue_drops_dead_letter_before_its_delivery_limit_ones(connect
     assert drain(ch, q) == [("c", True, 1)]
 
 
+def test_quorum_return_dead_letters_past_the_delivery_limit_before_the_expired(conn, ch, uniq, cleanup):
+    """One return (a nack of two messages) where one message goes past the delivery limit and the
+    other has expired meanwhile: the first is dead-lettered first (rabbit_fifo: return_one
+    discards it, then the checkout expires the other at the head)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, q, "a")
+    m = wait_message(ch, q, auto_ack=False)[0]
+    ch.basic_nack(m.delivery_tag, requeue=True)              # a: returned once
+    assert published(pub, q, "b", pika.BasicProperties(expiration="50"))
+    c = conn.channel()
+    got = []
+    c.basic_consume(q, lambda _c, m, _p, b: got.append((b, m.delivery_tag)))
+    pump(conn, lambda: len(got) == 2)
+    assert [b for b, _ in got] == [b"a", b"b"]
+    time.sleep(0.1)                                         # b's 50 ms pass while it is out
+    c.basic_nack(got[-1][1], multiple=True, requeue=True)
+    reasons = []
+    for _ in range(2):
+        _, p, body = wait_message(ch, sink)
+        reasons.append((body, p.headers["x-death"][0]["reason"]))
+    assert reasons == [(b"a", "delivery_limit"), (b"b", "expired")]
+
+
 # --------------------------------------------------------------------------- quorum consumer_count
 
 def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:

@@ -303,10 +303,10 @@ class QuorumQueue(Queue):
                 limited.append(m)
             else:
                 back.append(m)
-        keep = super()._returned(back)
         if limited:
+            # (rabbit_fifo: return_one discards these, then the checkout expires what is due)
             self.dead_letter(limited, "delivery_limit")
-        return keep
+        return super()._returned(back)
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
         # rabbit_fifo evaluates its limits after every command, once the consumers were served
