@@ -73,8 +73,11 @@ quorum queues (a channel's first publish to a quorum queue waits for it to regis
 enqueuer, so a commit's publishes and requeues race); a queue name keeps its type (RabbitMQ
 3.10 fails a channel with 541 when a name it used changes type); and an expiration of "0" is
 only sent when no queue holds a ready message and no consumer could requeue it behind another
-(Leveret expires messages anywhere in a queue, RabbitMQ only at the head). A channel holding
-unsettled messages when a queue is deleted is closed right after (RabbitMQ 3.10 sends a later
+(Leveret expires messages anywhere in a queue, RabbitMQ only at the head). A channel never holds
+unsettled messages of the dead-letter source together with another queue's (when it requeues
+them, the queues take them back concurrently and the source's dead-letters race the other
+queue's redeliveries). A channel holding unsettled messages when a queue is deleted is closed
+right after (RabbitMQ 3.10 sends a later
 settlement of those messages to a new queue of the same name once the channel has used one, a
 bug Leveret does not copy). Open divergences are
 listed in ``docs/lifecycle.md``; the long runs are recorded in ``docs/compatibility.md``
@@ -545,9 +548,25 @@ class Tracker:
         self.tags: dict[int, list[int]] = {}
         self.consumers: dict[str, tuple[int, bool, str]] = {}    # tag -> (channel, auto_ack, queue)
         self.pending: list[tuple] = []         # operations that go next, before random ones
+        self.tag_queue: dict[tuple[int, int], str] = {}  # (channel, delivery tag) -> its queue
+        self.consumer_queue: dict[str, str] = {}    # consumer tag -> its queue
+        self.declared: dict[int, str] = {}     # channel -> the queue "" names there (last declared)
+
+    def queue_of(self, ch: int, q: str) -> str | None:
+        """The queue a get or consume of ``q`` on channel ``ch`` reaches ("" is the channel's last
+        declared queue; "gen": a server-named one; None: none)."""
+        return q or self.declared.get(ch)
+
+    def held_queues(self, ch: int) -> set:
+        """The queues channel ``ch`` holds unsettled messages of, or may soon (its consumers
+        with acks)."""
+        held = {self.tag_queue.get((ch, t)) for t in self.tags.get(ch, [])}
+        held |= {self.consumer_queue.get(t) for t, v in self.consumers.items() if v[0] == ch and not v[1]}
+        return held - {None}
 
     def channel_gone(self, ch: int) -> None:
         self.tags.pop(ch, None)
+        self.declared.pop(ch, None)
         self.consumers = {t: v for t, v in self.consumers.items() if v[0] != ch}
 
     def track(self, op: tuple, result: tuple, events: list) -> None:
@@ -563,6 +582,9 @@ class Tracker:
             tags.pop(ch, None)
         elif kind == "get" and result[0] == "msg" and not args[1]:
             tags.setdefault(ch, []).append(result[4])
+            self.tag_queue[ch, result[4]] = self.queue_of(ch, args[0])
+        elif kind == "qdeclare" and result[0] == "ok":
+            self.declared[ch] = result[1][1:] if result[1].startswith("~") else "gen"
         elif kind == "reject" and result[0] == "ok":
             tags[ch] = [t for t in tags.get(ch, []) if t != args[0]]
         elif kind in ("ack", "nack") and result[0] == "ok":
@@ -571,6 +593,7 @@ class Tracker:
                         and not (multiple and tag == 0)]
         elif kind == "consume" and result[0] == "ok":
             self.consumers[args[1]] = (ch, args[2], args[0])
+            self.consumer_queue[args[1]] = self.queue_of(ch, args[0])
         elif kind == "cancel":
             self.consumers.pop(args[0], None)
         for e in events:
@@ -580,6 +603,7 @@ class Tracker:
                 self.channel_gone(e[1])
             elif e[0] == "deliver" and e[2] in self.consumers and not self.consumers[e[2]][1]:
                 tags.setdefault(e[1], []).append(e[3])
+                self.tag_queue[e[1], e[3]] = self.consumer_queue.get(e[2])
         if kind == "qdelete" and result[0] == "ok":
             self.pending += [("close", c, ()) for c, held in sorted(tags.items()) if held]
 
@@ -725,6 +749,17 @@ class LifecycleGen(Tracker):
 
     def next(self, ready: list) -> tuple:
         op = self._next()
+        ack = {"get": 1, "consume": 2}.get(op[0])
+        if ack is not None and not op[2][ack]:
+            # a channel never holds unsettled messages of the dead-letter source together with
+            # another queue's: when it requeues them (closing, recover, a nack of several), two
+            # queues take them back at once in RabbitMQ (queue processes told by the channel's
+            # exit) and the source's dead-letters race the other queue's requeue to a consumer
+            # (lifecycle seed 20018); so such a get or consume acknowledges automatically
+            kind, ch_i, args = op
+            queues = self.held_queues(ch_i) | {self.queue_of(ch_i, args[0])} - {None}
+            if self.dl_source in queues and len(queues) > 1:
+                op = (kind, ch_i, args[:ack] + (True,) + args[ack + 1:])
         if op[0] == "publish" and ("expiration", "0") in op[2][5]:
             # Leveret expires a message wherever it sits in a queue, RabbitMQ only at the head
             # (a documented improvement): an expiration of 0 only where it takes effect at
