@@ -858,6 +858,30 @@ def test_quorum_return_dead_letters_past_the_delivery_limit_before_the_expired(c
     assert reasons == [(b"a", "delivery_limit"), (b"b", "expired")]
 
 
+@pytest.mark.parametrize("how", ["nack", "reject"])
+def test_quorum_return_past_the_delivery_limit_credits_the_consumer_twice(conn, ch, uniq, cleanup, how):
+    """A consumer's nack or reject with requeue of a message that goes past the delivery limit
+    gives it credit twice: rabbit_fifo's return credits each returned message, and complete/5,
+    which discards the one past the limit, credits it again. With prefetch 1 the consumer then
+    holds two messages (lifecycle seed 22253)."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 0})
+    publish(ch, q, *"abcd")
+    assert wait_count(ch, q, 4) == 4
+    c = conn.channel()
+    c.basic_qos(prefetch_count=1)
+    got = []
+    c.basic_consume(q, lambda _c, m, _p, b: got.append((b, m.delivery_tag)))
+    pump(conn, lambda: got)
+    assert got == [(b"a", 1)]
+    if how == "nack":
+        c.basic_nack(1, requeue=True)
+    else:
+        c.basic_reject(1, requeue=True)
+    assert wait_count(ch, q, 1) == 1
+    pump(conn, lambda: len(got) == 3)
+    assert got == [(b"a", 1), (b"b", 2), (b"c", 3)]
+
+
 # --------------------------------------------------------------------------- quorum consumer_count
 
 def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:

@@ -375,9 +375,10 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             else:
                 dead_letter(self, msgs, reason)
 
-    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+    def requeue(self, msgs: list[Message], explicit: bool = False, by=None) -> None:
         """Put delivered-but-unacked messages back at their original positions (``explicit``:
-        a nack/reject/recover; the channel closing otherwise)."""
+        a nack/reject/recover; the channel closing otherwise; ``by``: the consumer they were
+        delivered to, when explicit)."""
         if not msgs or self.deleted:
             return
         self.unacked_count -= len(msgs)

@@ -45,7 +45,9 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Consumer credit**: a consumer without a prefetch count has 2000 (the
   credit ``rabbit_quorum_queue`` gives it); a consumer whose credit is spent
   leaves the rotation at once and comes back at its end when a message of
-  its is settled (``rabbit_fifo``'s service queue).
+  its is settled (``rabbit_fifo``'s service queue). A nack or reject (with
+  requeue) of a message that goes past the delivery limit credits the consumer
+  twice (``return`` and ``complete``), so its window grows by one for good.
 * **Global QoS**: ``basic.consume`` from a channel with a global prefetch
   limit (``basic.qos`` global, count > 0) closes the connection with 540
   NOT_IMPLEMENTED.
@@ -232,8 +234,14 @@ class QuorumQueue(Queue):
         else:
             super().dead_letter(msgs, reason)
 
-    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+    def requeue(self, msgs: list[Message], explicit: bool = False, by=None) -> None:
         # one rabbit_fifo command (a return, or a consumer's channel going down)
+        if by is not None and explicit and self.delivery_limit is not None and by.prefetch:
+            # rabbit_fifo's return credits the consumer for each returned message, and once more
+            # for each one past the delivery limit (complete/5 discards it, crediting it too):
+            # the consumer's window grows by one for each such message, for good
+            limit, dcount = self.delivery_limit, self.dcount
+            by.prefetch += sum(1 for m in msgs if dcount.get(m.id, 0) >= limit)
         self.dl_batch = batch = []
         try:
             super().requeue(msgs, explicit)
