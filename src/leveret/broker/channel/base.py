@@ -635,7 +635,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         for q, c, batch in batches:
             self._credit_back(q, c, len(batch))
             if negative and requeue:
-                q.requeue([entry[0] for _, entry in batch], True)     # (the queue delivers)
+                q.requeue([entry[0] for _, entry in batch], True, c)  # (the queue delivers)
                 continue
             if negative and q.max_priority is not None and len(batch) > 1:
                 # a priority queue goes through a batch level by level, highest first (RabbitMQ's
