@@ -421,3 +421,23 @@ def test_requeue_position_follows_enqueue_order_not_publish_order(connect, uniq)
         m, _, body = ch.basic_get(q, auto_ack=True)
         bodies.append((body, m.redelivered))
     assert bodies == [(b"plain", True), (b"tx-first-published", False)]
+
+
+@pytest.mark.parametrize("via", ["routing-key", "CC", "BCC"])
+def test_tx_publish_to_the_default_exchange_reaches_a_queue_declared_before_the_commit(connect, uniq, via):
+    """A transactional publish to the default exchange is routed to queue *names*, its CC and BCC
+    keys included, so a queue declared between the publish and tx.commit gets the message
+    (rabbit_exchange:route of the default exchange names a queue per key; the names are looked up
+    at the commit; lifecycle seed 22877)."""
+    conn = connect()
+    tx = conn.channel()
+    tx.tx_select()
+    q = uniq + ".late"
+    key, headers = (q, None) if via == "routing-key" else (uniq + ".none", {via: [q]})
+    tx.basic_publish("", key, b"m", pika.BasicProperties(headers=headers))
+    other = conn.channel()
+    other.queue_declare(q, exclusive=True)
+    tx.tx_commit()
+    assert wait_count(other, q, 1) == 1
+    m, p, body = other.basic_get(q, auto_ack=True)
+    assert body == b"m" and "BCC" not in (p.headers or {})

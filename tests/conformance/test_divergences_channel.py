@@ -552,6 +552,34 @@ def test_reject_after_the_queue_was_deleted_is_dropped(connect, uniq, cleanup, q
     assert ch.is_open
 
 
+@pytest.mark.leveret_only
+def test_reject_of_a_deleted_queues_message_never_reaches_a_new_queue_of_that_name(connect, uniq, cleanup):
+    """A deliberate difference (lifecycle seeds 10101, 11729): after its queue is deleted and a
+    queue of the same name is declared and used on the channel, a reject of the old queue's
+    message is dropped, and the new queue's message the channel holds stays unacked (its channel
+    closing requeues it). RabbitMQ 3.10 keys a channel's queue states by name and sends the
+    settlement to the new queue with the old sequence number, where here it discards the new
+    message (with a dead-letter exchange or a different priority setting it crashes the queue):
+    a bug, not copied."""
+    q = uniq + ".q"
+    cleanup.append(q)
+    conn = connect()
+    ch = conn.channel()
+    ch.queue_declare(q)
+    ch.basic_publish("", q, b"old")
+    old = wait_message(ch, q, auto_ack=False)[0].delivery_tag
+    conn.channel().queue_delete(q)
+    ch.queue_declare(q)
+    ch.basic_publish("", q, b"new")
+    assert wait_message(ch, q, auto_ack=False)[2] == b"new"
+    ch.basic_reject(old, requeue=False)
+    ch.close()
+    other = conn.channel()
+    assert wait_count(other, q, 1) == 1
+    m, _, body = other.basic_get(q, auto_ack=True)
+    assert (body, m.redelivered) == (b"new", True)
+
+
 def test_tx_commit_when_reject_publish_refuses_is_partial_tx_completion(rawc, uniq, cleanup):
     """(#8) A transactional publish refused by a reject-publish queue fails the commit: 406
     "partial tx completion" on tx.commit (90, 20); the rest of the transaction stands."""

@@ -17,7 +17,7 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from .helpers import (bodies, closed_with, confirm_channel, count, declare, declare_raw_arg, drain_get,
+from .helpers import (bodies, closed_with, confirm_channel, count, declare, declare_raw_arg, dlx_to, drain_get,
                       invalid_arg, published, pump, wait_count)
 
 
@@ -158,6 +158,36 @@ def test_ttl_zero_message_into_a_full_queue_drops_the_head_then_expires(connect,
     assert published(ch, q, b"b", pika.BasicProperties(expiration="0"))
     assert dead_reasons(ch, sink, 2) == [(b"a", "maxlen"), (b"b", "expired")]
     assert count(ch, q) == 0
+
+
+@pytest.mark.parametrize("how", ["nack", "channel-close"])
+def test_requeue_past_the_ttl_drops_the_head_before_expiring(connect, uniq, how):
+    """A classic queue with x-message-ttl 0 and x-max-length 2 delivers three messages to a
+    consumer; when they come back (nack with requeue, or their channel closing), they all go back
+    first, drop-head dead-letters the head (maxlen), then the other two expire
+    (rabbit_amqqueue_process:requeue_and_run: maybe_drop_head before drop_expired_msgs;
+    lifecycle seed 11194)."""
+    conn = connect()
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = declare(ch, uniq + ".q", exclusive=False, **dlx_to(sink, **{"x-max-length": 2, "x-message-ttl": 0}))
+    try:
+        c = conn.channel()
+        got = []
+        c.basic_consume(q, lambda _c, m, _p, b: got.append(m.delivery_tag))
+        for b in "abc":
+            assert published(ch, q, b)
+        pump(conn, lambda: len(got) == 3, timeout=2)
+        assert len(got) == 3
+        if how == "nack":
+            c.basic_nack(0, multiple=True, requeue=True)
+            c.basic_cancel(c.consumer_tags[0])
+        else:
+            c.close()
+        assert dead_reasons(ch, sink, 3) == [(b"a", "maxlen"), (b"b", "expired"), (b"c", "expired")]
+        assert count(ch, q) == 0
+    finally:
+        ch.queue_delete(q)
 
 
 # --------------------------------------------------------------------------- x-max-length-bytes

@@ -785,6 +785,103 @@ def test_quorum_drop_head_keeps_exact_limit(conn, ch, uniq, cleanup):
     assert [b for b, _, _ in drain(ch, q)] == ["c", "d"]
 
 
+def test_quorum_drop_head_dead_letters_the_last_dropped_first(conn, ch, uniq, cleanup):
+    """When one publish makes a quorum queue drop several messages (here a byte limit), their
+    dead-lettered copies reach the target newest first: rabbit_fifo's drop_head prepends each
+    drop's dead-letter effect to the command's effects (lifecycle seed 10335)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length-bytes": 20, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert [published(pub, q, b) for b in ("a", "bbbbbb", "ccccccccc", "dddddd")] == [True] * 4
+    assert wait_count(ch, sink, 2) == 2
+    assert [b for b, _, _ in drain(ch, sink)] == ["bbbbbb", "a"]
+    assert [b for b, _, _ in drain(ch, q)] == ["ccccccccc", "dddddd"]
+
+
+def test_quorum_requeue_drops_dead_letter_before_its_delivery_limit_ones(connect, conn, ch, uniq, cleanup):
+    """One return (a consumer's channel closing) that both takes a quorum queue past its delivery
+    limit and over its length limit: the messages the limit drops are dead-lettered first (newest
+    first), then those past the delivery limit (rabbit_fifo: the return's effects, then
+    evaluate_limit's prepended ahead of them)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-delivery-limit": 1,
+                                             "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, q, "a")
+    other = connect()
+    x = other.channel()
+    m = wait_message(x, q, auto_ack=False)[0]
+    x.basic_reject(m.delivery_tag, requeue=True)            # a: returned once
+    assert wait_count(ch, q, 1) == 1
+    held = [wait_message(x, q, auto_ack=False)[2]]           # a, to go past its limit
+    for b in ("b", "c"):
+        assert published(pub, q, b)
+        held.append(wait_message(x, q, auto_ack=False)[2])
+    assert held == [b"a", b"b", b"c"]
+    other.close()                                           # a past its limit; b, c back: one over
+    assert wait_count(ch, sink, 2) == 2
+    got = []
+    for _ in range(2):
+        _, p, body = wait_message(ch, sink)
+        got.append((body.decode(), p.headers["x-death"][0]["reason"]))
+    assert got == [("b", "maxlen"), ("a", "delivery_limit")]
+    assert drain(ch, q) == [("c", True, 1)]
+
+
+def test_quorum_return_dead_letters_past_the_delivery_limit_before_the_expired(conn, ch, uniq, cleanup):
+    """One return (a nack of two messages) where one message goes past the delivery limit and the
+    other has expired meanwhile: the first is dead-lettered first (rabbit_fifo: return_one
+    discards it, then the checkout expires the other at the head)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    assert published(pub, q, "a")
+    m = wait_message(ch, q, auto_ack=False)[0]
+    ch.basic_nack(m.delivery_tag, requeue=True)              # a: returned once
+    assert published(pub, q, "b", pika.BasicProperties(expiration="50"))
+    c = conn.channel()
+    got = []
+    c.basic_consume(q, lambda _c, m, _p, b: got.append((b, m.delivery_tag)))
+    pump(conn, lambda: len(got) == 2)
+    assert [b for b, _ in got] == [b"a", b"b"]
+    time.sleep(0.1)                                         # b's 50 ms pass while it is out
+    c.basic_nack(got[-1][1], multiple=True, requeue=True)
+    reasons = []
+    for _ in range(2):
+        _, p, body = wait_message(ch, sink)
+        reasons.append((body, p.headers["x-death"][0]["reason"]))
+    assert reasons == [(b"a", "delivery_limit"), (b"b", "expired")]
+
+
+@pytest.mark.parametrize("how", ["nack", "reject"])
+def test_quorum_return_past_the_delivery_limit_credits_the_consumer_twice(conn, ch, uniq, cleanup, how):
+    """A consumer's nack or reject with requeue of a message that goes past the delivery limit
+    gives it credit twice: rabbit_fifo's return credits each returned message, and complete/5,
+    which discards the one past the limit, credits it again. With prefetch 1 the consumer then
+    holds two messages (lifecycle seed 22253)."""
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-delivery-limit": 0})
+    publish(ch, q, *"abcd")
+    assert wait_count(ch, q, 4) == 4
+    c = conn.channel()
+    c.basic_qos(prefetch_count=1)
+    got = []
+    c.basic_consume(q, lambda _c, m, _p, b: got.append((b, m.delivery_tag)))
+    pump(conn, lambda: got)
+    assert got == [(b"a", 1)]
+    if how == "nack":
+        c.basic_nack(1, requeue=True)
+    else:
+        c.basic_reject(1, requeue=True)
+    assert wait_count(ch, q, 1) == 1
+    pump(conn, lambda: len(got) == 3)
+    assert got == [(b"a", 1), (b"b", 2), (b"c", 3)]
+
+
 # --------------------------------------------------------------------------- quorum consumer_count
 
 def wait_consumers(ch, q: str, expected: int, timeout: float = 2.0) -> int:

@@ -396,10 +396,10 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
     def _route_names(self, x, msg: Message) -> list:
         if x is self.vhost.default_exchange:
             # the default exchange routes to a name whether or not the queue exists (yet)
-            names = [msg.routing_key]
+            # (its CC and BCC keys too: a queue declared before the commit gets the message)
             if msg.flags & 0x2000 and b"CC" in msg.header:
-                names = [q.name for q in self._route_sender_selected(x, msg)] or names
-            return names
+                return self._sender_keys(msg)
+            return [msg.routing_key]
         return [q.name for q in self._route(x, msg, [])]
 
     def _enqueue_names(self, msg: Message, names: list, mandatory: bool, x) -> tuple[bool, bool]:
@@ -473,6 +473,18 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         """Sender-selected distribution: the ``CC`` and ``BCC`` headers (arrays of longstr) are
         extra routing keys, matched with the routing key at every exchange on the way; ``BCC``
         is removed before delivery (RabbitMQ's rabbit_basic)."""
+        keys = self._sender_keys(msg)
+        found: list = []
+        if x.delayed and x_delay(msg):
+            # held once for all its keys; released with its routing key and CC keys
+            self.vhost.route_special(x, msg.routing_key, msg, found)
+            return found
+        self.vhost.route_keys(x, keys, msg, found)
+        return found
+
+    def _sender_keys(self, msg: Message) -> list[str]:
+        """The routing key and the ``CC`` and ``BCC`` keys of ``msg``, once each (``BCC`` is
+        taken out of its headers)."""
         props = msg.properties
         headers = props.headers or {}
         keys = [msg.routing_key]
@@ -485,14 +497,8 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
             msg.set_properties(props)
             msg.bcc = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys[1:]
                        if k not in keys[:1]]
-        found: list = []
-        if x.delayed and x_delay(msg):
-            # held once for all its keys; released with its routing key and CC keys
-            self.vhost.route_special(x, msg.routing_key, msg, found)
-            return found
         keys = [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k for k in keys]
-        self.vhost.route_keys(x, list(dict.fromkeys(keys)), msg, found)
-        return found
+        return list(dict.fromkeys(keys))
 
     def send_return(self, code: int, text: str, msg: Message) -> None:
         parts: list = []
@@ -635,7 +641,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
         for q, c, batch in batches:
             self._credit_back(q, c, len(batch))
             if negative and requeue:
-                q.requeue([entry[0] for _, entry in batch], True)     # (the queue delivers)
+                q.requeue([entry[0] for _, entry in batch], True, c)  # (the queue delivers)
                 continue
             if negative and q.max_priority is not None and len(batch) > 1:
                 # a priority queue goes through a batch level by level, highest first (RabbitMQ's

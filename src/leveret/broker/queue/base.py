@@ -65,6 +65,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     UNPARK_ONE = False      # a reopened window puts back only that consumer (else: the channel's)
     RETURNS_BY_TAG = False  # messages returned together come back ordered by consumer tag, tag
     TTL0_GRACE = 0          # ms a TTL-0 message lives (0: it is delivered at once or expires)
+    LIMITS_BEFORE_EXPIRY = True  # a requeue: drop-head trims before expired messages go (classic)
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -396,9 +397,10 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             else:
                 dead_letter(self, msgs, reason)
 
-    def requeue(self, msgs: list[Message], explicit: bool = False) -> None:
+    def requeue(self, msgs: list[Message], explicit: bool = False, by=None) -> None:
         """Put delivered-but-unacked messages back at their original positions (``explicit``:
-        a nack/reject/recover; the channel closing otherwise)."""
+        a nack/reject/recover; the channel closing otherwise; ``by``: the consumer they were
+        delivered to, when explicit)."""
         if not msgs or self.deleted:
             return
         self.unacked_count -= len(msgs)
@@ -415,10 +417,30 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def _returned(self, msgs: list) -> list:
         """Requeue bookkeeping of lifecycle queues: expiry kept, messages past their expiry
         dead-lettered. Returns those to requeue."""
+        if self.LIMITS_BEFORE_EXPIRY and self.overflow == "drop-head" and self.limited:
+            keep, expired = self._expiry_back(msgs, forget=False)
+            if expired:
+                self._requeue_then_trim(keep, expired)
+                return []
+            return keep
         keep, expired = self._expiry_back(msgs)
         if expired:
             self.dead_letter(expired, "expired")
         return keep
+
+    def _requeue_then_trim(self, keep: list, expired: list) -> None:
+        """rabbit_amqqueue_process's ``requeue_and_run``: every requeued message goes back, the
+        length limit drops from the head (``maxlen``, expired ones included), and then the
+        requeued messages past their deadline expire (``expired``)."""
+        self._put_back(keep + expired, True)
+        self.enforce_limits()
+        left = self.ready.remove_ids({m.id for m in expired})
+        for m in left:
+            self.ready_bytes -= m.size
+            self._forget(m)
+        if left:
+            self.dead_letter(left, "expired")
+            self.drained()
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
         """Requeued messages go back to their original positions (classic queues). Returns

@@ -88,7 +88,7 @@ class ClassicQueue(Queue):
         self._serve_active()
         super().add_consumer(c)
 
-    def requeue(self, msgs: list, explicit: bool = False) -> None:
+    def requeue(self, msgs: list, explicit: bool = False, by=None) -> None:
         if msgs:
             self._serve_active()
-        super().requeue(msgs, explicit)
+        super().requeue(msgs, explicit, by)

@@ -8,6 +8,11 @@ As RabbitMQ's classic queue (``rabbit_amqqueue_process``): the limits count
   message no consumer can take enters the queue before it expires, so the
   limits act first: with ``x-max-length`` 0 (or a body over
   ``x-max-length-bytes``) it is dead-lettered as ``maxlen``, not ``expired``.
+* A requeue puts every message back first; drop-head then trims from the head
+  (``maxlen``, requeued messages past their TTL included), and only then do the
+  requeued messages past their TTL expire (``requeue_and_run``:
+  ``maybe_drop_head`` before ``drop_expired_msgs``). Quorum queues expire first
+  (``rabbit_fifo``'s checkout runs before ``evaluate_limit``).
 * ``reject-publish``: a message that would go over the limit is refused (the
   publisher gets a ``basic.nack`` in confirm mode); ``reject-publish-dlx``
   also dead-letters the refused message.

@@ -31,6 +31,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
   has its own status: one that first publishes here is refused only if the
   queue is over a limit at that moment. Dead-letters and delayed messages are
   untracked enqueues, never refused.
+* **Dead-letter order**: what one command (a publish, a return) makes the
+  limit drop is dead-lettered newest first, ahead of the command's other
+  dead-letters (past the delivery limit, expired): ``drop_head`` prepends each
+  drop's effect to the command's effect list.
 * **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
   map: each registered consumer (with a single active consumer only the
   active one), each unsettled ``basic.get`` message, and each cancelled
@@ -41,7 +45,9 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Consumer credit**: a consumer without a prefetch count has 2000 (the
   credit ``rabbit_quorum_queue`` gives it); a consumer whose credit is spent
   leaves the rotation at once and comes back at its end when a message of
-  its is settled (``rabbit_fifo``'s service queue).
+  its is settled (``rabbit_fifo``'s service queue). A nack or reject (with
+  requeue) of a message that goes past the delivery limit credits the consumer
+  twice (``return`` and ``complete``), so its window grows by one for good.
 * **Global QoS**: ``basic.consume`` from a channel with a global prefetch
   limit (``basic.qos`` global, count > 0) closes the connection with 540
   NOT_IMPLEMENTED.
@@ -77,13 +83,15 @@ UNLIMITED_CREDIT = 2000     # rabbit_quorum_queue: a consumer without a prefetch
 
 
 class QuorumQueue(Queue):
-    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "returns", "stored", "paged_back")
+    __slots__ = ("dcount", "enqueuers", "delivery_limit", "got", "lingering", "returns", "stored", "paged_back",
+                 "dl_batch")
     queue_type = "quorum"
     RULES = QUORUM
     PERSIST_ALL = True
     GLOBAL_QOS = False
     UNPARK_ONE = True
     RETURNS_BY_TAG = True
+    LIMITS_BEFORE_EXPIRY = False    # rabbit_fifo expires (checkout) before it trims (evaluate_limit)
     TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
@@ -96,6 +104,7 @@ class QuorumQueue(Queue):
         self.stored: dict[int, Message] = {}    # id -> the message as kept, while out with a count
         self.paged_back: dict[int, int] = {}    # log address -> times returned, of messages
         #                                         requeued behind the paged-out tail
+        self.dl_batch: list | None = None   # dead-letters of the command being applied
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -216,6 +225,41 @@ class QuorumQueue(Queue):
             self._grown()
         return refused
 
+    # ------------------------------------------------------------ dead-letter order
+
+    def dead_letter(self, msgs: list, reason: str) -> None:
+        # rabbit_fifo applies each command in one go and runs its effects in list order; the
+        # messages its limit check drops (drop_head, once per message) prepend their
+        # dead-letter effects to the command's list, so they are published first, the last
+        # dropped first; the command's other dead-letters (delivery limit, expiry) keep their
+        # order behind them
+        if self.dl_batch is not None:
+            self.dl_batch.append((msgs, reason))
+        elif reason == "maxlen":
+            super().dead_letter(msgs[::-1], reason)
+        else:
+            super().dead_letter(msgs, reason)
+
+    def requeue(self, msgs: list[Message], explicit: bool = False, by=None) -> None:
+        # one rabbit_fifo command (a return, or a consumer's channel going down)
+        if by is not None and explicit and self.delivery_limit is not None and by.prefetch:
+            # rabbit_fifo's return credits the consumer for each returned message, and once more
+            # for each one past the delivery limit (complete/5 discards it, crediting it too):
+            # the consumer's window grows by one for each such message, for good
+            limit, dcount = self.delivery_limit, self.dcount
+            by.prefetch += sum(1 for m in msgs if dcount.get(m.id, 0) >= limit)
+        self.dl_batch = batch = []
+        try:
+            super().requeue(msgs, explicit)
+        finally:
+            self.dl_batch = None
+        dropped = [m for ms, reason in batch if reason == "maxlen" for m in ms]
+        if dropped:
+            self.dead_letter(dropped, "maxlen")
+        for ms, reason in batch:
+            if reason != "maxlen":
+                self.dead_letter(ms, reason)
+
     # ------------------------------------------------------------ return counts
 
     def add_consumer(self, c) -> None:
@@ -273,10 +317,10 @@ class QuorumQueue(Queue):
                 limited.append(m)
             else:
                 back.append(m)
-        keep = super()._returned(back)
         if limited:
+            # (rabbit_fifo: return_one discards these, then the checkout expires what is due)
             self.dead_letter(limited, "delivery_limit")
-        return keep
+        return super()._returned(back)
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
         # rabbit_fifo evaluates its limits after every command, once the consumers were served

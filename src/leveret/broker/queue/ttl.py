@@ -151,16 +151,18 @@ class MessageTTL:
         if t is not None and keep:
             self.exp_out[mid] = t
 
-    def _expiry_back(self, msgs: list) -> tuple[list, list]:
-        """Delivered messages come back: those past their deadline are split off as expired,
-        the others are ready again with their deadlines. Returns ``(keep, expired)``."""
+    def _expiry_back(self, msgs: list, forget: bool = True) -> tuple[list, list]:
+        """Delivered messages come back: those past their deadline are split off as expired
+        (and leave the queue, unless not ``forget``), the others are ready again with their
+        deadlines. Returns ``(keep, expired)``."""
         keep, expired = [], []
         now = now_ms()
         for m in msgs:
             t = self.exp_out.pop(m.id, None)
             if t is not None:
                 if t <= now:
-                    self._forget(m)
+                    if forget:
+                        self._forget(m)
                     expired.append(m)
                     continue
                 self.exp[m.id] = t
