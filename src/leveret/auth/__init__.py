@@ -4,4 +4,4 @@ The broker owns one :class:`AccessControl`; the channel and connection call its 
 Imports only ``leveret.amqp`` (for the reply errors) -- see ``access.py`` for the RabbitMQ
 behaviour copied.
 """
-from .access import PERMS, TAGS, AccessControl, Permission, TopicPermission, User, compile_regexp  # noqa: F401
+from .access import PERMS, AccessControl, Permission, TopicPermission, User, compile_regexp  # noqa: F401

@@ -46,7 +46,6 @@ import re
 from ..amqp.errors import access_refused, precondition_failed
 from .passwords import DEFAULT_ALGORITHM, check_password, hash_password
 
-TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
 PERMS = ("configure", "write", "read")
 
 
@@ -165,17 +164,12 @@ class AccessControl:
     def vhost_access(self, user: User, vhost: str) -> bool:
         return (user.name, vhost) in self.permissions
 
-    def allowed(self, user: User, vhost: str, kind: str, name: str, perm: str) -> bool:
-        p = self.permissions.get((user.name, vhost))
-        if kind == "exchange" and name == "":
-            name = "amq.default"
-        return p is not None and p.allows(perm, name)
-
     def check(self, user: User, vhost: str, kind: str, name: str, perm: str) -> None:
         """403 unless ``user`` has ``perm`` (configure/write/read) on the resource."""
-        if not self.allowed(user, vhost, kind, name, perm):
-            if kind == "exchange" and name == "":
-                name = "amq.default"
+        if kind == "exchange" and name == "":
+            name = "amq.default"
+        p = self.permissions.get((user.name, vhost))
+        if p is None or not p.allows(perm, name):
             raise access_refused(f"access to {resource_text(kind, name, vhost)} refused for user "
                                  f"'{user.name}'")
 
