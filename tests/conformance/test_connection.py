@@ -78,12 +78,16 @@ def test_incomplete_header_is_not_answered_quickly(raw):
 
 # --------------------------------------------------------------------------- connection.start
 def test_connection_start_contents(raw):
-    """connection.start: version 0-9, "PLAIN AMQPLAIN" (in that order: RabbitMQ lists its mechanism
-    registry's order), en_US, product/version/platform, capabilities."""
+    """connection.start: version 0-9, mechanisms PLAIN and AMQPLAIN, en_US,
+    product/version/platform, capabilities.
+
+    RabbitMQ lists the mechanisms in its registry's order, which is an ETS set's iteration
+    order and so depends on what else the node registered: one 3.10.8 node sent "PLAIN AMQPLAIN",
+    a fresh one booted with the management and Prometheus plugins "AMQPLAIN PLAIN". Leveret always sends "PLAIN AMQPLAIN"; the test asks for the set."""
     c = raw()
     start = c.start()
     assert (start.version_major, start.version_minor) == (0, 9)
-    assert start.mechanisms == "PLAIN AMQPLAIN"
+    assert sorted(start.mechanisms.split(" ")) == ["AMQPLAIN", "PLAIN"]
     assert start.locales == "en_US"
     props = start.server_properties
     for key in ("product", "version", "platform"):
