@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import urllib.request
 from pathlib import Path
 
+import pika
 import pytest
 from subprocs import Programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
-EXCHANGES = ()
+RATE_QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
+QUEUES = (*RATE_QUEUES, "metrics.dashboard")
+EXCHANGES = ("metrics",)
 
 
 @pytest.fixture
@@ -29,6 +33,26 @@ def apps(broker_url, uniq):
 
 def _message_count(channel, name: str) -> int:
     return channel.queue_declare(name, passive=True).method.message_count
+
+
+def _http_url(program, ready: str) -> str:
+    """The http://host:port of a server program, from its ready line."""
+    return re.search(r"(http://[\d.]+:\d+)", program.expect(ready)).group(1)
+
+
+def _get(url: str) -> tuple[str, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.headers.get_content_type(), response.read().decode()
+
+
+def _poll_json(url: str, done, timeout: float = 10.0):
+    """GET ``url`` until ``done(json)`` holds; return that JSON (the last one seen on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = json.loads(_get(url)[1])
+        if done(data) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.05)
 
 
 # --- Rate limiter with delayed retry (TTL + DLX) -----------------------------------------
@@ -62,7 +86,7 @@ def test_rate_limiter_delays_the_excess_and_never_exceeds_the_rate(apps, conn):
             span_s = (times[j] - start) / 1000
             assert j - i + 1 <= 5 + 10 * span_s + 1e-9, (times, i, j)
     channel = conn.channel()
-    for q in QUEUES:
+    for q in RATE_QUEUES:
         assert _message_count(channel, apps.name(q)) == 0, q
 
 
@@ -75,7 +99,7 @@ def test_rate_limiter_rejects_after_max_retries_into_the_rejected_queue(apps, co
     apps.run("rate_limiter/client.py", "--count", "3", "--path", "/slow")
     assert limiter.finish() == 0, limiter.text()
     assert [line for line in limiter.output if "processed" in line][0].startswith(" [>] req-1 processed (retries 0")
-    requests, delay, rejected = (apps.name(q) for q in QUEUES)
+    requests, delay, rejected = (apps.name(q) for q in RATE_QUEUES)
     assert sorted(line for line in limiter.output if "rejected into" in line) == [
         f" [!] req-{n} over the rate after 1 retries -> rejected into {rejected}" for n in (2, 3)]
     channel = conn.channel()
@@ -91,3 +115,45 @@ def test_rate_limiter_rejects_after_max_retries_into_the_rejected_queue(apps, co
         assert props.headers["x-first-death-queue"] == delay
     assert sorted(got) == ["req-2", "req-3"]
     assert channel.basic_get(rejected)[0] is None
+
+
+# --- Live metrics dashboard --------------------------------------------------------------
+
+def test_metrics_dashboard_aggregates_samples_from_several_services(apps, conn):
+    """Two services publish 7 samples (and a bad one arrives): /api/metrics shows exact count, sum,
+    min, max, avg and last per service and metric; the HTML page shows the same rows."""
+    dashboard = apps.start("metrics_dashboard/dashboard.py", "--port", "0", "--timeout", "20")
+    base = _http_url(dashboard, "Dashboard on")
+    assert apps.run("metrics_dashboard/service.py", "--service", "api",
+                    "--metric", "latency_ms=10,20,30", "--metric", "errors=0,1").stdout.rstrip() == (
+        f" [x] api sent 5 samples to {apps.name('metrics')}")
+    apps.run("metrics_dashboard/service.py", "--service", "billing", "--metric", "invoices=4,6")
+    conn.channel().basic_publish(apps.name("metrics"), "metrics.api.latency_ms", b"not json")
+    data = _poll_json(base + "/api/metrics", lambda d: d["received"] + d["rejected"] >= 8)
+    assert data == {"received": 7, "rejected": 1, "services": {
+        "api": {"latency_ms": {"count": 3, "sum": 60.0, "min": 10.0, "max": 30.0, "avg": 20.0, "last": 30.0},
+                "errors": {"count": 2, "sum": 1.0, "min": 0.0, "max": 1.0, "avg": 0.5, "last": 1.0}},
+        "billing": {"invoices": {"count": 2, "sum": 10.0, "min": 4.0, "max": 6.0, "avg": 5.0, "last": 6.0}}}}
+    content_type, page = _get(base + "/")
+    assert content_type == "text/html"
+    assert "<p>7 samples, 1 rejected</p>" in page
+    assert "<tr><td>api</td><td>latency_ms</td><td>3</td><td>10</td><td>20.00</td><td>30</td><td>30</td></tr>" in page
+    assert "<tr><td>billing</td><td>invoices</td><td>2</td>" in page
+    dashboard.expect(" [!] rejected sample b'not json' (JSONDecodeError: ")
+    assert _message_count(conn.channel(), apps.name("metrics.dashboard")) == 0
+
+
+def test_metrics_dashboard_keeps_samples_sent_while_it_was_down(apps):
+    """The durable queue holds samples until the dashboard starts; a --bind pattern selects services."""
+    with pika.BlockingConnection(pika.URLParameters(apps.broker_url)) as connection:
+        channel = connection.channel()
+        channel.exchange_declare(apps.name("metrics"), "topic", durable=True)
+        channel.queue_declare(apps.name("metrics.dashboard"), durable=True)
+        channel.queue_bind(apps.name("metrics.dashboard"), apps.name("metrics"), "metrics.api.*")
+    apps.run("metrics_dashboard/service.py", "--service", "api", "--metric", "latency_ms=5,7")
+    apps.run("metrics_dashboard/service.py", "--service", "billing", "--metric", "invoices=1")
+    dashboard = apps.start("metrics_dashboard/dashboard.py", "--port", "0", "--timeout", "20",
+                           "--bind", "metrics.api.*")
+    data = _poll_json(_http_url(dashboard, "Dashboard on") + "/api/metrics", lambda d: d["received"] >= 2)
+    assert data["received"] == 2 and list(data["services"]) == ["api"]
+    assert data["services"]["api"]["latency_ms"]["avg"] == 6.0
