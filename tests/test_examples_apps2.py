@@ -8,6 +8,7 @@ are started first and waited for until they print their ready line.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import pika
 import pytest
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect as ws_connect
 from subprocs import Programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 RATE_QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
 QUEUES = (*RATE_QUEUES, "metrics.dashboard")
-EXCHANGES = ("metrics",)
+EXCHANGES = ("metrics", "chat")
 
 
 @pytest.fixture
@@ -43,6 +46,11 @@ def _http_url(program, ready: str) -> str:
 def _get(url: str) -> tuple[str, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.headers.get_content_type(), response.read().decode()
+
+
+def _ws_url(program) -> str:
+    """The ws://host:port of a chat server, from its ready line."""
+    return re.search(r"(ws://[\d.]+:\d+)", program.expect("Chat server")).group(1)
 
 
 def _poll_json(url: str, done, timeout: float = 10.0):
@@ -157,3 +165,81 @@ def test_metrics_dashboard_keeps_samples_sent_while_it_was_down(apps):
     data = _poll_json(_http_url(dashboard, "Dashboard on") + "/api/metrics", lambda d: d["received"] >= 2)
     assert data["received"] == 2 and list(data["services"]) == ["api"]
     assert data["services"]["api"]["latency_ms"]["avg"] == 6.0
+
+
+# --- Real-time chat backend (aio-pika + websockets) --------------------------------------
+
+class ChatClient:
+    """A websocket chat client in the test process; ``events`` are the JSON frames received."""
+
+    def __init__(self, stack: contextlib.ExitStack, server: str, room: str, user: str):
+        self.ws = stack.enter_context(ws_connect(f"{server}/rooms/{room}?user={user}", open_timeout=5))
+        self.events: list[dict] = []
+
+    def next(self) -> dict:
+        self.events.append(json.loads(self.ws.recv(timeout=8)))
+        return self.events[-1]
+
+    def until(self, **fields) -> dict:
+        """Receive events until one has all ``fields``; return it."""
+        while True:
+            event = self.next()
+            if all(event.get(k) == v for k, v in fields.items()):
+                return event
+
+
+def test_chat_messages_cross_servers_within_a_room_only(apps):
+    """Two chat servers share the 'chat' topic exchange: alice on s1 and bob on s2 in 'lobby' see each
+    other's joins, messages and leave; carol in 'other' on s2 sees only her own room."""
+    s1 = apps.start("chat/server.py", "--port", "0", "--name", "s1", "--timeout", "20")
+    s2 = apps.start("chat/server.py", "--port", "0", "--name", "s2", "--timeout", "20")
+    url1, url2 = _ws_url(s1), _ws_url(s2)
+    stack = contextlib.ExitStack()
+    with stack:
+        _chat(stack, url1, url2, s1, s2)
+
+
+def _chat(stack, url1, url2, s1, s2) -> None:
+    alice = ChatClient(stack, url1, "lobby", "alice")
+    assert alice.next() == {"type": "join", "room": "lobby", "user": "alice", "server": "s1"}
+    bob = ChatClient(stack, url2, "lobby", "bob")
+    assert bob.next() == {"type": "join", "room": "lobby", "user": "bob", "server": "s2"}
+    assert alice.next() == {"type": "join", "room": "lobby", "user": "bob", "server": "s2"}
+    carol = ChatClient(stack, url2, "other", "carol")
+    assert carol.next()["user"] == "carol"
+
+    alice.ws.send("hello bob")
+    hello = {"type": "message", "room": "lobby", "user": "alice", "server": "s1", "text": "hello bob"}
+    assert bob.next() == hello
+    assert alice.next() == hello  # her own message, echoed through the exchange
+    bob.ws.send("hi alice \u2603")
+    assert alice.next() == {"type": "message", "room": "lobby", "user": "bob", "server": "s2",
+                            "text": "hi alice \u2603"}
+    carol.ws.send("anyone?")
+    assert carol.next()["text"] == "anyone?"
+    # Had anything from 'lobby' reached carol's queue it would have arrived before her own echo.
+    assert [(e["type"], e["user"]) for e in carol.events] == [("join", "carol"), ("message", "carol")]
+
+    bob.ws.close()
+    assert alice.until(type="leave") == {"type": "leave", "room": "lobby", "user": "bob", "server": "s2"}
+    s2.expect(" [-] bob left lobby")
+    alice.ws.close()
+    carol.ws.close()
+    s1.expect(" [-] alice left lobby")
+    assert " [+] alice joined lobby" in s1.output
+    assert " [+] carol joined other" in s2.output
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/rooms/lobby.all?user=eve", "room and user: 1-32 letters, digits, '_' or '-'"),
+    ("/rooms/lobby?user=%23", "room and user: 1-32 letters, digits, '_' or '-'"),
+    ("/rooms/lobby", "room and user: 1-32 letters, digits, '_' or '-'"),
+    ("/chat", "connect to /rooms/<room>?user=<name>"),
+])
+def test_chat_bad_room_or_user_is_refused_with_1008(apps, path, reason):
+    """Names that would change the routing key ('.', '#') or are missing close the socket with 1008."""
+    server = apps.start("chat/server.py", "--port", "0", "--timeout", "20")
+    with ws_connect(_ws_url(server) + path, open_timeout=5) as ws:
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, reason)
