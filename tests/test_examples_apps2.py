@@ -24,7 +24,8 @@ from subprocs import Programs
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 RATE_QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
-QUEUES = (*RATE_QUEUES, "metrics.dashboard")
+IMAGE_QUEUES = ("images.resize", "images.watermark", "images.thumbnail", "images.done", "images.failed")
+QUEUES = (*RATE_QUEUES, "metrics.dashboard", *IMAGE_QUEUES)
 EXCHANGES = ("metrics", "chat")
 
 
@@ -243,3 +244,63 @@ def test_chat_bad_room_or_user_is_refused_with_1008(apps, path, reason):
         with pytest.raises(ConnectionClosedError) as closed:
             ws.recv(timeout=5)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, reason)
+
+
+# --- Image-processing pipeline (resize -> watermark -> thumbnail) ------------------------
+
+def _drain(channel, queue: str) -> list[tuple]:
+    got = []
+    while True:
+        method, props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((props, json.loads(body)))
+
+
+def test_image_pipeline_runs_every_stage_and_parks_a_broken_image(apps, conn, tmp_path):
+    """Three images go through resize, watermark and thumbnail workers (separate processes chained
+    by queues); the store holds every stage's output with the right sizes; a file that is not an
+    image ends in images.failed with the stage and the error."""
+    from PIL import Image, ImageChops
+
+    sources = {"wide": (1600, 1200), "tall": (300, 900), "small": (80, 60)}
+    for name, size in sources.items():
+        Image.new("RGB", size, (20, 120, 200)).save(tmp_path / f"{name}.png")
+    (tmp_path / "broken.png").write_bytes(b"this is not a PNG")
+    store = tmp_path / "store"
+    env = {"IMAGE_STORE": str(store)}
+    workers = [apps.consumer("image_pipeline/worker.py", "--max-messages", str(n), stage,
+                             ready="Waiting for images", env=env)
+               for stage, n in (("resize", 4), ("watermark", 3), ("thumbnail", 3))]
+    out = apps.run("image_pipeline/ingest.py", *(str(tmp_path / f"{n}.png") for n in (*sources, "broken")),
+                   env=env).stdout
+    assert len(out.splitlines()) == 4
+    for worker in workers:
+        assert worker.finish() == 0, worker.text()
+
+    channel = conn.channel()
+    done = {job["job"]: job for _, job in _drain(channel, apps.name("images.done"))}
+    assert set(done) == set(sources)
+    expected = {"wide": ((512, 384), (96, 72)), "tall": ((171, 512), (32, 96)), "small": ((80, 60), (80, 60))}
+    for name, (resized, thumb) in expected.items():
+        job = done[name]
+        assert [h["stage"] for h in job["history"]] == ["resize", "watermark", "thumbnail"]
+        assert [h["in"] for h in job["history"]] == [f"incoming/{name}.png", f"resize/{name}.png",
+                                                     f"watermark/{name}.png"]
+        assert job["path"] == f"thumbnail/{name}.png"
+        assert [tuple(h["size"]) for h in job["history"]] == [resized, resized, thumb]
+        with Image.open(store / "resize" / f"{name}.png") as r, Image.open(store / "watermark" / f"{name}.png") as w, \
+                Image.open(store / "thumbnail" / f"{name}.png") as t:
+            assert (r.size, w.size, t.size) == (resized, resized, thumb)
+            diff = ImageChops.difference(r.convert("RGB"), w.convert("RGB")).getbbox()
+            # the watermark changed the bottom-right quarter and nothing else
+            assert diff is not None and diff[0] >= resized[0] - resized[0] // 4 - 1
+            assert diff[1] >= resized[1] - resized[1] // 4 - 1 and diff[2:] == resized
+    ((props, failed),) = _drain(channel, apps.name("images.failed"))
+    assert failed == {"job": "broken", "path": "incoming/broken.png", "history": []}
+    assert props.headers["failed-stage"] == "resize"
+    assert "cannot identify image file" in props.headers["error"]
+    assert any(" [!] broken resize: FAILED (cannot identify image file" in line for line in workers[0].output)
+    assert not (store / "resize" / "broken.png").exists()
+    for q in IMAGE_QUEUES:
+        assert _message_count(channel, apps.name(q)) == 0, q
