@@ -25,8 +25,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 RATE_QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
 IMAGE_QUEUES = ("images.resize", "images.watermark", "images.thumbnail", "images.done", "images.failed")
-QUEUES = (*RATE_QUEUES, "metrics.dashboard", *IMAGE_QUEUES)
-EXCHANGES = ("metrics", "chat")
+QUEUES = (*RATE_QUEUES, "metrics.dashboard", *IMAGE_QUEUES, "stock.ticks")
+EXCHANGES = ("metrics", "chat", "prices", "stock.ticks")
 
 
 @pytest.fixture
@@ -304,3 +304,44 @@ def test_image_pipeline_runs_every_stage_and_parks_a_broken_image(apps, conn, tm
     assert not (store / "resize" / "broken.png").exists()
     for q in IMAGE_QUEUES:
         assert _message_count(channel, apps.name(q)) == 0, q
+
+
+# --- Stock prices: Celery beat schedules ticks, subscribers pick symbols by pattern ------
+
+TICK = re.compile(r" \[x\] (\w+)\.(\w+) (\d+\.\d\d) \(#(\d+), key (\S+)\)$")
+
+
+def test_stock_prices_beat_ticks_reach_only_the_matching_subscribers(apps):
+    """Celery beat sends a publish_tick task per symbol every 0.2 s, a Celery worker runs them and
+    publishes to the 'prices' topic exchange: 'stock.nasdaq.*' gets AAPL and MSFT only, 'stock.*.IBM'
+    + 'stock.xetra.#' gets IBM and SAP only, each symbol's ticks in sequence from #1 (none lost)."""
+    nasdaq, others = apps.consumers([("stock_prices/subscriber.py", "--max-messages", "6", "stock.nasdaq.*"),
+                                     ("stock_prices/subscriber.py", "--max-messages", "6", "stock.*.IBM",
+                                      "stock.xetra.#")], ready="Waiting for ticks")
+    worker = apps.start("stock_prices/worker.py", "--timeout", "30", env={"TICK_INTERVAL": "0.2"})
+    worker.expect("Beat sends a tick per symbol every 0.2 s")
+    for subscriber in (nasdaq, others):
+        assert subscriber.finish(timeout=20) == 0, subscriber.text()
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()
+
+    def ticks(subscriber) -> dict[str, list[int]]:
+        seqs: dict[str, list[int]] = {}
+        for line in subscriber.output:
+            m = TICK.search(line)
+            if m:
+                market, symbol, price, seq, key = m.groups()
+                assert key == f"stock.{market}.{symbol}" and float(price) > 0
+                seqs.setdefault(f"{market}.{symbol}", []).append(int(seq))
+        assert sum(map(len, seqs.values())) == 6
+        return seqs
+
+    for subscriber, symbols in ((nasdaq, {"nasdaq.AAPL", "nasdaq.MSFT"}), (others, {"nyse.IBM", "xetra.SAP"})):
+        seqs = ticks(subscriber)
+        assert set(seqs) == symbols, subscriber.text()
+        for symbol, got in seqs.items():
+            assert got == list(range(1, len(got) + 1)), (symbol, got)
+    log = worker.text()
+    for name in ("tick-nasdaq-AAPL", "tick-nasdaq-MSFT", "tick-nyse-IBM", "tick-xetra-SAP"):
+        assert f"Scheduler: Sending due task {name} (stocks.publish_tick)" in log
+    assert re.search(r"Task stocks\.publish_tick\[[0-9a-f-]{36}\] succeeded", log)
