@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,8 +26,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 RATE_QUEUES = ("api.requests", "api.requests.delay", "api.requests.rejected")
 IMAGE_QUEUES = ("images.resize", "images.watermark", "images.thumbnail", "images.done", "images.failed")
-QUEUES = (*RATE_QUEUES, "metrics.dashboard", *IMAGE_QUEUES, "stock.ticks")
-EXCHANGES = ("metrics", "chat", "prices", "stock.ticks")
+SHOP_QUEUES = ("orders.updates", "inventory.orders", "notifications")
+QUEUES = (*RATE_QUEUES, "metrics.dashboard", *IMAGE_QUEUES, "stock.ticks", *SHOP_QUEUES)
+EXCHANGES = ("metrics", "chat", "prices", "stock.ticks", "shop")
 
 
 @pytest.fixture
@@ -47,6 +49,16 @@ def _http_url(program, ready: str) -> str:
 def _get(url: str) -> tuple[str, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.headers.get_content_type(), response.read().decode()
+
+
+def _post_json(url: str, body) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def _ws_url(program) -> str:
@@ -345,3 +357,54 @@ def test_stock_prices_beat_ticks_reach_only_the_matching_subscribers(apps):
     for name in ("tick-nasdaq-AAPL", "tick-nasdaq-MSFT", "tick-nyse-IBM", "tick-xetra-SAP"):
         assert f"Scheduler: Sending due task {name} (stocks.publish_tick)" in log
     assert re.search(r"Task stocks\.publish_tick\[[0-9a-f-]{36}\] succeeded", log)
+
+
+# --- Event-driven microservices: orders -> inventory -> notifier, all -> metrics dashboard
+
+def test_microservices_orders_flow_through_inventory_and_notifier_to_the_dashboard(apps, tmp_path):
+    """Four orders over HTTP: the inventory reserves three and rejects one (out of stock), the notifier
+    writes a mail for each to its outbox, the order service follows every order to its end state from
+    the events alone, and the metrics dashboard (examples/metrics_dashboard) counts all of it."""
+    from email import message_from_bytes, policy
+
+    outbox = tmp_path / "outbox"
+    apps.consumers([("microservices/inventory.py", "--stock", "widget=3,gadget=1"),
+                    ("microservices/notifier.py", "--outbox", str(outbox))], ready="waiting for events")
+    dashboard = apps.start("metrics_dashboard/dashboard.py", "--port", "0", "--timeout", "20")
+    orders = apps.start("microservices/orders.py", "--port", "0", "--timeout", "20")
+    api = _http_url(orders, "orders API on") + "/orders"
+    metrics_url = _http_url(dashboard, "Dashboard on") + "/api/metrics"
+
+    placed = [("widget", 2, "alice"), ("gadget", 1, "bob"), ("widget", 2, "carol"), ("widget", 1, "dave")]
+    ids = []
+    for item, qty, who in placed:
+        status, body = _post_json(api, {"item": item, "qty": qty, "email": f"{who}@example.com"})
+        assert (status, body["status"]) == (202, "placed")
+        ids.append(body["order"])
+    assert ids == ["o-1", "o-2", "o-3", "o-4"]
+    assert _post_json(api, {"item": "widget", "qty": 0, "email": "x@example.com"})[0] == 400
+    assert _post_json(api, ["not", "an", "order"])[0] == 400
+
+    everything = _poll_json(api, lambda os_: all(o["notified"] for o in os_) and len(os_) == 4)
+    by_id = {o["order"]: o for o in everything}
+    assert {i: (o["status"], o["notified"]) for i, o in by_id.items()} == {
+        "o-1": ("confirmed", True), "o-2": ("confirmed", True), "o-3": ("rejected", True),
+        "o-4": ("confirmed", True)}
+    assert by_id["o-3"]["reason"] == "only 1 in stock"
+    assert json.loads(_get(api + "/o-2")[1])["item"] == "gadget"
+
+    mails = {p.name: message_from_bytes(p.read_bytes(), policy=policy.default) for p in outbox.iterdir()}
+    assert set(mails) == {"o-1-confirmed.eml", "o-2-confirmed.eml", "o-3-rejected.eml", "o-4-confirmed.eml"}
+    assert mails["o-1-confirmed.eml"]["To"] == "alice@example.com"
+    assert mails["o-1-confirmed.eml"]["Subject"] == "Order o-1 confirmed"
+    assert mails["o-3-rejected.eml"]["Subject"] == "Order o-3 could not be filled"
+    assert "only 1 in stock" in mails["o-3-rejected.eml"].get_content()
+
+    data = _poll_json(metrics_url, lambda d: d["services"].get("notifier", {}).get("sent", {}).get("count") == 4)
+    counts = {(svc, m): s["count"] for svc, ms in data["services"].items() for m, s in ms.items()}
+    assert counts == {("orders", "placed"): 4, ("inventory", "reserved"): 3, ("inventory", "rejected"): 1,
+                      ("inventory", "stock_widget"): 2, ("inventory", "stock_gadget"): 1,
+                      ("notifier", "sent"): 4}
+    assert data["services"]["inventory"]["stock_widget"]["last"] == 0.0
+    assert data["services"]["inventory"]["stock_gadget"]["last"] == 0.0
+    assert data["rejected"] == 0
