@@ -85,5 +85,8 @@ class Service:
 
         self.channel.basic_consume(self.queue, on_message)
         print(f" [*] {self.name} waiting for events on {self.queue}", flush=True)
-        self.channel.start_consuming()
+        try:
+            self.channel.start_consuming()
+        except KeyboardInterrupt:  # Ctrl-C: stop quietly
+            pass
         self.connection.close()
