@@ -112,9 +112,9 @@ def test_rate_limiter_delays_the_excess_and_never_exceeds_the_rate(apps, conn):
 
 
 def test_rate_limiter_rejects_after_max_retries_into_the_rejected_queue(apps, conn):
-    """At 0.2/s with a burst of 1 and one retry allowed, of 3 requests one is processed and two end in
-    api.requests.rejected, each with x-retries 1 and x-death entries for the delay and the rejection."""
-    limiter = apps.consumer("rate_limiter/limiter.py", "--rate", "0.2", "--burst", "1",
+    """At 0.02/s (a token per 50 s, so a loaded machine cannot slip one in) with a burst of 1 and
+    one retry allowed, of 3 requests one is processed and two end in api.requests.rejected, each with x-retries 1 and x-death entries for the delay and the rejection."""
+    limiter = apps.consumer("rate_limiter/limiter.py", "--rate", "0.02", "--burst", "1",
                             "--retry-delay-ms", "100", "--max-retries", "1", "--max-requests", "3",
                             ready="Waiting for requests")
     apps.run("rate_limiter/client.py", "--count", "3", "--path", "/slow")
