@@ -23,8 +23,8 @@ from subprocs import Programs
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # Named resources the examples create; removed after every test.
-QUEUES = ("registrations",)
-EXCHANGES = ()
+QUEUES = ("registrations", "notifications.email", "notifications.sms", "notifications.log")
+EXCHANGES = ("notifications",)
 
 
 @pytest.fixture
@@ -140,3 +140,57 @@ def test_registration_email_mail_waits_in_the_queue_while_smtp_is_down(registrat
     sink.expect("to carol@example.net")
     assert list(_mails(registration.mails)) == ["carol@example.net"]
     assert _message_count(conn.channel(), apps.name("registrations")) == 0
+
+
+# --- 2. Notification broadcaster (fanout to email / SMS / log services) -------------------
+
+def _services(apps, outbox: Path, *args: str, kinds=("email", "sms", "log")):
+    return apps.consumers([("notification_broadcast/service.py", "--kind", kind, "--outbox", str(outbox), *args)
+                           for kind in kinds], ready="Waiting for notifications")
+
+
+def test_notification_broadcast_every_service_gets_every_notification(apps, tmp_path):
+    """Four notifications reach all three services, in order, each written in its own format."""
+    email, sms, log = _services(apps, tmp_path, "--max-messages", "4")
+    long_text = "Your invoice is ready. " * 10
+    sent = [("alice", "Your order shipped"), ("bob", "Password changed"),
+            ("alice", long_text), ("carol", "Welcome!")]
+    out = apps.run("notification_broadcast/notify.py", *(f"{u}:{t}" for u, t in sent)).stdout
+    assert out.splitlines() == [f" [x] Sent #{n} for {u}: {t}" for n, (u, t) in enumerate(sent, 1)]
+    for service, kind in ((email, "email"), (sms, "sms"), (log, "log")):
+        assert service.finish() == 0
+        assert service.received(f" [{kind}] ") == [f"#{n} for {u}: {t}" for n, (u, t) in enumerate(sent, 1)]
+    emails = (tmp_path / "email.txt").read_text().splitlines()
+    assert emails[0] == "To: alice@example.com | Subject: Your order shipped | Your order shipped"
+    assert [line.split(" | ")[0] for line in emails] == [
+        "To: alice@example.com", "To: bob@example.com", "To: alice@example.com", "To: carol@example.com"]
+    texts = (tmp_path / "sms.txt").read_text().splitlines()
+    assert texts[1] == "bob: Password changed"
+    assert len(texts[2]) == 160 and texts[2] == ("alice: " + long_text)[:157] + "..."
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert logged == [{"id": n, "user": u, "text": t} for n, (u, t) in enumerate(sent, 1)]
+
+
+def test_notification_broadcast_stopped_service_catches_up_from_its_durable_queue(apps, tmp_path, conn):
+    """The SMS service is down while two notifications are sent: its queue keeps them until it is back."""
+    (sms,) = _services(apps, tmp_path, kinds=("sms",))
+    sms.stop()
+    email, log = _services(apps, tmp_path, "--max-messages", "2", kinds=("email", "log"))
+    apps.run("notification_broadcast/notify.py", "dave:first", "dave:second")
+    assert email.finish() == 0 and log.finish() == 0
+    assert _message_count(conn.channel(), apps.name("notifications.sms")) == 2
+    (sms,) = _services(apps, tmp_path, "--max-messages", "2", kinds=("sms",))
+    assert sms.finish() == 0
+    assert sms.received(" [sms] ") == ["#1 for dave: first", "#2 for dave: second"]
+    assert (tmp_path / "sms.txt").read_text().splitlines() == ["dave: first", "dave: second"]
+    assert len((tmp_path / "email.txt").read_text().splitlines()) == 2
+
+
+def test_notification_broadcast_without_any_service_the_notification_is_returned(apps):
+    """No queue bound to the fanout: the mandatory publish comes back and notify.py exits 1."""
+    done = apps.run("notification_broadcast/notify.py", "erin:hello", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        f" [!] #1 returned: no service is subscribed to {apps.name('notifications')}"]
+    bad = apps.run("notification_broadcast/notify.py", "no-colon", check=False)
+    assert bad.returncode == 2 and "expected USER:TEXT" in bad.stderr
