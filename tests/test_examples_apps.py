@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -23,8 +24,9 @@ from subprocs import Programs
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # Named resources the examples create; removed after every test.
-QUEUES = ("registrations", "notifications.email", "notifications.sms", "notifications.log")
-EXCHANGES = ("notifications",)
+QUEUES = ("registrations", "notifications.email", "notifications.sms", "notifications.log",
+          "inventory", "inventory.retry", "payment", "payment.retry", "orders")
+EXCHANGES = ("notifications", "shop.events")
 
 
 @pytest.fixture
@@ -194,3 +196,90 @@ def test_notification_broadcast_without_any_service_the_notification_is_returned
         f" [!] #1 returned: no service is subscribed to {apps.name('notifications')}"]
     bad = apps.run("notification_broadcast/notify.py", "no-colon", check=False)
     assert bad.returncode == 2 and "expected USER:TEXT" in bad.stderr
+
+
+# --- 3. Order saga: inventory reservation, payment with retries, compensation -------------
+
+def _saga(apps, tmp_path, *inventory_args: str, payment_args: tuple[str, ...] = ()):
+    state = tmp_path / "inventory.json"
+    inventory, payment = apps.consumers([
+        ("order_saga/inventory.py", "--state", str(state), *inventory_args),
+        ("order_saga/payment.py", *payment_args)], ready="Waiting for events")
+    return inventory, payment, state
+
+
+def _expect_all(program, texts: list[str]) -> None:
+    """Wait until ``program`` printed every one of ``texts``, in any order."""
+    for text in texts:
+        if text not in program.text():
+            program.expect(text)
+
+
+def _final_states(orders) -> dict[str, list[str]]:
+    history: dict[str, list[str]] = {}
+    for line in orders.received(" [orders] "):
+        order_id, status = line.split(": ", 1)
+        history.setdefault(order_id, []).append(status)
+    return history
+
+
+def test_order_saga_payment_failure_is_compensated_and_transient_failures_retried(apps, tmp_path, conn):
+    """Five orders at once: two confirmed (one after two gateway timeouts), one declined and
+    compensated (its stock released), two rejected by the inventory; the stock adds up."""
+    inventory, payment, state = _saga(apps, tmp_path, "--stock", "widget=10", "--stock", "gadget=1")
+    orders = apps.consumer("order_saga/orders.py", "--max-orders", "5", ready="Waiting for events")
+    apps.run("order_saga/place_order.py", "o1:widget:2:ok", "o2:widget:1:declined", "o3:widget:1:flaky:2",
+             "o4:widget:50:ok", "o5:sprocket:1:ok")
+    assert orders.finish() == 0
+    history = _final_states(orders)
+    assert re.fullmatch(r"REJECTED \(out of stock: [67] widget available, 50 ordered\)", history["o4"][1])
+    assert history == {
+        "o1": ["PLACED", "RESERVED", "CONFIRMED"],
+        "o2": ["PLACED", "RESERVED", "COMPENSATING (card declined)", "CANCELLED (inventory released)"],
+        "o3": ["PLACED", "RESERVED", "CONFIRMED"],
+        # 6 or 7 available: o4 and o2's compensation race (both widget; o1 and o3 hold 3)
+        "o4": ["PLACED", history["o4"][1]],
+        "o5": ["PLACED", "REJECTED (unknown sku sprocket)"],
+    }
+    _expect_all(inventory, ["o1: sold 2 widget", "o3: sold 1 widget"])
+    assert "o2: released 1 widget (compensation: card declined; available" in inventory.text()
+    payments = ["o1 attempt 1: charged 20", "o2 attempt 1: FAILED (card declined)",
+                "o3 attempt 1: gateway timeout -> retry in 100 ms",
+                "o3 attempt 2: gateway timeout -> retry in 100 ms", "o3 attempt 3: charged 10"]
+    _expect_all(payment, payments)
+    payment.stop()
+    assert sorted(payment.received(" [payment] ")) == sorted(payments)
+    saved = json.loads(state.read_text())
+    assert saved["stock"] == {"widget": {"available": 7, "reserved": 0, "sold": 3},
+                              "gadget": {"available": 1, "reserved": 0, "sold": 0}}
+    assert {k: v["status"] for k, v in saved["orders"].items()} == {
+        "o1": "sold", "o2": "released", "o3": "sold", "o4": "rejected", "o5": "rejected"}
+    channel = conn.channel()
+    for queue in ("inventory", "inventory.retry", "payment", "payment.retry", "orders"):
+        assert _message_count(channel, apps.name(queue)) == 0, queue
+
+
+def test_order_saga_retries_run_out_then_the_saga_compensates(apps, tmp_path):
+    """The inventory database fails once (retried); the payment gateway keeps timing out: after
+    two retries the payment fails and the reservation is released."""
+    inventory, payment, state = _saga(apps, tmp_path, "--stock", "widget=3", "--flaky-reservations", "1",
+                                      payment_args=("--max-retries", "2"))
+    orders = apps.consumer("order_saga/orders.py", "--max-orders", "1", ready="Waiting for events")
+    apps.run("order_saga/place_order.py", "o9:widget:3:flaky:9")
+    assert orders.finish() == 0
+    assert _final_states(orders) == {"o9": [
+        "PLACED", "RESERVED", "COMPENSATING (gateway timeout, gave up after 3 attempts)",
+        "CANCELLED (inventory released)"]}
+    inventory.expect("o9: released 3 widget")
+    assert inventory.received(" [inventory] ")[:2] == [
+        "o9: attempt 1: database unavailable -> retry in 100 ms", "o9: reserved 3 widget (available 0)"]
+    payment.expect("o9 attempt 3: FAILED")
+    payment.stop()
+    assert payment.received(" [payment] ") == [
+        "o9 attempt 1: gateway timeout -> retry in 100 ms", "o9 attempt 2: gateway timeout -> retry in 100 ms",
+        "o9 attempt 3: FAILED (gateway timeout, gave up after 3 attempts)"]
+    assert json.loads(state.read_text())["stock"] == {"widget": {"available": 3, "reserved": 0, "sold": 0}}
+    # A duplicate of the order changes nothing: it was settled already.
+    apps.run("order_saga/place_order.py", "o9:widget:3:ok")
+    inventory.expect("o9: seen before (released), nothing changed")
+    assert json.loads(state.read_text())["stock"]["widget"]["available"] == 3
