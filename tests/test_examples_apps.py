@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # Named resources the examples create; removed after every test.
 QUEUES = ("registrations", "notifications.email", "notifications.sms", "notifications.log",
-          "inventory", "inventory.retry", "payment", "payment.retry", "orders")
+          "inventory", "inventory.retry", "payment", "payment.retry", "orders",
+          "invoices", "invoices.dead")
 EXCHANGES = ("notifications", "shop.events")
 
 
@@ -255,7 +256,8 @@ def test_order_saga_payment_failure_is_compensated_and_transient_failures_retrie
     assert {k: v["status"] for k, v in saved["orders"].items()} == {
         "o1": "sold", "o2": "released", "o3": "sold", "o4": "rejected", "o5": "rejected"}
     channel = conn.channel()
-    for queue in ("inventory", "inventory.retry", "payment", "payment.retry", "orders"):
+    for queue in ("inventory", "inventory.retry", "payment", "payment.retry", "orders",
+          "invoices", "invoices.dead"):
         assert _message_count(channel, apps.name(queue)) == 0, queue
 
 
@@ -283,3 +285,88 @@ def test_order_saga_retries_run_out_then_the_saga_compensates(apps, tmp_path):
     apps.run("order_saga/place_order.py", "o9:widget:3:ok")
     inventory.expect("o9: seen before (released), nothing changed")
     assert json.loads(state.read_text())["stock"]["widget"]["available"] == 3
+
+
+# --- 4. PDF invoices: a work queue with error handling and a dead-letter queue ------------
+
+def _invoice(number: str, *lines: tuple[str, int, str], **extra) -> str:
+    return json.dumps({"invoice_no": number, "customer": "ACME Ltd",
+                       "lines": [{"description": d, "qty": q, "unit_price": p} for d, q, p in lines], **extra})
+
+
+def _dead_letters(channel, queue: str) -> list[tuple]:
+    """Take every message of the dead-letter queue: (message_id, body, x-death, headers)."""
+    found = []
+    while True:
+        method, props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return found
+        found.append((props.message_id, body, props.headers.get("x-death"), props.headers))
+
+
+def test_invoice_queue_good_jobs_become_pdfs_and_bad_ones_land_in_the_dlq(apps, tmp_path, conn):
+    """Two good invoices become PDFs in the store; an invalid one, an unreadable one and one that
+    crashes the renderer twice are dead-lettered with x-death {queue: invoices, reason: rejected}."""
+    store = tmp_path / "store"
+    renderer = apps.consumer("invoice_queue/renderer.py", "--store", str(store), "--max-jobs", "5",
+                             ready="Waiting for invoice jobs")
+    apps.run("invoice_queue/submit.py",
+             _invoice("INV-001", ("Widget", 2, "9.95"), ("Gadget", 1, "10")),
+             _invoice("INV-002", ("Consulting", 3, "120.50"), currency="USD"),
+             _invoice("INV-003", ("Widget", -1, "9.95")),
+             _invoice("INV-004", ("Widget", 1, "1"), simulate="crash"),
+             "--raw", "this is not an invoice")
+    assert renderer.finish() == 0
+    jobs, dead = apps.name("invoices"), apps.name("invoices.dead")
+    assert renderer.received(" [x] ") == [
+        f"INV-001: 2 lines, total EUR 29.90 -> {store / 'INV-001.pdf'}",
+        f"INV-002: 1 lines, total USD 361.50 -> {store / 'INV-002.pdf'}"]
+    assert sorted(renderer.received(" [!] ")) == sorted([
+        f"INV-003: invalid job (line 1: qty must be a positive integer) -> dead-lettered to {dead}",
+        "INV-004: renderer crashed (RuntimeError: simulated crash) -> requeued for one more try",
+        f"INV-004: renderer crashed (RuntimeError: simulated crash) again on redelivery -> dead-lettered to {dead}",
+        f"raw: invalid job (not JSON: b'this is not an invoice') -> dead-lettered to {dead}"])
+    assert sorted(path.name for path in store.iterdir()) == ["INV-001.pdf", "INV-002.pdf"]  # no temp files
+    for number, total in (("INV-001", b"EUR 29.90"), ("INV-002", b"USD 361.50")):
+        pdf = (store / f"{number}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+        assert f"/Title (Invoice {number})".encode() in pdf and b"/Subject (Total " + total + b")" in pdf
+
+    # dead_letters.py lists them and leaves them where they are.
+    listing = apps.run("invoice_queue/dead_letters.py").stdout.splitlines()
+    assert listing[-1] == f" [=] 3 dead letter(s) in {dead}"
+    assert sorted(line.split(":")[0] for line in listing[:-1]) == [" [dead] INV-003", " [dead] INV-004", " [dead] raw"]
+    assert all(f"rejected from {jobs} (count 1, at " in line for line in listing[:-1])
+    channel = conn.channel()
+    assert _message_count(channel, jobs) == 0
+    letters = _dead_letters(channel, dead)
+    assert sorted(m for m, *_ in letters) == ["INV-003", "INV-004", "raw"]
+    for message_id, body, deaths, headers in letters:
+        assert [(d["queue"], d["reason"], d["count"], d["exchange"], d["routing-keys"]) for d in deaths] == [
+            (jobs, "rejected", 1, "", [jobs])]
+        assert headers["x-first-death-queue"] == jobs and headers["x-first-death-reason"] == "rejected"
+    assert {m: b for m, b, *_ in letters}["raw"] == b"this is not an invoice"
+
+
+def test_invoice_queue_dead_letters_replayed_after_the_fix_are_rendered(apps, tmp_path, conn):
+    """A GBP invoice is refused by a renderer that knows EUR only; replayed once the renderer
+    accepts GBP, it becomes a PDF and the dead-letter queue is empty."""
+    store = tmp_path / "store"
+    renderer = apps.consumer("invoice_queue/renderer.py", "--store", str(store), "--currencies", "EUR",
+                             "--max-jobs", "1", ready="Waiting for invoice jobs")
+    apps.run("invoice_queue/submit.py", _invoice("INV-100", ("Tea", 4, "2.25"), currency="GBP"))
+    assert renderer.finish() == 0
+    assert renderer.received(" [!] ") == [
+        f"INV-100: invalid job (currency 'GBP' is not one of EUR) -> dead-lettered to {apps.name('invoices.dead')}"]
+    assert not store.exists() or not list(store.iterdir())
+    renderer = apps.consumer("invoice_queue/renderer.py", "--store", str(store), "--currencies", "EUR,GBP",
+                             "--max-jobs", "1", ready="Waiting for invoice jobs")
+    replay = apps.run("invoice_queue/dead_letters.py", "--replay").stdout.splitlines()
+    assert replay[1:] == [f" [>] INV-100: replayed to {apps.name('invoices')}",
+                          f" [=] 1 dead letter(s) in {apps.name('invoices.dead')}, replayed"]
+    assert renderer.finish() == 0
+    assert renderer.received(" [x] ") == [f"INV-100: 1 lines, total GBP 9.00 -> {store / 'INV-100.pdf'}"]
+    assert (store / "INV-100.pdf").read_bytes().startswith(b"%PDF-")
+    channel = conn.channel()
+    assert _message_count(channel, apps.name("invoices.dead")) == 0
+    assert _message_count(channel, apps.name("invoices")) == 0
