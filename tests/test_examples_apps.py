@@ -9,6 +9,7 @@ of the examples and write into the test's tmp_path, where the assertions look.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import mailbox
 import re
@@ -18,7 +19,9 @@ import urllib.request
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pika
 import pytest
+from pika.exceptions import ChannelClosedByBroker
 from subprocs import Programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -26,7 +29,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Named resources the examples create; removed after every test.
 QUEUES = ("registrations", "notifications.email", "notifications.sms", "notifications.log",
           "inventory", "inventory.retry", "payment", "payment.retry", "orders",
-          "invoices", "invoices.dead")
+          "invoices", "invoices.dead", "scan.requests")
 EXCHANGES = ("notifications", "shop.events")
 
 
@@ -257,7 +260,7 @@ def test_order_saga_payment_failure_is_compensated_and_transient_failures_retrie
         "o1": "sold", "o2": "released", "o3": "sold", "o4": "rejected", "o5": "rejected"}
     channel = conn.channel()
     for queue in ("inventory", "inventory.retry", "payment", "payment.retry", "orders",
-          "invoices", "invoices.dead"):
+          "invoices", "invoices.dead", "scan.requests"):
         assert _message_count(channel, apps.name(queue)) == 0, queue
 
 
@@ -370,3 +373,93 @@ def test_invoice_queue_dead_letters_replayed_after_the_fix_are_rendered(apps, tm
     channel = conn.channel()
     assert _message_count(channel, apps.name("invoices.dead")) == 0
     assert _message_count(channel, apps.name("invoices")) == 0
+
+
+# --- 5. File-scan RPC with exclusive callback queues --------------------------------------
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+SCAN_REPLY = re.compile(r" \[\.\] (\S+): (.+?) \((?:sha256 (\w+), )?(\d+) bytes, corr (\S+)\)$")
+SCANNED = re.compile(r" \[\.\] scanned (\S+) \((\d+) bytes\) for (\S+) corr (\S+): (.+)$")
+
+
+def _files(directory: Path, contents: dict[str, bytes]) -> list[str]:
+    directory.mkdir()
+    for name, data in contents.items():
+        (directory / name).write_bytes(data)
+    return [str(directory / name) for name in contents]
+
+
+def _callback_queue(program) -> str:
+    line = next(line for line in program.output if line.startswith(" [*] callback queue "))
+    return line.split("callback queue ", 1)[1]
+
+
+def _queue_exists(broker_url: str, name: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        connection.channel().queue_declare(name, passive=True)
+        return True
+    except ChannelClosedByBroker as exc:
+        assert exc.reply_code == 404, exc
+        return False
+    finally:
+        connection.close()
+
+
+def test_file_scan_rpc_concurrent_clients_get_their_own_verdicts(apps, tmp_path):
+    """Two clients scan three files each at once through two slow scanners: every verdict reaches
+    the client that asked, on its own amq.gen- callback queue, which is gone once it exits."""
+    scanners = apps.consumers([("file_scan_rpc/scanner.py", "--delay-ms", "150")] * 2,
+                              ready="Waiting for scan requests")
+    contents = {
+        "a": {"report.txt": b"quarterly numbers\n", "eicar.com": EICAR, "photo.bin": bytes(range(256)) * 8},
+        "b": {"notes.md": b"# notes\n", "setup.exe": b"MZ" + EICAR + b"\0" * 10, "empty.dat": b""},
+    }
+    clients = {key: apps.start("file_scan_rpc/client.py", "--timeout", "10", *_files(tmp_path / key, files))
+               for key, files in contents.items()}
+    callback = {}
+    for key, client in clients.items():
+        assert client.finish(timeout=15) == 0, client.text()
+        callback[key] = _callback_queue(client)
+        assert callback[key].startswith("amq.gen-")
+        replies = {m.group(1): m.groups()[1:] for m in map(SCAN_REPLY.search, client.output) if m}
+        assert set(replies) == set(contents[key])
+        for name, data in contents[key].items():
+            verdict, sha, size, _ = replies[name]
+            assert verdict == ("infected: EICAR-Test-File" if EICAR in data else "clean"), name
+            assert (sha, int(size)) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert not [line for line in client.output if "[?]" in line]
+        assert client.output[-1] == " [=] 3 of 3 files scanned, 1 infected"
+    assert callback["a"] != callback["b"]
+    for scanner in scanners:
+        scanner.stop()
+    served = [m.groups() for s in scanners for m in map(SCANNED.search, s.output) if m]
+    assert sorted((name, reply_to) for name, _, reply_to, _, _ in served) == sorted(
+        (name, callback[key]) for key, files in contents.items() for name in files)
+    assert all(any(SCANNED.search(line) for line in s.output) for s in scanners)  # both took work
+    # Exclusive callback queues are deleted with their connection.
+    for queue in callback.values():
+        assert not _queue_exists(apps.broker_url, queue)
+
+
+def test_file_scan_rpc_oversized_file_gets_an_error_reply(apps, tmp_path):
+    """A file over the scanner's --max-bytes is answered with an error verdict; the client exits 1."""
+    apps.consumer("file_scan_rpc/scanner.py", "--max-bytes", "1000", ready="Waiting for scan requests")
+    paths = _files(tmp_path / "f", {"small.txt": b"x" * 1000, "big.iso": b"x" * 1001})
+    done = apps.run("file_scan_rpc/client.py", "--timeout", "10", *paths, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(" [.] small.txt: clean (sha256 ") for line in lines)
+    assert any(line.startswith(" [.] big.iso: error: file too large (1001 bytes, the limit is 1000) (1001 bytes")
+               for line in lines), lines
+    assert lines[-1] == " [=] 1 of 2 files scanned, 0 infected"
+
+
+def test_file_scan_rpc_without_scanner_the_request_is_returned(apps, tmp_path):
+    """No scanner ever declared 'scan.requests': the mandatory request comes back as 312 NO_ROUTE."""
+    paths = _files(tmp_path / "f", {"a.txt": b"a"})
+    done = apps.run("file_scan_rpc/client.py", "--timeout", "5", *paths, check=False)
+    assert done.returncode == 1
+    assert " [!] a.txt: request returned, 312 NO_ROUTE (is a scanner running?)" in done.stdout.splitlines()
+    missing = apps.run("file_scan_rpc/client.py", str(tmp_path / "nope"), check=False)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
