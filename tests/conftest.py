@@ -21,6 +21,11 @@ import pytest
 
 EXTERNAL_URL = os.environ.get("LEVERET_TEST_URL")
 
+# pytester runs the pytest plugin's own tests (tests/testing); the sample project is a suite of
+# its own, run by tests/testing/test_sample_project.py and scripts/rabbitmq-conformance
+pytest_plugins = ["pytester"]
+collect_ignore = ["sample_project"]
+
 
 def _free_port() -> int:
     with socket.socket() as s:

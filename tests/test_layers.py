@@ -12,6 +12,9 @@
   handed the broker (``leveret.node``).
 * ``leveret.server`` never imports the node or the CLI; ``leveret.perf`` (a client tool)
   uses only the protocol core; ``leveret.ctl`` (the control-socket client) only the settings.
+* ``leveret.embed`` (a broker in a thread) and ``leveret.testing`` (the pytest plugin) sit at the
+  top with the node; the plugin never reaches the CLI, and loading it imports no broker (pytest
+  loads it in every run: tests/testing/test_pytest_plugin.py checks that at run time).
 * No module of ``amqp``/``store``/``broker``/``server`` imports a Leveret module inside a
   function: that is how import cycles hide.
 
@@ -32,31 +35,31 @@ import leveret
 
 SRC = os.path.dirname(os.path.abspath(leveret.__file__))
 ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.cli",
-              "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__"}
+              "leveret.node", "leveret.embed", "leveret.testing", "leveret.perf", "leveret.ctl",
+              "leveret.__main__"}
+# the top layer: the node, the broker in a thread (embed), the pytest plugin (testing)
+TOP = {"leveret.cli", "leveret.node", "leveret.embed", "leveret.testing", "leveret.__main__"}
 LAYERS = {
     # package: (forbidden leveret modules, forbidden stdlib modules)
     "config": (ABOVE_AMQP | {"leveret.amqp"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "amqp": (ABOVE_AMQP, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
-    "broker": ({"leveret.server", "leveret.management", "leveret.cli", "leveret.node", "leveret.perf",
-                "leveret.__main__"},
+    "broker": ({"leveret.server", "leveret.management", "leveret.perf"} | TOP,
                {"socket", "selectors", "select", "ssl"}),
-    "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.management",
-                "leveret.__main__"}, set()),
+    "server": ({"leveret.perf", "leveret.ctl", "leveret.management"} | TOP, set()),
     # the management API reads the broker through its admin/introspection methods; it never
     # reaches the AMQP listener, the node or the CLI
-    "management": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
-                    "leveret.__main__"}, set()),
+    "management": ({"leveret.server", "leveret.perf", "leveret.ctl"} | TOP, set()),
     # Prometheus reads the broker as the management API does (introspect, stats) and shares
     # its HTTP listener (management/app.py)
-    "prometheus": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
-                    "leveret.__main__"}, set()),
-    "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
-             set()),
+    "prometheus": ({"leveret.server", "leveret.perf", "leveret.ctl"} | TOP, set()),
+    "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth"} | TOP, set()),
     # ctl (a client of the control socket) knows only the settings (where the socket is)
-    "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node",
-             "leveret.cli", "leveret.perf"}, set()),
+    "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth",
+             "leveret.perf"} | TOP, set()),
+    # the pytest plugin sits at the top: it may use the node (through leveret.embed), never the CLI
+    "testing": ({"leveret.cli", "leveret.__main__", "leveret.ctl", "leveret.perf"}, set()),
 }
 NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus")
 
