@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from urllib.parse import quote
 
 from . import __version__
 from .broker.broker import Broker
-from .management.app import ManagementServer
-from .prometheus.server import PrometheusServer
 from .server.control import ControlServer
 from .server.listener import Listener
+
+if TYPE_CHECKING:   # imported when enabled: aiohttp and the API's routes cost about 0.4 s of
+    # start-up, which an embedded broker (management off by default) never pays
+    from .management.app import ManagementServer
+    from .prometheus.server import PrometheusServer
 
 log = logging.getLogger("leveret")
 
@@ -101,6 +105,7 @@ class Node(Broker):
         if self.control is not None:
             log.info("control socket for leveret ctl: %s", self.control.path)
         if s.management_enabled:
+            from .management.app import ManagementServer
             m = ManagementServer(self)
             try:
                 await m.start()
@@ -109,6 +114,7 @@ class Node(Broker):
             except OSError as e:   # as with the control socket: the broker serves AMQP regardless
                 log.error("management API not started on %s:%s: %s", s.management_host, s.management_port, e)
         if s.prometheus_enabled:
+            from .prometheus.server import PrometheusServer
             p = PrometheusServer(self)
             try:
                 await p.start()

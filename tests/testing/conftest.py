@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from plugin_args import PLUGIN_ARGS
+from .plugin_args import PLUGIN_ARGS
 
 
 @pytest.fixture

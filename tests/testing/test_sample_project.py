@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_args import PLUGIN_ARGS
+from .plugin_args import PLUGIN_ARGS
 
 PROJECT = Path(__file__).resolve().parents[1] / "sample_project"
 

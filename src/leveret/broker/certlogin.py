@@ -27,38 +27,46 @@ the I/O layer hands the verified peer certificate (DER) to the connection.
 """
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 LOGIN_FROM = ("distinguished_name", "common_name", "subject_alternative_name", "subject_alt_name")
-SAN_TYPES = {
-    "dns": x509.DNSName,
-    "email": x509.RFC822Name,
-    "uri": x509.UniformResourceIdentifier,
-    "ip": x509.IPAddress,
-    "other_name": x509.OtherName,
-}
+SAN_TYPES = ("dns", "email", "uri", "ip", "other_name")
 
-# rabbit_cert_info:format_rdn/1
-_NAMES = {
-    NameOID.SURNAME: "SN",
-    NameOID.GIVEN_NAME: "GIVENNAME",
-    NameOID.INITIALS: "INITIALS",
-    NameOID.GENERATION_QUALIFIER: "GENERATIONQUALIFIER",
-    NameOID.COMMON_NAME: "CN",
-    NameOID.LOCALITY_NAME: "L",
-    NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-    NameOID.TITLE: "TITLE",
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.SERIAL_NUMBER: "SERIALNUMBER",
-    NameOID.PSEUDONYM: "PSEUDONYM",
-    NameOID.DOMAIN_COMPONENT: "DC",
-    NameOID.EMAIL_ADDRESS: "EMAILADDRESS",
-    NameOID.STREET_ADDRESS: "STREET",
-    ObjectIdentifier("0.9.2342.19200300.100.1.1"): "UID",
-}
+
+@functools.cache
+def _x509():
+    """cryptography's x509 module and the tables built on it, imported at the first EXTERNAL
+    login (it costs about 0.1 s of start-up that a broker without TLS never needs)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+    san_types = {"dns": x509.DNSName, "email": x509.RFC822Name, "uri": x509.UniformResourceIdentifier,
+                 "ip": x509.IPAddress, "other_name": x509.OtherName}
+    names = {   # rabbit_cert_info:format_rdn/1
+        NameOID.SURNAME: "SN",
+        NameOID.GIVEN_NAME: "GIVENNAME",
+        NameOID.INITIALS: "INITIALS",
+        NameOID.GENERATION_QUALIFIER: "GENERATIONQUALIFIER",
+        NameOID.COMMON_NAME: "CN",
+        NameOID.LOCALITY_NAME: "L",
+        NameOID.STATE_OR_PROVINCE_NAME: "ST",
+        NameOID.ORGANIZATION_NAME: "O",
+        NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+        NameOID.TITLE: "TITLE",
+        NameOID.COUNTRY_NAME: "C",
+        NameOID.SERIAL_NUMBER: "SERIALNUMBER",
+        NameOID.PSEUDONYM: "PSEUDONYM",
+        NameOID.DOMAIN_COMPONENT: "DC",
+        NameOID.EMAIL_ADDRESS: "EMAILADDRESS",
+        NameOID.STREET_ADDRESS: "STREET",
+        ObjectIdentifier("0.9.2342.19200300.100.1.1"): "UID",
+    }
+    return x509, NameOID, san_types, names
+
+
 _SPECIAL = frozenset(b'"+,;<>\\')
 # ASN.1 DirectoryString tags -> Python codec (rabbit_cert_info:format_directory_string/2)
 _DIRECTORY_STRING = {0x0C: "utf-8", 0x13: "ascii", 0x14: "latin-1", 0x1E: "utf-16-be", 0x1C: "utf-32-be"}
@@ -92,9 +100,10 @@ def escape_rdn_value(raw: bytes) -> str:
 
 def distinguished_name(cert: x509.Certificate) -> str:
     """rabbit_cert_info:subject/1: the subject as RabbitMQ writes it."""
+    names = _x509()[3]
     rdns = []
     for rdn in reversed(list(cert.subject.rdns)):
-        rdns.append("+".join(f"{_NAMES.get(a.oid, a.oid.dotted_string)}={escape_rdn_value(_text(a.value))}"
+        rdns.append("+".join(f"{names.get(a.oid, a.oid.dotted_string)}={escape_rdn_value(_text(a.value))}"
                              for a in rdn))
     return ",".join(rdns)
 
@@ -118,6 +127,7 @@ def _directory_string(der: bytes) -> bytes:
 
 
 def _san_value(name) -> bytes:
+    x509 = _x509()[0]
     if isinstance(name, x509.IPAddress):
         v = name.value
         if hasattr(v, "netmask"):                   # an IP network SAN: address and mask octets
@@ -135,6 +145,7 @@ def auth_name(der: bytes | None, settings) -> str:
         raise LoginRefused("connection peer presented no TLS (x.509) certificate")
     if settings.ssl_verify != "verify_peer":
         raise LoginRefused("TLS configuration is unsafe")
+    x509, NameOID, san_types, _ = _x509()
     try:
         cert = x509.load_der_x509_certificate(der)
         mode = settings.ssl_cert_login_from
@@ -145,7 +156,7 @@ def auth_name(der: bytes | None, settings) -> str:
             if not cns:
                 raise LoginRefused("no name found")
             return b",".join(cns).decode("utf-8", "surrogateescape")
-        kind = SAN_TYPES[settings.ssl_cert_login_san_type]
+        kind = san_types[settings.ssl_cert_login_san_type]
         try:
             sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
