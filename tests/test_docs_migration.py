@@ -11,8 +11,9 @@ What must hold: every message a producer had confirmed was consumed (none lost a
 switch), Leveret's queue is left empty, RabbitMQ's vhost has the quorum queue and the policy.
 
 RabbitMQ: ``LEVERET_RABBITMQ_MGMT_URL`` (default ``http://guest:guest@127.0.0.1:15672``) and
-``LEVERET_RABBITMQ_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672``); the test skips
-when that API does not answer. Everything is made in a vhost of a unique name, deleted at the
+``LEVERET_RABBITMQ_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672``); the test skips,
+saying why, when that API does not answer or has no shovel plugin (``scripts/rabbitmq-conformance``
+enables it and runs this test). Everything is made in a vhost of a unique name, deleted at the
 end (with the shovel parameter, queue and exchange in it).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -34,9 +36,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RABBIT_API = os.environ.get("LEVERET_RABBITMQ_MGMT_URL", "http://guest:guest@127.0.0.1:15672")
-RABBIT_AMQP = os.environ.get("LEVERET_RABBITMQ_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+# (a vhost in the URL is dropped: the test appends its own)
+RABBIT_AMQP = urllib.parse.urlunsplit(urllib.parse.urlsplit(
+    os.environ.get("LEVERET_RABBITMQ_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672"))._replace(path=""))
 
-pytestmark = [pytest.mark.leveret_only, pytest.mark.timeout(240)]
+# not leveret_only: it starts its own Leveret, so scripts/rabbitmq-conformance runs it too
+pytestmark = pytest.mark.timeout(240)
 
 
 def api(base: str, method: str, path: str, body=None):
@@ -51,11 +56,21 @@ def api(base: str, method: str, path: str, body=None):
     return json.loads(data) if data else None
 
 
-def rabbitmq_reachable() -> bool:
+def rabbitmq_missing() -> str | None:
+    """Why the test cannot run, or None: a RabbitMQ's management API with the shovel plugin."""
+    where = RABBIT_API.split("@")[-1]
     try:
-        return api(RABBIT_API, "GET", "/api/overview")["product_name"] != "Leveret"
-    except (OSError, urllib.error.URLError, ValueError, KeyError):
-        return False
+        if api(RABBIT_API, "GET", "/api/overview").get("product_name") == "Leveret":
+            return f"{where} is a Leveret, not a RabbitMQ"
+        api(RABBIT_API, "GET", "/api/shovels")
+    except urllib.error.HTTPError as e:
+        return f"{where}: HTTP {e.code} (the page's shovel step needs rabbitmq_shovel_management)"
+    except (OSError, ValueError) as e:
+        return f"no RabbitMQ management API at {where} ({e})"
+    return None
+
+
+MISSING = rabbitmq_missing()
 
 
 def worked_migration() -> tuple[list[str], dict[str, str]]:
@@ -110,7 +125,7 @@ echo "NEW_PRODUCER=$NEW_PRODUCER NEW_CONSUMER=$NEW_CONSUMER"
 """
 
 
-@pytest.mark.skipif(not rabbitmq_reachable(), reason=f"no RabbitMQ management API at {RABBIT_API.split('@')[-1]}")
+@pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 def test_worked_migration(leveret_server, tmp_path):
     shell, programs = worked_migration()
     assert {"producer.py", "consumer.py"} <= set(programs) and len(shell) >= 5
