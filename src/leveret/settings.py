@@ -84,7 +84,7 @@ class Settings:
     log_file: str | None = None             # log.file (None / false: no log file; relative: under log_dir)
     log_file_level: str = "info"            # log.file.level (also =debug, !=info, <=notice, <warning)
     log_dir: str | None = None              # log.dir (None: a relative log_file is relative to the cwd)
-    # HTTP endpoints RabbitMQ's plugins serve (read from rabbitmq.conf; no Leveret component serves them yet)
+    # HTTP endpoints RabbitMQ's plugins serve (management API and web UI; Prometheus metrics)
     management_enabled: bool = False       # the management API (``leveret serve``: on; embedded: off)
     management_host: str = "127.0.0.1"      # management.tcp.ip (RabbitMQ: every interface)
     management_port: int = 15672            # management.tcp.port
