@@ -4,6 +4,7 @@
 It runs in a virtual host of its own (conftest.py's ``fw_vhost``), so it keeps Celery's
 default names for the pidbox (``celery.pidbox``, ``reply.celery.pidbox``) and event
 (``celeryev``) exchanges; the task queues are named after ``LEVERET_FW_PREFIX``.
+With ``LEVERET_FW_GLOBAL_QOS`` set it uses ``GlobalQosTransport`` (see docs/frameworks.md).
 """
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ from pathlib import Path
 
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.transport import pyamqp
+
+
+class GlobalQosTransport(pyamqp.Transport):
+    """py-amqp as kombu treats RabbitMQ 3.3-3.x: prefetch set channel-wide (``global``), so the
+    worker's prefetch increments for ETA tasks apply to its running consumers. (kombu decides by
+    the ``product`` the broker announces, and Leveret announces itself as Leveret.)"""
+
+    def qos_semantics_matches_spec(self, connection):
+        return False
 
 
 def queue_names(prefix: str) -> dict[str, str]:
-    return {k: f"{prefix}{k}" for k in ("default", "a", "b", "prefetch", "extra")}
+    return {k: f"{prefix}{k}" for k in ("default", "a", "b", "prefetch", "extra", "eta")}
 
 
 def make_app(url: str, prefix: str, scratch: str) -> Celery:
@@ -34,6 +45,7 @@ def make_app(url: str, prefix: str, scratch: str) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         task_serializer="json",
+        **({"broker_transport": f"{__name__}:GlobalQosTransport"} if os.environ.get("LEVERET_FW_GLOBAL_QOS") else {}),
         result_serializer="json",
         accept_content=["json"],
     )
