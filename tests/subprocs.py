@@ -31,6 +31,9 @@ class Program:
             [sys.executable, "-u", str(path), *args], cwd=path.parent,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
+        self._start_reader()
+
+    def _start_reader(self) -> None:
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
