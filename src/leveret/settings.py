@@ -55,6 +55,12 @@ class Settings:
     #                                         or .relative (a float: a multiple of RAM)
     consumer_timeout: int | None = 1800000  # consumer_timeout (ms an unacked delivery may wait)
     definitions_file: str | None = None     # load_definitions: a RabbitMQ definitions JSON
+    # product.name / product.version: what connection.start's server properties, the management
+    # API, definitions exports and Prometheus's identity metric call the broker. RabbitMQ's by
+    # default, because clients branch on them: kombu (Celery) uses basic.qos global=true, as
+    # RabbitMQ's channel-wide prefetch, only when product is "RabbitMQ" 3.3 or later
+    product_name: str = "RabbitMQ"
+    product_version: str = "3.10.8"
     control_socket: str | None = None       # leveret ctl's Unix socket: None = <data_dir>/ctl.sock
     #                                         when there is a data dir, else none; "" = none
     # listeners: the plain one can be switched off (``listeners.tcp = none``)

@@ -29,14 +29,24 @@ def product(conn) -> str | None:
     return p.decode() if isinstance(p, bytes) else p
 
 
+def _platform(conn) -> str:
+    if isinstance(conn, pika.BlockingConnection):
+        props = conn._impl.server_properties
+    else:
+        props = conn.transport.connection.server_properties
+    p = props.get("platform") or ""
+    return p.decode() if isinstance(p, bytes) else p
+
+
 def is_leveret(conn) -> bool:
-    """True when the broker under test is Leveret."""
-    return product(conn) == "Leveret"
+    """True when the broker under test is Leveret (its product is RabbitMQ's by default, so
+    clients branch as they do on RabbitMQ; its platform says Python, RabbitMQ's Erlang/OTP)."""
+    return _platform(conn).startswith("Python")
 
 
 def is_rabbitmq(conn) -> bool:
     """True when the broker under test is RabbitMQ."""
-    return product(conn) == "RabbitMQ"
+    return not is_leveret(conn)
 
 
 # --------------------------------------------------------------------------- broker errors

@@ -4,7 +4,6 @@
 It runs in a virtual host of its own (conftest.py's ``fw_vhost``), so it keeps Celery's
 default names for the pidbox (``celery.pidbox``, ``reply.celery.pidbox``) and event
 (``celeryev``) exchanges; the task queues are named after ``LEVERET_FW_PREFIX``.
-With ``LEVERET_FW_GLOBAL_QOS`` set it uses ``GlobalQosTransport`` (see docs/frameworks.md).
 """
 from __future__ import annotations
 
@@ -14,16 +13,6 @@ from pathlib import Path
 
 from celery import Celery
 from kombu import Exchange, Queue
-from kombu.transport import pyamqp
-
-
-class GlobalQosTransport(pyamqp.Transport):
-    """py-amqp as kombu treats RabbitMQ 3.3-3.x: prefetch set channel-wide (``global``), so the
-    worker's prefetch increments for ETA tasks apply to its running consumers. (kombu decides by
-    the ``product`` the broker announces, and Leveret announces itself as Leveret.)"""
-
-    def qos_semantics_matches_spec(self, connection):
-        return False
 
 
 def queue_names(prefix: str) -> dict[str, str]:
@@ -45,7 +34,6 @@ def make_app(url: str, prefix: str, scratch: str) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         task_serializer="json",
-        **({"broker_transport": f"{__name__}:GlobalQosTransport"} if os.environ.get("LEVERET_FW_GLOBAL_QOS") else {}),
         result_serializer="json",
         accept_content=["json"],
     )

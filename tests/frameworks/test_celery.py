@@ -19,8 +19,8 @@ import pika
 import pytest
 from celery import chain, group
 from celery.exceptions import TaskRevokedError
+from kombu import Connection
 
-from tests.conftest import EXTERNAL_URL
 from tests.frameworks import celery_app
 
 TIMEOUT = 20  # seconds any single result may take (a safety net, not a speed assertion)
@@ -220,10 +220,6 @@ def test_chain_and_group(setup):
     assert group(add.s(i, i) for i in range(5))().get(timeout=TIMEOUT) == [0, 2, 4, 6, 8]
 
 
-ETA_BLOCKS = ("Leveret announces product 'Leveret' in connection.start, so kombu applies Celery's "
-              "prefetch per consumer and the ETA increments never reach the running consumer")
-
-
 def eta_tasks_do_not_block(setup, queue):
     where = task(setup, "fw.where")
     waiting = [where.apply_async(queue=queue, countdown=8) for _ in range(3)]
@@ -233,23 +229,19 @@ def eta_tasks_do_not_block(setup, queue):
         r.revoke()
 
 
-@pytest.mark.xfail(not EXTERNAL_URL, reason=ETA_BLOCKS, strict=True)
 def test_eta_tasks_do_not_block_the_queue(setup):
     """A worker holds ETA tasks unacknowledged until they are due and raises its prefetch by one
     for each (``basic.qos`` again on the same channel), so a task sent after more ETA tasks than
     the prefetch window still runs at once. That needs the channel-wide (``global``) prefetch
     Celery uses when the broker announces itself as RabbitMQ 3.3-3.x: a new per-consumer
-    prefetch applies only to consumers started after it."""
+    prefetch applies only to consumers started after it. (Leveret announces product RabbitMQ
+    3.10.8 by default for this: settings.product_name.)"""
     eta_tasks_do_not_block(setup, setup["names"]["a"])
 
 
-def test_eta_tasks_do_not_block_with_global_qos_transport(setup):
-    """The workaround docs/frameworks.md gives for Leveret: a py-amqp transport that always
-    uses RabbitMQ 3.x's global prefetch (``celery_app.GlobalQosTransport``)."""
-    names = setup["names"]
-    _, worker = start_worker(setup["workers"], setup["url"], setup["prefix"], setup["scratch"],
-                             [names["eta"]], env={"LEVERET_FW_GLOBAL_QOS": "1"})
-    try:
-        eta_tasks_do_not_block(setup, names["eta"])
-    finally:
-        worker.kill()
+def test_kombu_takes_the_broker_for_rabbitmq_3(setup):
+    """kombu's py-amqp transport picks RabbitMQ 3.3+'s prefetch semantics (global qos) from
+    connection.start's product and version: the same answer on both brokers."""
+    with Connection(setup["url"].replace("amqp://", "pyamqp://", 1)) as conn:
+        conn.connect()
+        assert conn.transport.qos_semantics_matches_spec(conn.connection) is False

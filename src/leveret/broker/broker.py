@@ -76,11 +76,11 @@ class Broker(AdminMixin):
         if s.definitions_file:
             load_definitions(self, s.definitions_file)
         self.server_properties = {
-            "product": "Leveret",
-            "version": __version__,
+            "product": s.product_name,          # RabbitMQ's by default (settings.product_name)
+            "version": s.product_version,
             "platform": f"Python {platform.python_version()}",
             "copyright": "Leveret authors",
-            "information": "Licensed under the Apache License 2.0",
+            "information": f"Leveret {__version__}. Licensed under the Apache License 2.0",
             "cluster_name": f"leveret@{platform.node()}",
             "capabilities": {
                 "publisher_confirms": True,

@@ -10,7 +10,8 @@ not), ``exchanges`` (not the default one, nor any ``amq.*``), ``bindings`` (not 
 default exchange, nor to a queue that is not exported). One vhost's export
 (``/api/definitions/{vhost}``) is ``rabbit_version``, parameters, policies, queues, exchanges
 and bindings without their ``vhost`` fields. ``rabbit_version`` is the RabbitMQ version whose
-format this is (3.10.8); ``product_name``/``product_version`` say Leveret.
+format this is (3.10.8); ``product_name``/``product_version`` are the settings' (RabbitMQ 3.10.8 unless product.name /
+product.version say otherwise).
 
 **Import** (:func:`import_definitions`) is ``rabbit_definitions:apply_defs``, shared by the
 management API's ``POST /api/definitions[/{vhost}]`` and ``load_definitions`` at start
@@ -29,7 +30,6 @@ import base64
 import datetime
 import decimal
 
-from .. import __version__
 from ..amqp.codec import Typed, decode_table_typed, encode_table
 from ..amqp.errors import AMQPError
 from ..auth.passwords import encode_hash
@@ -137,7 +137,7 @@ def export_definitions(broker, vhost: str | None = None) -> dict:
     queues = _queues(broker, vhosts)
     return {
         "rabbit_version": RABBIT_VERSION, "rabbitmq_version": RABBIT_VERSION,
-        "product_name": "Leveret", "product_version": __version__,
+        "product_name": broker.settings.product_name, "product_version": broker.settings.product_version,
         "users": [_user(u) for u in broker.access.users.values()],
         "vhosts": [{"name": v.name} for v in vhosts],
         "permissions": broker.list_permissions(),

@@ -304,6 +304,8 @@ HANDLERS: dict[str, Callable[[Entry, dict], None]] = {
     "default_user": _simple("default_user", lambda e: e.value),
     "default_pass": _simple("default_pass", lambda e: e.value),
     "default_vhost": _simple("default_vhost", lambda e: e.value),
+    "product.name": _simple("product_name", lambda e: e.value),
+    "product.version": _simple("product_version", lambda e: e.value),
     "default_user_tags.$": _collect("default_user_tags", boolean),
     "default_permissions.configure": _collect("default_permissions", lambda e: e.value),
     "default_permissions.read": _collect("default_permissions", lambda e: e.value),

@@ -61,7 +61,7 @@ def status_text(s: dict, unit: str) -> str:
     lines = [bold("Runtime"), "", f"OS PID: {s['pid']}", f"OS: {s['os']}", f"Uptime (seconds): {s['uptime']}",
              "Is under maintenance?: false", f"RabbitMQ version: {s['rabbitmq_version']}",
              f"Product name: {s['product_name']}", f"Product version: {s['product_version']}",
-             f"Node name: {s['node']}",
+             f"Node name: {s['node']}", f"Leveret version: {s.get('leveret_version', '')}",
              f"Python runtime: {s['python_implementation']} {s['python_version']}", "",
              bold("Data directory"), "", f"Node data directory: {s['data_directory']}", "",
              bold("Config files"), ""]

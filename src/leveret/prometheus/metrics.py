@@ -33,7 +33,6 @@ import importlib.metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
-from .. import __version__
 from ..broker import introspect
 from ..broker.stats import CHANNEL_STATS, QUEUE_STATS
 
@@ -326,7 +325,7 @@ def identity(broker):
     labels = ("product_name", "product_version", "rabbitmq_version", "prometheus_plugin_version",
               "prometheus_client_version")
     yield Family("rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info", labels,
-                 [(("Leveret", __version__, RABBITMQ_VERSION, RABBITMQ_VERSION, _client_version()), 1)])
+                 [((broker.settings.product_name, broker.settings.product_version, RABBITMQ_VERSION, RABBITMQ_VERSION, _client_version()), 1)])
     yield Family("rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info",
                  ("rabbitmq_node", "rabbitmq_cluster"), [((broker.node_name, broker.cluster_name), 1)])
 

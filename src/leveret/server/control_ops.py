@@ -312,7 +312,8 @@ def _node_status(b):
     totals = introspect.object_totals(b)
     s = b.settings
     return {"node": b.node_name, "pid": os.getpid(), "os": platform.system(),
-            "uptime": int(time.time() - b.started_at), "product_name": "Leveret", "product_version": __version__,
+            "uptime": int(time.time() - b.started_at), "product_name": s.product_name, "product_version": s.product_version,
+            "leveret_version": __version__,
             "rabbitmq_version": introspect.RABBITMQ_VERSION,
             "python_version": sys.version.split()[0], "python_implementation": platform.python_implementation(),
             "data_directory": s.data_dir or "", "config_files": [p for p in [getattr(s, "config_file", None)] if p],

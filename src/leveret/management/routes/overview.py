@@ -1,15 +1,15 @@
 """``/api/overview``, ``/api/nodes``, ``/api/nodes/{node}``.
 
 Versions: ``rabbitmq_version`` and ``management_version`` are the RabbitMQ release whose API
-Leveret implements (3.10.8), so tools that gate features on them work; ``product_name`` is
-``Leveret`` and ``product_version`` Leveret's own version. There is no Erlang, so no
+Leveret implements (3.10.8), so tools that gate features on them work; ``product_name`` and
+``product_version`` are ``settings.product_name``/``product_version`` (rabbitmq.conf's
+``product.name``/``product.version``, RabbitMQ 3.10.8 by default, as in connection.start). There is no Erlang, so no
 ``erlang_version``; no history is kept, so no ``sample_retention_policies``.
 """
 from __future__ import annotations
 
 from aiohttp import web
 
-from ... import __version__
 from ...broker import introspect
 from ..auth import authenticate, is_monitor, require_monitor, visible_vhosts
 from ..errors import not_found
@@ -37,8 +37,8 @@ async def overview(request):
     user = authenticate(request)
     b = request.app["broker"]
     d = {"management_version": introspect.RABBITMQ_VERSION, "rates_mode": "basic",
-         "exchange_types": introspect.exchange_types(), "product_version": __version__,
-         "product_name": "Leveret", "rabbitmq_version": introspect.RABBITMQ_VERSION,
+         "exchange_types": introspect.exchange_types(), "product_version": b.settings.product_version,
+         "product_name": b.settings.product_name, "rabbitmq_version": introspect.RABBITMQ_VERSION,
          "cluster_name": b.cluster_name, "disable_stats": False, "enable_queue_totals": False,
          "node": b.node_name}
     if is_monitor(user):
