@@ -28,6 +28,8 @@ from .management.app import ManagementServer
 from .prometheus.server import PrometheusServer
 from .server.control import ControlServer
 from .server.listener import Listener
+from .shovel import ShovelSupervisor
+from .shovel import control as _shovel_control  # noqa: F401  (registers the ctl commands)
 
 log = logging.getLogger("leveret")
 
@@ -41,6 +43,7 @@ class Node(Broker):
     control: ControlServer | None = None
     management: ManagementServer | None = None
     prometheus: PrometheusServer | None = None
+    shovel_supervisor: ShovelSupervisor | None = None
 
     @property
     def management_port(self) -> int | None:
@@ -78,6 +81,8 @@ class Node(Broker):
             self.listener = None
             await super().stop()
             raise
+        self.shovel_supervisor = ShovelSupervisor(self, self.listener)
+        await self.shovel_supervisor.start()
         path = ControlServer.path_for(self.settings)
         if path is not None:
             control = ControlServer(self, path)
@@ -119,6 +124,9 @@ class Node(Broker):
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.shovel_supervisor is not None:
+            await self.shovel_supervisor.stop()
+            self.shovel_supervisor = None
         if self.prometheus is not None:
             await self.prometheus.stop()
             self.prometheus = None

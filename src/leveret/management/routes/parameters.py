@@ -100,7 +100,7 @@ async def put_parameter(request):
     except AdminError:
         existed = False
     try:
-        set_parameter(b, m["component"], m["vhost"], m["name"], body["value"])
+        set_parameter(b, m["component"], m["vhost"], m["name"], body["value"], user=authenticate(request))
     except AdminError as e:
         raise bad_request(escape_html(str(e))) from None
     return web.Response(status=204 if existed else 201)
