@@ -32,7 +32,7 @@ import leveret
 
 SRC = os.path.dirname(os.path.abspath(leveret.__file__))
 ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.cli",
-              "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__"}
+              "leveret.node", "leveret.perf", "leveret.ctl", "leveret.__main__", "leveret.shovel"}
 LAYERS = {
     # package: (forbidden leveret modules, forbidden stdlib modules)
     "config": (ABOVE_AMQP | {"leveret.amqp"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
@@ -40,14 +40,18 @@ LAYERS = {
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "broker": ({"leveret.server", "leveret.management", "leveret.cli", "leveret.node", "leveret.perf",
-                "leveret.__main__"},
+                "leveret.__main__", "leveret.shovel"},
                {"socket", "selectors", "select", "ssl"}),
     "server": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.management",
+                "leveret.__main__", "leveret.shovel"}, set()),
+    # shovels run above the server (direct connections through its listener, control commands);
+    # the management API reads them through Broker.shovels
+    "shovel": ({"leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl", "leveret.management",
                 "leveret.__main__"}, set()),
     # the management API reads the broker through its admin/introspection methods; it never
     # reaches the AMQP listener, the node or the CLI
     "management": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
-                    "leveret.__main__"}, set()),
+                    "leveret.__main__", "leveret.shovel"}, set()),
     # Prometheus reads the broker as the management API does (introspect, stats) and shares
     # its HTTP listener (management/app.py)
     "prometheus": ({"leveret.server", "leveret.cli", "leveret.node", "leveret.perf", "leveret.ctl",
@@ -55,10 +59,10 @@ LAYERS = {
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.cli"},
              set()),
     # ctl (a client of the control socket) knows only the settings (where the socket is)
-    "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node",
+    "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.node", "leveret.shovel",
              "leveret.cli", "leveret.perf"}, set()),
 }
-NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus")
+NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus", "shovel")
 
 
 def files_of(pkg: str) -> list[str]:

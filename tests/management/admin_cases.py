@@ -104,8 +104,8 @@ CASES = [
     ("ulimits.after_delete", "GET", "/api/user-limits/{U}2", None),
     # runtime and global parameters
     ("parameters.of_vhost", "GET", "/api/parameters/vhost-limits/{V}", None),
-    ("parameters.unknown_component_list", "GET", "/api/parameters/shovel", None),
-    ("parameters.unknown_component_put", "PUT", "/api/parameters/shovel/{V}/x", {"value": {}}),
+    ("parameters.unknown_component_list", "GET", "/api/parameters/no-such-component", None),
+    ("parameters.unknown_component_put", "PUT", "/api/parameters/no-such-component/{V}/x", {"value": {}}),
     ("parameters.put_no_value", "PUT", "/api/parameters/vhost-limits/{V}/limits", {}),
     ("parameters.put_no_vhost", "PUT", "/api/parameters/vhost-limits/{V}-none/limits", {"value": {}}),
     ("parameters.put_invalid", "PUT", "/api/parameters/vhost-limits/{V}/limits", {"value": {"max-queues": "x"}}),

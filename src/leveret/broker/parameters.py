@@ -6,7 +6,8 @@ registers: ``vhost-limits`` (the core: one parameter named ``limits`` per vhost 
 is the limits object), ``policy`` and ``operator_policy`` (listed by component, but left out
 of the list of all parameters), ``shovel`` and ``federation-upstream`` (their plugins). A
 component Leveret does not have is refused as RabbitMQ refuses one whose plugin is not
-enabled: ``Validation failed\\n\\ncomponent shovel not found\\n``.
+enabled: ``Validation failed\\n\\ncomponent federation-upstream not found\\n``. Components
+whose parameters the broker stores for them (the shovel's) subclass :class:`StoredComponent`.
 
 Leveret stores each component's parameters where the feature lives (vhost limits in the vhost
 record, policies in the vhost's policy table), so a component here is an adapter: ``list``,

@@ -113,10 +113,7 @@ def enum(options):
 def proplist(name, constraints, term) -> list[str]:
     """``rabbit_parameter_validation:proplist/3``: each constraint ``(key, fun, mandatory)``."""
     if isinstance(term, list):
-        pairs = [x for x in term]
-        rest = {}
-        unknown = pairs        # a JSON array holds no keys: all of it is unrecognised
-        present = {}
+        present, unknown = {}, list(term)   # a JSON array holds no keys: all of it is unrecognised
     elif isinstance(term, dict):
         present, unknown = dict(term), None
     else:
