@@ -27,6 +27,8 @@ from . import __version__
 from .broker.broker import Broker
 from .server.control import ControlServer
 from .server.listener import Listener
+from .shovel import ShovelSupervisor
+from .shovel import control as _shovel_control  # noqa: F401  (registers the ctl commands)
 
 if TYPE_CHECKING:   # imported when enabled: aiohttp and the API's routes cost about 0.4 s of
     # start-up, which an embedded broker (management off by default) never pays
@@ -45,6 +47,7 @@ class Node(Broker):
     control: ControlServer | None = None
     management: ManagementServer | None = None
     prometheus: PrometheusServer | None = None
+    shovel_supervisor: ShovelSupervisor | None = None
 
     @property
     def management_port(self) -> int | None:
@@ -82,6 +85,8 @@ class Node(Broker):
             self.listener = None
             await super().stop()
             raise
+        self.shovel_supervisor = ShovelSupervisor(self, self.listener)
+        await self.shovel_supervisor.start()
         path = ControlServer.path_for(self.settings)
         if path is not None:
             control = ControlServer(self, path)
@@ -125,6 +130,9 @@ class Node(Broker):
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.shovel_supervisor is not None:
+            await self.shovel_supervisor.stop()
+            self.shovel_supervisor = None
         if self.prometheus is not None:
             await self.prometheus.stop()
             self.prometheus = None

@@ -72,6 +72,17 @@ class User:
         return "impersonator" in self.tags
 
 
+class InternalUser(User):
+    """The user of a direct connection a plugin-like feature opens to its own broker (a shovel's
+    ``amqp://`` end): RabbitMQ's ``none`` user (``rabbit_auth_backend_dummy``), which may use
+    every vhost and every resource. It has no password and is in no user table."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str = "none"):
+        super().__init__(name)
+
+
 def compile_regexp(pattern: str) -> re.Pattern:
     """A permission regexp as ``re:run`` reads it; an empty one matches only the empty name.
     Raises ValueError for one that does not compile (RabbitMQ refuses it when it is set)."""
@@ -162,14 +173,14 @@ class AccessControl:
     # ------------------------------------------------------------ checks
 
     def vhost_access(self, user: User, vhost: str) -> bool:
-        return (user.name, vhost) in self.permissions
+        return (user.name, vhost) in self.permissions or type(user) is InternalUser
 
     def check(self, user: User, vhost: str, kind: str, name: str, perm: str) -> None:
         """403 unless ``user`` has ``perm`` (configure/write/read) on the resource."""
         if kind == "exchange" and name == "":
             name = "amq.default"
         p = self.permissions.get((user.name, vhost))
-        if p is None or not p.allows(perm, name):
+        if (p is None or not p.allows(perm, name)) and type(user) is not InternalUser:
             raise access_refused(f"access to {resource_text(kind, name, vhost)} refused for user "
                                  f"'{user.name}'")
 

@@ -117,6 +117,8 @@ class AdminMixin:
         for key in [k for k in self.access.topic_permissions if k[1] == name]:
             del self.access.topic_permissions[key]
         self.access.changed()
+        for key in [k for k in self.runtime_parameters if k[0] == name]:
+            self.clear_runtime_parameter(*key)
 
     def set_vhost_limits(self, name: str, limits: dict) -> None:
         """Replace the vhost's limits (``{"max-connections": N, "max-queues": N}``; a negative

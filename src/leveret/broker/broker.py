@@ -40,6 +40,8 @@ from .recovery import recover
 from .stats import Sampler
 from .vhost import VHost
 
+_MISSING = object()
+
 log = logging.getLogger("leveret")
 
 
@@ -66,6 +68,12 @@ class Broker(AdminMixin):
         self.stats = Sampler(self)
         self.started_at = time.time()
         self.global_parameters: dict = {}       # name -> JSON value (RabbitMQ's global runtime parameters)
+        # (vhost, component, name) -> JSON value: parameters of components that keep no table
+        # of their own (the shovel's); a component's runner (``hooks[component]``, set by the
+        # node) is told of each change with ``notify(vhost, name, value)`` / ``notify_clear``
+        self.runtime_parameters: dict[tuple[str, str, str], object] = {}
+        self.hooks: dict = {}
+        self.shovels = None                     # the shovel supervisor (leveret.shovel), set by the node
         s = self.settings
         self.recovery = recover(self)
         if not self.vhosts:
@@ -121,6 +129,22 @@ class Broker(AdminMixin):
         self.store.definitions.put("global_parameter", (name,), value=json.dumps(value))
         if name == "cluster_name" and hasattr(self, "server_properties"):
             self.server_properties["cluster_name"] = value
+
+    def set_runtime_parameter(self, vhost: str, component: str, name: str, value) -> None:
+        """Store a component's parameter durably and tell the component's runner."""
+        self.runtime_parameters[(vhost, component, name)] = value
+        self.store.definitions.put("parameter", (vhost, component, name), value=json.dumps(value))
+        hook = self.hooks.get(component)
+        if hook is not None:
+            hook.notify(vhost, name, value)
+
+    def clear_runtime_parameter(self, vhost: str, component: str, name: str) -> None:
+        if self.runtime_parameters.pop((vhost, component, name), _MISSING) is _MISSING:
+            raise AdminError("no_such_parameter", "Parameter does not exist")
+        self.store.definitions.delete("parameter", (vhost, component, name))
+        hook = self.hooks.get(component)
+        if hook is not None:
+            hook.notify_clear(vhost, name)
 
     def clear_global_parameter(self, name: str) -> None:
         if name not in self.global_parameters:

@@ -6,7 +6,8 @@ registers: ``vhost-limits`` (the core: one parameter named ``limits`` per vhost 
 is the limits object), ``policy`` and ``operator_policy`` (listed by component, but left out
 of the list of all parameters), ``shovel`` and ``federation-upstream`` (their plugins). A
 component Leveret does not have is refused as RabbitMQ refuses one whose plugin is not
-enabled: ``Validation failed\\n\\ncomponent shovel not found\\n``.
+enabled: ``Validation failed\\n\\ncomponent federation-upstream not found\\n``. Components
+whose parameters the broker stores for them (the shovel's) subclass :class:`StoredComponent`.
 
 Leveret stores each component's parameters where the feature lives (vhost limits in the vhost
 record, policies in the vhost's policy table), so a component here is an adapter: ``list``,
@@ -37,6 +38,29 @@ class Component:
 
     def clear(self, broker, vhost: str, name: str) -> None:
         raise NotImplementedError
+
+
+class StoredComponent(Component):
+    """A component whose parameters the broker keeps for it (``Broker.runtime_parameters``,
+    durable): a feature supplies :meth:`validate` (RabbitMQ's ``validate/5``: the list of
+    error lines, empty when the value is good) and reads changes through ``Broker.hooks``
+    (RabbitMQ's ``notify/5`` and ``notify_clear/4``)."""
+
+    def validate(self, broker, vhost: str, name: str, value, user) -> list[str]:
+        raise NotImplementedError
+
+    def list(self, broker, vhost):
+        return [(v, n, value) for (v, c, n), value in broker.runtime_parameters.items()
+                if c == self.name and (vhost is None or v == vhost)]
+
+    def set(self, broker, vhost, name, value, user=None):
+        errors = self.validate(broker, vhost, name, value, user)
+        if errors:
+            raise AdminError("invalid_parameter", "Validation failed\n\n" + "".join(e + "\n" for e in errors))
+        broker.set_runtime_parameter(vhost, self.name, name, value)
+
+    def clear(self, broker, vhost, name):
+        broker.clear_runtime_parameter(vhost, self.name, name)
 
 
 class VHostLimits(Component):
@@ -133,10 +157,16 @@ def get_parameter(broker, component: str, vhost: str, name: str) -> dict:
     raise AdminError("no_such_parameter", "Parameter does not exist")
 
 
-def set_parameter(broker, component: str, vhost: str, name: str, value) -> None:
+def set_parameter(broker, component: str, vhost: str, name: str, value, user=None) -> None:
+    """Set a parameter; ``user`` (who sets it: the management API's) is what a
+    :class:`StoredComponent` validates against (None: the CLI and definitions, as RabbitMQ's
+    ``none`` acting user)."""
     c = _component(component)
     broker._vhost(vhost)
-    c.set(broker, vhost, name, value)
+    if isinstance(c, StoredComponent):
+        c.set(broker, vhost, name, value, user)
+    else:
+        c.set(broker, vhost, name, value)
 
 
 def clear_parameter(broker, component: str, vhost: str, name: str) -> None:

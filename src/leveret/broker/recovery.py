@@ -65,6 +65,9 @@ def recover(broker) -> dict:
                     v.set_policy(Policy(vname, name, f["pattern"], definition, f["priority"], f["apply_to"]), kind)
         for (name,), f in st.get("global_parameter", {}).items():
             broker.set_global_parameter(name, json.loads(f["value"]))
+        for (vname, component, name), f in st.get("parameter", {}).items():
+            if vname in broker.vhosts:
+                broker.runtime_parameters[(vname, component, name)] = json.loads(f["value"])
         for (vname, name), f in st["exchange"].items():
             v = broker.vhosts.get(vname)
             if v is not None:

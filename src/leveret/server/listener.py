@@ -21,6 +21,7 @@ connection until then, which a client cannot tell apart.
 from __future__ import annotations
 
 import asyncio
+import socket
 import logging
 import time
 
@@ -67,6 +68,20 @@ class Listener:
                 raise
             self.ssl_port = self.ssl_server.sockets[0].getsockname()[1]
         self._ticker = self.loop.create_task(self._tick_loop())
+
+    async def open_direct(self, user) -> socket.socket:
+        """A direct connection to this broker, logged in as ``user`` without SASL (as RabbitMQ's
+        Erlang-client direct connections of its plugins): one end of a Unix socket pair is
+        served as a client connection, the other is returned for an AMQP client to speak over.
+        It needs no listening port and no password, and is listed nowhere (no peer)."""
+        ours, theirs = socket.socketpair()
+        try:
+            await self.loop.connect_accepted_socket(lambda: AMQPProtocol(self, login=user), ours)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        return theirs
 
     def admit(self, p: AMQPProtocol) -> bool:
         """May a new connection be served now (else it waits its turn)?"""

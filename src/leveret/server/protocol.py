@@ -87,11 +87,12 @@ def drop(transport) -> None:
 
 class AMQPProtocol(asyncio.BufferedProtocol):
     __slots__ = ("listener", "loop", "transport", "conn", "_flush_scheduled", "_rbuf", "_fair",
-                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "tls", "_lost")
+                 "_read_paused", "_write_blocked", "_reading", "_next_tick", "tls", "_lost", "login")
 
-    def __init__(self, listener, tls: bool = False):
+    def __init__(self, listener, tls: bool = False, login=None):
         self.listener = listener
         self.tls = tls
+        self.login = login          # a direct connection's user (Listener.open_direct)
         self.loop = listener.loop
         self.transport = None
         self.conn: BrokerConnection | None = None
@@ -135,7 +136,11 @@ class AMQPProtocol(asyncio.BufferedProtocol):
                                          peer_cert=peer_certificate(transport), local=local)
         else:
             self.conn = BrokerConnection(self.listener.broker, peer, time.monotonic(), local=local)
-        if sock is not None:
+        if self.login is not None:
+            self.conn.peer = None
+            self.conn.name = self.conn.display_name = "direct"
+            self.conn.login_as = self.login
+        elif sock is not None:
             self.conn.socket_stats = lambda: socket_stats(sock, transport)
         self.conn.wakeup = self._wakeup
         self.conn.flush_now = self.flush

@@ -1,5 +1,6 @@
 """Durable definitions: vhosts, users, permissions, policies, operator policies, global parameters,
-durable exchanges, queues, bindings.
+runtime parameters of plugin-like components (``parameter``: the shovel's), durable exchanges,
+queues, bindings.
 
 One append-only file, ``definitions.log``, of records framed like message
 records (``u32 length | u32 crc32 | payload``); a payload is an AMQP field
@@ -26,7 +27,7 @@ from .segments import REC, _crc32, _write_all
 log = logging.getLogger("leveret.store")
 
 KINDS = ("vhost", "user", "permission", "topic_permission", "exchange", "queue", "binding", "policy",
-         "operator_policy", "global_parameter")
+         "operator_policy", "global_parameter", "parameter")
 
 
 def encode_args(args: dict) -> str:
@@ -72,7 +73,7 @@ class Definitions:
             for kd in ("exchange", "queue", "binding"):
                 for k in [k for k in self.state[kd] if k[0] == key[0]]:
                     del self.state[kd][k]
-            for kd in ("permission", "topic_permission", "policy", "operator_policy"):
+            for kd in ("permission", "topic_permission", "policy", "operator_policy", "parameter"):
                 at = 1 if kd in ("permission", "topic_permission") else 0     # where the key holds the vhost
                 for k in [k for k in self.state[kd] if k[at] == key[0]]:
                     del self.state[kd][k]

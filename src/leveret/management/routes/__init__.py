@@ -5,7 +5,7 @@ before ``/api/users/{user}``)."""
 from __future__ import annotations
 
 from . import (bindings, connections, definitions, exchanges, health, limits, misc, overview, parameters,
-               permissions, queues, ui, users, vhosts)
+               permissions, queues, shovels, ui, users, vhosts)
 
 MODULES = [misc, vhosts, users, permissions, limits, parameters, definitions, health, overview, connections,
-           exchanges, queues, bindings, ui]
+           exchanges, queues, bindings, shovels, ui]

@@ -6,8 +6,8 @@ As RabbitMQ 3.10's ``rabbit_mgmt_wm_parameter(s)``, ``..._global_parameter(s)``,
 ``..._policy``/``policies`` and ``..._operator_policy``/``policies``:
 
 * parameters need a policymaker (in the vhost); components are those of
-  :mod:`leveret.broker.parameters` (``vhost-limits``; ``policy``/``operator_policy`` listed by
-  component only); another one is 400 ``Validation failed\\n\\ncomponent shovel not found\\n``
+  :mod:`leveret.broker.parameters` (``vhost-limits``, ``shovel``; ``policy``/``operator_policy``
+  listed by component only); another one is 400 ``Validation failed\\n\\ncomponent foo not found\\n``
   on PUT and an empty list on GET, as RabbitMQ without the plugin;
 * global parameters are for administrators; ``cluster_name`` is one;
 * policies: lists filtered to the vhosts the user may see, one policy's GET/PUT/DELETE for a
@@ -100,7 +100,7 @@ async def put_parameter(request):
     except AdminError:
         existed = False
     try:
-        set_parameter(b, m["component"], m["vhost"], m["name"], body["value"])
+        set_parameter(b, m["component"], m["vhost"], m["name"], body["value"], user=authenticate(request))
     except AdminError as e:
         raise bad_request(escape_html(str(e))) from None
     return web.Response(status=204 if existed else 201)

@@ -1,0 +1,115 @@
+"""Fixtures of the shovel tests: in-process Leveret nodes (management API on), the shared
+RabbitMQ (skipped when it does not answer), and helpers that wait for a condition."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pika
+import pytest
+
+from tests.inproc import ThreadedBroker
+
+RABBIT_AMQP = os.environ.get("LEVERET_SHOVEL_RABBIT", "amqp://guest:guest@127.0.0.1:5672/%2F")
+RABBIT_API = os.environ.get("LEVERET_SHOVEL_RABBIT_API", "127.0.0.1:15672")
+
+
+def api(host: str, method: str, path: str, body=None, user="guest", password="guest"):
+    h = {"content-type": "application/json",
+         "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    r = urllib.request.Request(f"http://{host}{path}", data=json.dumps(body).encode() if body is not None else None,
+                               method=method, headers=h)
+    try:
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw) if raw else None
+        except ValueError:
+            return e.code, raw.decode()
+
+
+def wait_for(cond, what: str, limit: float = 30.0):
+    """Poll ``cond`` until it is truthy (a hang guard, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Node:
+    """A Leveret node on a thread, with its AMQP URL and management host:port."""
+
+    def __init__(self, **settings):
+        self.tb = ThreadedBroker(management_enabled=True, management_port=0, management_host="127.0.0.1",
+                                 **settings)
+        self.broker = self.tb.broker
+
+    @property
+    def url(self) -> str:
+        return self.tb.url
+
+    @property
+    def api(self) -> str:
+        return f"127.0.0.1:{self.broker.management_port}"
+
+    def channel(self):
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        return conn, conn.channel()
+
+    def stop(self):
+        self.tb.stop()
+
+
+@pytest.fixture
+def node():
+    n = Node()
+    yield n
+    n.stop()
+
+
+def _rabbit_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+        return api(RABBIT_API, "GET", "/api/overview")[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def rabbit():
+    """The shared RabbitMQ (its AMQP URL and API host:port); skipped when it is not reachable."""
+    if not _rabbit_up():
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672/15672")
+    return RABBIT_AMQP, RABBIT_API
+
+
+def drain(ch, queue: str, n: int, limit: float = 30.0) -> list:
+    """Get ``n`` messages from ``queue`` (acked), waiting for them to arrive."""
+    out = []
+
+    def more():
+        while len(out) < n:
+            m = ch.basic_get(queue, auto_ack=True)
+            if m[0] is None:
+                return False
+            out.append(m)
+        return True
+    wait_for(more, f"{n} messages in {queue} (have {len(out)})", limit)
+    return out
