@@ -208,9 +208,11 @@ class Suite:
     env: Callable[[str, str], dict[str, str]] = lambda url, http_url: {}
     not_applicable: list[tuple[str, str]] = field(default_factory=list)
     guest_only: bool = False   # the suite hard-codes guest/guest and vhost /
-    # durable queues with fixed names that the suite leaves messages in (deleted before a run:
-    # otherwise only the first run against a broker can pass)
+    # queues (often durable) and exchanges with fixed names that the suite leaves behind,
+    # messages in them too: deleted before a run (otherwise only the first run against a
+    # broker can pass) and after it (the broker may be shared)
     leftovers: list[str] = field(default_factory=list)
+    leftover_exchanges: list[str] = field(default_factory=list)
 
     def version(self, overrides: dict[str, str]) -> str:
         if self.name in overrides:
@@ -254,6 +256,10 @@ SUITES = [
     Suite("amqpstorm", "amqpstorm", "3.1.4", ["amqpstorm/tests/functional"],
           ["pytest", "pytest-timeout", "requests"],
           patch=_patch_amqpstorm, env=_env_amqpstorm,
+          # its @setup(queue=False) tests declare durable queues they never delete
+          leftovers=["test_api_queue_declare", "test_api_queue_declare_passive_exists",
+                     "test_api_queue_get", "test_api_queue_list", "test_api_queue_list_all"],
+          leftover_exchanges=["test_queue_declare_passive_exists"],
           not_applicable=[(r"functional[./]ssl[./]", TLS),
                           (r"::test_api_ssl_test$", "TLS: expects the suite's CA on HTTPS")]),
 ]
@@ -365,8 +371,7 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
     except SuiteError as exc:
         print(f"  {suite.name} {version}: not run: {exc}", flush=True)
         return Result(suite.name, version, {}, "not run (see the output)")
-    if suite.leftovers:
-        _delete_queues(url, suite.leftovers)
+    _delete_leftovers(url, suite)
     results_dir.mkdir(parents=True, exist_ok=True)
     junit = results_dir / f"{suite.name}.xml"
     junit.unlink(missing_ok=True)
@@ -388,6 +393,8 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
                            timeout=timeout)
         except subprocess.TimeoutExpired:
             return Result(suite.name, version, {}, f"not run: over {timeout} s (see {log})")
+        finally:
+            _delete_leftovers(url, suite)
     if not junit.exists():
         return Result(suite.name, version, {}, f"not run: pytest wrote no report (see {log})")
     result = Result(suite.name, version, parse_junit(junit))
@@ -397,11 +404,15 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
     return result
 
 
-def _delete_queues(url: str, names: list[str]) -> None:
+def _delete_leftovers(url: str, suite: Suite) -> None:
+    if not suite.leftovers and not suite.leftover_exchanges:
+        return
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         channel = connection.channel()
-        for name in names:
+        for name in suite.leftovers:
             channel.queue_delete(name)
+        for name in suite.leftover_exchanges:
+            channel.exchange_delete(name)
 
 
 def _free_port() -> int:
