@@ -3,7 +3,8 @@
 
 Leveret's promise is that a client cannot tell it from RabbitMQ 3.10.8. The strongest
 outside evidence is the client libraries' own integration suites, written against
-RabbitMQ by their authors: pika, aio-pika, aiormq, kombu (py-amqp transport) and py-amqp.
+RabbitMQ by their authors: pika, aio-pika, aiormq, kombu (py-amqp transport), py-amqp and
+amqpstorm (its functional tests, which set up through the management API).
 This script, for each library:
 
 1. fetches the source of the released version installed in the project venv (or the
@@ -51,12 +52,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pika  # the project venv's (test extras): deletes a suite's leftover queues
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_RABBITMQ_HTTP_URL = "http://127.0.0.1:15672"
 NA_PREFIX = "leveret-client-suites n/a: "
 PLUGIN_NAME = "leveret_suites_plugin"
 OUTCOMES = ("passed", "failed", "error", "skipped", "n/a")
@@ -154,13 +156,35 @@ def _patch_async(src: Path) -> None:
     conftest.write_text(text + ASYNC_OVERLAY)
 
 
-def _env_host_port(url: str) -> dict[str, str]:
+def _patch_amqpstorm(src: Path) -> None:
+    # amqpstorm's functional tests give Connection() no port (5672), only a host.
+    port = "port=int(__import__('os').environ['LEVERET_SUITE_PORT'])"
+    tests = src / "amqpstorm/tests/functional"
+    _replace(tests / "utility.py", "return Connection(HOST, USERNAME, PASSWORD, **kwargs)",
+             f"return Connection(HOST, USERNAME, PASSWORD, {port}, **kwargs)")
+    _replace(tests / "test_web_based.py", "Connection(HOST, USERNAME, PASSWORD,\n",
+             f"Connection(HOST, USERNAME, PASSWORD, {port},\n")
+    _replace(tests / "management/test_connection.py",
+             "HOST, USERNAME, PASSWORD,\n            client_properties",
+             f"HOST, USERNAME, PASSWORD, {port},\n            client_properties")
+
+
+def _env_amqpstorm(url: str, http_url: str) -> dict[str, str]:
+    # amqpstorm.tests reads AMQP_*; the management API (AMQP_HTTP_URL) sets up and cleans up
+    parts = urlsplit(url)
+    return {"AMQP_HOST": parts.hostname or "127.0.0.1", "AMQP_URI": url,
+            "AMQP_USERNAME": unquote(parts.username or "guest"),
+            "AMQP_PASSWORD": unquote(parts.password or "guest"),
+            "AMQP_HTTP_URL": http_url, "LEVERET_SUITE_PORT": str(parts.port or 5672)}
+
+
+def _env_host_port(url: str, http_url: str) -> dict[str, str]:
     parts = urlsplit(url)
     return {"RABBITMQ_HOST": parts.hostname or "127.0.0.1",
             "RABBITMQ_5672_TCP": str(parts.port or 5672)}
 
 
-def _env_pika(url: str) -> dict[str, str]:
+def _env_pika(url: str, http_url: str) -> dict[str, str]:
     parts = urlsplit(url)
     netloc = f"{parts.username or 'guest'}:{parts.password or 'guest'}@{parts.hostname}"
     vhost = parts.path[1:] or "%2F"
@@ -180,12 +204,15 @@ class Suite:
     git: str = ""              # owner/name on GitHub, for source="git"
     tag: str = "{version}"
     patch: Callable[[Path], None] | None = None
-    env: Callable[[str], dict[str, str]] = lambda url: {}
+    # (AMQP URL, management HTTP URL) -> environment variables
+    env: Callable[[str, str], dict[str, str]] = lambda url, http_url: {}
     not_applicable: list[tuple[str, str]] = field(default_factory=list)
     guest_only: bool = False   # the suite hard-codes guest/guest and vhost /
-    # durable queues with fixed names that the suite leaves messages in (deleted before a run:
-    # otherwise only the first run against a broker can pass)
+    # queues (often durable) and exchanges with fixed names that the suite leaves behind,
+    # messages in them too: deleted before a run (otherwise only the first run against a
+    # broker can pass) and after it (the broker may be shared)
     leftovers: list[str] = field(default_factory=list)
+    leftover_exchanges: list[str] = field(default_factory=list)
 
     def version(self, overrides: dict[str, str]) -> str:
         if self.name in overrides:
@@ -224,6 +251,17 @@ SUITES = [
           ["pytest<=8.0.0", "pytest-timeout", "pytest-rerunfailures"],
           env=_env_host_port, guest_only=True,
           not_applicable=[(r"\[tls[\]-]", TLS), (r"::test_tls_", TLS)]),
+    # the functional tests (the unit tests use a fake connection); they set up and clean up
+    # through the management API, at --management-url / the started Leveret's
+    Suite("amqpstorm", "amqpstorm", "3.1.4", ["amqpstorm/tests/functional"],
+          ["pytest", "pytest-timeout", "requests"],
+          patch=_patch_amqpstorm, env=_env_amqpstorm,
+          # its @setup(queue=False) tests declare durable queues they never delete
+          leftovers=["test_api_queue_declare", "test_api_queue_declare_passive_exists",
+                     "test_api_queue_get", "test_api_queue_list", "test_api_queue_list_all"],
+          leftover_exchanges=["test_queue_declare_passive_exists"],
+          not_applicable=[(r"functional[./]ssl[./]", TLS),
+                          (r"::test_api_ssl_test$", "TLS: expects the suite's CA on HTTPS")]),
 ]
 
 
@@ -325,21 +363,20 @@ def parse_junit(path: Path) -> dict[str, str]:
     return outcomes
 
 
-def run_suite(cache: Cache, suite: Suite, version: str, url: str, results_dir: Path,
-              timeout: int, extra: list[str]) -> Result:
+def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
+              results_dir: Path, timeout: int, extra: list[str]) -> Result:
     try:
         src = cache.source(suite, version)
         venv = cache.venv(suite, version)
     except SuiteError as exc:
         print(f"  {suite.name} {version}: not run: {exc}", flush=True)
         return Result(suite.name, version, {}, "not run (see the output)")
-    if suite.leftovers:
-        _delete_queues(url, suite.leftovers)
+    _delete_leftovers(url, suite)
     results_dir.mkdir(parents=True, exist_ok=True)
     junit = results_dir / f"{suite.name}.xml"
     junit.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(suite.env(url))
+    env.update(suite.env(url, http_url))
     env.update(PYTHONPATH=str(cache.plugin_dir()), LEVERET_SUITE_URL=url,
                LEVERET_SUITES_NA=json.dumps(suite.not_applicable))
     cmd = [str(venv / "bin/python"), "-m", "pytest", *suite.tests, "-p", PLUGIN_NAME,
@@ -356,6 +393,8 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, results_dir: P
                            timeout=timeout)
         except subprocess.TimeoutExpired:
             return Result(suite.name, version, {}, f"not run: over {timeout} s (see {log})")
+        finally:
+            _delete_leftovers(url, suite)
     if not junit.exists():
         return Result(suite.name, version, {}, f"not run: pytest wrote no report (see {log})")
     result = Result(suite.name, version, parse_junit(junit))
@@ -365,11 +404,15 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, results_dir: P
     return result
 
 
-def _delete_queues(url: str, names: list[str]) -> None:
+def _delete_leftovers(url: str, suite: Suite) -> None:
+    if not suite.leftovers and not suite.leftover_exchanges:
+        return
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         channel = connection.channel()
-        for name in names:
+        for name in suite.leftovers:
             channel.queue_delete(name)
+        for name in suite.leftover_exchanges:
+            channel.exchange_delete(name)
 
 
 def _free_port() -> int:
@@ -388,11 +431,13 @@ def _answers_amqp(port: int) -> bool:
 
 
 class LeveretServer:
-    """`python -m leveret serve` on a free port with a temporary data directory."""
+    """`python -m leveret serve` on free ports (AMQP, management API) with a temporary data
+    directory; no Prometheus endpoint."""
 
     def __init__(self, log: Path):
         self.log = log
         self.port = _free_port()
+        self.management_port = _free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="leveret-suites-")
         self.proc: subprocess.Popen | None = None
 
@@ -400,11 +445,16 @@ class LeveretServer:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
     def __enter__(self) -> "LeveretServer":
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leveret", "serve", "--port", str(self.port),
+             "--management-port", str(self.management_port), "--no-prometheus",
              "--data-dir", self.tmp.name, "--log-level", "warning"],
             env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         for _ in range(300):
@@ -427,8 +477,8 @@ class LeveretServer:
 
 
 def run_all(cache: Cache, suites: list[Suite], versions: dict[str, str], url: str,
-            results_dir: Path, timeout: int, extra: list[str]) -> list[Result]:
-    return [run_suite(cache, s, s.version(versions), url, results_dir, timeout, extra)
+            http_url: str, results_dir: Path, timeout: int, extra: list[str]) -> list[Result]:
+    return [run_suite(cache, s, s.version(versions), url, http_url, results_dir, timeout, extra)
             for s in suites]
 
 
@@ -488,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the --url broker's name in the table (and its results folder)")
     parser.add_argument("--compare", action="store_true",
                         help="also run against RabbitMQ and print both side by side")
+    parser.add_argument("--management-url",
+                        help="the --url broker's management API (default http://HOST:15672)")
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
+    parser.add_argument("--rabbitmq-management-url", default=DEFAULT_RABBITMQ_HTTP_URL)
     parser.add_argument("--suite", action="append", choices=[s.name for s in SUITES],
                         help="only this library (repeatable)")
     parser.add_argument("--version", action="append", default=[], metavar="NAME=VERSION",
@@ -509,14 +562,15 @@ def main(argv: list[str] | None = None) -> int:
     cache = Cache(args.cache, dict(g.split("=", 1) for g in args.git))
     results = args.cache / "results"
     columns: dict[str, list[Result]] = {}
-    targets: list[tuple[str, str | None]] = []
+    targets: list[tuple[str, str | None, str]] = []
     if args.url:
-        targets.append((args.label, args.url))
+        targets.append((args.label, args.url, args.management_url
+                        or f"http://{urlsplit(args.url).hostname or '127.0.0.1'}:15672"))
     else:
-        targets.append(("Leveret", None))
+        targets.append(("Leveret", None, ""))
     if args.compare:
-        targets.append(("RabbitMQ 3.10.8", args.rabbitmq_url))
-    for label, url in targets:
+        targets.append(("RabbitMQ 3.10.8", args.rabbitmq_url, args.rabbitmq_management_url))
+    for label, url, http_url in targets:
         out = results / label.split()[0].lower()
         if args.from_results:
             columns[label] = load_results(out, suites, versions)
@@ -524,16 +578,17 @@ def main(argv: list[str] | None = None) -> int:
         if url is None:
             with LeveretServer(out / "leveret.log") as server:
                 print(f"== {label} at {server.url}", flush=True)
-                columns[label] = run_all(cache, suites, versions, server.url, out,
-                                         args.timeout, args.pytest_args)
+                columns[label] = run_all(cache, suites, versions, server.url,
+                                         server.http_url, out, args.timeout,
+                                         args.pytest_args)
         else:
             if any(s.guest_only for s in suites) and not re.match(
                     r"amqp://(guest:guest@)?[^/]*(/|/%2[Ff])?$", url):
                 print("note: the kombu and py-amqp suites always use guest/guest and vhost /",
                       file=sys.stderr)
             print(f"== {label} at {url}", flush=True)
-            columns[label] = run_all(cache, suites, versions, url, out, args.timeout,
-                                     args.pytest_args)
+            columns[label] = run_all(cache, suites, versions, url, http_url, out,
+                                     args.timeout, args.pytest_args)
     text = table(columns)
     print(text)
     if args.markdown:

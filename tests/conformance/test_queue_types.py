@@ -800,6 +800,39 @@ def test_quorum_drop_head_dead_letters_the_last_dropped_first(conn, ch, uniq, cl
     assert [b for b, _, _ in drain(ch, q)] == ["ccccccccc", "dddddd"]
 
 
+@pytest.mark.parametrize("how", ["recover", "nack"])
+def test_quorum_requeue_without_delivery_limit_applies_one_message_at_a_time(conn, ch, uniq, cleanup, how):
+    """A quorum queue without a delivery limit requeues what one settlement returns one message
+    at a time: rabbit_fifo's leader turns the return into one ``requeue`` command per message (in
+    message-id order, make_requeue), each to the back of the queue and each followed by its own
+    checkout and length-limit check. So with ``x-max-length`` 1 the limit drops the message that
+    was ready first, then the first message returned, and they are dead-lettered in that order
+    (one command's drops would come newest first); the last one returned stays (lifecycle seed
+    23247)."""
+    sink = ch.queue_declare(uniq + ".dlq", exclusive=True).method.queue
+    q = quorum(ch, cleanup, uniq + ".qq", **{"x-max-length": 1, "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": sink})
+    pub = conn.channel()
+    pub.confirm_delivery()
+    x = conn.channel()
+    x.basic_qos(prefetch_count=3)
+    got = []
+    tag = x.basic_consume(q, lambda _c, m, _p, b: got.append((b, m.delivery_tag)))
+    for b in ("a", "b"):
+        assert published(pub, q, b)
+    pump(conn, lambda: len(got) == 2)
+    assert [b for b, _ in got] == [b"a", b"b"]
+    x.basic_cancel(tag)                                     # a, b stay unacked
+    assert published(pub, q, "c")                           # ready: c
+    if how == "recover":
+        x.basic_recover(requeue=True)
+    else:
+        x.basic_nack(got[-1][1], multiple=True, requeue=True)
+    assert wait_count(ch, sink, 2) == 2
+    assert [b for b, _, _ in drain(ch, sink)] == ["c", "a"]
+    assert drain(ch, q) == [("b", True, 1)]
+
+
 def test_quorum_requeue_drops_dead_letter_before_its_delivery_limit_ones(connect, conn, ch, uniq, cleanup):
     """One return (a consumer's channel closing) that both takes a quorum queue past its delivery
     limit and over its length limit: the messages the limit drops are dead-lettered first (newest

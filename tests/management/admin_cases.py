@@ -179,6 +179,8 @@ CASES = [
     ("health.virtual_hosts", "GET", "/api/health/checks/virtual-hosts", None),
     ("health.quorum_critical", "GET", "/api/health/checks/node-is-quorum-critical", None),
     ("health.mirror_sync_critical", "GET", "/api/health/checks/node-is-mirror-sync-critical", None),
+    ("health.node_healthcheck", "GET", "/api/healthchecks/node", None),
+    ("health.node_healthcheck_other_node", "GET", "/api/healthchecks/node/rabbit@elsewhere", None),
 ]
 
 # statistics keys either side may lack (RabbitMQ adds them once its collector has run; they

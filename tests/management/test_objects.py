@@ -214,3 +214,44 @@ def test_delete_connection_closes_it_with_the_reason(api, broker_url):
     finally:
         if conn.is_open:
             conn.close()
+
+
+def test_deprecated_node_healthcheck(api):
+    """``/api/healthchecks/node[/{node}]`` (rabbit_mgmt_wm_healthchecks, deprecated in 3.10 but
+    served; amqpstorm's ``healthchecks.get`` calls it): ok for this node, 404 for another name,
+    401 without credentials."""
+    status, _, overview = call(api, "GET", "/api/overview")
+    assert status == 200
+    node = overview["node"]
+    assert call(api, "GET", "/api/healthchecks/node")[::2] == (200, {"status": "ok"})
+    assert call(api, "GET", f"/api/healthchecks/node/{node}")[::2] == (200, {"status": "ok"})
+    assert call(api, "GET", f"/api/healthchecks/node/{node}x")[::2] == (
+        404, {"error": "Object Not Found", "reason": "Not Found"})
+    assert call(api, "GET", "/api/healthchecks/node", auth=False)[0] == 401
+
+
+@pytest.mark.leveret_only
+def test_deprecated_node_healthcheck_fails_while_an_alarm_is_in_effect(leveret_server):
+    """rabbit_health_check:local fails on alarms: 503, ``resource alarm(s) in effect:`` and the
+    alarm list as Erlang's ``~p`` prints rabbit:alarms()."""
+    server = leveret_server("--vm-memory-high-watermark", "1MB")     # below what the process uses
+    api = server.management_url.split("@")[-1].replace("http://", "")
+    node = call(api, "GET", "/api/overview")[2]["node"]
+    status, _, body = call(api, "GET", "/api/healthchecks/node")
+    assert (status, body) == (503, {"status": "failed", "reason": "resource alarm(s) in effect:"
+                                    f"[{{{{resource_limit,memory,'{node}'}},[]}}]"})
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/api/overview/", 200), ("/api/queues/%2F/", 200), ("/api/users/without-permissions/", 200),
+    ("/api/healthchecks/node/", 200), ("/api/overview//", 404), ("/api//overview", 404),
+])
+def test_one_trailing_slash_is_the_same_path(api, path, status):
+    """cowboy's router drops one trailing slash; a second one, or an empty segment inside, is a
+    path of its own (404). amqpstorm's ``healthchecks.get()`` asks for /api/healthchecks/node/."""
+    got, _, body = call(api, "GET", path)
+    assert got == status
+    if status == 200:       # the same resource (the type of its answer; statistics move)
+        assert type(body) is type(call(api, "GET", path[:-1])[2])
+    else:
+        assert body == {"error": "Object Not Found", "reason": "Not Found"}

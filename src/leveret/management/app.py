@@ -9,7 +9,8 @@ RabbitMQ's ``%2F`` vhost segments work as they do there. Starlette would need an
 Every route lives in a module of :mod:`leveret.management.routes` (one per resource group);
 :data:`~leveret.management.routes.MODULES` lists them. Handlers read the broker through
 its administrative and introspection methods, never through queue or connection internals.
-Errors leave as RabbitMQ's JSON (:mod:`.errors`): an unknown path is 404 ``Object Not
+A path may end with one slash, as with cowboy. Errors leave as RabbitMQ's JSON
+(:mod:`.errors`): an unknown path is 404 ``Object Not
 Found``, a method a path lacks is 405 with ``allow`` and no body, an exception inside a
 handler is 500 ``{"error":"internal_server_error"}`` (logged), never a dropped connection.
 """
@@ -47,6 +48,13 @@ def build_app(broker) -> web.Application:
     app["broker"] = broker
     for mod in MODULES:
         app.router.add_routes(mod.routes)
+    # cowboy's router drops one trailing slash (/api/overview/ is /api/overview); a second one
+    # is an empty segment (404). The slash variants come after every route, in the same order,
+    # so a fixed path still wins over a variable one.
+    for mod in MODULES:
+        app.router.add_routes([web.route(r.method, r.path + "/", r.handler, **r.kwargs)
+                               for r in mod.routes if isinstance(r, web.RouteDef)
+                               and r.path.startswith("/api/") and not r.path.endswith("/")])
     return app
 
 

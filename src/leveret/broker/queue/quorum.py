@@ -34,7 +34,10 @@ Everything quorum-specific lives here, as overrides of the common queue:
 * **Dead-letter order**: what one command (a publish, a return) makes the
   limit drop is dead-lettered newest first, ahead of the command's other
   dead-letters (past the delivery limit, expired): ``drop_head`` prepends each
-  drop's effect to the command's effect list.
+  drop's effect to the command's effect list. Without a delivery limit an
+  explicit return (nack, reject, recover) of several messages is one command per
+  message (``rabbit_fifo``'s ``make_requeue``), in delivery order, each
+  requeued, served and trimmed on its own.
 * **Consumer count** (declare-ok): the entries of ``rabbit_fifo``'s consumer
   map: each registered consumer (with a single active consumer only the
   active one), each unsettled ``basic.get`` message, and each cancelled
@@ -242,6 +245,14 @@ class QuorumQueue(Queue):
 
     def requeue(self, msgs: list[Message], explicit: bool = False, by=None) -> None:
         # one rabbit_fifo command (a return, or a consumer's channel going down)
+        if explicit and self.delivery_limit is None and len(msgs) > 1:
+            # without a delivery limit the leader turns a return into one requeue command per
+            # message (handle_aux, make_requeue: message-id order, which is the order the
+            # consumer got them in, as here), each applied on its own: to the back, checkout,
+            # evaluate_limit, its own dead-letters
+            for m in msgs:
+                self.requeue([m], True, by)
+            return
         if by is not None and explicit and self.delivery_limit is not None and by.prefetch:
             # rabbit_fifo's return credits the consumer for each returned message, and once more
             # for each one past the delivery limit (complete/5 discards it, crediting it too):

@@ -5,7 +5,10 @@ Any management user may call them (the aliveness test: one that may see the vhos
 check is 200 ``{"status":"ok"}`` (plus what it checked: ``port``, ``protocol``, or
 ``reason: "single node cluster"`` for the two cluster checks); a failing one is 503
 ``{"status":"failed","reason":...}`` with the check's details (``alarms``, ``missing`` and the
-``ports``/``protocols`` there are, ``expired``). Listeners are this node's: AMQP (``amqp``),
+``ports``/``protocols`` there are, ``expired``). The deprecated ``/api/healthchecks/node[/{node}]`` (``rabbit_mgmt_wm_healthchecks``, which
+amqpstorm's ``healthchecks.get`` calls) answers ``{"status":"ok"}``, 503 with ``resource alarm(s)
+in effect:...`` (the alarm list as Erlang's ``~p`` prints it) while an alarm is in effect, and 404
+for a node name that is not this node's. Listeners are this node's: AMQP (``amqp``),
 AMQPS (``amqp/ssl``) and the management API (``http``); RabbitMQ's inter-node ``clustering``
 listener does not exist here. Bad arguments get RabbitMQ's 400 texts.
 """
@@ -18,7 +21,7 @@ from cryptography import x509
 
 from ...broker.health import aliveness_test, alarms, listeners
 from ..auth import authenticate, require_vhost
-from ..errors import bad_request
+from ..errors import bad_request, not_found
 from ..listing import json_response
 
 routes = web.RouteTableDef()
@@ -42,6 +45,21 @@ async def aliveness(request):
     why = aliveness_test(request.app["broker"], vhost)
     if why is not None:
         return _failed({"reason": why})
+    return json_response({"status": "ok"})
+
+
+@routes.get("/api/healthchecks/node")
+@routes.get("/api/healthchecks/node/{node}")
+async def node_health_check(request):
+    # rabbit_health_check:local (channels, queues, alarms, partitions): only alarms can fail here
+    authenticate(request)
+    b = request.app["broker"]
+    if request.match_info.get("node", b.node_name) != b.node_name:
+        raise not_found()
+    found = alarms(b)
+    if found:
+        listed = ",".join(f"{{{{resource_limit,{a['resource']},'{a['node']}'}},[]}}" for a in found)
+        return _failed({"reason": f"resource alarm(s) in effect:[{listed}]"})
     return json_response({"status": "ok"})
 
 
