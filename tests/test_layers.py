@@ -36,7 +36,7 @@ import leveret
 SRC = os.path.dirname(os.path.abspath(leveret.__file__))
 ABOVE_AMQP = {"leveret.broker", "leveret.server", "leveret.store", "leveret.auth", "leveret.cli",
               "leveret.node", "leveret.embed", "leveret.testing", "leveret.perf", "leveret.ctl",
-              "leveret.__main__", "leveret.shovel"}
+              "leveret.__main__", "leveret.shovel", "leveret.federation"}
 # the top layer: the node, the broker in a thread (embed), the pytest plugin (testing)
 TOP = {"leveret.cli", "leveret.node", "leveret.embed", "leveret.testing", "leveret.__main__"}
 LAYERS = {
@@ -45,26 +45,32 @@ LAYERS = {
     "amqp": (ABOVE_AMQP, {"asyncio", "socket", "selectors", "select", "ssl"}),
     "store": (ABOVE_AMQP - {"leveret.store"}, {"socket", "selectors", "select", "ssl"}),
     "auth": (ABOVE_AMQP - {"leveret.auth"}, {"asyncio", "socket", "selectors", "select", "ssl"}),
-    "broker": ({"leveret.server", "leveret.management", "leveret.perf", "leveret.shovel"} | TOP,
+    "broker": ({"leveret.server", "leveret.management", "leveret.perf", "leveret.shovel", "leveret.federation"} | TOP,
                {"socket", "selectors", "select", "ssl"}),
-    "server": ({"leveret.perf", "leveret.ctl", "leveret.management", "leveret.shovel"} | TOP, set()),
+    "server": ({"leveret.perf", "leveret.ctl", "leveret.management", "leveret.shovel", "leveret.federation"} | TOP,
+               set()),
     # shovels run above the server (direct connections through its listener, control commands);
     # the management API reads them through Broker.shovels
-    "shovel": ({"leveret.perf", "leveret.ctl", "leveret.management"} | TOP, set()),
+    "shovel": ({"leveret.perf", "leveret.ctl", "leveret.management", "leveret.federation"} | TOP, set()),
+    # federation runs as shovels do (and reuses their client and parameter checks); the
+    # management API reads it through Broker.federation
+    "federation": ({"leveret.perf", "leveret.ctl", "leveret.management"} | TOP, set()),
     # the management API reads the broker through its admin/introspection methods; it never
     # reaches the AMQP listener, the node or the CLI
-    "management": ({"leveret.server", "leveret.perf", "leveret.ctl", "leveret.shovel"} | TOP, set()),
+    "management": ({"leveret.server", "leveret.perf", "leveret.ctl", "leveret.shovel", "leveret.federation"} | TOP,
+                   set()),
     # Prometheus reads the broker as the management API does (introspect, stats) and shares
     # its HTTP listener (management/app.py)
-    "prometheus": ({"leveret.server", "leveret.perf", "leveret.ctl", "leveret.shovel"} | TOP, set()),
+    "prometheus": ({"leveret.server", "leveret.perf", "leveret.ctl", "leveret.shovel", "leveret.federation"} | TOP,
+                   set()),
     "perf": ({"leveret.broker", "leveret.server", "leveret.store", "leveret.auth"} | TOP, set()),
     # ctl (a client of the control socket) knows only the settings (where the socket is)
     "ctl": ({"leveret.amqp", "leveret.broker", "leveret.server", "leveret.store", "leveret.auth",
-             "leveret.perf", "leveret.shovel"} | TOP, set()),
+             "leveret.perf", "leveret.shovel", "leveret.federation"} | TOP, set()),
     # the pytest plugin sits at the top: it may use the node (through leveret.embed), never the CLI
     "testing": ({"leveret.cli", "leveret.__main__", "leveret.ctl", "leveret.perf"}, set()),
 }
-NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus", "shovel")
+NO_LOCAL_IMPORTS = ("config", "amqp", "auth", "store", "broker", "server", "management", "prometheus", "shovel", "federation")
 
 
 def files_of(pkg: str) -> list[str]:

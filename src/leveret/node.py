@@ -27,6 +27,8 @@ from . import __version__
 from .broker.broker import Broker
 from .server.control import ControlServer
 from .server.listener import Listener
+from .federation import FederationSupervisor
+from .federation import control as _federation_control  # noqa: F401  (registers the ctl commands)
 from .shovel import ShovelSupervisor
 from .shovel import control as _shovel_control  # noqa: F401  (registers the ctl commands)
 
@@ -48,6 +50,7 @@ class Node(Broker):
     management: ManagementServer | None = None
     prometheus: PrometheusServer | None = None
     shovel_supervisor: ShovelSupervisor | None = None
+    federation_supervisor: FederationSupervisor | None = None
 
     @property
     def management_port(self) -> int | None:
@@ -87,6 +90,8 @@ class Node(Broker):
             raise
         self.shovel_supervisor = ShovelSupervisor(self, self.listener)
         await self.shovel_supervisor.start()
+        self.federation_supervisor = FederationSupervisor(self, self.listener)
+        await self.federation_supervisor.start()
         path = ControlServer.path_for(self.settings)
         if path is not None:
             control = ControlServer(self, path)
@@ -130,6 +135,9 @@ class Node(Broker):
 
     async def stop(self) -> None:
         self.stop_timers()
+        if self.federation_supervisor is not None:
+            await self.federation_supervisor.stop()
+            self.federation_supervisor = None
         if self.shovel_supervisor is not None:
             await self.shovel_supervisor.stop()
             self.shovel_supervisor = None

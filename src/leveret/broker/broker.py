@@ -74,6 +74,11 @@ class Broker(AdminMixin):
         self.runtime_parameters: dict[tuple[str, str, str], object] = {}
         self.hooks: dict = {}
         self.shovels = None                     # the shovel supervisor (leveret.shovel), set by the node
+        self.federation = None                  # the federation supervisor (leveret.federation), idem
+        # watchers of exchanges and queues (federation, as RabbitMQ's exchange and queue
+        # decorators): ``changed(vhost, event, entity)`` with event "created", "deleted",
+        # "policy" or "bindings" (an exchange's own bindings changed); see VHost.tell
+        self.observers: list = []
         s = self.settings
         self.recovery = recover(self)
         if not self.vhosts:

@@ -396,3 +396,58 @@ class DeduplicationExchange(FanoutExchange):
 
 
 TYPES["x-message-deduplication"] = DeduplicationExchange
+
+
+class FederationUpstreamExchange(FanoutExchange):
+    """``x-federation-upstream`` (RabbitMQ's ``rabbit_federation_upstream_exchange``, which the
+    federation plugin registers): the internal exchange a downstream's federation link declares
+    on its upstream. Fanout routing, but a message that already went through ``x-max-hops``
+    brokers, or through the downstream itself (``x-downstream-name`` / ``x-downstream-vhost``
+    found in its ``x-received-from`` header), routes nowhere. ``x-max-hops`` must be a
+    ``long`` (``l``) argument: ``Argument x-max-hops missing`` / ``... must be of type long``."""
+
+    __slots__ = ("max_hops", "down_name", "down_vhost")
+    type_name = "x-federation-upstream"
+
+    def __init__(self, name, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
+        hops = (arguments or {}).get("x-max-hops")
+        if hops is None:
+            raise precondition_failed("Argument x-max-hops missing", 40, 10)
+        if getattr(hops, "tag", None) != "l":
+            raise precondition_failed("Argument x-max-hops must be of type long", 40, 10)
+        self.max_hops = hops.value
+        dn, dv = (arguments or {}).get("x-downstream-name"), (arguments or {}).get("x-downstream-vhost")
+        self.down_name = table_plain(dn) if getattr(dn, "tag", "S") == "S" and dn is not None else None
+        self.down_vhost = table_plain(dv) if getattr(dv, "tag", "S") == "S" and dv is not None else None
+        super().__init__(name, vhost, durable=durable, auto_delete=auto_delete, internal=internal,
+                         arguments=arguments)
+
+    def route(self, routing_key, msg, out):
+        if self._dests and should_forward(msg.headers if msg.header is not None else {}, self.max_hops,
+                                          self.down_name, self.down_vhost):
+            out.extend(self._dests)
+
+
+def _text(v):
+    v = table_plain(v)
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+def should_forward(headers: dict, max_hops: int, name, vhost) -> bool:
+    """``rabbit_federation_util:should_forward``: fewer than ``max_hops`` entries in the
+    ``x-received-from`` array and none from (``name``, ``vhost``)."""
+    been = headers.get("x-received-from")
+    if been is None or getattr(been, "tag", "A") != "A":
+        return True
+    been = table_plain(been)
+    if not isinstance(been, list):
+        return True
+    if len(been) >= max_hops:
+        return False
+    for t in been:
+        if isinstance(t, dict) and _text(t.get("cluster-name")) == name and _text(t.get("vhost")) == vhost:
+            return False
+    return True
+
+
+TYPES["x-federation-upstream"] = FederationUpstreamExchange

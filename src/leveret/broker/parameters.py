@@ -6,7 +6,7 @@ registers: ``vhost-limits`` (the core: one parameter named ``limits`` per vhost 
 is the limits object), ``policy`` and ``operator_policy`` (listed by component, but left out
 of the list of all parameters), ``shovel`` and ``federation-upstream`` (their plugins). A
 component Leveret does not have is refused as RabbitMQ refuses one whose plugin is not
-enabled: ``Validation failed\\n\\ncomponent federation-upstream not found\\n``. Components
+enabled: ``Validation failed\\n\\ncomponent x-unknown not found\\n``. Components
 whose parameters the broker stores for them (the shovel's) subclass :class:`StoredComponent`.
 
 Leveret stores each component's parameters where the feature lives (vhost limits in the vhost

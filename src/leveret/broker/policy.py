@@ -75,6 +75,18 @@ CHECKS = {a.policy: a.policy_check for a in ARGUMENTS if a.policy and a.policy_c
 CHECKS["alternate-exchange"] = ("alternate exchange name", _string)
 # accepted for compatibility with existing RabbitMQ definitions, without effect on one node
 ACCEPTED = tuple(a.policy for a in ARGUMENTS if a.policy and not a.policy_check)
+# checks over a whole definition that plugin-like features add (``rabbit_policy_validator``s
+# that see several keys at once, as federation's "cannot specify ... together")
+VALIDATORS: list = []
+
+
+def register_keys(checks: dict, validator=None) -> None:
+    """Make policy keys of a plugin-like feature valid: ``checks`` maps each key to its
+    ``(noun, check)`` as :data:`CHECKS`; ``validator(definition)`` may refuse a combination
+    (it returns RabbitMQ's message, or None)."""
+    CHECKS.update(checks)
+    if validator is not None and validator not in VALIDATORS:
+        VALIDATORS.append(validator)
 
 
 def erl(v) -> str:
@@ -102,6 +114,10 @@ def _definition_error(definition, operator: bool = False) -> str | None:
         check = CHECKS.get(k)
         if check is not None and not check[1](v):
             return f"{erl(v)} is not a valid {check[0]}"
+    for validator in VALIDATORS:
+        err = validator(definition)
+        if err:
+            return err
     known = OPERATOR_KEYS if operator else (*CHECKS, *ACCEPTED)
     unknown = {k: v for k, v in definition.items() if k not in known}
     if unknown:

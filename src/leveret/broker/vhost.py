@@ -82,6 +82,12 @@ class VHost:
             raise not_found(f"no queue '{name}' in vhost '{self.name}'")
         return q
 
+    def tell(self, event: str, entity) -> None:
+        """Tell the broker's observers (``Broker.observers``) that ``entity`` was created,
+        deleted, got another policy, or (an exchange) had its bindings changed."""
+        for o in self.broker.observers:
+            o.changed(self, event, entity)
+
     # ------------------------------------------------------------ policies
 
     def set_policy(self, p, kind: str = "policy") -> None:
@@ -112,6 +118,8 @@ class VHost:
             entity.policy = p
             entity.operator_policy = op
             entity.configure()
+            if self.broker.observers:
+                self.tell("policy", entity)
 
     # ------------------------------------------------------------ routing
 
@@ -207,6 +215,8 @@ class VHost:
             self.broker.store.definitions.put("exchange", (self.name, name), type=type_name,
                                               auto_delete=bool(auto_delete), internal=bool(internal),
                                               args=encode_args(arguments))
+        if self.broker.observers:
+            self.tell("created", x)
         return x
 
     def _assert_exchange_equivalent(self, x, type_name, durable, auto_delete, internal, arguments):
@@ -240,9 +250,13 @@ class VHost:
             x.remove_binding(b.identity)
             if b.destination.kind == "queue":
                 _discard(b.destination.bindings, b)
+        if self.broker.observers:
+            self.tell("deleted", x)
         # bindings where x is the destination
         for src in list(self.exchanges.values()):
             if src.remove_bindings_to(x):
+                if self.broker.observers:
+                    self.tell("bindings", src)
                 self._maybe_auto_delete_exchange(src)
 
     def _maybe_auto_delete_exchange(self, x: Exchange) -> None:
@@ -259,6 +273,8 @@ class VHost:
                 dest.bindings.append(b)
             if source.durable and dest.durable:
                 self.broker.store.definitions.put("binding", self._binding_key(source, dest, routing_key, arguments))
+            if self.broker.observers:
+                self.tell("bindings", source)
 
     def _binding_key(self, source, dest, routing_key: str, arguments: dict) -> tuple:
         return (self.name, source.name, dest.kind, dest.name, routing_key, encode_args(arguments))
@@ -277,6 +293,8 @@ class VHost:
         if source.durable and dest.durable:
             # the key the binding was stored under: its arguments as they were bound
             self.broker.store.definitions.delete("binding", self._binding_key(source, dest, routing_key, b.arguments))
+        if self.broker.observers:
+            self.tell("bindings", source)
         self._maybe_auto_delete_exchange(source)
 
     # ------------------------------------------------------------ queues
@@ -289,6 +307,8 @@ class VHost:
         if q.durable:
             self.broker.store.definitions.put("queue", (self.name, q.name), auto_delete=bool(q.auto_delete),
                                               args=encode_args(q.arguments))
+        if self.broker.observers:
+            self.tell("created", q)
 
     def delete_queue(self, q: Queue) -> int:
         """Remove a queue, its bindings and consumers; returns the ready count it had."""
@@ -297,8 +317,12 @@ class VHost:
         q.deleted = True
         del self.queues[q.name]
         self.broker.stats.retire_queue(q)
+        if self.broker.observers:
+            self.tell("deleted", q)
         for b in list(q.bindings):
             b.source.remove_binding(b.identity)
+            if self.broker.observers:
+                self.tell("bindings", b.source)
             self._maybe_auto_delete_exchange(b.source)
         q.bindings.clear()
         n = q.message_count

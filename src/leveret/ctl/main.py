@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from . import (definitions, diagnostics, limits, node, objects, permissions, policies, shovels, users,  # noqa: F401
+from . import (definitions, diagnostics, federation, limits, node, objects, permissions, policies, shovels, users,  # noqa: F401
                vhosts)  # (they register their commands)
 from .client import ControlClient, Unreachable, socket_path
 from .framework import (DIAGNOSTICS, EX_OK, EX_TEMPFAIL, EX_USAGE, FORMATTERS, GROUPS, REGISTRY, USAGE_PREFIX, Context,

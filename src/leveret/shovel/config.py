@@ -187,7 +187,8 @@ def parse_uri(text: str) -> URI:
     try:
         port = parts.port
     except ValueError:
-        raise URIError(f"{{port_out_of_range,{erl([ord(c) for c in text])}}}") from None
+        port_text = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise URIError(f"{{{{port_out_of_range,{port_text}}},{erl([ord(c) for c in text])}}}") from None
     host = parts.hostname or None
     if host is None and port is not None:
         raise URIError(f"{{port_requires_host,{erl([ord(c) for c in text])}}}")

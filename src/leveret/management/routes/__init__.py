@@ -4,8 +4,8 @@ declared before the variable ones they would otherwise match (``/api/users/witho
 before ``/api/users/{user}``)."""
 from __future__ import annotations
 
-from . import (bindings, connections, definitions, exchanges, health, limits, misc, overview, parameters,
-               permissions, queues, shovels, ui, users, vhosts)
+from . import (bindings, connections, definitions, exchanges, federation, health, limits, misc, overview,
+               parameters, permissions, queues, shovels, ui, users, vhosts)
 
 MODULES = [misc, vhosts, users, permissions, limits, parameters, definitions, health, overview, connections,
-           exchanges, queues, bindings, shovels, ui]
+           exchanges, queues, bindings, shovels, federation, ui]
