@@ -80,11 +80,15 @@ ACCEPTED = tuple(a.policy for a in ARGUMENTS if a.policy and not a.policy_check)
 VALIDATORS: list = []
 
 
+REGISTERED: set = set()     # the keys register_keys added (federation's), beside the queue arguments
+
+
 def register_keys(checks: dict, validator=None) -> None:
     """Make policy keys of a plugin-like feature valid: ``checks`` maps each key to its
     ``(noun, check)`` as :data:`CHECKS`; ``validator(definition)`` may refuse a combination
     (it returns RabbitMQ's message, or None)."""
     CHECKS.update(checks)
+    REGISTERED.update(checks)
     if validator is not None and validator not in VALIDATORS:
         VALIDATORS.append(validator)
 
