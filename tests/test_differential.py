@@ -20,8 +20,7 @@ its own parametrised test:
   quorum queues with x-delivery-limit), publishes with priorities, expiration "0", CC/BCC
   headers, dead-lettering by reject/nack, length limits and TTL 0, and consumers (x-priority,
   prefetch, exclusive, auto-ack, cancel, qos). Received headers are compared exactly except
-  that an x-death entry's ``time`` value is masked (its type and position are kept) and
-  ``x-last-death-*`` (RabbitMQ 3.13+, not 3.10) is ignored.
+  that an x-death entry's ``time`` value is masked (its type and position are kept).
 
 Knobs (environment):
 
@@ -223,11 +222,9 @@ def norm_value(v, prefix: str):
 
 
 def norm_headers(table: list, prefix: str) -> list:
-    """x-last-death-* dropped (RabbitMQ 3.10 has none); each x-death entry's time masked."""
+    """Each x-death entry's time masked."""
     out = []
     for k, (t, v) in table:
-        if k.startswith("x-last-death-"):
-            continue
         if k == "x-death" and t == "A":
             v = [("F", [(dk, ("T", "*") if dk == "time" and dv[0] == "T" else dv) for dk, dv in e])
                  if et == "F" else (et, e) for et, e in v]

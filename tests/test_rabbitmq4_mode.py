@@ -1,5 +1,8 @@
-"""`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues): RabbitMQ 4.x defaults."""
+"""`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues, last_death_headers): RabbitMQ 4.x
+defaults."""
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -10,7 +13,8 @@ pytestmark = pytest.mark.leveret_only
 
 @pytest.fixture
 async def broker4():
-    async with Broker(Settings(port=0, ignore_global_qos=True, refuse_transient_queues=True)) as b:
+    async with Broker(Settings(port=0, ignore_global_qos=True, refuse_transient_queues=True,
+                                last_death_headers=True)) as b:
         yield b
 
 
@@ -79,3 +83,25 @@ async def test_default_mode_keeps_313_behaviour():
             await q.consume(on_msg)
             await asyncio.sleep(0.3)
             assert got == [b"0"]
+
+
+async def test_dead_letters_carry_x_last_death_headers(broker4):
+    """3.13+ (so 4.x) sets x-last-death-{reason,queue,exchange} on every dead-lettering; the
+    default (3.10) mode does not (tests/conformance/test_dead_letter.py)."""
+    import aio_pika
+    async with await aio_pika.connect(_url(broker4)) as conn:
+        ch = await conn.channel()
+        sink = await ch.declare_queue("", exclusive=True)
+        q = await ch.declare_queue("", exclusive=True, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink.name})
+        await ch.default_exchange.publish(aio_pika.Message(b"x"), routing_key=q.name)
+        m = await q.get(timeout=5)
+        await m.reject(requeue=False)
+        for _ in range(100):
+            d = await sink.get(fail=False)
+            if d is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert d is not None
+        assert {k: v for k, v in d.headers.items() if k.startswith("x-last-death-")} == {
+            "x-last-death-reason": "rejected", "x-last-death-queue": q.name, "x-last-death-exchange": ""}

@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument(flag, dest=field, default=None, help=f"{help_text} (env {env})" if env else help_text,
                            **extra)
     s.add_argument("--rabbitmq4", action="store_true",
-                   help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues")
+                   help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues, "
+                        "x-last-death-* headers")
     s.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
     # perf parses its own options (leveret.perf, imported only when used): pass everything through
     pf = sub.add_parser("perf", help="AMQP throughput/latency tester against any broker (perf --help)",
@@ -212,7 +213,7 @@ def build_settings(args, environ) -> tuple[Settings, list[str]]:
                 except ValueError as e:
                     raise ValueError(f"{source}: {e}") from None
     if args.rabbitmq4:
-        changes.update(ignore_global_qos=True, refuse_transient_queues=True)
+        changes.update(ignore_global_qos=True, refuse_transient_queues=True, last_death_headers=True)
     return dataclasses.replace(settings, **changes), warnings
 
 

@@ -100,6 +100,8 @@ class Settings:
     # RabbitMQ 4.x defaults, off by default (3.13 behaviour):
     ignore_global_qos: bool = False         # 4.x ignores basic.qos(global=True)
     refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues
+    last_death_headers: bool = False        # 3.13+ sets x-last-death-{reason,queue,exchange} on
+    #                                         every dead-lettering; 3.10 does not
 
     # ---------------------------------------------------------------- Leveret's tuning
     stats_interval: float = 5.0             # collect_statistics_interval: seconds between statistics samples

@@ -45,3 +45,17 @@ def test_the_dlx_routing_key_drops_cc():
     m = message(B, b"x", routing_key="rk", headers={"CC": ["a"]})
     new, keys, _ = make_dead_letter(m, "q", "rejected", "dlx", "dl", 1)
     assert keys == ["dl"] and "CC" not in new.properties.headers
+
+
+def test_last_death_headers_only_in_313_mode():
+    """RabbitMQ 3.10 sets no x-last-death-*; 3.13+ (``last_death``, which --rabbitmq4 turns on)
+    sets them on every death, the second one overwriting the first."""
+    m = message(B, b"x", exchange="ex", routing_key="rk")
+    plain, _, _ = make_dead_letter(m, "q1", "expired", "dlx", None, 1)
+    assert not [k for k in plain.properties.headers if k.startswith("x-last-death-")]
+    once, _, _ = make_dead_letter(m, "q1", "expired", "dlx", None, 1, last_death=True)
+    twice, _, _ = make_dead_letter(once, "q2", "rejected", "dlx2", None, 2, last_death=True)
+    h = table_plain(twice.properties.headers)
+    assert (h["x-last-death-reason"], h["x-last-death-queue"], h["x-last-death-exchange"]) == \
+        ("rejected", "q2", "dlx")
+    assert (h["x-first-death-reason"], h["x-first-death-queue"]) == ("expired", "q1")

@@ -17,8 +17,9 @@ RabbitMQ 3.10.8's x-death layout, pinned here:
   it is put at the front; the OTHER tables keep their contents but come out in REVERSE
   order (3.10 quirk: new array = [this] ++ reverse(old array minus this)).
 * the whole headers table of a dead-lettered message is sorted bytewise by key.
-RabbitMQ 3.13+ also sets ``x-last-death-reason/queue/exchange``; 3.10 does not. Leveret
-sets them: those assertions are made only when the broker's product is Leveret.
+RabbitMQ 3.13+ also sets ``x-last-death-reason/queue/exchange``; 3.10 does not, nor does
+Leveret in its default (3.10) mode: the tests assert they are absent on both (Leveret's 3.13+
+mode, ``last_death_headers``, is tested in tests/test_rabbitmq4_mode.py).
 """
 from __future__ import annotations
 
@@ -44,17 +45,10 @@ def reject_one(ch, q: str, how: str = "reject") -> None:
         ch.basic_nack(m.delivery_tag, requeue=False)
 
 
-def last_death_headers(reason: str, queue: str, exchange: str) -> dict:
-    return {"x-last-death-exchange": exchange, "x-last-death-queue": queue, "x-last-death-reason": reason}
-
-
 def check_last_death(conn, headers: dict, reason: str, queue: str, exchange: str) -> None:
-    """x-last-death-* (RabbitMQ 3.13+, Leveret): present and exact on Leveret, absent on RabbitMQ 3.10."""
+    """x-last-death-* (RabbitMQ 3.13+): absent on RabbitMQ 3.10 and on Leveret's 3.10 mode."""
     got = {k: v for k, v in headers.items() if k.startswith("x-last-death-")}
-    if is_leveret(conn):
-        assert got == last_death_headers(reason, queue, exchange)
-    else:
-        assert got == {}
+    assert got == {}
 
 
 def raw_get(rawc, q: str, timeout: float = 2.0):
@@ -95,16 +89,12 @@ def death_times(headers: list) -> list[int]:
 
 
 def death_headers(conn, xdeath: list, first: tuple[str, str, str], last: tuple[str, str, str]) -> list:
-    """The x-death / x-first-death-* / (Leveret: x-last-death-*) headers, in sorted key order.
+    """The x-death / x-first-death-* headers (3.10: no x-last-death-*), in sorted key order.
     ``first``/``last`` are (reason, queue, exchange)."""
     out = [("x-death", "A", xdeath),
            ("x-first-death-exchange", "S", first[2].encode()),
            ("x-first-death-queue", "S", first[1].encode()),
            ("x-first-death-reason", "S", first[0].encode())]
-    if is_leveret(conn):
-        out += [("x-last-death-exchange", "S", last[2].encode()),
-                ("x-last-death-queue", "S", last[1].encode()),
-                ("x-last-death-reason", "S", last[0].encode())]
     return out
 
 
@@ -400,7 +390,7 @@ def test_x_death_first_death_wire_layout(conn, rawc, uniq, cleanup):
     the headers table is re-sorted bytewise by key (user headers included); x-death is an array
     of one table [count long, reason, queue, time timestamp, exchange, routing-keys array of
     longstr, original-expiration]; x-first-death-* are longstr. Other properties are untouched,
-    except expiration, which is removed. (Leveret adds x-last-death-* in sorted position.)"""
+    except expiration, which is removed. (3.10: no x-last-death-*.)"""
     ch = confirm_channel(conn)
     sink, q = uniq + ".sink", uniq + ".q"
     cleanup.extend([sink, q])
@@ -723,11 +713,7 @@ class TestAioPika:
                     death["routing-keys"]) == ("expired", q.name, 1, "", [q.name])
             assert msg.headers["x-first-death-reason"] == "expired"
             assert msg.headers["n"] == 1
-            last = {k: v for k, v in msg.headers.items() if k.startswith("x-last-death-")}
-            if is_leveret(conn):
-                assert last == last_death_headers("expired", q.name, "")
-            else:
-                assert last == {}
+            assert not [k for k in msg.headers if k.startswith("x-last-death-")]
 
     async def test_reject_and_nack_dead_letter(self, broker_url, uniq):
         """aio-pika: message.reject(requeue=False) and message.nack(requeue=False) dead-letter ('rejected')."""

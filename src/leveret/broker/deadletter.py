@@ -1,6 +1,7 @@
 """Dead-lettering: the x-death builder and the re-publish to a queue's dead-letter exchange.
 
-Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*``):
+Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*`` when
+``settings.last_death_headers``, which ``--rabbitmq4`` sets):
 
 * the dead-lettered copy is published to the DLX with the queue's
   ``x-dead-letter-routing-key`` if it has one (then the ``CC`` header is
@@ -18,7 +19,7 @@ Follows RabbitMQ's ``rabbit_dead_letter`` (3.10; plus 3.13's ``x-last-death-*``)
   entries are reversed at each death (:func:`_group_by_queue_and_reason`), and
   an x-death header that is not an array is replaced by a fresh one;
 * ``x-first-death-{reason,queue,exchange}`` are set on the first death,
-  ``x-last-death-{reason,queue,exchange}`` on every one;
+  ``x-last-death-{reason,queue,exchange}`` on every one (3.13+ only);
 * cycles: a copy that would go back to a queue it already died in, with no
   ``rejected`` death since, is not delivered there (RabbitMQ's
   ``detect_cycles``), unless this death itself is a rejection;
@@ -65,7 +66,7 @@ def header_routes(headers: dict) -> list[str]:
 
 
 def make_dead_letter(msg: Message, queue: str, reason: str, dlx: str, dlrk: str | None,
-                     now_s: int) -> tuple[Message, list[str], list]:
+                     now_s: int, last_death: bool = False) -> tuple[Message, list[str], list]:
     """The dead-lettered copy of ``msg`` (id 0, to be stamped at enqueue), the routing keys to
     publish it with, and its x-death entries (for cycle detection)."""
     props = BasicProperties.decode(msg.header[12:])
@@ -101,9 +102,10 @@ def make_dead_letter(msg: Message, queue: str, reason: str, dlx: str, dlrk: str 
             headers["x-first-death-queue"] = _s(queue)
             headers["x-first-death-exchange"] = _s(msg.exchange)
     headers["x-death"] = Typed("A", deaths)
-    headers["x-last-death-reason"] = _s(reason)
-    headers["x-last-death-queue"] = _s(queue)
-    headers["x-last-death-exchange"] = _s(msg.exchange)
+    if last_death:
+        headers["x-last-death-reason"] = _s(reason)
+        headers["x-last-death-queue"] = _s(queue)
+        headers["x-last-death-exchange"] = _s(msg.exchange)
     if dlrk is not None:
         keys = [dlrk]
         headers.pop("CC", None)
@@ -156,8 +158,9 @@ def dead_letter(q, msgs: list, reason: str) -> None:
     now_s = int(time.time())
     broker = v.broker
     deferred = None
+    last_death = broker.settings.last_death_headers
     for m in msgs:
-        new, keys, deaths = make_dead_letter(m, q.name, reason, q.dlx, q.dlrk, now_s)
+        new, keys, deaths = make_dead_letter(m, q.name, reason, q.dlx, q.dlrk, now_s, last_death)
         out: list = []
         v.route_keys(x, list(dict.fromkeys(keys)), new, out)
         if reason != "rejected":

@@ -128,7 +128,7 @@ def leveret_broker_factory(request: pytest.FixtureRequest):
             # no ctl socket unless asked: a tmp_path is often longer than a socket path may be
             fields.setdefault("control_socket", "")
         if rabbitmq4:       # ``leveret serve --rabbitmq4``
-            fields.update(ignore_global_qos=True, refuse_transient_queues=True)
+            fields.update(ignore_global_qos=True, refuse_transient_queues=True, last_death_headers=True)
         b = BackgroundBroker(dataclasses.replace(base, **fields))
         made.append(b)
         return b.start()
