@@ -96,9 +96,10 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def rabbitmq_pid() -> int | None:
-    """The local RabbitMQ's ``beam.smp`` (for its CPU; None when there is none or several)."""
-    pids = subprocess.run(["pgrep", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()
-    return int(pids[0]) if len(pids) == 1 else None
+    """The local RabbitMQ's ``beam.smp`` (for its CPU): the oldest one (``rabbitmqctl`` runs
+    short-lived ones of its own); None when there is none."""
+    pids = subprocess.run(["pgrep", "-o", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(pids[0]) if pids else None
 
 
 def fill(url: str, queue: str, count: int, size: int, persistent: bool) -> None:
@@ -191,7 +192,7 @@ def main() -> None:
     for ack_mode in args.ack_modes.split(","):
         for scenario in args.scenarios.split(","):
             these = [x for x in rows if x["scenario"] == scenario and x["ack_mode"] == ack_mode]
-            med = {k: statistics.median(x[k] or 0 for x in these)
+            med = {k: statistics.median([x[k] for x in these if x[k] is not None] or [0])
                    for k in ("msg_per_s", "leveret_cpu_us_per_msg", "rabbitmq_cpu_us_per_msg")}
             print(f"| {ack_mode} | {scenario} | {med['msg_per_s']:,.0f} | {med['leveret_cpu_us_per_msg']:.0f} "
                   f"| {med['rabbitmq_cpu_us_per_msg']:.0f} |")
