@@ -90,3 +90,44 @@ def test_rabbitmq_shovel_definitions_run_on_leveret(rabbit, export):
             n.stop()
         api(r_api, "DELETE", f"/api/vhosts/{vhost}")
         wait_for(lambda: api(r_api, "GET", f"/api/vhosts/{vhost}")[0] == 404, "RabbitMQ vhost gone")
+
+
+def test_edge_user_with_write_on_the_exchange_only(rabbit):
+    """docs/scale-out.md's edge walkthrough: a shovel to ``dest-exchange`` declares nothing on
+    the cluster, so a RabbitMQ user with only ``write`` on that exchange is enough."""
+    r_url, r_api = rabbit
+    vhost, user = unique("zz-shovel-edge"), unique("zz-shovel-edge-user")
+    n = None
+    assert api(r_api, "PUT", f"/api/vhosts/{vhost}")[0] == 201
+    try:
+        assert api(r_api, "PUT", f"/api/permissions/{vhost}/guest",
+                   {"configure": ".*", "write": ".*", "read": ".*"})[0] in (201, 204)
+        assert api(r_api, "PUT", f"/api/users/{user}", {"password": "s3cret", "tags": ""})[0] == 201
+        assert api(r_api, "PUT", f"/api/permissions/{vhost}/{user}",
+                   {"configure": "^$", "write": "^events$", "read": "^$"})[0] in (201, 204)
+        assert api(r_api, "PUT", f"/api/exchanges/{vhost}/events", {"type": "topic", "durable": True})[0] == 201
+        assert api(r_api, "PUT", f"/api/queues/{vhost}/central", {"durable": True})[0] == 201
+        assert api(r_api, "POST", f"/api/bindings/{vhost}/e/events/q/central", {"routing_key": "#"})[0] == 201
+        n = Node()
+        conn, ch = n.channel()
+        ch.queue_declare("outbox", durable=True)
+        ch.confirm_delivery()
+        for i in range(10):
+            ch.basic_publish("", "outbox", b"e%d" % i, pika.BasicProperties(delivery_mode=2))
+        host = r_url.split("@", 1)[1].rsplit("/", 1)[0]
+        status, body = api(n.api, "PUT", "/api/parameters/shovel/%2F/to-central", {"value": {
+            "src-uri": "amqp://", "src-queue": "outbox", "dest-uri": [f"amqp://{user}:s3cret@{host}/{vhost}"],
+            "dest-exchange": "events", "dest-add-forward-headers": True}})
+        assert status == 201, body
+        rconn = pika.BlockingConnection(pika.URLParameters(f"{r_url.rsplit('/', 1)[0]}/{vhost}"))
+        got = drain(rconn.channel(), "central", 10)
+        assert [m[2] for m in got] == [b"e%d" % i for i in range(10)]
+        assert got[0][0].routing_key == "outbox"         # the routing key the message had
+        rconn.close()
+        wait_for(lambda: ch.queue_declare("outbox", passive=True).method.message_count == 0, "outbox drained")
+        conn.close()
+    finally:
+        if n is not None:
+            n.stop()
+        api(r_api, "DELETE", f"/api/vhosts/{vhost}")
+        api(r_api, "DELETE", f"/api/users/{user}")

@@ -74,9 +74,9 @@ def state(api_host: str, name: str) -> str | None:
         status, rows = api(api_host, "GET", "/api/shovels")
     except OSError:            # (the node is being restarted)
         return None
-    if status != 200:
+    if status != 200 or not isinstance(rows, list):
         return None
-    return next((r["state"] for r in rows if r["name"] == name), None)
+    return next((r.get("state") for r in rows if isinstance(r, dict) and r.get("name") == name), None)
 
 
 def wait_state(api_host: str, name: str, want: str) -> None:
@@ -97,7 +97,7 @@ def source_settled(api_host: str, queue: str) -> bool:
         status, q = api(api_host, "GET", f"/api/queues/%2F/{queue}")
     except OSError:
         return False
-    return status == 200 and q.get("messages") == 0
+    return status == 200 and isinstance(q, dict) and q.get("messages") == 0
 
 
 def collect(url: str, queue: str) -> collections.Counter:
