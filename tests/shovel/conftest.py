@@ -1,11 +1,14 @@
 """Fixtures of the shovel tests: in-process Leveret nodes (management API on), the shared
-RabbitMQ (skipped when it does not answer), and helpers that wait for a condition."""
+RabbitMQ (skipped when it does not answer), helpers that wait for a condition, and a TCP
+proxy the fault tests cut."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -113,3 +116,84 @@ def drain(ch, queue: str, n: int, limit: float = 30.0) -> list:
         return True
     wait_for(more, f"{n} messages in {queue} (have {len(out)})", limit)
     return out
+
+
+class Proxy:
+    """A TCP proxy (asyncio, on a thread of its own) from ``127.0.0.1:port`` to ``target``.
+
+    ``cut()`` aborts every proxied socket (both halves, as a failed link does) and returns how
+    many it closed; after ``down()`` new connections are aborted as soon as they are accepted
+    (a link that stays broken) until ``up()``.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.accepting = True
+        self.transports: set = set()
+        self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = self._call(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def url(self, vhost: str = "%2F") -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    async def _handle(self, reader, writer) -> None:
+        if not self.accepting:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        pair = {writer.transport, up_writer.transport}
+        self.transports |= pair
+        pipes = [asyncio.ensure_future(self._pipe(reader, up_writer)),
+                 asyncio.ensure_future(self._pipe(up_reader, writer))]
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.transports -= pair
+            for t in pair:
+                t.abort()
+            for p in pipes:
+                p.cancel()
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+
+    async def _cut(self) -> int:
+        ts, self.transports = list(self.transports), set()
+        for t in ts:
+            t.abort()
+        return len(ts)
+
+    def cut(self) -> int:
+        return self._call(self._cut())
+
+    def down(self) -> int:
+        """Refuse new connections and cut the live ones."""
+        self.accepting = False
+        return self.cut()
+
+    def up(self) -> None:
+        self.accepting = True
+
+    def close(self) -> None:
+        self.server.close()
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
