@@ -607,8 +607,9 @@ def test_tx_commit_when_reject_publish_refuses_is_partial_tx_completion(rawc, un
 
 def test_tx_commit_ok_before_redeliveries_when_nothing_was_published(rawc):
     """A commit holding only a requeue answers commit-ok first, then the queue redelivers; with
-    a publish in it, commit-ok follows the publish's delivery -- and the publishes take effect
-    before the held nacks, whatever their order in the transaction."""
+    a publish in it, the publishes take effect before the held nacks, whatever their order in
+    the transaction. (Where commit-ok falls among those deliveries depends on RabbitMQ's
+    scheduling: usually after p1's delivery, but seen first on a loaded machine; not pinned.)"""
     c = rawc()
     c.open_channel(1)
     c.send_method(1, C.Queue.Declare(queue="", exclusive=True))
@@ -626,9 +627,8 @@ def test_tx_commit_ok_before_redeliveries_when_nothing_was_published(rawc):
     c.publish(1, "", q, b"p1")
     c.send_method(1, C.Tx.Commit())
     got = names(frames(c))
-    # (where commit-ok falls after p1's delivery depends on RabbitMQ's scheduling; usually last)
     assert [n for n in got if n.startswith("body")] == ["body:p1", "body:m1"]
-    assert got.index("CommitOk") > got.index("body:p1")
+    assert got.count("CommitOk") == 1
 
 
 def test_tx_consecutive_nacks_requeue_as_one(connect):
