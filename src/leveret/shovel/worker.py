@@ -379,6 +379,28 @@ class Outbox:
             self.task = None
 
 
+async def _send(ch, frame) -> None:
+    """One frame on an aiormq channel (a federation link's acks)."""
+    if not ch.is_closed:
+        await ch.write_queue.put(ChannelFrame.marshall(frames=[frame], channel_number=ch.number))
+
+
+async def _publish(ch, exchange: str, routing_key: str, props, body: bytes, confirm: bool):
+    """``basic.publish`` as aiormq sends it (its confirm bookkeeping), minus the invented
+    ``message_id``; returns the confirmation future in confirm mode. One message a time: the
+    federation links use it; a shovel batches through :class:`Outbox`."""
+    frames = [spec.Basic.Publish(exchange=exchange, routing_key=routing_key),
+              ContentHeader(properties=props, body_size=len(body)), *ch._split_body(body)]
+    fut = None
+    async with ch.lock:
+        if confirm:
+            ch.delivery_tag += 1
+            fut = ch.create_future()
+            ch.confirmations[ch.delivery_tag] = fut
+        await ch.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=ch.number))
+    return fut
+
+
 def _parses(text: str) -> bool:
     try:
         parse_uri(text)
