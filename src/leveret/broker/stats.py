@@ -123,9 +123,22 @@ def is_client(conn) -> bool:
     return conn.peer is not None and conn.vhost is not None
 
 
-def column_sums(rows: list, width: int) -> list:
-    """Each column's sum over ``rows`` (None values left out)."""
-    return [sum(v for v in col if v is not None) for col in zip(*rows)] if rows else [0] * width
+class Sums:
+    """Column sums of rows (tuples of numbers or None, left out), added a chunk at a time:
+    ``rows.append`` then :meth:`fold` (a sample folds at each pause, so its last stretch does
+    not sum 10,000 rows at once)."""
+
+    __slots__ = ("sums", "rows")
+
+    def __init__(self, width: int):
+        self.sums, self.rows = [0] * width, []
+
+    def fold(self) -> list:
+        if self.rows:
+            for i, col in enumerate(zip(*self.rows)):
+                self.sums[i] += sum(v for v in col if v is not None)
+            self.rows.clear()
+        return self.sums
 
 
 class Aggregates:
@@ -287,18 +300,25 @@ class Sampler:
         # every queue is counted once: alive in this list, or deleted before it (retired)
         retired_queues = {t: tuple(v) for t, v in self.retired_queues.items()}
         queues = [q for v in list(b.vhosts.values()) for q in list(v.queues.values())]
-        levels: list = []
-        by_type: dict = {}
+        n = len(QUEUE_STATS)
+        levels = Sums(len(QUEUE_ROW))
+        by_type = {t: Sums(n) for t in retired_queues}
+        for t, counts in retired_queues.items():
+            by_type[t].rows.append(counts)
         for q in queues:
             counters = queue_counters(q)
-            of_type = by_type.setdefault(q.queue_type, [])
-            if any(counters):
-                of_type.append(counters)
+            of_type = by_type.get(q.queue_type) or by_type.setdefault(q.queue_type, Sums(n))
+            if any(counters):       # (idle queues add nothing)
+                of_type.rows.append(counters)
             if q.deleted:       # (during a pause: its counters are not yet in retired_queues)
                 continue
             lv = queue_levels(q)
-            levels.append(lv)
+            if any(lv):
+                levels.rows.append(lv)
             if take(q, (*counters, lv[2], lv[0], lv[1])):
+                levels.fold()
+                for sums in by_type.values():
+                    sums.fold()
                 yield
                 now, started = (time.monotonic() if fixed is None else fixed), time.perf_counter()
         for v in list(b.vhosts.values()):
@@ -309,38 +329,34 @@ class Sampler:
                     now, started = (time.monotonic() if fixed is None else fixed), time.perf_counter()
                     pending = pending_publishes(b)
         # channels and connections in one go (no pause): closed ones are in the retired totals
-        counts_rows: list = [self.retired]
+        totals = Sums(len(CHANNEL_STATS))
+        totals.rows.append(self.retired)
         confirm_publishes, publishers = self.retired_confirm_publishes, 0
-        channel_rows, connection_rows = [], []
+        channel_rows, connection_rows = Sums(len(CHANNEL_GAUGES) + len(CHANNEL_STATS)), Sums(len(CONNECTION_ROW))
         for c in list(b.connections):
             client = is_client(c)
             for ch in list(c.sessions.values()):
                 counts = channel_counts(ch)
                 take(ch, counts)
-                counts_rows.append(counts)
+                totals.rows.append(counts)
                 confirm_publishes += ch.publish_seq
                 publishers += 1 if ch.stat_publish else 0
                 if client:
-                    channel_rows.append(channel_gauges(ch) + counts)
+                    channel_rows.rows.append(channel_gauges(ch) + counts)
             sock = socket_stats(c)
             if sock is not None:
                 take(c, tuple(sock[k] for k in SOCKET_STATS))
             if client:
-                connection_rows.append(connection_row(c, sock))
-        totals = column_sums(counts_rows, len(CHANNEL_STATS))
-        q_sums = column_sums(levels, len(QUEUE_ROW))
-        take("overview", (*totals, q_sums[2], q_sums[0], q_sums[1]))
-        n = len(QUEUE_STATS)
-        per_type = {}
-        for t in set(by_type) | set(retired_queues):
-            per_type[t] = column_sums(by_type.get(t, []) + [retired_queues.get(t, (0,) * n)], n)
-        node = dict(zip(CHANNEL_STATS, totals))
+                connection_rows.rows.append(connection_row(c, sock))
+        q_sums = levels.fold()
+        node = dict(zip(CHANNEL_STATS, totals.fold()))
+        take("overview", (*node.values(), q_sums[2], q_sums[0], q_sums[1]))
         node["received_confirm"] = confirm_publishes
         node["routed"] = node["publish"] - node["drop_unroutable"] - node["return_unroutable"]
         node["publishers"] = publishers
         node["consumers"] = q_sums[QUEUE_ROW.index("consumers")]
-        aggregates = Aggregates(taken_at, q_sums, column_sums(channel_rows, len(CHANNEL_GAUGES) + len(CHANNEL_STATS)),
-                                column_sums(connection_rows, len(CONNECTION_ROW)), per_type, node)
+        aggregates = Aggregates(taken_at, q_sums, channel_rows.fold(), connection_rows.fold(),
+                                {t: sums.fold() for t, sums in by_type.items()}, node)
         if record:
             self.last, self.rates = new_last, new_rates
         self.aggregates = aggregates

@@ -118,8 +118,21 @@ async def _each(seq, fn) -> list:
     return out
 
 
+def _column_keys(col: list) -> list:
+    """The sort keys of one column of values: :func:`_term_key` each, or, when every value is a
+    string (names: the usual sort), their UTF-8 bytes alone -- the same order, with no
+    per-value tuple (a UI page of 10,000 queues sorts 20,000 names every refresh)."""
+    if all(type(v) is str for v in col):
+        try:
+            return [v.encode() for v in col]
+        except UnicodeEncodeError:       # (a lone surrogate)
+            return [v.encode("utf-8", "surrogateescape") for v in col]
+    return [_term_key(v) for v in col]
+
+
 async def _sorted(objs: list, getters: list, reverse: bool) -> list:
-    keys = await _each(objs, lambda o: tuple(_term_key(g(o)) for g in getters))
+    cols = [_column_keys(await _each(objs, g)) for g in getters]
+    keys = cols[0] if len(cols) == 1 else list(zip(*cols))
     order = sorted(range(len(objs)), key=keys.__getitem__)
     if reverse:
         order.reverse()
