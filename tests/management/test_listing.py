@@ -148,7 +148,13 @@ def test_missing_dotted_value_sorts_as_zero(api, queues):
     ["b", 3, None, True, "a", 1.5, {"k": 1}, [1], False],             # mixed: Erlang term order
 ])
 def test_column_sort_keys_order_as_term_keys(values):
-    """The fast sort keys of a column of names (UTF-8 bytes) order as :func:`_term_key` does."""
+    """The fast sort keys of a column of names (the strings, or their UTF-8 bytes) order as
+    :func:`_term_key` does."""
     keys = _column_keys(values)
     term_keys = [_term_key(v) for v in values]
     assert sorted(range(len(values)), key=keys.__getitem__) == sorted(range(len(values)), key=term_keys.__getitem__)
+    ascii_only = [v for v in values if isinstance(v, str) and v.isascii()]
+    keys = _column_keys(ascii_only)
+    term_keys = [_term_key(v) for v in ascii_only]
+    assert sorted(range(len(ascii_only)), key=keys.__getitem__) == \
+        sorted(range(len(ascii_only)), key=term_keys.__getitem__)
