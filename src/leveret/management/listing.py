@@ -126,7 +126,7 @@ def _column_keys(col: list) -> list:
     value is a string (names: the usual sort), the strings themselves -- code point order is
     UTF-8 byte order, but for lone surrogates, when those are encoded -- with no per-value tuple
     (a UI page of 10,000 queues sorts 10,000 names every refresh)."""
-    if all(type(v) is str for v in col):
+    if not col or set(map(type, col)) == {str}:
         if "".join(col).isascii():
             return col
         return [v.encode("utf-8", "surrogateescape") for v in col]
