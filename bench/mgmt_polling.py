@@ -13,7 +13,9 @@ one consumer) again and again, alternating three modes:
 
 Reports per mode the median delivery rate and the broker's CPU per delivered message
 (``broker_cores`` from amqpbench's ``--broker-pid``), which the other engineers' load on a
-shared machine disturbs less than wall-clock rates, and the polls' latencies. It first
+shared machine disturbs less than wall-clock rates, and the polls' latencies; then each mode
+against the first one run in the same round (the median of those ratios: the load drifts
+between rounds more than within one). It first
 measures in process what one statistics sample of N queues costs and the longest stretch it
 holds the loop.
 
@@ -142,6 +144,15 @@ def main() -> None:
         base = base or (rate, cpu)
         print(f"{mode:5} rate median {rate:,.0f} msg/s ({rate / base[0] - 1:+.1%}); broker CPU {cpu:.2f} us/msg "
               f"({cpu / base[1] - 1:+.1%}); poll p50 {statistics.median(x['poll_p50_ms'] or 0 for x in rs)} ms")
+    # the machine's load drifts between rounds: a mode against the first within each round
+    for mode in modes[1:]:
+        pairs = [(x, y) for x in runs if x["mode"] == mode for y in runs
+                 if y["mode"] == modes[0] and y["round"] == x["round"]]
+        rate = statistics.median(x["rate"] / y["rate"] for x, y in pairs)
+        cpu = statistics.median(x["broker_us_per_msg"] / y["broker_us_per_msg"] for x, y in pairs
+                                if x["broker_us_per_msg"] and y["broker_us_per_msg"])
+        print(f"{mode:5} vs {modes[0]} in the same round, median of {len(pairs)}: rate {rate - 1:+.1%}, "
+              f"broker CPU per message {cpu - 1:+.1%}")
 
 
 if __name__ == "__main__":

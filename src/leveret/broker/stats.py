@@ -147,7 +147,11 @@ class Aggregates:
     ``queues``: ``QUEUE_ROW`` summed over every queue; ``channels``: ``CHANNEL_GAUGES +
     CHANNEL_STATS`` over the client channels; ``connections``: ``CONNECTION_ROW`` over the client
     connections; ``by_type``: queue type -> ``QUEUE_STATS`` of its queues, deleted ones included;
-    ``node``: :meth:`Sampler.global_counts`' dict; ``taken_at``: wall-clock time the sample began."""
+    ``node``: the ``rabbitmq_global_*`` counters that are not per queue type -- the
+    ``CHANNEL_STATS`` totals (closed channels included), ``received_confirm`` (publishes on
+    channels in confirm mode), ``routed`` (publishes neither dropped nor returned) -- and the
+    gauges ``publishers`` (open channels that have published) and ``consumers``; ``taken_at``:
+    the wall-clock time the sample began."""
 
     __slots__ = ("taken_at", "queues", "channels", "connections", "by_type", "node")
 
