@@ -13,9 +13,12 @@ one consumer) again and again, alternating three modes:
 
 Reports per mode the median delivery rate and the broker's CPU per delivered message
 (``broker_cores`` from amqpbench's ``--broker-pid``), which the other engineers' load on a
-shared machine disturbs less than wall-clock rates, and the polls' latencies. It first
+shared machine disturbs less than wall-clock rates, and the polls' latencies; then each mode
+against the first one run in the same round (the median of those ratios: the load drifts
+between rounds more than within one). It first
 measures in process what one statistics sample of N queues costs and the longest stretch it
-holds the loop.
+holds the loop, and with the broker serving no messages, its CPU per polling round of each
+mode (twice, alternating).
 
     python bench/mgmt_polling.py [--queues 10000] [--rounds 3] [--time 10] [--scenario ack-prefetch100-1KB]
 """
@@ -99,6 +102,28 @@ def sampler_cost(n: int) -> dict:
             "longest_hold_ms": round(statistics.median(longest) * 1000, 1)}
 
 
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def poll_cpu(http: int, prometheus: int, pid: int, modes: list[str], rounds: int = 20) -> list:
+    """The broker's CPU per polling round of each mode with no message traffic (a round every
+    0.5 s; "none" is the idle broker: its sampler and timers), from /proc/<pid>/stat -- steadier
+    than wall-clock rates on a loaded machine."""
+    out = []
+    for mode in modes:
+        c0 = proc_cpu(pid)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for path in POLLS[mode]:
+                get(prometheus, path[len("prometheus:"):]) if path.startswith("prometheus:") else get(http, path)
+            time.sleep(max(0.0, 0.5 - (time.perf_counter() - start)))
+        out.append((mode, round((proc_cpu(pid) - c0) / rounds * 1000, 1)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queues", type=int, default=10_000)
@@ -112,6 +137,9 @@ def main() -> None:
     modes = a.modes.split(",")
     runs = []
     with serve(a.queues) as (amqp, http, p):
+        time.sleep(6)       # (the first statistics sample)
+        print(json.dumps({"poll_cpu_ms_per_round": poll_cpu(http, p.prometheus_port, p.pid, modes + modes)}),
+              flush=True)
         for r in range(a.rounds):
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
                 poller = Poller(http, POLLS[mode], p.prometheus_port)
@@ -142,6 +170,15 @@ def main() -> None:
         base = base or (rate, cpu)
         print(f"{mode:5} rate median {rate:,.0f} msg/s ({rate / base[0] - 1:+.1%}); broker CPU {cpu:.2f} us/msg "
               f"({cpu / base[1] - 1:+.1%}); poll p50 {statistics.median(x['poll_p50_ms'] or 0 for x in rs)} ms")
+    # the machine's load drifts between rounds: a mode against the first within each round
+    for mode in modes[1:]:
+        pairs = [(x, y) for x in runs if x["mode"] == mode for y in runs
+                 if y["mode"] == modes[0] and y["round"] == x["round"]]
+        rate = statistics.median(x["rate"] / y["rate"] for x, y in pairs)
+        cpu = statistics.median(x["broker_us_per_msg"] / y["broker_us_per_msg"] for x, y in pairs
+                                if x["broker_us_per_msg"] and y["broker_us_per_msg"])
+        print(f"{mode:5} vs {modes[0]} in the same round, median of {len(pairs)}: rate {rate - 1:+.1%}, "
+              f"broker CPU per message {cpu - 1:+.1%}")
 
 
 if __name__ == "__main__":

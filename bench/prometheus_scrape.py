@@ -1,8 +1,8 @@
 """Prometheus scrapes with many queues, while messages flow.
 
 Starts ``leveret serve`` (own ports, a temporary data directory), declares N queues, and
-measures: the broker's CPU time per scrape of ``/metrics`` and ``/metrics/per-object`` with
-no traffic (from /proc/<pid>/stat), then with a pika publisher and consumer running (one
+measures: the broker's CPU time per scrape of ``/metrics``, ``/metrics/per-object`` and
+``/metrics/detailed`` (the queue tables) with no traffic (from /proc/<pid>/stat), then with a pika publisher and consumer running (one
 queue, transient messages, in a thread) the delivery rate without scraping, while scraping
 ``/metrics`` every second, and while scraping ``/metrics/per-object`` every second, with the
 wall time of each scrape (curl).
@@ -23,6 +23,9 @@ import pika
 sys.path.insert(0, os.path.dirname(__file__))
 
 from mgmt_listing import Traffic, free_port  # noqa: E402
+
+
+DETAILED = "/metrics/detailed?family=queue_coarse_metrics&family=queue_metrics"
 
 
 def scrape(port: int, path: str) -> tuple[float, int]:
@@ -83,7 +86,7 @@ def main() -> None:
                 ch.queue_declare(f"bench-q-{i}", arguments={"x-max-length": 1000})
             conn.close()
             print(f"{a.queues} queues")
-            for path in ("/metrics", "/metrics/per-object"):
+            for path in ("/metrics", "/metrics/per-object", DETAILED):
                 cpus, walls = [], []
                 for _ in range(5):
                     c0 = cpu(p.pid)

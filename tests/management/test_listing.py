@@ -16,6 +16,8 @@ import uuid
 import pika
 import pytest
 
+from leveret.management.listing import _column_keys, _term_key
+
 from .conftest import call
 from .test_admin_effects import _channel
 
@@ -137,3 +139,22 @@ def test_missing_dotted_value_sorts_as_zero(api, queues):
         time.sleep(1)
     assert [it["name"] for it in items] == sorted(it["name"] for it in items)
     assert any("message_stats" not in it for it in items) and any("message_stats" in it for it in items)
+
+
+@pytest.mark.leveret_only
+@pytest.mark.parametrize("values", [
+    ["b", "a", "Z", "é", "e", "\U0001F600", "ｚ", "", "a b"],          # strings: UTF-8 byte order
+    ["q-\udc80", "q-\u00ff", "q-a", "q-\udcff"],                      # lone surrogates (surrogateescape)
+    ["b", 3, None, True, "a", 1.5, {"k": 1}, [1], False],             # mixed: Erlang term order
+])
+def test_column_sort_keys_order_as_term_keys(values):
+    """The fast sort keys of a column of names (the strings, or their UTF-8 bytes) order as
+    :func:`_term_key` does."""
+    keys = _column_keys(values)
+    term_keys = [_term_key(v) for v in values]
+    assert sorted(range(len(values)), key=keys.__getitem__) == sorted(range(len(values)), key=term_keys.__getitem__)
+    ascii_only = [v for v in values if isinstance(v, str) and v.isascii()]
+    keys = _column_keys(ascii_only)
+    term_keys = [_term_key(v) for v in ascii_only]
+    assert sorted(range(len(ascii_only)), key=keys.__getitem__) == \
+        sorted(range(len(ascii_only)), key=term_keys.__getitem__)

@@ -6,6 +6,7 @@ import contextlib
 import time
 import urllib.request
 import uuid
+from email.utils import parsedate_to_datetime
 
 import pika
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +27,20 @@ def fetch(base: str, path: str, headers: dict | None = None) -> str:
     req = urllib.request.Request(base + path, headers=headers or {})
     with urllib.request.urlopen(req, timeout=60) as r:
         return r.read().decode()
+
+
+def fetch_fresh(base: str, path: str, timeout: float = 30.0) -> str:
+    """``path`` once its values come from a statistics sample begun after this call: Leveret's
+    ``/metrics`` sums come from the sampler's last sample (every 5 s) and say when it began in
+    ``Last-Modified``; RabbitMQ's answer (no such header) is returned as it is."""
+    since = time.time()
+    while True:
+        with urllib.request.urlopen(base + path, timeout=60) as r:
+            body, modified = r.read().decode(), r.headers.get("Last-Modified")
+        if modified is None or parsedate_to_datetime(modified).timestamp() >= since:
+            return body
+        assert time.time() < since + timeout, f"no statistics sample since {since} (Last-Modified {modified})"
+        time.sleep(0.2)
 
 
 def families(text: str) -> dict:

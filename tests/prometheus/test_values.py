@@ -1,9 +1,11 @@
 """Known traffic, then the scraped values: queues, messages ready/unacked, received/delivered
 totals, connections, channels, consumers, churn. Runs against Leveret and against RabbitMQ
 3.10.8 (LEVERET_TEST_PROMETHEUS_URL with LEVERET_TEST_URL). RabbitMQ updates its per-object
-queue table when a queue emits statistics (every 5 s), so those checks poll; the node totals
-of a shared RabbitMQ also move with other clients' traffic, so there a change is checked as
-at least the traffic's (on Leveret: exactly)."""
+queue table when a queue emits statistics (every 5 s), and Leveret's ``/metrics`` sums come
+from its statistics sampler's last sample (every 5 s), so the checks poll until the values
+arrive, from a starting point taken from a sample begun after the test started
+(``fetch_fresh``); the node totals of a shared RabbitMQ also move with other clients' traffic,
+so there a change is checked as at least the traffic's (on Leveret: exactly)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,7 @@ import uuid
 import pika
 import pytest
 
-from .scrape import families, fetch, value
+from .scrape import families, fetch, fetch_fresh, traffic, value
 
 PROTO = {"protocol": "amqp091"}
 CLASSIC = {"protocol": "amqp091", "queue_type": "rabbit_classic_queue"}
@@ -75,7 +77,7 @@ def _totals():
 
 def test_node_totals_after_known_traffic(broker_url, metrics_base, on_rabbitmq):
     _totals.base = metrics_base
-    before = _totals()
+    before = families(fetch_fresh(metrics_base, "/metrics"))     # (not a sample from before the last test)
 
     def delta(after, name, expected, **labels):
         d = value(after, name, **labels) - value(before, name, **labels)
@@ -189,3 +191,22 @@ _AUTH = {"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}      # guest:guest
 @pytest.fixture(scope="module")
 def api_base(leveret_session_server):
     return leveret_session_server.management_url
+
+
+@pytest.mark.leveret_only
+def test_aggregated_sums_equal_per_object(broker_url, metrics_base):
+    """``/metrics`` reads sums from the statistics sample; pinned to the per-object values
+    (read from the objects at the scrape) while nothing moves: each aggregated family equals
+    the sum of its per-object samples, and ``Last-Modified`` says when the sample began."""
+    with traffic(broker_url):       # 4 in a queue: one fetched, one delivered (both unacked)
+        agg = families(fetch_fresh(metrics_base, "/metrics"))
+        per = families(fetch(metrics_base, "/metrics/per-object"))
+    moving = {"rabbitmq_connection_incoming_bytes_total", "rabbitmq_connection_outgoing_bytes_total",
+              "rabbitmq_connection_incoming_packets_total", "rabbitmq_connection_outgoing_packets_total"}
+    checked = [n for n, f in per.items() if n not in moving and f.samples
+               and {"queue", "channel"} & set(f.samples[0].labels)]
+    assert len(checked) >= 25, checked
+    for name in checked:
+        assert value(agg, name) == sum(s.value for s in per[name].samples), name
+    assert value(agg, "rabbitmq_queue_messages_ready") >= 2
+    assert value(agg, "rabbitmq_channel_messages_unacked") >= 2

@@ -16,6 +16,7 @@ where RabbitMQ's are null too).
 from __future__ import annotations
 
 import base64
+import operator
 import os
 import resource
 import shutil
@@ -26,8 +27,9 @@ from urllib.parse import quote_plus
 
 from ..amqp.codec import Typed, decode_table_typed, encode_table, table_plain
 from .exchanges import TYPES
-from .stats import (CHANNEL_STATS, EXCHANGE_STATS, QUEUE_GAUGES, QUEUE_STATS, SOCKET_STATS, channel_counts,
-                    exchange_counts, message_stats, pending_publishes, queue_counts, socket_stats, with_rates)
+from .stats import (CHANNEL_GAUGES, CHANNEL_STATS, EXCHANGE_STATS, QUEUE_GAUGES, QUEUE_STATS, SOCKET_STATS, channel_counts, channel_gauges, connection_row, exchange_counts,
+                    is_client, message_stats, pending_publishes, queue_counts, queue_levels, socket_stats,
+                    with_rates)
 
 RABBITMQ_VERSION = "3.10.8"     # the RabbitMQ whose API Leveret implements
 
@@ -208,6 +210,12 @@ def _stat_field(i: int, rate: bool):
 # Sort keys below message_stats without building it (the common sorts of a UI).
 QUEUE_STAT_FIELDS = {f"message_stats.{name}{'_details.rate' if rate else ''}": _stat_field(i, rate)
                      for i, name in enumerate(QUEUE_STATS) for rate in (False, True)}
+# the fields that are an attribute (the default sort: no Python call per queue)
+_QUEUE_ATTRS = {"name": operator.attrgetter("name"), "vhost": operator.attrgetter("vhost.name")}
+# the fields that read the counts or rates; the others read the queue alone
+_COUNTED_FIELDS = frozenset(("message_stats", "messages", "messages_details", "messages_ready",
+                             "messages_ready_details", "messages_unacknowledged", "messages_unacknowledged_details",
+                             *QUEUE_STAT_FIELDS))
 
 
 def queue_info(q, rates=None, details: bool = False) -> dict:
@@ -234,13 +242,17 @@ def queues_view(broker, vhosts, sampler) -> View:
     """``/api/queues`` unbuilt: any field of a queue's item costs one field's work."""
     rates = sampler.rates_of
 
-    def field(f):
+    def field(k, f):
+        if k in _QUEUE_ATTRS:
+            return _QUEUE_ATTRS[k]
+        if k not in _COUNTED_FIELDS:        # (a sort by vhost and name reads 10,000 names, not counts)
+            return lambda q: f(q, None, None)
         return lambda q: f(q, queue_counts(q), rates(q))
 
     def build(q):
         return queue_info(q, rates(q))
-    fields = {k: field(f) for k, f in QUEUE_FIELDS.items()}
-    fields.update((k, field(f)) for k, f in QUEUE_STAT_FIELDS.items())
+    fields = {k: field(k, f) for k, f in QUEUE_FIELDS.items()}
+    fields.update((k, field(k, f)) for k, f in QUEUE_STAT_FIELDS.items())
     return View([q for v in vhosts for q in broker.vhosts[v].queues.values()], build, fields, complete=True,
                 gone=lambda q: q.deleted)
 
@@ -282,15 +294,11 @@ def channel_info(ch, sampler=None, details: bool = False) -> dict:
     conn = ch.conn
     peer = conn.peer or ("", 0)
     counts = channel_counts(ch)
-    tx_acks = sum(1 for fn, _ in ch.tx_ops if getattr(fn, "__name__", "") == "_settle")
+    gauges = dict(zip(CHANNEL_GAUGES, channel_gauges(ch)))
     d = {"name": channel_name(ch), "node": conn.broker.node_name, "number": ch.number,
          "user": conn.user.name if conn.user else None, "vhost": ch.vhost.name if ch.vhost else None,
          "connection_details": {"name": conn.display_name, "peer_host": peer[0], "peer_port": peer[1]},
-         "consumer_count": len(ch.consumers), "prefetch_count": ch.prefetch,
-         "global_prefetch_count": ch.global_prefetch, "confirm": bool(ch.confirm),
-         "transactional": bool(ch.tx), "messages_unacknowledged": len(ch.unacked),
-         "messages_unconfirmed": ch.publish_seq - ch.confirm_upto if ch.confirm else 0,
-         "messages_uncommitted": len(ch.tx_ops) - tx_acks, "acks_uncommitted": tx_acks,
+         **gauges, "confirm": bool(ch.confirm), "transactional": bool(ch.tx),
          "state": "flow" if conn.flow_held else "running"}
     if any(counts):
         d["message_stats"] = message_stats(CHANNEL_STATS, counts, sampler.rates_of(ch) if sampler else None)
@@ -319,7 +327,7 @@ def consumer_info(c) -> dict:
 
 def network_connections(broker) -> list:
     """The connections a client opened (open, past connection.open), in connection order."""
-    return sorted((c for c in broker.connections if c.peer is not None and c.vhost is not None),
+    return sorted((c for c in broker.connections if is_client(c)),
                   key=lambda c: c.connected_at)
 
 
@@ -412,16 +420,6 @@ def typed_table(plain: dict | None) -> dict:
 # ---------------------------------------------------------------- rows for Prometheus
 
 # a queue's values as rabbitmq_prometheus reads them (queue_coarse_metrics and queue_metrics)
-QUEUE_ROW = ("messages_ready", "messages_unacknowledged", "messages", "consumers", "messages_ram",
-             "messages_ready_ram", "messages_unacknowledged_ram", "message_bytes_ram", "message_bytes_ready",
-             "messages_paged_out", "message_bytes_paged_out")
-# a channel's gauges (channel_metrics), then its counters (CHANNEL_STATS)
-CHANNEL_GAUGES = ("consumer_count", "messages_unacknowledged", "messages_unconfirmed", "messages_uncommitted",
-                  "acks_uncommitted", "prefetch_count", "global_prefetch_count")
-# a connection's (connection_coarse_metrics, connection_metrics); None where the socket cannot tell
-CONNECTION_ROW = ("recv_oct", "send_oct", "recv_cnt", "send_cnt", "send_pend", "channels")
-
-
 def queue_objects(broker, vhosts=None) -> list:
     """The queues of ``vhosts`` (every vhost: None; unknown names are skipped), as opaque
     handles for :func:`queue_row`."""
@@ -431,10 +429,7 @@ def queue_objects(broker, vhosts=None) -> list:
 
 def queue_row(q) -> tuple:
     """``(vhost, name, values in QUEUE_ROW order)``."""
-    ready, unacked = q.message_count, q.unacked_count
-    ram = len(q.ready)
-    return (q.vhost.name, q.name, (ready, unacked, ready + unacked, len(q.consumers), ram + unacked, ram, unacked,
-                                   q.ready_bytes, q.ready_bytes + q.tail_bytes, q.tail, q.tail_bytes))
+    return q.vhost.name, q.name, queue_levels(q)
 
 
 def channel_rows(broker) -> list:
@@ -442,8 +437,7 @@ def channel_rows(broker) -> list:
     out = []
     for c in network_connections(broker):
         for ch in list(c.sessions.values()):
-            info = channel_info(ch)
-            out.append((channel_name(ch), tuple(info[k] for k in CHANNEL_GAUGES) + channel_counts(ch)))
+            out.append((channel_name(ch), channel_gauges(ch) + channel_counts(ch)))
     return out
 
 
@@ -451,8 +445,7 @@ def connection_rows(broker) -> list:
     """``[(connection name, CONNECTION_ROW values)]``."""
     out = []
     for c in network_connections(broker):
-        s = socket_stats(c) or {}
-        out.append((c.display_name, tuple(s.get(k) for k in CONNECTION_ROW[:-1]) + (len(c.sessions),)))
+        out.append((c.display_name, connection_row(c, socket_stats(c))))
     return out
 
 

@@ -9,7 +9,12 @@ the message store, Raft) are absent rather than faked; docs/operations.md lists 
 
 Three ways to read one table, as RabbitMQ's ``get_data``:
 
-* aggregated (``/metrics``): one unlabelled sample, the sum over every object;
+* aggregated (``/metrics``): one unlabelled sample, the sum over every object -- read from the
+  statistics sampler's last sample (:class:`~leveret.broker.stats.Aggregates`, every
+  ``collect_statistics_interval``, 5 s), as RabbitMQ sums the ETS tables the objects' statistics
+  emission fills rather than asking the queues, so a value lags by up to that interval there
+  too. The ``rabbitmq_global_*`` families and ``rabbitmq_consumers`` come from the same sample
+  on every endpoint; the churn counters, object counts and node figures are read at the scrape;
 * per object (``/metrics/per-object``, ``/metrics/detailed``): one sample per queue (labels
   ``vhost``, ``queue``), channel (``channel``) or connection (``channel``: RabbitMQ labels a
   connection with its process id under that name too). RabbitMQ's labels hold an Erlang pid;
@@ -29,12 +34,13 @@ samples: :mod:`.exposition` writes those with a specialised encoder pinned to
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
 from ..broker import introspect
-from ..broker.stats import CHANNEL_STATS, QUEUE_STATS
+from ..broker.stats import CHANNEL_GAUGES, CHANNEL_STATS, CONNECTION_ROW, QUEUE_ROW, QUEUE_STATS, is_client
 
 RABBITMQ_VERSION = introspect.RABBITMQ_VERSION
 PROTOCOL = "amqp091"
@@ -67,9 +73,9 @@ class Family:
 # (table, [(name, type, help, value index)]). The index points into the row Leveret reads
 # for each object of that kind (below); None marks RabbitMQ families Leveret does not produce.
 
-_Q = {k: i for i, k in enumerate(introspect.QUEUE_ROW)}
+_Q = {k: i for i, k in enumerate(QUEUE_ROW)}
 _C = {k: i for i, k in enumerate(CHANNEL_STATS)}
-_N = {k: i for i, k in enumerate(introspect.CONNECTION_ROW)}
+_N = {k: i for i, k in enumerate(CONNECTION_ROW)}
 
 QUEUE_TABLES = {
     "queue_coarse_metrics": [
@@ -97,7 +103,7 @@ QUEUE_TABLES = {
 }
 
 CHANNEL_TABLES = {
-    "channel_metrics": [     # indexes into introspect.CHANNEL_GAUGES
+    "channel_metrics": [     # indexes into CHANNEL_GAUGES
         ("channel_consumers", "gauge", "Consumers on a channel", 0),
         ("channel_messages_unacked", "gauge", "Delivered but not yet acknowledged messages", 1),
         ("channel_messages_unconfirmed", "gauge", "Published but not yet confirmed messages", 2),
@@ -245,27 +251,33 @@ def queue_rows(broker, vhosts=None, chunk: int = 1000):
     return rows
 
 
-def _fams(prefix: str, table: list, rows: list, per_object: bool, labels: tuple, offset: int = 0):
-    """One family per entry of ``table``, over ``rows`` [(label values, values)] (a None
-    value: no sample); PAUSE after each."""
+def _fams(prefix: str, table: list, rows: list, labels: tuple, offset: int = 0):
+    """One per-object family per entry of ``table``, over ``rows`` [(label values, values)]
+    (a None value: no sample); PAUSE after each."""
     for name, type_, help_, idx in table:
         i = idx + offset
-        f = Family(prefix + name, type_, help_, labels if per_object else ())
-        if per_object:
-            f.samples = [(lab, vals[i]) for lab, vals in rows]
-            if any(v is None for _, v in f.samples):
-                f.samples = [(lab, v) for lab, v in f.samples if v is not None]
-        else:
-            f.samples = [((), sum(vals[i] for _, vals in rows if vals[i] is not None))]
+        f = Family(prefix + name, type_, help_, labels)
+        f.samples = [(lab, vals[i]) for lab, vals in rows]
+        if any(v is None for _, v in f.samples):
+            f.samples = [(lab, v) for lab, v in f.samples if v is not None]
         yield f
         yield PAUSE
 
 
-def core_families(broker, prefix: str, per_object: bool, tables, vhosts=None):
-    """RabbitMQ's core collector over ``tables`` (names of its METRICS_RAW groups)."""
+def _sums(prefix: str, table: list, sums: list, offset: int = 0):
+    """One unlabelled family per entry of ``table``: the node-wide sum (``sums``, from the
+    statistics sample: :class:`~leveret.broker.stats.Aggregates`)."""
+    for name, type_, help_, idx in table:
+        yield Family(prefix + name, type_, help_, (), [((), sums[idx + offset])])
+
+
+def core_families(broker, prefix: str, per_object: bool, tables, vhosts=None, agg=None):
+    """RabbitMQ's core collector over ``tables`` (names of its METRICS_RAW groups): per object
+    from the objects now, aggregated from the statistics sample ``agg`` (default: the last)."""
     tables = [t for t in tables if not (t == "queue_consumer_count" and "queue_metrics" in tables)]
     stats = broker.stats
     node = introspect.node_info(broker) if {"node_coarse_metrics", "node_metrics"} & set(tables) else {}
+    agg = None if per_object else (agg or stats.current())
     qrows = None
     channels = connections = None
     for t in tables:
@@ -282,18 +294,27 @@ def core_families(broker, prefix: str, per_object: bool, tables, vhosts=None):
                     f.samples.append(((), v))
                 yield f
         elif t in QUEUE_TABLES:
+            if agg is not None:
+                yield from _sums(prefix, QUEUE_TABLES[t], agg.queues)
+                continue
             if qrows is None:
-                qrows = yield from queue_rows(broker, vhosts if per_object else None)
-            yield from _fams(prefix, QUEUE_TABLES[t], qrows, per_object, ("vhost", "queue"))
+                qrows = yield from queue_rows(broker, vhosts)
+            yield from _fams(prefix, QUEUE_TABLES[t], qrows, ("vhost", "queue"))
         elif t in CHANNEL_TABLES:
+            offset = len(CHANNEL_GAUGES) if t != "channel_metrics" else 0
+            if agg is not None:
+                yield from _sums(prefix, CHANNEL_TABLES[t], agg.channels, offset)
+                continue
             if channels is None:
                 channels = [((name,), values) for name, values in introspect.channel_rows(broker)]
-            offset = len(introspect.CHANNEL_GAUGES) if t != "channel_metrics" else 0
-            yield from _fams(prefix, CHANNEL_TABLES[t], channels, per_object, ("channel",), offset)
+            yield from _fams(prefix, CHANNEL_TABLES[t], channels, ("channel",), offset)
         elif t in CONNECTION_TABLES:
+            if agg is not None:
+                yield from _sums(prefix, CONNECTION_TABLES[t], agg.connections)
+                continue
             if connections is None:
                 connections = [((name,), values) for name, values in introspect.connection_rows(broker)]
-            yield from _fams(prefix, CONNECTION_TABLES[t], connections, per_object, ("channel",))
+            yield from _fams(prefix, CONNECTION_TABLES[t], connections, ("channel",))
 
 
 def cluster_families(broker, tables):
@@ -315,8 +336,12 @@ def cluster_families(broker, tables):
             yield f
 
 
-def totals(broker):
-    t = introspect.object_totals(broker)
+def totals(broker, agg):
+    """``rabbitmq_connections`` & co.: the object counts now, the consumers from the sample ``agg``."""
+    conns = [c for c in list(broker.connections) if is_client(c)]
+    t = {"connections": len(conns), "channels": sum(len(c.sessions) for c in conns),
+         "consumers": agg.node["consumers"],
+         "queues": sum(len(v.queues) for v in list(broker.vhosts.values()))}
     for name, help_ in TOTALS:
         yield Family("rabbitmq_" + name, "gauge", help_, (), [((), t[name])])
 
@@ -330,6 +355,7 @@ def identity(broker):
                  ("rabbitmq_node", "rabbitmq_cluster"), [((broker.node_name, broker.cluster_name), 1)])
 
 
+@functools.cache
 def _client_version() -> str:
     try:
         return importlib.metadata.version("prometheus_client")
@@ -337,14 +363,13 @@ def _client_version() -> str:
         return ""
 
 
-def global_families(broker):
+def global_families(broker, agg):
     """``rabbitmq_global_*``: node totals that only grow (closed channels, deleted queues
-    included), as ``rabbit_global_counters``."""
-    s = broker.stats
-    by = s.global_counts()
+    included), as ``rabbit_global_counters``; from the statistics sample ``agg``."""
+    by = agg.node
     yield Family("rabbitmq_global_consumers", "gauge", "Current number of consumers", ("protocol",),
                  [((PROTOCOL,), by["consumers"])])
-    per_type = s.queue_type_counts()
+    per_type = agg.by_type
     for name, help_, idx in GLOBAL_QUEUE_TYPE:
         f = Family("rabbitmq_global_" + name, "counter", help_, ("protocol", "queue_type"))
         for qt in sorted(set(QUEUE_TYPES) | set(per_type)):
@@ -372,21 +397,23 @@ def node_families(broker):
 ALL_TABLES = DETAILED_TABLES
 
 
-def aggregated(broker):
-    """``/metrics``."""
+def aggregated(broker, agg=None):
+    """``/metrics`` (``agg``: the statistics sample to read, by default the last)."""
+    agg = agg or broker.stats.current()
     yield from node_families(broker)
-    yield from core_families(broker, "rabbitmq_", False, ALL_TABLES)
-    yield from totals(broker)
+    yield from core_families(broker, "rabbitmq_", False, ALL_TABLES, agg=agg)
+    yield from totals(broker, agg)
     yield from identity(broker)
-    yield from global_families(broker)
+    yield from global_families(broker, agg)
 
 
-def per_object(broker):
+def per_object(broker, agg=None):
     """``/metrics/per-object``."""
+    agg = agg or broker.stats.current()
     yield from core_families(broker, "rabbitmq_", True, ALL_TABLES)
-    yield from totals(broker)
+    yield from totals(broker, agg)
     yield from identity(broker)
-    yield from global_families(broker)
+    yield from global_families(broker, agg)
 
 
 def detailed(broker, families: list[str] | None, vhosts: list[str] | None):

@@ -10,6 +10,11 @@ A scrape must not stall message traffic: families are gathered a chunk of object
 and written a chunk of samples at a time (:mod:`.exposition`), and the handler gives the loop
 back to the broker whenever it has worked for ``SLICE`` seconds, so with 10,000 queues a
 per-object scrape is a few hundred short slices rather than one long stop (BENCHMARKS.md).
+
+``/metrics`` reads its sums from the statistics sampler's last sample instead of walking every
+queue per scrape (:mod:`.metrics`); it and ``/metrics/per-object`` (whose ``rabbitmq_global_*``
+come from that sample) say when the sample was taken in ``Last-Modified`` (RabbitMQ sends
+none), which is how a scraper that must see its own traffic (the tests) knows a value is fresh.
 """
 from __future__ import annotations
 
@@ -54,8 +59,10 @@ async def _gather(gen) -> list:
     return out
 
 
-def _response(request: web.Request) -> web.StreamResponse:
+def _response(request: web.Request, sampled_at: float | None = None) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"content-type": CONTENT_TYPE, "vary": "accept-encoding"})
+    if sampled_at is not None:
+        resp.last_modified = int(sampled_at)      # (whole seconds: an HTTP date)
     if "gzip" in request.headers.get("accept-encoding", ""):
         resp.enable_compression(web.ContentCoding.gzip)
     return resp
@@ -63,8 +70,10 @@ def _response(request: web.Request) -> web.StreamResponse:
 
 async def aggregated(request: web.Request) -> web.StreamResponse:
     """``/metrics``: few samples; encoded by prometheus_client itself."""
-    families = await _gather(metrics.aggregated(request.app["broker"]))
-    resp = _response(request)
+    broker = request.app["broker"]
+    agg = broker.stats.current()
+    families = await _gather(metrics.aggregated(broker, agg))
+    resp = _response(request, agg.taken_at)
     await resp.prepare(request)
     if request.method != "HEAD":
         await resp.write(generate_latest(_Families(families)))
@@ -72,9 +81,9 @@ async def aggregated(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _stream(request: web.Request, gen) -> web.StreamResponse:
+async def _stream(request: web.Request, gen, sampled_at: float | None = None) -> web.StreamResponse:
     families = await _gather(gen)
-    resp = _response(request)
+    resp = _response(request, sampled_at)
     await resp.prepare(request)
     if request.method != "HEAD":
         t0 = time.perf_counter()
@@ -95,7 +104,9 @@ async def _stream(request: web.Request, gen) -> web.StreamResponse:
 
 
 async def per_object(request: web.Request) -> web.StreamResponse:
-    return await _stream(request, metrics.per_object(request.app["broker"]))
+    broker = request.app["broker"]
+    agg = broker.stats.current()
+    return await _stream(request, metrics.per_object(broker, agg), agg.taken_at)
 
 
 async def detailed(request: web.Request) -> web.StreamResponse:
