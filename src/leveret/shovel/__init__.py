@@ -22,7 +22,10 @@ import time
 from ..auth.access import InternalUser
 from ..broker.parameters import StoredComponent, register
 from .config import parse, validate
-from .worker import Shovel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the worker (and aiormq, ~50 ms of import) comes with the first shovel, so a
+    from .worker import Shovel   # broker without shovels, embedded ones above all, never pays it
 
 log = logging.getLogger("leveret.shovel")
 
@@ -81,6 +84,7 @@ class ShovelSupervisor:
     # ------------------------------------------------------------ notify / notify_clear
 
     def notify(self, vhost: str, name: str, value) -> None:
+        from .worker import Shovel     # lazily: see the import at the top
         old = self.shovels.get((vhost, name))
         new = self.shovels[(vhost, name)] = Shovel(self, parse(vhost, name, value))
         self._spawn(self._replace(old, new))
