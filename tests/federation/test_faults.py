@@ -1,7 +1,7 @@
 """Loss-free federation under faults (ack-mode on-confirm): a federated exchange keeps every
 message while its upstream Leveret (a ``leveret serve`` process with a data directory) is
 SIGKILLed and restarted mid-transfer, and while the link is cut again and again by a TCP
-proxy the test controls. A publisher with confirms (republishing what was not confirmed when
+proxy the test controls (the shovel tests' ``Proxy``). A publisher with confirms (republishing what was not confirmed when
 its connection died) feeds the upstream exchange; every message id must arrive downstream at
 least once. Duplicates are possible (messages the link had forwarded but not yet acked
 upstream when the connection went are redelivered): they are counted and printed, never
@@ -17,10 +17,9 @@ from collections import Counter
 import pika
 from conftest import ServerProcess, _free_port
 
-from tests.shovel.conftest import wait_for
+from tests.shovel.conftest import Proxy, wait_for
 
 from .conftest import Node, api
-from .proxy import Proxy
 from .test_exchanges import _name
 
 N = 3000
@@ -154,12 +153,12 @@ def test_upstream_sigkilled_mid_transfer(node, tmp_path):
 
 def test_link_cut_by_proxy(node, node2):
     up = node2
-    proxy = Proxy(int(up.url.rsplit(":", 1)[1].split("/")[0]))
+    proxy = Proxy("127.0.0.1", int(up.url.rsplit(":", 1)[1].split("/")[0]))
     try:
         c, ch = up.channel()
         ch.exchange_declare("fx", "direct", durable=True)
         c.close()
-        sink = _downstream(node, f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
+        sink = _downstream(node, proxy.url())
         _running(node)
         _bound_upstream(up.api)
         pub = Publisher(up.url, "fx", N)
@@ -169,7 +168,7 @@ def test_link_cut_by_proxy(node, node2):
         cuts = 0
         for k in range(4):
             # a cut in the middle of a batch: the publisher is publishing, the link forwarding
-            wait_for(lambda: proxy.open_connections > 0, "the link connected through the proxy", LIMIT)
+            wait_for(lambda: len(proxy.transports) > 0, "the link connected through the proxy", LIMIT)
             pub.allowed = (k + 1) * step
             wait_for(lambda k=k: pub.confirmed >= k * step + step // 2, "half a batch published", LIMIT)
             proxy.cut()
@@ -178,9 +177,9 @@ def test_link_cut_by_proxy(node, node2):
         pub.join(LIMIT)
         assert pub.error is None and pub.confirmed == N, (pub.error, pub.confirmed)
         sink.until(N, f"all {N} ids downstream")
-        r = sink.report(f"link cut {cuts} times (proxy accepted {proxy.accepted} connections)", N)
+        r = sink.report(f"link cut {cuts} times (proxy accepted {proxy.connections} connections)", N)
         assert r["missing"] == []
-        assert proxy.accepted > cuts
+        assert proxy.connections > cuts
         sink.conn.close()
     finally:
         proxy.close()
