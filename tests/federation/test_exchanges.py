@@ -1,6 +1,6 @@
-"""Federated exchanges and queues over real sockets: Leveret <-> Leveret, a Leveret exchange
+"""Federated exchanges over real sockets: Leveret <-> Leveret, a Leveret exchange
 federated from a RabbitMQ upstream, and a RabbitMQ exchange federated from a Leveret upstream
-(the shared RabbitMQ, in a vhost of its own)."""
+(the shared RabbitMQ, in a vhost of its own); queues in test_queues.py."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -165,28 +165,3 @@ def test_leveret_upstream_rabbitmq_downstream(node, rabbit_vhost):
     assert hop["exchange"] == "lx" and hop["cluster-name"] == node.broker.cluster_name
     rc.close()
     c.close()
-
-
-def test_federated_queue_moves_only_to_consumers(node, node2):
-    _name(node, "lev-qa")
-    _name(node2, "lev-qb")
-    ca, cha = node.channel()
-    cb, chb = node2.channel()
-    cha.queue_declare("fq")
-    chb.queue_declare("fq")
-    for i in range(5):
-        cha.basic_publish("", "fq", f"m{i}".encode())
-    _federate(node2.api, "%2F", node.url, "^fq$", apply_to="queues")
-    rows = _running(node2.api, "%2F")
-    assert rows[0]["queue"] == "fq" and rows[0]["consumer_tag"] == "federation-link-up"
-    # no local consumer: nothing moves
-    assert api(node.api, "GET", "/api/queues/%2F/fq")[1]["consumers"] == 0
-    got = []
-    chb.basic_consume("fq", lambda ch, m, p, body: (got.append((p, body)), ch.basic_ack(m.delivery_tag)))
-    wait_for(lambda: cb.process_data_events(0.05) or len(got) == 5, "5 federated messages")
-    assert [b for _, b in got] == [f"m{i}".encode() for i in range(5)]
-    hop = got[0][0].headers["x-received-from"][0]
-    assert hop["queue"] == "fq" and hop["visit-count"] == 1
-    assert got[0][0].headers["x-original-routing-key"] == "fq"
-    ca.close()
-    cb.close()

@@ -1,8 +1,8 @@
 """Federation: federation_status [--only-down], restart_federation_link -- the commands RabbitMQ
 3.10.8's federation plugin adds to ``rabbitmqctl``. ``federation_status`` streams one row per
 link: the status row with ``queue``, ``exchange``, ``upstream_queue``, ``upstream_exchange``,
-``local_connection`` and ``error`` defaulting to empty, and ``last_changed`` (the timestamp,
-hour padded) instead of ``timestamp``; columns in the sorted order of an Erlang map's keys.
+``local_connection`` and ``error`` defaulting to empty, ``last_changed`` (the timestamp,
+hour padded) instead of ``timestamp``, no ``node``; columns in the sorted order of an Erlang map's keys.
 ``--only-down`` keeps the links not ``running`` or ``starting``."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _row(s: dict) -> dict:
     day, _, hms = s["timestamp"].partition(" ")
     h, _, rest = hms.partition(":")
     row = {k: "" for k in EMPTY}
-    row.update({k: v for k, v in s.items() if k != "timestamp"})
+    row.update({k: v for k, v in s.items() if k not in ("timestamp", "node")})
     row["last_changed"] = f"{day} {int(h):02}:{rest}"
     return row
 

@@ -36,9 +36,11 @@ and internal exchange unless ``resource-cleanup-mode`` is ``never``.
 **Queue link.** Checks that the upstream announces ``consumer_priorities``, declares the
 upstream queue if missing (the downstream's flags and arguments), sets the prefetch and
 consumes (tag ``consumer-tag``, ``x-priority: -1``) only while the downstream queue is empty
-and has an active consumer of priority >= 0 (``rabbit_federation_queue:consumer_state_changed``:
-RabbitMQ is told on consumer and emptiness changes; Leveret's link looks every
-``POLL`` seconds), cancelling otherwise. Messages are published to the downstream queue through
+and has an active consumer of priority >= 0 (``rabbit_federation_queue:consumer_state_changed``
+and the link's ``run`` / ``pause``), cancelling otherwise. The local queue tells the link when
+that may have changed (``Queue.watch``: consumers added or removed, messages enqueued,
+delivered, settled, requeued, purged); the link re-checks once per turn of the event loop
+(coalesced) and wakes its task only when the answer differs from what it is doing. Messages are published to the downstream queue through
 the default exchange, with ``x-received-from`` (uri, queue, redelivered, visit-count) and,
 the first time, ``x-original-exchange`` / ``x-original-routing-key``; ``CC`` becomes
 ``x-original-cc``.
@@ -54,6 +56,7 @@ header values take pamqp's smallest type).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import time
@@ -71,7 +74,6 @@ from ..shovel.worker import DirectTransport, _publish, _send
 from .config import Upstream
 
 log = logging.getLogger("leveret.federation")
-POLL = 0.05
 
 
 # ------------------------------------------------------------ methods with typed arguments
@@ -278,7 +280,10 @@ class Link:
 def _reason(e) -> str:
     if isinstance(e, aiormq.exceptions.ChannelClosed) or isinstance(e, aiormq.exceptions.ConnectionClosed):
         return f"{type(e).__name__}: {e}"
-    if isinstance(e, ConnectionRefusedError):
+    if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+        return "econnrefused"
+    cause = getattr(e, "__cause__", None) or (e.args[0] if e.args and isinstance(e.args[0], OSError) else None)
+    if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
         return "econnrefused"
     return str(e) or type(e).__name__
 
@@ -522,6 +527,23 @@ def _prepend(headers: dict, name: str, table: dict) -> None:
 class QueueLink(Link):
     kind = "queue"
 
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.consuming = False
+        self.wake = asyncio.Event()
+        self._check_pending = False
+
+    def poke(self) -> None:
+        """The local queue's watcher: re-check once this turn of the loop is over."""
+        if not self._check_pending:
+            self._check_pending = True
+            asyncio.get_running_loop().call_soon(self._check)
+
+    def _check(self) -> None:
+        self._check_pending = False
+        if self._wants() != self.consuming:
+            self.wake.set()
+
     def identity(self) -> dict:
         return {"queue": self.name, "upstream_queue": self.up.queue, "consumer_tag": self.up.consumer_tag,
                 "type": "queue", "vhost": self.vhost, "upstream": self.up.name, "id": self.sup.link_id(self)}
@@ -585,18 +607,24 @@ class QueueLink(Link):
         self.local_connection = self.connection_name()
         self._set("running")
         watch = self._watch(conn, dconn, ch, dch)
-        consuming = False
+        self.consuming = False
+        local.watch(self.poke)
         try:
             while not any(w.done() for w in watch):
+                self.wake.clear()
                 want = self._wants()
-                if want and not consuming:
+                if want and not self.consuming:
+                    self.consuming = True
                     await consume(ch, up.queue, on_message, no_ack, up.consumer_tag, {"x-priority": _long(-1)})
-                    consuming = True
-                elif not want and consuming:
+                elif not want and self.consuming:
+                    self.consuming = False
                     await ch.basic_cancel(up.consumer_tag)
-                    consuming = False
-                await asyncio.wait(watch, timeout=POLL)
+                waiter = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait([waiter, *watch], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
         finally:
+            local.watch(self.poke, on=False)
+            self.consuming = False
             for w in watch:
                 w.cancel()
         for w in watch:

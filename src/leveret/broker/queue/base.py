@@ -27,6 +27,12 @@ Invariants:
 * Publisher flow control: while publishers are held for this queue's backlog
   (``flow_held``), every drain checks whether it fell below the resume mark
   (:class:`~leveret.broker.flow.FlowControl`).
+* Watchers (``watchers``: callables, set by :meth:`watch`) are told, with no argument, that
+  the queue's consumers, their credit or its emptiness may have changed -- RabbitMQ's queue
+  decorators' ``consumer_state_changed``, which a federated queue's link listens to. A watched
+  queue is ``special``, so the calls sit only on the slow paths: consumer added or removed,
+  a message enqueued, delivered, got, settled, requeued, the queue purged. A watcher is called
+  synchronously and must only schedule its work (it runs inside the queue's operation).
 """
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ CORE_SLOTS = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arg
               "deleted", "unacked_count", "stat_in", "stat_deliver", "stat_deliver_noack", "stat_get",
               "stat_get_noack", "stat_get_empty", "stat_redeliver", "stat_requeued", "stat_rejected", "flow",
               "flow_mark", "flow_held", "policy", "operator_policy",
-              "special", "dlx", "dlrk", "max_priority", "sac", "consumer_timeout", "dedup", "__weakref__")
+              "special", "dlx", "dlrk", "max_priority", "sac", "consumer_timeout", "dedup", "watchers", "__weakref__")
 
 
 class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
@@ -96,6 +102,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         self.policy = None
         self.operator_policy = None
         self.dedup = None
+        self.watchers: tuple = ()
         mp = table_plain(self.arguments.get("x-max-priority"))
         self.max_priority = mp if isinstance(mp, int) and mp > 0 else None
         self.ready = ready_list(self.max_priority)
@@ -136,7 +143,19 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def is_special(self) -> bool:
         return (self.msg_ttl is not None or self.max_len is not None or self.max_bytes is not None
-                or self.max_priority is not None or self.dedup is not None or bool(self.exp or self.exp_out))
+                or self.max_priority is not None or self.dedup is not None or bool(self.exp or self.exp_out)
+                or bool(self.watchers))
+
+    def watch(self, fn, on: bool = True) -> None:
+        """Add (or with ``on`` false remove) a watcher (see the module docstring)."""
+        ws = [w for w in self.watchers if w != fn]
+        self.watchers = tuple(ws + [fn]) if on else tuple(ws)
+        if on:
+            self.special = True     # (left on when the last one goes: the slow paths behave alike)
+
+    def _watched(self) -> None:
+        for w in self.watchers:
+            w()
 
     def set_mode(self, mode) -> None:
         self.mode = mode
@@ -211,6 +230,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
 
     def _enqueue_special(self, msg: Message, by=None):
         """enqueue for queues with lifecycle features, or a message with an ``expiration``."""
+        if self.watchers:
+            self._watched()
         if self.refuses(msg, by):
             return True
         if self.dedup is not None and self.dedup.duplicate(msg):
@@ -289,6 +310,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         """Lifecycle bookkeeping of a delivery (``special`` queues); returns what to deliver."""
         if self.exp:
             self._expiry_out(msg.id, not c.no_ack)
+        if self.watchers:
+            self._watched()
         return msg
 
     def dispatch(self) -> None:
@@ -345,6 +368,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     def _getting(self, msg: Message) -> Message:
         if self.exp:
             self._expiry_out(msg.id, True)
+        if self.watchers:
+            self._watched()
         return msg
 
     # ------------------------------------------------------------ settling
@@ -383,6 +408,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             self.exp_out.pop(msg.id, None)
         if self.dedup is not None:
             self.dedup.left_queue(msg)
+        if self.watchers:
+            self._watched()
 
     def _forget(self, m: Message) -> None:
         """``m`` leaves the queue without a delivery (expired, dropped, over a limit)."""
@@ -403,6 +430,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         delivered to, when explicit)."""
         if not msgs or self.deleted:
             return
+        if self.watchers:
+            self._watched()
         self.unacked_count -= len(msgs)
         self.stat_requeued += len(msgs)
         if self.special:
@@ -453,6 +482,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         return True
 
     def purge(self) -> int:
+        if self.watchers:
+            self._watched()
         n = len(self.ready) + self.tail
         for m in self.ready:
             self.settled(m)
@@ -485,6 +516,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             self.set_mode(BY_PRIORITY)
         self.mode.insert(self.consumers, c)
         self.had_consumer = True
+        if self.watchers:
+            self._watched()
         if c.exclusive:
             self.exclusive_consumer = c
         self._consumed()
@@ -511,6 +544,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             self.consumers.remove(c)
         except ValueError:
             return
+        if self.watchers:
+            self._watched()
         if was_active and len(self.consumers) > 1:
             self.sac_successor()
         if self.exclusive_consumer is c:

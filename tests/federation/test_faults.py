@@ -1,0 +1,186 @@
+"""Loss-free federation under faults (ack-mode on-confirm): a federated exchange keeps every
+message while its upstream Leveret (a ``leveret serve`` process with a data directory) is
+SIGKILLed and restarted mid-transfer, and while the link is cut again and again by a TCP
+proxy the test controls (the shovel tests' ``Proxy``). A publisher with confirms (republishing what was not confirmed when
+its connection died) feeds the upstream exchange; every message id must arrive downstream at
+least once. Duplicates are possible (messages the link had forwarded but not yet acked
+upstream when the connection went are redelivered): they are counted and printed, never
+asserted away. No timing is asserted; waits are generous hang guards."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pika
+from conftest import ServerProcess, _free_port
+
+from tests.shovel.conftest import Proxy, wait_for
+
+from .conftest import Node, api
+from .test_exchanges import _name
+
+N = 3000
+LIMIT = 180.0       # hang guard for a loaded 2-core machine
+
+
+class Publisher(threading.Thread):
+    """Publishes ids 0..n-1 (persistent, confirmed) to ``exchange`` at ``url``; a publish whose
+    confirm did not come (connection lost, nack) is sent again after reconnecting. It goes no
+    further than ``allowed`` (the test moves it on)."""
+
+    def __init__(self, url: str, exchange: str, n: int):
+        super().__init__(daemon=True)
+        self.url, self.exchange, self.n = url, exchange, n
+        self.allowed = n
+        self.confirmed = 0
+        self.reconnects = 0
+        self.error: BaseException | None = None
+        self.started_at = time.monotonic()
+
+    def run(self) -> None:
+        i, ch, conn = 0, None, None
+        deadline = time.monotonic() + LIMIT
+        while i < self.n:
+            if i >= self.allowed:
+                time.sleep(0.01)
+                continue
+            try:
+                if ch is None:
+                    conn = pika.BlockingConnection(pika.URLParameters(self.url))
+                    ch = conn.channel()
+                    ch.confirm_delivery()
+                ch.basic_publish(self.exchange, "k", str(i).encode(),
+                                 pika.BasicProperties(delivery_mode=2, message_id=str(i)))
+                i += 1
+                self.confirmed = i
+            except (pika.exceptions.AMQPError, OSError) as e:
+                ch = None
+                self.reconnects += 1
+                if time.monotonic() > deadline:
+                    self.error = e
+                    return
+                time.sleep(0.2)
+        if conn is not None and conn.is_open:
+            conn.close()
+
+
+class Sink:
+    """Counts the ids arriving in a downstream queue."""
+
+    def __init__(self, node: Node, queue: str):
+        self.conn, self.ch = node.channel()
+        self.queue = queue
+        self.seen: Counter = Counter()
+
+    def poll(self) -> int:
+        while True:
+            m = self.ch.basic_get(self.queue, auto_ack=True)
+            if m[0] is None:
+                return len(self.seen)
+            self.seen[int(m[2])] += 1
+
+    def until(self, n: int, what: str) -> None:
+        wait_for(lambda: self.poll() >= n, what, LIMIT)
+
+    def report(self, label: str, n: int) -> dict:
+        missing = [i for i in range(n) if i not in self.seen]
+        dups = sum(c - 1 for c in self.seen.values())
+        print(f"\n{label}: {n} ids, {len(self.seen)} distinct arrived, {dups} duplicates, missing {len(missing)}")
+        return {"missing": missing, "duplicates": dups}
+
+
+def _downstream(node: Node, upstream_url: str) -> Sink:
+    """``fx`` on ``node`` federated (on-confirm, reconnect-delay 1 s) from ``upstream_url``,
+    with the durable queue ``sink`` bound to it."""
+    _name(node, "lev-fault-down")
+    c, ch = node.channel()
+    ch.exchange_declare("fx", "direct", durable=True)
+    ch.queue_declare("sink", durable=True)
+    ch.queue_bind("sink", "fx", "k")
+    c.close()
+    assert api(node.api, "PUT", "/api/parameters/federation-upstream/%2F/up",
+               {"value": {"uri": upstream_url, "ack-mode": "on-confirm", "reconnect-delay": 1,
+                          "prefetch-count": 100}})[0] in (201, 204)
+    assert api(node.api, "PUT", "/api/policies/%2F/fed", {"pattern": "^fx$", "apply-to": "exchanges",
+                                                         "definition": {"federation-upstream": "up"}})[0] in (201, 204)
+    return Sink(node, "sink")
+
+
+def _running(node: Node):
+    return wait_for(lambda: [r for r in api(node.api, "GET", "/api/federation-links")[1] or []
+                             if r["status"] == "running"], "the link running", LIMIT)
+
+
+def _bound_upstream(api_host: str):
+    """Wait until the upstream exchange ``fx`` is bound to the link's internal exchange."""
+    def ok():
+        rows = api(api_host, "GET", "/api/bindings/%2F")[1] or []
+        return any(b["source"] == "fx" and b["destination"].startswith("federation: fx -> ") for b in rows)
+    wait_for(ok, "fx bound upstream", LIMIT)
+
+
+def test_upstream_sigkilled_mid_transfer(node, tmp_path):
+    port = _free_port()
+    (tmp_path / "up").mkdir()
+    up = ServerProcess(str(tmp_path / "up"), "--no-prometheus", port=port)
+    try:
+        c = pika.BlockingConnection(pika.URLParameters(up.url))
+        c.channel().exchange_declare("fx", "direct", durable=True)
+        c.close()
+        sink = _downstream(node, up.url)
+        _running(node)
+        _bound_upstream(up.management_url.removeprefix("http://"))
+        pub = Publisher(up.url, "fx", N)
+        pub.start()
+        sink.until(N // 4, "a quarter of the messages downstream")
+        assert sink.poll() < N, "the transfer finished before the kill: nothing was tested"
+        os.kill(up.proc.pid, signal.SIGKILL)
+        up.proc.wait(30)
+        up.stop()
+        up = ServerProcess(str(tmp_path / "up"), "--no-prometheus", port=port)
+        pub.join(LIMIT)
+        assert pub.error is None and pub.confirmed == N, (pub.error, pub.confirmed)
+        sink.until(N, f"all {N} ids downstream")
+        r = sink.report(f"upstream SIGKILLed (publisher reconnects {pub.reconnects})", N)
+        assert r["missing"] == []
+        sink.conn.close()
+    finally:
+        up.stop()
+
+
+def test_link_cut_by_proxy(node, node2):
+    up = node2
+    proxy = Proxy("127.0.0.1", int(up.url.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        c, ch = up.channel()
+        ch.exchange_declare("fx", "direct", durable=True)
+        c.close()
+        sink = _downstream(node, proxy.url())
+        _running(node)
+        _bound_upstream(up.api)
+        pub = Publisher(up.url, "fx", N)
+        pub.allowed = 0
+        pub.start()
+        step = N // 5
+        cuts = 0
+        for k in range(4):
+            # a cut in the middle of a batch: the publisher is publishing, the link forwarding
+            wait_for(lambda: len(proxy.transports) > 0, "the link connected through the proxy", LIMIT)
+            pub.allowed = (k + 1) * step
+            wait_for(lambda k=k: pub.confirmed >= k * step + step // 2, "half a batch published", LIMIT)
+            proxy.cut()
+            cuts += 1
+        pub.allowed = N
+        pub.join(LIMIT)
+        assert pub.error is None and pub.confirmed == N, (pub.error, pub.confirmed)
+        sink.until(N, f"all {N} ids downstream")
+        r = sink.report(f"link cut {cuts} times (proxy accepted {proxy.connections} connections)", N)
+        assert r["missing"] == []
+        assert proxy.connections > cuts
+        sink.conn.close()
+    finally:
+        proxy.close()
+
