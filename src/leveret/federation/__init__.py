@@ -29,7 +29,10 @@ from ..broker.parameters import StoredComponent, register
 from ..broker.policy import register_keys
 from ..shovel import erlang_timestamp
 from .config import KINDS, POLICY_CHECKS, POLICY_KEYS, policy_error, upstreams_for, validate
-from .link import ExchangeLink, QueueLink
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the links (and aiormq) come with the first federation link: a broker
+    from .link import ExchangeLink, QueueLink    # without federation never pays that import
 
 log = logging.getLogger("leveret.federation")
 
@@ -119,6 +122,7 @@ class FederationSupervisor:
                 del self.links[k]
                 # gone for good (no longer wanted): its upstream queue and exchange go too
                 self._spawn(link.stop(cleanup=k not in want))
+        from .link import ExchangeLink, QueueLink     # lazily: see the import at the top
         cls = ExchangeLink if kind == "exchange" else QueueLink
         for k, (up, policy) in want.items():
             if k not in self.links:
