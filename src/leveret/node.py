@@ -81,17 +81,8 @@ class Node(Broker):
 
     async def start(self) -> None:
         await super().start()
-        self.listener = Listener(self)
-        try:
-            await self.listener.start()
-        except BaseException:
-            self.listener = None
-            await super().stop()
-            raise
-        self.shovel_supervisor = ShovelSupervisor(self, self.listener)
-        await self.shovel_supervisor.start()
-        self.federation_supervisor = FederationSupervisor(self, self.listener)
-        await self.federation_supervisor.start()
+        # the control socket first (as RabbitMQ's CLI reaches a node before its listeners are
+        # up): whoever sees the AMQP port open can use leveret ctl at once
         path = ControlServer.path_for(self.settings)
         if path is not None:
             control = ControlServer(self, path)
@@ -100,6 +91,20 @@ class Node(Broker):
                 self.control = control
             except OSError as e:   # the broker runs without it; ctl will say it cannot connect
                 log.error("control socket %s not opened: %s", path, e)
+        self.listener = Listener(self)
+        try:
+            await self.listener.start()
+        except BaseException:
+            self.listener = None
+            if self.control is not None:
+                await self.control.stop()
+                self.control = None
+            await super().stop()
+            raise
+        self.shovel_supervisor = ShovelSupervisor(self, self.listener)
+        await self.shovel_supervisor.start()
+        self.federation_supervisor = FederationSupervisor(self, self.listener)
+        await self.federation_supervisor.start()
         s = self.settings
         where = []
 
