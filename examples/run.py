@@ -103,9 +103,11 @@ class Program:
 
     def stop(self) -> None:
         """Terminate the program if it still runs (SIGTERM, then SIGKILL after 5 s)."""
-        if self.proc.stdin:
+        if self.proc.stdin:  # end of input: a program reading it gets to finish by itself
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -154,6 +156,15 @@ class Demo:
         program = self.start(script, *args, label=label, env=env)
         program.finish(timeout)
         return program
+
+    @staticmethod
+    def free_port() -> int:
+        """A TCP port free on 127.0.0.1 right now, for a program that needs a fixed one."""
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
 
     def http(self, method: str, url: str, body: object = None) -> tuple[int, object]:
         """An HTTP request with an optional JSON body; returns (status, decoded JSON answer)."""
@@ -231,7 +242,7 @@ def run_demo(example: str, url: str | None) -> int:
         stack.callback(demo.stop_all)
         try:
             module.demo(demo)
-        except DemoError as exc:
+        except (DemoError, OSError) as exc:  # OSError: an HTTP or AMQP connection that failed
             show("demo", f"!!! demo failed: {exc}")
             return 1
     show("demo", f"--- {example}: demo finished")
