@@ -211,16 +211,33 @@ def load(example: str) -> ModuleType:
 def delete_named(url: str, prefix: str, queues: tuple[str, ...], exchanges: tuple[str, ...]) -> None:
     """Delete the demo's named queues and exchanges (absent ones are fine)."""
     import pika
+    from pika.exceptions import AMQPError
 
-    connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        channel = connection.channel()
-        for name in queues:
-            channel.queue_delete(prefix + name)
-        for name in exchanges:
-            channel.exchange_delete(prefix + name)
-    finally:
-        connection.close()
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            channel = connection.channel()
+            for name in queues:
+                channel.queue_delete(prefix + name)
+            for name in exchanges:
+                channel.exchange_delete(prefix + name)
+        finally:
+            if connection.is_open:
+                connection.close()
+    except AMQPError as exc:
+        show("demo", f"!!! could not delete the demo's queues and exchanges ({prefix}*): {exc!r}")
+
+
+def reachable(url: str) -> str | None:
+    """None when an AMQP connection to ``url`` opens; otherwise why not."""
+    import pika
+    from pika.exceptions import AMQPError
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+        return None
+    except (AMQPError, ValueError, IndexError) as exc:  # IndexError: pika on a URL without a path
+        return repr(exc)
 
 
 def run_demo(example: str, url: str | None) -> int:
@@ -233,6 +250,10 @@ def run_demo(example: str, url: str | None) -> int:
             url, prefix = broker.url, ""
             show("demo", f"--- embedded Leveret broker at {url}")
         else:
+            problem = reachable(url)
+            if problem is not None:
+                show("demo", f"!!! cannot connect to {url}: {problem}")
+                return 1
             prefix = f"demo-{secrets.token_hex(3)}."
             show("demo", f"--- broker {url}, names prefixed with {prefix!r}")
             stack.callback(delete_named, url, prefix, getattr(module, "QUEUES", ()),
@@ -261,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.example not in examples():
         parser.error(f"unknown example {args.example!r}; one of: {', '.join(examples())}")
+    if args.url is not None and not args.url.startswith(("amqp://", "amqps://")):
+        parser.error(f"--url must be an amqp:// or amqps:// URL, not {args.url!r}")
     return run_demo(args.example, args.url)
 
 

@@ -98,3 +98,13 @@ def test_demo_against_a_url(example):
     for kind, names in (("queue", queues), ("exchange", exchanges)):
         for name in re.findall(r'"([^"]+)"', names):
             assert _gone(EXTERNAL_URL, kind, prefix + name), f"{kind} {prefix + name} left behind"
+
+
+def test_unreachable_or_malformed_url_is_a_clear_error():
+    run = [sys.executable, str(EXAMPLES / "run.py"), "rpc_direct_reply_to", "--url"]
+    refused = subprocess.run([*run, "amqp://guest:guest@127.0.0.1:1/%2F"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "!!! cannot connect to amqp://guest:guest@127.0.0.1:1/%2F: AMQPConnectionError" in refused.stdout
+    assert "Traceback" not in refused.stderr
+    malformed = subprocess.run([*run, "localhost:5672"], capture_output=True, text=True, timeout=60)
+    assert malformed.returncode == 2 and "--url must be an amqp:// or amqps:// URL" in malformed.stderr
