@@ -21,11 +21,11 @@ import os
 import resource
 import shutil
 import time
-import zlib
 from decimal import Decimal
 from urllib.parse import quote_plus
 
 from ..amqp.codec import Typed, decode_table_typed, encode_table, table_plain
+from ..amqp.phash2 import table_hash
 from .exchanges import TYPES
 from .stats import (CHANNEL_GAUGES, CHANNEL_STATS, EXCHANGE_STATS, QUEUE_GAUGES, QUEUE_STATS, SOCKET_STATS, channel_counts, channel_gauges, connection_row, exchange_counts,
                     is_client, message_stats, pending_publishes, queue_counts, queue_levels, socket_stats,
@@ -63,14 +63,15 @@ def json_table(t: dict | None) -> dict:
     return {k: json_value(v) for k, v in (t or {}).items()}
 
 
-def properties_key(routing_key: str, arguments: dict | None) -> str:
+def properties_key(routing_key: str, arguments: dict | None, args_hash: int | None = None) -> str:
     """A binding's id in URLs, as ``rabbit_mgmt_format:pack_binding_props``: ``~`` for an
-    empty key without arguments, else the quoted key, and with arguments ``~`` and a hash of
-    them (RabbitMQ hashes the Erlang term with ``erlang:phash2``; Leveret hashes the arguments'
-    AMQP encoding with CRC-32, so the suffix differs while meaning the same)."""
+    empty key without arguments, else the quoted key, and with arguments ``~`` and
+    ``args_hash``: ``rabbit_misc:base64url(<<(erlang:phash2(Args, 1 bsl 32)):32>>)`` of the
+    arguments as RabbitMQ holds them (:func:`~leveret.amqp.phash2.table_hash`), so the same
+    binding has the same key on both brokers (``args_hash``: that hash, if known)."""
     if not arguments:
         return "~" if routing_key == "" else _quote(routing_key)
-    h = zlib.crc32(encode_table(arguments)).to_bytes(4, "big")
+    h = (table_hash(arguments) if args_hash is None else args_hash).to_bytes(4, "big")
     return _quote(routing_key) + "~" + _quote(base64.urlsafe_b64encode(h).decode().rstrip("="))
 
 
@@ -99,7 +100,12 @@ def exchanges(broker, vhosts, sampler) -> list[dict]:
 def binding_info(b) -> dict:
     return {"source": b.source.name, "vhost": b.source.vhost, "destination": b.destination.name,
             "destination_type": b.destination.kind, "routing_key": b.routing_key,
-            "arguments": json_table(b.arguments), "properties_key": properties_key(b.routing_key, b.arguments)}
+            "arguments": json_table(b.arguments), "properties_key": binding_key(b)}
+
+
+def binding_key(b) -> str:
+    """The ``properties_key`` of a binding object."""
+    return properties_key(b.routing_key, b.arguments, b.args_hash if b.arguments else None)
 
 
 def default_bindings_of(q) -> list[dict]:
