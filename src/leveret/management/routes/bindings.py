@@ -28,14 +28,14 @@ KINDS = {"q": "queue", "e": "exchange"}
 @routes.get("/api/bindings")
 async def all_bindings(request):
     b = request.app["broker"]
-    return await respond(request, [d for v in visible_vhosts(request) for d in introspect.bindings(b.vhosts[v])], ())
+    return await respond(request, introspect.bindings_view([b.vhosts[v] for v in visible_vhosts(request)]), ())
 
 
 @routes.get("/api/bindings/{vhost}")
 async def vhost_bindings(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return await respond(request, introspect.bindings(request.app["broker"].vhosts[vhost]), ())
+    return await respond(request, introspect.bindings_view([request.app["broker"].vhosts[vhost]]), ())
 
 
 def _ends(request):
