@@ -5,7 +5,13 @@ pika publisher and consumer (one queue, transient messages) in a thread, and tim
 ``GET /api/queues`` (the whole list) and one page (``?page=1&page_size=100``) several times;
 reports the delivery rate in the seconds around the listings and without them.
 
-    python bench/mgmt_listing.py [--queues 10000] [--runs 5]
+With ``--objects``, also declares N exchanges (each bound to its queue: with the default
+exchange's implicit bindings, 2N bindings) and opens ``--connections`` idle connections, and
+times the whole list and one sorted page of ``/api/exchanges``, ``/api/bindings`` and
+``/api/connections``. ``--src`` runs the broker of another source tree (a before/after in one
+sitting: ``git worktree add /tmp/before <commit>``, then ``--src /tmp/before/src``).
+
+    python bench/mgmt_listing.py [--queues 10000] [--runs 5] [--objects] [--connections 2000] [--src DIR]
 """
 from __future__ import annotations
 
@@ -59,13 +65,13 @@ class Traffic(threading.Thread):
 
 
 @contextlib.contextmanager
-def serve(queues: int):
+def serve(queues: int, src: str | None = None, objects: bool = False):
     """A ``leveret serve`` of this tree (own ports, a temporary data directory) with ``queues``
     idle queues: yields (AMQP port, management port, process); the process's
     ``prometheus_port`` is where it serves Prometheus."""
     amqp, http, prom = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
+        env = dict(os.environ, PYTHONPATH=src or os.path.join(os.path.dirname(__file__), "..", "src"))
         p = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", str(amqp), "--management-port",
                               str(http), "--prometheus-port", str(prom), "--data-dir", d], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,6 +87,10 @@ def serve(queues: int):
             ch = conn.channel()
             for i in range(queues):
                 ch.queue_declare(f"bench-q-{i}", arguments={"x-max-length": 1000})
+                if objects:
+                    ch.exchange_declare(f"bench-x-{i}", "direct")
+                    ch.queue_bind(f"bench-q-{i}", f"bench-x-{i}", routing_key=f"k{i}",
+                                  arguments={"n": i} if i % 2 else None)
             conn.close()
             yield amqp, http, p
         finally:
@@ -88,12 +98,41 @@ def serve(queues: int):
             p.wait(30)
 
 
+def timed(http: int, path: str, runs: int) -> float:
+    """The median seconds of ``runs`` GETs of ``path``."""
+    out = []
+    for _ in range(runs):
+        s = time.perf_counter()
+        get(http, path)
+        out.append(time.perf_counter() - s)
+    return sorted(out)[len(out) // 2]
+
+
+LISTINGS = [("/api/exchanges", "/api/exchanges?page=1&page_size=100&sort=name"),
+            ("/api/bindings", "/api/bindings?page=1&page_size=100&sort=routing_key"),
+            ("/api/connections", "/api/connections?page=1&page_size=100&sort=name")]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queues", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--objects", action="store_true", help="also exchanges, bindings, connections")
+    ap.add_argument("--connections", type=int, default=2000)
+    ap.add_argument("--src", help="the source tree whose broker to run (default: this one)")
     a = ap.parse_args()
-    with serve(a.queues) as (amqp, http, _proc):
+    if a.objects:
+        with serve(a.queues, a.src, objects=True) as (amqp, http, _proc):
+            conns = [pika.BlockingConnection(pika.ConnectionParameters(port=amqp, heartbeat=0))
+                     for _ in range(a.connections)]
+            for full_path, page_path in LISTINGS:
+                n = len(get(http, full_path))
+                print(f"{full_path} ({n:,} items): whole list median {timed(http, full_path, a.runs):.3f} s; "
+                      f"one sorted page of 100 median {timed(http, page_path, a.runs):.3f} s")
+            for c in conns:
+                c.close()
+        return
+    with serve(a.queues, a.src) as (amqp, http, _proc):
         t = Traffic(amqp)
         t.start()
         time.sleep(2)

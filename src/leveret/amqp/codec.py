@@ -47,7 +47,7 @@ from .errors import AMQPSyntaxError, TableCrash
 __all__ = [
     "dec_shortstr", "dec_longstr", "enc_shortstr", "enc_longstr",
     "decode_table", "decode_table_typed", "encode_table",
-    "Typed", "BasicProperties",
+    "Typed", "BasicProperties", "json_table_typed",
 ]
 
 _B = struct.Struct(">B")
@@ -446,6 +446,38 @@ def encode_table(table) -> bytes:
     body = b"".join(parts)
     return _I.pack(len(body)) + body
 
+
+
+def json_table_typed(plain: dict) -> dict:
+    """JSON arguments as RabbitMQ types them (``rabbit_misc:to_amqp_table``: a string is a
+    longstr, an integer a ``long``, another number a ``double``, an object a table -- its keys
+    in Erlang map order, bytewise -- and a list an array); values :class:`Typed`. A null has
+    no AMQP type: ``ValueError``."""
+    return {k: _json_typed(plain[k]) for k in sorted(plain, key=_key_bytes)}
+
+
+def _key_bytes(k: str) -> bytes:
+    return k.encode("utf-8", "surrogateescape")
+
+
+def _json_typed(v) -> Typed:
+    if isinstance(v, bool):
+        return Typed("t", v)
+    if isinstance(v, int):
+        if not -2**63 <= v < 2**63:
+            raise ValueError(f"{v} does not fit a long")
+        return Typed("l", v)
+    if isinstance(v, float):
+        return Typed("d", v)
+    if isinstance(v, str):
+        return Typed("S", v.encode("utf-8", "surrogateescape"))
+    if isinstance(v, dict):
+        return Typed("F", json_table_typed(v))
+    if isinstance(v, list):
+        return Typed("A", [_json_typed(x) for x in v])
+    if v is None:
+        raise ValueError("null_not_allowed")
+    raise ValueError(f"unhandled_type {v!r}")
 
 
 def table_plain(v):

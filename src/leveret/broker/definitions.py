@@ -30,7 +30,7 @@ import base64
 import datetime
 import decimal
 
-from ..amqp.codec import Typed, decode_table_typed, encode_table
+from ..amqp.codec import Typed, decode_table_typed, encode_table, json_table_typed
 from ..amqp.errors import AMQPError
 from ..auth.passwords import encode_hash
 from .admin import AdminError
@@ -80,6 +80,19 @@ def _typed(args) -> dict:
     if not isinstance(args, dict):
         raise DefinitionsError(f"arguments must be a JSON object, not {args!r}")
     return decode_table_typed(encode_table(args), 0)[0]
+
+
+def _binding_args(args) -> dict:
+    """A binding's JSON arguments typed as RabbitMQ's import types them
+    (``rabbit_misc:to_amqp_table``: integers are ``long``), which its ``properties_key`` hashes."""
+    if not args:
+        return {}
+    if not isinstance(args, dict):
+        raise DefinitionsError(f"arguments must be a JSON object, not {args!r}")
+    try:
+        return json_table_typed(args)
+    except ValueError as e:
+        raise DefinitionsError(f"binding arguments: {e}") from None
 
 
 # ------------------------------------------------------------ export
@@ -211,7 +224,7 @@ def _import_binding(broker, b: dict, vhost: str | None) -> None:
     src = v.exchange(b["source"])
     dest = v.queue(b["destination"]) if b.get("destination_type", "queue") == "queue" \
         else v.exchange(b["destination"])
-    v.bind(src, dest, b.get("routing_key", ""), _typed(b.get("arguments")))
+    v.bind(src, dest, b.get("routing_key", ""), _binding_args(b.get("arguments")))
 
 
 def _import_policy(broker, p: dict, vhost: str | None, operator: bool = False) -> None:

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..amqp.errors import precondition_failed
+from ..amqp.phash2 import table_hash
 from .dedup import DedupCache, validate_exchange_args
 from .delayed import make_delayed_type
 
@@ -35,7 +36,7 @@ def args_key(args: dict | None):
 
 
 class Binding:
-    __slots__ = ("source", "destination", "routing_key", "arguments", "akey")
+    __slots__ = ("source", "destination", "routing_key", "arguments", "akey", "_args_hash")
 
     def __init__(self, source, destination, routing_key: str, arguments: dict | None):
         self.source = source
@@ -43,6 +44,15 @@ class Binding:
         self.routing_key = routing_key
         self.arguments = arguments or {}
         self.akey = args_key(arguments)
+        self._args_hash = None
+
+    @property
+    def args_hash(self) -> int:
+        """``erlang:phash2`` of the arguments as RabbitMQ holds them (its management API's
+        ``properties_key`` ends with it), computed once."""
+        if self._args_hash is None:
+            self._args_hash = table_hash(self.arguments)
+        return self._args_hash
 
     @property
     def identity(self):

@@ -21,12 +21,12 @@ import os
 import resource
 import shutil
 import time
-import zlib
 from decimal import Decimal
 from urllib.parse import quote_plus
 
 from ..amqp.codec import Typed, decode_table_typed, encode_table, table_plain
-from .exchanges import TYPES
+from ..amqp.phash2 import table_hash
+from .exchanges import TYPES, Binding
 from .stats import (CHANNEL_GAUGES, CHANNEL_STATS, EXCHANGE_STATS, QUEUE_GAUGES, QUEUE_STATS, SOCKET_STATS, channel_counts, channel_gauges, connection_row, exchange_counts,
                     is_client, message_stats, pending_publishes, queue_counts, queue_levels, socket_stats,
                     with_rates)
@@ -63,14 +63,15 @@ def json_table(t: dict | None) -> dict:
     return {k: json_value(v) for k, v in (t or {}).items()}
 
 
-def properties_key(routing_key: str, arguments: dict | None) -> str:
+def properties_key(routing_key: str, arguments: dict | None, args_hash: int | None = None) -> str:
     """A binding's id in URLs, as ``rabbit_mgmt_format:pack_binding_props``: ``~`` for an
-    empty key without arguments, else the quoted key, and with arguments ``~`` and a hash of
-    them (RabbitMQ hashes the Erlang term with ``erlang:phash2``; Leveret hashes the arguments'
-    AMQP encoding with CRC-32, so the suffix differs while meaning the same)."""
+    empty key without arguments, else the quoted key, and with arguments ``~`` and
+    ``args_hash``: ``rabbit_misc:base64url(<<(erlang:phash2(Args, 1 bsl 32)):32>>)`` of the
+    arguments as RabbitMQ holds them (:func:`~leveret.amqp.phash2.table_hash`), so the same
+    binding has the same key on both brokers (``args_hash``: that hash, if known)."""
     if not arguments:
         return "~" if routing_key == "" else _quote(routing_key)
-    h = zlib.crc32(encode_table(arguments)).to_bytes(4, "big")
+    h = (table_hash(arguments) if args_hash is None else args_hash).to_bytes(4, "big")
     return _quote(routing_key) + "~" + _quote(base64.urlsafe_b64encode(h).decode().rstrip("="))
 
 
@@ -91,33 +92,21 @@ def exchange_info(x, rates=None, pending: dict | None = None) -> dict:
     return d
 
 
-def exchanges(broker, vhosts, sampler) -> list[dict]:
-    pending = pending_publishes(broker)
-    return [exchange_info(x, sampler.rates_of(x), pending) for v in vhosts for x in broker.vhosts[v].exchanges.values()]
-
-
 def binding_info(b) -> dict:
     return {"source": b.source.name, "vhost": b.source.vhost, "destination": b.destination.name,
             "destination_type": b.destination.kind, "routing_key": b.routing_key,
-            "arguments": json_table(b.arguments), "properties_key": properties_key(b.routing_key, b.arguments)}
+            "arguments": json_table(b.arguments), "properties_key": binding_key(b)}
+
+
+def binding_key(b) -> str:
+    """The ``properties_key`` of a binding object."""
+    return properties_key(b.routing_key, b.arguments, b.args_hash if b.arguments else None)
 
 
 def default_bindings_of(q) -> list[dict]:
     """The default exchange's implicit binding of ``q`` (RabbitMQ lists it)."""
     return [{"source": "", "vhost": q.vhost.name, "destination": q.name, "destination_type": "queue",
              "routing_key": q.name, "arguments": {}, "properties_key": properties_key(q.name, None)}]
-
-
-def default_bindings(vhost) -> list[dict]:
-    return [d for q in vhost.queues.values() for d in default_bindings_of(q)]
-
-
-def bindings(vhost) -> list[dict]:
-    """Every binding of ``vhost``, the default exchange's first, as RabbitMQ lists them."""
-    out = default_bindings(vhost)
-    for x in vhost.exchanges.values():
-        out.extend(binding_info(b) for b in x.bindings.values())
-    return out
 
 
 # ---------------------------------------------------------------- queues
@@ -255,6 +244,83 @@ def queues_view(broker, vhosts, sampler) -> View:
     fields.update((k, field(k, f)) for k, f in QUEUE_STAT_FIELDS.items())
     return View([q for v in vhosts for q in broker.vhosts[v].queues.values()], build, fields, complete=True,
                 gone=lambda q: q.deleted)
+
+
+# ---------------------------------------------------------------- exchanges, bindings, connections unbuilt
+
+def exchanges_view(broker, vhosts, sampler) -> View:
+    """``/api/exchanges`` unbuilt: the fields of :func:`exchange_info`, one at a time."""
+    pending = pending_publishes(broker)
+    rates = sampler.rates_of
+
+    def stats(x):
+        counts = exchange_counts(x, pending)
+        return message_stats(EXCHANGE_STATS, counts, rates(x)) if counts[0] else MISSING
+
+    fields = {"name": operator.attrgetter("name"), "vhost": operator.attrgetter("vhost"),
+              "type": operator.attrgetter("type_name"), "durable": lambda x: bool(x.durable),
+              "auto_delete": lambda x: bool(x.auto_delete), "internal": lambda x: bool(x.internal),
+              "arguments": lambda x: json_table(x.arguments),
+              "policy": lambda x: x.policy.name if x.policy is not None else MISSING,
+              "message_stats": stats}
+    objs = [x for v in vhosts for x in broker.vhosts[v].exchanges.values()]
+
+    def gone(x):
+        v = broker.vhosts.get(x.vhost)
+        return v is None or v.exchanges.get(x.name) is not x
+    return View(objs, lambda x: exchange_info(x, rates(x), pending), fields, complete=True, gone=gone)
+
+
+def _binding_item(o) -> dict:
+    return binding_info(o) if type(o) is Binding else default_bindings_of(o)[0]
+
+
+def _bfield(of_binding, of_queue):
+    return lambda o: of_binding(o) if type(o) is Binding else of_queue(o)
+
+
+BINDING_FIELDS = {
+    "source": _bfield(lambda b: b.source.name, lambda q: ""),
+    "vhost": _bfield(lambda b: b.source.vhost, lambda q: q.vhost.name),
+    "destination": _bfield(lambda b: b.destination.name, operator.attrgetter("name")),
+    "destination_type": _bfield(lambda b: b.destination.kind, lambda q: "queue"),
+    "routing_key": _bfield(operator.attrgetter("routing_key"), operator.attrgetter("name")),
+    "arguments": _bfield(lambda b: json_table(b.arguments), lambda q: {}),
+    "properties_key": _bfield(binding_key, lambda q: properties_key(q.name, None)),
+}
+
+
+def bindings_view(vhosts) -> View:
+    """The bindings of ``vhosts`` (the default exchange's first, as :func:`bindings`), unbuilt:
+    their objects are bindings and queues (a queue stands for its default binding)."""
+    objs: list = []
+    for v in vhosts:
+        objs.extend(v.queues.values())
+        for x in v.exchanges.values():
+            objs.extend(x.bindings.values())
+    return View(objs, _binding_item, BINDING_FIELDS, complete=True,
+                gone=lambda o: type(o) is not Binding and o.deleted)
+
+
+CONNECTION_FIELDS = {
+    "name": operator.attrgetter("display_name"),
+    "vhost": lambda c: c.vhost.name if c.vhost else None,
+    "user": lambda c: c.user.name if c.user else None,
+    "peer_host": lambda c: (c.peer or ("", 0))[0], "peer_port": lambda c: (c.peer or ("", 0))[1],
+    "host": lambda c: (c.local or ("", 0))[0], "port": lambda c: (c.local or ("", 0))[1],
+    "channels": lambda c: len(c.sessions), "connected_at": operator.attrgetter("connected_at"),
+    "state": lambda c: "blocked" if c.blocked else ("flow" if c.flow_held else "running"),
+    "ssl": lambda c: bool(c.tls), "timeout": operator.attrgetter("heartbeat"),
+    "frame_max": operator.attrgetter("frame_max"), "channel_max": operator.attrgetter("channel_max"),
+    "user_provided_name": lambda c: (json_value(c.client_properties["connection_name"])
+                                     if "connection_name" in c.client_properties else MISSING),
+}
+
+
+def connections_view(broker, conns: list, sampler) -> View:
+    """``/api/connections`` unbuilt (``conns``: the visible ones, in connection order)."""
+    return View(conns, lambda c: connection_info(c, sampler), CONNECTION_FIELDS,
+                gone=lambda c: c not in broker.connections)
 
 
 # ---------------------------------------------------------------- connections, channels, consumers

@@ -208,7 +208,7 @@ def _name_filter(request: web.Request, view: View, objs: list) -> list:
     name = request.query.get("name")
     if not name:
         return objs
-    getter = _getter(view, "name") or (lambda o: view.build(o).get("name", ""))
+    getter = _getter(view, "name") or (lambda o: dotted(view.build(o), "name"))
     if request.query.get("use_regex") == "true":
         try:
             rx = re.compile(name, re.IGNORECASE)

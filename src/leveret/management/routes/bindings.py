@@ -1,7 +1,10 @@
 """``/api/bindings`` (all, per vhost, ``/e/{source}/q/{queue}``, ``/e/{source}/e/{exchange}``:
 list, POST -> 201 with a ``Location`` of ``{destination}/{properties_key}``, and
 ``/{properties_key}`` GET and DELETE). A binding's ``properties_key`` is
-:func:`~leveret.broker.introspect.properties_key`."""
+:func:`~leveret.broker.introspect.properties_key`, RabbitMQ's for the same binding: POSTed
+arguments are typed as ``rabbit_misc:to_amqp_table`` types them (an integer is a ``long``), as
+the hash depends on the types. A ``null`` argument, which RabbitMQ answers with a 500 (a crash
+in ``to_amqp_table``), is a 400 here."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -9,13 +12,14 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ...amqp import spec
+from ...amqp.codec import json_table_typed
 from ...broker import introspect
 from ..auth import require_vhost, visible_vhosts
 from ..direct import direct_request
 from ..errors import bad_request, not_found
 from ..listing import json_response, respond
 from ..request import read_json
-from .exchanges import _args, binding_order, exchange_name
+from .exchanges import binding_order, exchange_name
 
 routes = web.RouteTableDef()
 KINDS = {"q": "queue", "e": "exchange"}
@@ -24,14 +28,14 @@ KINDS = {"q": "queue", "e": "exchange"}
 @routes.get("/api/bindings")
 async def all_bindings(request):
     b = request.app["broker"]
-    return await respond(request, [d for v in visible_vhosts(request) for d in introspect.bindings(b.vhosts[v])], ())
+    return await respond(request, introspect.bindings_view([b.vhosts[v] for v in visible_vhosts(request)]), ())
 
 
 @routes.get("/api/bindings/{vhost}")
 async def vhost_bindings(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return await respond(request, introspect.bindings(request.app["broker"].vhosts[vhost]), ())
+    return await respond(request, introspect.bindings_view([request.app["broker"].vhosts[vhost]]), ())
 
 
 def _ends(request):
@@ -69,7 +73,7 @@ async def create_binding(request):
     rk = body.get("routing_key", "")
     if not isinstance(rk, str):
         raise bad_request("routing_key must be a string")
-    args = _args(body)
+    args = _binding_args(body)
     kind = KINDS[request.match_info["kind"]]
     sname = exchange_name(request, "source")
     dname = request.match_info["dest"] if kind == "queue" else exchange_name(request, "dest")
@@ -83,13 +87,25 @@ async def create_binding(request):
     return web.Response(status=201, headers={"Location": f"{quote(dname, safe='')}/{quote(key, safe='~')}"})
 
 
+def _binding_args(body: dict) -> dict:
+    """The JSON ``arguments`` typed as RabbitMQ types them (``rabbit_mgmt_util:args``): what
+    the binding's ``properties_key`` is a hash of."""
+    args = body.get("arguments") or {}
+    if not isinstance(args, dict):
+        raise bad_request("arguments must be an object")
+    try:
+        return json_table_typed(args)
+    except ValueError as e:
+        raise bad_request(f"invalid arguments: {e}") from None
+
+
 def _binding(request):
     _v, src, dest = _ends(request)
     if src is None or dest is None:
         raise not_found()
     key = request.match_info["props"]
     for b in _between(src, dest):
-        if introspect.properties_key(b.routing_key, b.arguments) == key:
+        if introspect.binding_key(b) == key:
             return b
     raise not_found()
 

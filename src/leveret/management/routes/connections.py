@@ -42,16 +42,16 @@ def _channels(conns) -> list:
 
 @routes.get("/api/connections")
 async def list_connections(request):
-    s = request.app["broker"].stats
-    return await respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request)], ())
+    b = request.app["broker"]
+    return await respond(request, introspect.connections_view(b, _visible_connections(request), b.stats), ())
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
 async def vhost_connections(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    s = request.app["broker"].stats
-    return await respond(request, [introspect.connection_info(c, s) for c in _visible_connections(request, vhost)], ())
+    b = request.app["broker"]
+    return await respond(request, introspect.connections_view(b, _visible_connections(request, vhost), b.stats), ())
 
 
 _SHOW_NULLS = ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject",
