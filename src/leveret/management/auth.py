@@ -26,11 +26,13 @@ from ..auth.access import is_loopback
 from .errors import login_failed, no_credentials, not_authorised, not_found
 
 MANAGEMENT_TAGS = {"management", "policymaker", "monitoring", "administrator"}
+# the logged-in user, cached on the request (a typed key where aiohttp has them: 3.13+)
+_USER = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"
 
 
 def authenticate(request: web.Request) -> User:
     """The logged-in user of ``request`` (cached on it), or raise the 401 RabbitMQ sends."""
-    user = request.get("user")
+    user = request.get(_USER)
     if user is not None:
         return user
     header = request.headers.get("Authorization", "")
@@ -51,7 +53,7 @@ def authenticate(request: web.Request) -> User:
         raise login_failed("User can only log in via localhost", challenge)
     if not MANAGEMENT_TAGS & set(user.tags):
         raise not_authorised("Not management user")
-    request["user"] = user
+    request[_USER] = user
     return user
 
 
