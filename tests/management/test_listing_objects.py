@@ -81,8 +81,6 @@ CASES = [
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("kind,sort,columns", CASES)
 def test_page_is_the_slice_of_the_full_listing(api, objects, kind, sort, reverse, columns):
-    if kind == "bindings" and ON_RABBITMQ:
-        pytest.skip("RabbitMQ's binding listings take no pagination (reply_list; Leveret pages them)")
     vhost, tag = objects
     path = PATHS[kind].format(vhost=vhost)
     # exchanges: only the test's (not the vhost's amq.* ones), by the name filter
@@ -103,6 +101,9 @@ def test_page_is_the_slice_of_the_full_listing(api, objects, kind, sort, reverse
     else:
         pytest.fail("the listing never stayed the same over three requests")
     assert len(before) >= 4
+    if kind == "bindings":      # RabbitMQ's binding listings take no pagination (reply_list)
+        assert page == before
+        return
     assert page["items"] == before[2:4]
     assert (page["filtered_count"], page["item_count"], page["page"]) == (len(before), 2, 2)
     if columns:

@@ -219,9 +219,16 @@ def _name_filter(request: web.Request, view: View, objs: list) -> list:
     return [o for o in objs if name in str(getter(o)).lower()]
 
 
-async def respond(request: web.Request, items, default_sort: list[str] = ("name",)) -> web.Response:
+async def respond(request: web.Request, items, default_sort: list[str] = ("name",), *,
+                  paginate: bool = False) -> web.Response:
     """The listing ``items`` (a :class:`View`, or a list of plain dicts) as RabbitMQ would
     return it for this request.
+
+    ``paginate``: RabbitMQ 3.10.8 pages (``reply_list_or_paginate``) only the vhosts, exchanges,
+    queues, connections and channels listings (the node-wide and per-vhost ones it has); every
+    other listing (bindings, consumers, users, permissions, policies, parameters, limits, a
+    vhost's connections and channels, ...) is ``reply_list``: sorted, columns applied, and the
+    ``page``/``page_size``/``name`` parameters ignored.
 
     After ``rabbit_mgmt_util:augment_resources``: when the view has cheap fields for every
     sort key, the objects are sorted, filtered and paged first and only the page's items are
@@ -229,7 +236,7 @@ async def respond(request: web.Request, items, default_sort: list[str] = ("name"
     Long loops (building, sort keys, JSON) hand the event loop back (:func:`rest`) as they go."""
     view = items if isinstance(items, View) else View(items, _same)
     q = request.query
-    page, size = _pagination(request)
+    page, size = _pagination(request) if paginate else (None, None)
     sort = q.get("sort")
     keys = [] if sort == "" else _sort_keys(default_sort, sort)
     reverse = sort != "" and q.get("sort_reverse") == "true"

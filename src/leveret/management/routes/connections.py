@@ -43,7 +43,8 @@ def _channels(conns) -> list:
 @routes.get("/api/connections")
 async def list_connections(request):
     b = request.app["broker"]
-    return await respond(request, introspect.connections_view(b, _visible_connections(request), b.stats), ())
+    return await respond(request, introspect.connections_view(b, _visible_connections(request), b.stats), (),
+                         paginate=True)
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
@@ -88,7 +89,8 @@ async def connection_channels(request):
 @routes.get("/api/channels")
 async def list_channels(request):
     s = request.app["broker"].stats
-    return await respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], ())
+    return await respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], (),
+                         paginate=True)
 
 
 @routes.get("/api/vhosts/{vhost}/channels")

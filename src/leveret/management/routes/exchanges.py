@@ -53,7 +53,8 @@ def binding_order(b) -> tuple:
 @routes.get("/api/exchanges")
 async def list_exchanges(request):
     b = request.app["broker"]
-    return await respond(request, introspect.exchanges_view(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return await respond(request, introspect.exchanges_view(b, visible_vhosts(request), b.stats), ("vhost", "name"),
+                         paginate=True)
 
 
 @routes.get("/api/exchanges/{vhost}")
@@ -61,7 +62,7 @@ async def vhost_exchanges(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     b = request.app["broker"]
-    return await respond(request, introspect.exchanges_view(b, [vhost], b.stats), ("vhost", "name"))
+    return await respond(request, introspect.exchanges_view(b, [vhost], b.stats), ("vhost", "name"), paginate=True)
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}")

@@ -44,7 +44,8 @@ def queue_of(request):
 @routes.get("/api/queues")
 async def list_queues(request):
     b = request.app["broker"]
-    return await respond(request, introspect.queues_view(b, visible_vhosts(request), b.stats), ("vhost", "name"))
+    return await respond(request, introspect.queues_view(b, visible_vhosts(request), b.stats), ("vhost", "name"),
+                         paginate=True)
 
 
 @routes.get("/api/queues/{vhost}")
@@ -52,7 +53,7 @@ async def vhost_queues(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
     b = request.app["broker"]
-    return await respond(request, introspect.queues_view(b, [vhost], b.stats), ("vhost", "name"))
+    return await respond(request, introspect.queues_view(b, [vhost], b.stats), ("vhost", "name"), paginate=True)
 
 
 @routes.get("/api/queues/{vhost}/{queue}")

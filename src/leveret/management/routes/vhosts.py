@@ -43,7 +43,7 @@ def vhost_info(broker, name: str) -> dict:
 @routes.get("/api/vhosts")
 async def list_vhosts(request):
     b = request.app["broker"]
-    return await respond(request, [vhost_info(b, v) for v in visible_vhosts(request)])
+    return await respond(request, [vhost_info(b, v) for v in visible_vhosts(request)], paginate=True)
 
 
 @routes.get("/api/vhosts/{vhost}")

@@ -112,7 +112,7 @@ export class PagedTable {
     if (this.input) this.input.classList.remove("invalid");
     const env = Array.isArray(data) ? null : data;
     let items = env ? env.items : data;
-    if (!this.o.paged && this.name && this.o.filter) {
+    if (!env && this.name && this.o.filter) {     // a listing the API does not page: filter here
       const n = this.name.toLowerCase();
       items = items.filter((it) => String(it.name ?? "").toLowerCase().includes(n));
     }
