@@ -25,19 +25,26 @@ from urllib.parse import quote
 
 from . import __version__
 from .broker.broker import Broker
-from .server.control import ControlServer
 from .server.listener import Listener
 from .federation import FederationSupervisor
-from .federation import control as _federation_control  # noqa: F401  (registers the ctl commands)
 from .shovel import ShovelSupervisor
-from .shovel import control as _shovel_control  # noqa: F401  (registers the ctl commands)
+from .settings import control_socket_path
 
 if TYPE_CHECKING:   # imported when enabled: aiohttp and the API's routes cost about 0.4 s of
-    # start-up, which an embedded broker (management off by default) never pays
+    # start-up, which an embedded broker (management off by default) never pays; the control
+    # socket's server and commands (about 12 ms) likewise only with a control socket
+    from .server.control import ControlServer
     from .management.app import ManagementServer
     from .prometheus.server import PrometheusServer
 
 log = logging.getLogger("leveret")
+
+
+def _control_path(settings) -> str | None:
+    """Where the control socket goes (None: no socket); decided without importing server.control."""
+    if settings.control_socket is not None:
+        return settings.control_socket or None
+    return control_socket_path(settings.data_dir) if settings.data_dir else None
 
 
 class Node(Broker):
@@ -83,8 +90,11 @@ class Node(Broker):
         await super().start()
         # the control socket first (as RabbitMQ's CLI reaches a node before its listeners are
         # up): whoever sees the AMQP port open can use leveret ctl at once
-        path = ControlServer.path_for(self.settings)
+        path = _control_path(self.settings)
         if path is not None:
+            from .federation import control as _federation_control  # noqa: F401  (registers
+            from .server.control import ControlServer
+            from .shovel import control as _shovel_control  # noqa: F401  its ctl commands)
             control = ControlServer(self, path)
             try:
                 await control.start()

@@ -42,7 +42,6 @@ import stat
 
 from .. import __version__
 from ..broker.admin import AdminError
-from ..settings import control_socket_path
 
 log = logging.getLogger("leveret.control")
 
@@ -131,12 +130,6 @@ class ControlServer:
         self.broker = broker
         self.path = path
         self.server: asyncio.AbstractServer | None = None
-
-    @classmethod
-    def path_for(cls, settings) -> str | None:
-        if settings.control_socket is not None:
-            return settings.control_socket or None
-        return control_socket_path(settings.data_dir) if settings.data_dir else None
 
     async def start(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
