@@ -27,7 +27,7 @@ import logging
 from ..auth.access import InternalUser
 from ..broker.parameters import StoredComponent, register
 from ..broker.policy import register_keys
-from ..shovel import erlang_timestamp
+from ..shovel import Background, erlang_timestamp
 from .config import KINDS, POLICY_CHECKS, POLICY_KEYS, policy_error, upstreams_for, validate
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,7 @@ class FederationSupervisor:
         self.user = InternalUser()
         self.links: dict[tuple, ExchangeLink | QueueLink] = {}
         self.suffixes: dict = {}        # (vhost, exchange, upstream) -> "A" / "B" (rabbit_federation_db)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Background()
 
     def cluster_name(self) -> str:
         return str(self.broker.server_properties.get("cluster_name") or self.broker.node_name)
@@ -91,13 +91,10 @@ class FederationSupervisor:
             self.broker.observers.remove(self)
         links, self.links = list(self.links.values()), {}
         await asyncio.gather(*(link.stop() for link in links), return_exceptions=True)
-        for t in list(self._tasks):
-            t.cancel()
+        self._tasks.cancel()
 
     def _spawn(self, coro) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # ------------------------------------------------------------ what should run
 

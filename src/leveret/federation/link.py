@@ -63,14 +63,16 @@ import time
 from urllib.parse import quote, urlsplit
 
 import aiormq
+from aiormq.abc import ChannelFrame
 from aiormq.tools import awaitable
 from pamqp import commands as pspec
+from pamqp.header import ContentHeader
 
 from ..amqp import spec as lspec
 from ..amqp.codec import Typed, table_plain
 from ..broker.exchanges import should_forward
 from ..shovel.config import URIError, parse_uri
-from ..shovel.worker import DirectTransport, _publish, _send
+from ..shovel.worker import DirectTransport, close_all
 from .config import Upstream
 
 log = logging.getLogger("leveret.federation")
@@ -129,6 +131,29 @@ def _long(v) -> Typed:
 
 
 # ------------------------------------------------------------ the common part
+
+
+async def _send(ch, frame) -> None:
+    """One frame on an aiormq channel (a federation link's acks)."""
+    if not ch.is_closed:
+        await ch.write_queue.put(ChannelFrame.marshall(frames=[frame], channel_number=ch.number))
+
+
+async def _publish(ch, exchange: str, routing_key: str, props, body: bytes, confirm: bool):
+    """``basic.publish`` as aiormq sends it (its confirm bookkeeping), minus the invented
+    ``message_id``; returns the confirmation future in confirm mode. One message a time (a
+    shovel batches through ``shovel.worker.Outbox``)."""
+    frames = [pspec.Basic.Publish(exchange=exchange, routing_key=routing_key),
+              ContentHeader(properties=props, body_size=len(body)), *ch._split_body(body)]
+    fut = None
+    async with ch.lock:
+        if confirm:
+            ch.delivery_tag += 1
+            fut = ch.create_future()
+            ch.confirmations[ch.delivery_tag] = fut
+        await ch.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=ch.number))
+    return fut
+
 
 class Link:
     kind = ""
@@ -189,11 +214,7 @@ class Link:
 
     async def _close(self) -> None:
         conns, self._conns = self._conns, []
-        for c in conns:
-            try:
-                await asyncio.wait_for(c.close(), 10)
-            except Exception:
-                pass
+        await close_all(conns)
 
     def connection_name(self) -> str:
         if self.policy is None:

@@ -32,6 +32,23 @@ log = logging.getLogger("leveret.shovel")
 COMPONENT = "shovel"
 
 
+
+class Background:
+    """A supervisor's fire-and-forget tasks (a shovel's or a link's stop and restart), kept
+    referenced until done and cancelled when the supervisor stops."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+
 class ShovelComponent(StoredComponent):
     name = COMPONENT
 
@@ -56,7 +73,7 @@ class ShovelSupervisor:
         self.broker, self.listener = broker, listener
         self.user = InternalUser()
         self.shovels: dict[tuple[str, str], Shovel] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Background()
 
     def cluster_name(self) -> str:
         return str(self.broker.server_properties.get("cluster_name") or self.broker.node_name)
@@ -73,13 +90,10 @@ class ShovelSupervisor:
         self.broker.shovels = None
         shovels, self.shovels = list(self.shovels.values()), {}
         await asyncio.gather(*(s.stop() for s in shovels), return_exceptions=True)
-        for t in list(self._tasks):
-            t.cancel()
+        self._tasks.cancel()
 
     def _spawn(self, coro) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # ------------------------------------------------------------ notify / notify_clear
 

@@ -141,11 +141,7 @@ class Shovel:
 
     async def _close(self) -> None:
         conns, self._conns = self._conns, []
-        for c in conns:
-            try:
-                await asyncio.wait_for(c.close(), 10)
-            except Exception:
-                pass
+        await close_all(conns)
 
     async def _connect(self, uris: list[str]):
         left = list(uris)
@@ -379,26 +375,14 @@ class Outbox:
             self.task = None
 
 
-async def _send(ch, frame) -> None:
-    """One frame on an aiormq channel (a federation link's acks)."""
-    if not ch.is_closed:
-        await ch.write_queue.put(ChannelFrame.marshall(frames=[frame], channel_number=ch.number))
-
-
-async def _publish(ch, exchange: str, routing_key: str, props, body: bytes, confirm: bool):
-    """``basic.publish`` as aiormq sends it (its confirm bookkeeping), minus the invented
-    ``message_id``; returns the confirmation future in confirm mode. One message a time: the
-    federation links use it; a shovel batches through :class:`Outbox`."""
-    frames = [spec.Basic.Publish(exchange=exchange, routing_key=routing_key),
-              ContentHeader(properties=props, body_size=len(body)), *ch._split_body(body)]
-    fut = None
-    async with ch.lock:
-        if confirm:
-            ch.delivery_tag += 1
-            fut = ch.create_future()
-            ch.confirmations[ch.delivery_tag] = fut
-        await ch.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=ch.number))
-    return fut
+async def close_all(conns) -> None:
+    """Close client connections (a shovel's, a federation link's), each at most 10 s, errors
+    ignored: the peer may be gone already."""
+    for c in conns:
+        try:
+            await asyncio.wait_for(c.close(), 10)
+        except Exception:
+            pass
 
 
 def _parses(text: str) -> bool:
