@@ -19,29 +19,25 @@ from pamqp import encode
 
 
 # --------------------------------------------------------------------------- the broker under test
+def _server_property(conn, key: str) -> str | None:
+    """server_properties[key] of a pika BlockingConnection or an aio-pika connection."""
+    if isinstance(conn, pika.BlockingConnection):
+        props = conn._impl.server_properties
+    else:
+        props = conn.transport.connection.server_properties
+    p = props.get(key)
+    return p.decode() if isinstance(p, bytes) else p
+
+
 def product(conn) -> str | None:
     """server_properties['product'] of a pika BlockingConnection or an aio-pika connection."""
-    if isinstance(conn, pika.BlockingConnection):
-        props = conn._impl.server_properties
-    else:
-        props = conn.transport.connection.server_properties
-    p = props.get("product")
-    return p.decode() if isinstance(p, bytes) else p
-
-
-def _platform(conn) -> str:
-    if isinstance(conn, pika.BlockingConnection):
-        props = conn._impl.server_properties
-    else:
-        props = conn.transport.connection.server_properties
-    p = props.get("platform") or ""
-    return p.decode() if isinstance(p, bytes) else p
+    return _server_property(conn, "product")
 
 
 def is_leveret(conn) -> bool:
     """True when the broker under test is Leveret (its product is RabbitMQ's by default, so
     clients branch as they do on RabbitMQ; its platform says Python, RabbitMQ's Erlang/OTP)."""
-    return _platform(conn).startswith("Python")
+    return (_server_property(conn, "platform") or "").startswith("Python")
 
 
 def is_rabbitmq(conn) -> bool:
