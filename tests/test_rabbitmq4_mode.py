@@ -7,14 +7,14 @@ import asyncio
 import pytest
 
 from leveret import Broker, Settings
+from leveret.settings import RABBITMQ4
 
 pytestmark = pytest.mark.leveret_only
 
 
 @pytest.fixture
 async def broker4():
-    async with Broker(Settings(port=0, ignore_global_qos=True, refuse_transient_queues=True,
-                                last_death_headers=True)) as b:
+    async with Broker(Settings(port=0, **RABBITMQ4)) as b:
         yield b
 
 

@@ -36,7 +36,7 @@ from .ctl import run as ctl_run
 from .ctl.main import diagnostics_main
 from .node import Node
 from .server.tls import TLSConfigError
-from .settings import DEFAULTS, Settings, default_data_dir
+from .settings import DEFAULTS, RABBITMQ4, Settings, default_data_dir
 from .store.disk import DataDirInUse
 
 
@@ -213,7 +213,7 @@ def build_settings(args, environ) -> tuple[Settings, list[str]]:
                 except ValueError as e:
                     raise ValueError(f"{source}: {e}") from None
     if args.rabbitmq4:
-        changes.update(ignore_global_qos=True, refuse_transient_queues=True, last_death_headers=True)
+        changes.update(RABBITMQ4)
     return dataclasses.replace(settings, **changes), warnings
 
 

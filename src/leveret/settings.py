@@ -32,6 +32,11 @@ def control_socket_path(data_dir: str) -> str:
     return os.path.join(data_dir, CONTROL_SOCKET)
 
 
+# what ``leveret serve --rabbitmq4`` (and the pytest plugin's ``rabbitmq4=True``) switch on:
+# RabbitMQ 4.x's behaviour where it differs from 3.10.8's
+RABBITMQ4 = {"ignore_global_qos": True, "refuse_transient_queues": True, "last_death_headers": True}
+
+
 @dataclass
 class Settings:
     # ---------------------------------------------------------------- as RabbitMQ's

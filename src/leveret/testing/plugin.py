@@ -118,7 +118,8 @@ def leveret_broker_factory(request: pytest.FixtureRequest):
     if _external_url(request.config):
         pytest.skip("leveret_broker_factory needs an in-process Leveret (--leveret-url names an external broker)")
     made = []
-    Settings = importlib.import_module("leveret.settings").Settings
+    settings_module = importlib.import_module("leveret.settings")
+    Settings, RABBITMQ4 = settings_module.Settings, settings_module.RABBITMQ4
     BackgroundBroker = importlib.import_module("leveret.embed").BackgroundBroker
 
     def factory(settings=None, *, rabbitmq4: bool = False, **fields):
@@ -128,7 +129,7 @@ def leveret_broker_factory(request: pytest.FixtureRequest):
             # no ctl socket unless asked: a tmp_path is often longer than a socket path may be
             fields.setdefault("control_socket", "")
         if rabbitmq4:       # ``leveret serve --rabbitmq4``
-            fields.update(ignore_global_qos=True, refuse_transient_queues=True, last_death_headers=True)
+            fields.update(RABBITMQ4)
         b = BackgroundBroker(dataclasses.replace(base, **fields))
         made.append(b)
         return b.start()
