@@ -723,6 +723,10 @@ def test_round_robin_after_a_full_consumer_settles(conn, uniq, cleanup, qtype, b
     else:
         chans["A"].basic_nack(tag, requeue=True)
         pump(conn, lambda: len(got) > before)
+    # The settle and the next publish travel on different channels, which RabbitMQ does not order
+    # (each channel is its own process). A passive declare on A's channel reaches the queue process
+    # after A's settle from the same sender, so once it answers the queue has seen the settle.
+    chans["A"].queue_declare(q, passive=True)
     for i in range(before, before + 3):
         publish_one(i)
     pump(conn, lambda: False, timeout=0.1)
