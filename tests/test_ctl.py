@@ -203,6 +203,17 @@ def test_no_broker_is_one_line_and_exit_69(tmp_path):
     assert done.stderr.count("\n") == 1 and str(tmp_path / "ctl.sock") in done.stderr
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(leveret_server):
+    """``leveretctl list_users | head -0``: the pipe's reader is gone before the first write;
+    the command ends with exit 1 and no traceback."""
+    server = leveret_server()
+    proc = subprocess.Popen([sys.executable, "-m", "leveret", "ctl", "--data-dir", server.data_dir, "list_users"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()      # long before the child has even imported leveret
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.decode()) == (1, "")
+
+
 def test_leveretctl_entry_point_and_data_dir_from_environment(leveret_server):
     server = leveret_server()
     env = {**os.environ, "LEVERET_DATA_DIR": server.data_dir}

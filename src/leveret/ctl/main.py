@@ -1,6 +1,7 @@
 """``leveret ctl`` / ``leveretctl``: parse the command line, run one command, exit as rabbitmqctl."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -52,7 +53,20 @@ def _shown(argv: list[str]) -> list[str]:
 
 
 def run(argv: list[str], prog: str = "leveretctl", registry: dict | None = None) -> int:
-    """Run one command line (``registry``: ctl's commands, or ``DIAGNOSTICS``)."""
+    """Run one command line (``registry``: ctl's commands, or ``DIAGNOSTICS``).
+
+    A reader that goes away early (``leveretctl list_queues | head``) ends the command quietly
+    with exit 1, as Python's documentation advises for SIGPIPE, instead of a traceback."""
+    try:
+        return _run(argv, prog, registry)
+    except BrokenPipeError:
+        # whatever is still buffered for the closed pipe must not raise again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: list[str], prog: str, registry: dict | None) -> int:
     registry = REGISTRY if registry is None else registry
     name, args, opts, unknown = parse(argv, registry)
     if name is None:
