@@ -121,3 +121,32 @@ def test_listings_hold_the_objects(api, objects):
     assert len(bs) == 3 + 7
     _, _, cs = call(api, "GET", f"/api/vhosts/{vhost}/connections?sort=user_provided_name&sort_reverse=true")
     assert [c["user_provided_name"] for c in cs] == [f"{tag}-conn-{n}" for n in "dcba"]
+
+
+def test_bindings_come_in_rabbitmqs_order(api, objects):
+    """Binding listings are sorted by vhost, source, destination, routing key and properties
+    key: RabbitMQ's sort also names ``type``, a field binding rows do not have, so a queue and an
+    exchange bound from one source interleave by name. An explicit ``sort`` keeps that order
+    among ties."""
+    vhost, tag = objects
+    x = urllib.parse.quote(tag, safe="")
+
+    def rows(path):
+        status, _, body = call(api, "GET", path)
+        assert status == 200
+        return [(b["source"].replace(tag, "T"), b["destination"].replace(tag, "T"), b["routing_key"].replace(tag, "T"))
+                for b in body]
+
+    assert rows(f"/api/bindings/{vhost}") == [
+        ("", "T-q1", "T-q1"), ("", "T-q2", "T-q2"), ("", "T-q3", "T-q3"),
+        ("T-x-alpha", "T-q1", "zz"), ("T-x-alpha", "T-q3", "aa"), ("T-x-alpha", "T-x-charlie", "e2e"),
+        ("T-x-bravo", "T-q1", ""), ("T-x-charlie", "T-q2", "m"),
+        ("T-x-echo", "T-q1", "a.*"), ("T-x-echo", "T-q2", "b.#")]
+    assert rows(f"/api/bindings/{vhost}?sort=destination") == [
+        ("", "T-q1", "T-q1"), ("T-x-alpha", "T-q1", "zz"), ("T-x-bravo", "T-q1", ""), ("T-x-echo", "T-q1", "a.*"),
+        ("", "T-q2", "T-q2"), ("T-x-charlie", "T-q2", "m"), ("T-x-echo", "T-q2", "b.#"),
+        ("", "T-q3", "T-q3"), ("T-x-alpha", "T-q3", "aa"), ("T-x-alpha", "T-x-charlie", "e2e")]
+    assert rows(f"/api/queues/{vhost}/{x}-q1/bindings") == [
+        ("", "T-q1", "T-q1"), ("T-x-alpha", "T-q1", "zz"), ("T-x-bravo", "T-q1", ""), ("T-x-echo", "T-q1", "a.*")]
+    assert rows(f"/api/exchanges/{vhost}/{x}-x-alpha/bindings/source") == [
+        ("T-x-alpha", "T-q1", "zz"), ("T-x-alpha", "T-q3", "aa"), ("T-x-alpha", "T-x-charlie", "e2e")]

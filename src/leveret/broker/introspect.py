@@ -103,6 +103,16 @@ def binding_key(b) -> str:
     return properties_key(b.routing_key, b.arguments, b.args_hash if b.arguments else None)
 
 
+def binding_order(o) -> tuple:
+    """Where a binding (or a queue, standing for its default binding) comes in RabbitMQ's
+    listings: ``rabbit_mgmt_wm_bindings`` sorts by ``vhost, source, type, destination,
+    routing_key, properties_key``, and as a binding row has no ``type`` field, destinations of
+    both kinds interleave by name (checked against RabbitMQ 3.10.8)."""
+    if type(o) is Binding:
+        return (o.source.vhost, o.source.name, o.destination.name, o.routing_key, binding_key(o))
+    return (o.vhost.name, "", o.name, o.name, properties_key(o.name, None))
+
+
 def default_bindings_of(q) -> list[dict]:
     """The default exchange's implicit binding of ``q`` (RabbitMQ lists it)."""
     return [{"source": "", "vhost": q.vhost.name, "destination": q.name, "destination_type": "queue",
@@ -291,13 +301,15 @@ BINDING_FIELDS = {
 
 
 def bindings_view(vhosts) -> View:
-    """The bindings of ``vhosts`` (the default exchange's first, as :func:`bindings`), unbuilt:
-    their objects are bindings and queues (a queue stands for its default binding)."""
+    """The bindings of ``vhosts`` in :func:`binding_order`, unbuilt: their objects are bindings
+    and queues (a queue stands for its default binding). A ``sort`` parameter sorts them again,
+    stably, so ties keep this order, as RabbitMQ's."""
     objs: list = []
     for v in vhosts:
         objs.extend(v.queues.values())
         for x in v.exchanges.values():
             objs.extend(x.bindings.values())
+    objs.sort(key=binding_order)
     return View(objs, _binding_item, BINDING_FIELDS, complete=True,
                 gone=lambda o: type(o) is not Binding and o.deleted)
 

@@ -19,7 +19,7 @@ from ..direct import direct_request
 from ..errors import bad_request, not_found
 from ..listing import json_response, respond
 from ..request import read_json
-from .exchanges import binding_order, exchange_name
+from .exchanges import exchange_name
 
 routes = web.RouteTableDef()
 KINDS = {"q": "queue", "e": "exchange"}
@@ -51,7 +51,7 @@ def _ends(request):
 
 
 def _between(src, dest) -> list:
-    return sorted((b for b in src.bindings.values() if b.destination is dest), key=binding_order)
+    return sorted((b for b in src.bindings.values() if b.destination is dest), key=introspect.binding_order)
 
 
 PATH = "/api/bindings/{vhost}/e/{source}/{kind:[qe]}/{dest}"

@@ -43,11 +43,6 @@ def exchange_of(request):
     return x
 
 
-def binding_order(b) -> tuple:
-    d = b.destination
-    return (b.source.name, d.kind, d.name, b.routing_key, b.akey)
-
-
 
 
 @routes.get("/api/exchanges")
@@ -102,7 +97,7 @@ async def delete_exchange(request):
 @routes.get("/api/exchanges/{vhost}/{exchange}/bindings/source")
 async def bindings_source(request):
     x = exchange_of(request)
-    return await respond(request, [introspect.binding_info(b) for b in sorted(x.bindings.values(), key=binding_order)], ())
+    return await respond(request, [introspect.binding_info(b) for b in sorted(x.bindings.values(), key=introspect.binding_order)], ())
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}/bindings/destination")
@@ -110,7 +105,7 @@ async def bindings_destination(request):
     x = exchange_of(request)
     v = request.app["broker"].vhosts[x.vhost]
     found = [b for src in v.exchanges.values() for b in src.bindings.values() if b.destination is x]
-    return await respond(request, [introspect.binding_info(b) for b in sorted(found, key=binding_order)], ())
+    return await respond(request, [introspect.binding_info(b) for b in sorted(found, key=introspect.binding_order)], ())
 
 
 @routes.post("/api/exchanges/{vhost}/{exchange}/publish")

@@ -101,7 +101,8 @@ async def purge_queue(request):
 @routes.get("/api/queues/{vhost}/{queue}/bindings")
 async def queue_bindings(request):
     q = queue_of(request)
-    return await respond(request, introspect.default_bindings_of(q) + [introspect.binding_info(b) for b in q.bindings], ())
+    return await respond(request, introspect.default_bindings_of(q)
+                         + [introspect.binding_info(b) for b in sorted(q.bindings, key=introspect.binding_order)], ())
 
 
 @routes.post("/api/queues/{vhost}/{queue}/actions")
