@@ -122,6 +122,10 @@ class BackgroundBroker:
     def management_port(self) -> int | None:
         return self._started().management_port
 
+    @property
+    def prometheus_port(self) -> int | None:
+        return self._started().prometheus_port
+
     # ------------------------------------------------------------ reaching the broker object
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float = 60.0, **kwargs: Any) -> T:

@@ -260,6 +260,31 @@ def test_user(leveret_url):
     inner().assert_outcomes(passed=1)
 
 
+@pytest.mark.leveret_only
+def test_a_session_that_turns_warnings_into_errors(pytester, inner):
+    """``filterwarnings = error`` (a common pytest setting) applies to the broker's thread too:
+    the embedded broker, its management API and its Prometheus endpoint start and answer
+    without a warning (aiohttp warns on string application keys)."""
+    pytester.makepyfile(test_w='''
+import base64, urllib.request
+import pika
+
+def test_http_servers(leveret_broker_factory):
+    b = leveret_broker_factory(management_enabled=True, management_port=0,
+                               prometheus_enabled=True, prometheus_port=0)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{b.management_port}/api/overview", headers=auth), timeout=30) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.prometheus_port}/metrics", timeout=30) as r:
+        assert b"rabbitmq_" in r.read()
+    c = pika.BlockingConnection(pika.URLParameters(b.url))
+    c.channel().queue_declare("q")
+    c.close()
+''')
+    inner(ini="filterwarnings =\n    error\n").assert_outcomes(passed=1)
+
+
 # --------------------------------------------------------------------- an external broker
 
 

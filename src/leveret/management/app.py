@@ -22,6 +22,7 @@ from aiohttp import web
 
 from .errors import json_error, not_found
 from .routes import MODULES
+from .keys import BROKER
 
 log = logging.getLogger("leveret.management")
 
@@ -45,7 +46,7 @@ async def errors(request: web.Request, handler):
 
 def build_app(broker) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=broker.settings.max_message_size + 65536)
-    app["broker"] = broker
+    app[BROKER] = broker
     for mod in MODULES:
         app.router.add_routes(mod.routes)
     # cowboy's router drops one trailing slash (/api/overview/ is /api/overview); a second one

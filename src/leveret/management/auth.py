@@ -24,6 +24,7 @@ from aiohttp import web
 from ..auth import User
 from ..auth.access import is_loopback
 from .errors import login_failed, no_credentials, not_authorised, not_found
+from .keys import BROKER
 
 MANAGEMENT_TAGS = {"management", "policymaker", "monitoring", "administrator"}
 # the logged-in user, cached on the request (a typed key where aiohttp has them: 3.13+)
@@ -44,7 +45,7 @@ def authenticate(request: web.Request) -> User:
         name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise login_failed(challenge=challenge) from None
-    broker = request.app["broker"]
+    broker = request.app[BROKER]
     user, reason = broker.access.login(name, password, None)
     if user is None:
         raise login_failed(challenge=challenge)
@@ -94,7 +95,7 @@ def visible_vhosts(request: web.Request) -> list[str]:
     """The vhosts whose objects the user may list: all for monitoring/administrator, else
     those it has a permission entry for."""
     user = authenticate(request)
-    broker = request.app["broker"]
+    broker = request.app[BROKER]
     if is_monitor(user):
         return list(broker.vhosts)
     return [v for v in broker.vhosts if broker.access.vhost_access(user, v)]
@@ -103,7 +104,7 @@ def visible_vhosts(request: web.Request) -> list[str]:
 def require_vhost(request: web.Request, vhost: str) -> User:
     """The user may see ``vhost`` (which must exist: 404 otherwise, as RabbitMQ)."""
     user = authenticate(request)
-    broker = request.app["broker"]
+    broker = request.app[BROKER]
     if vhost not in broker.vhosts:
         raise not_found()
     if not is_monitor(user) and not broker.access.vhost_access(user, vhost):

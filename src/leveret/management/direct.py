@@ -16,6 +16,7 @@ from ..amqp.errors import AMQPError
 from ..broker.direct import DirectClient
 from .auth import authenticate, require_vhost
 from .errors import bad_request, json_error, not_authorised
+from .keys import BROKER
 
 
 def explanation(text: str) -> str:
@@ -26,7 +27,7 @@ def explanation(text: str) -> str:
 
 def check_vhost(request: web.Request, vhost: str) -> None:
     """A declare's vhost: 404 ``vhost_not_found`` if missing (``with_vhost_and_props``)."""
-    if vhost not in request.app["broker"].vhosts:
+    if vhost not in request.app[BROKER].vhosts:
         authenticate(request)
         raise json_error(404, "not_found", "vhost_not_found")
     require_vhost(request, vhost)
@@ -35,10 +36,10 @@ def check_vhost(request: web.Request, vhost: str) -> None:
 @contextmanager
 def direct_request(request: web.Request, vhost: str):
     """A :class:`DirectClient` as the request's user; AMQP errors become RabbitMQ's replies."""
-    if vhost not in request.app["broker"].vhosts:
+    if vhost not in request.app[BROKER].vhosts:
         raise json_error(404, "not_found", "vhost_not_found")
     try:
-        with DirectClient(request.app["broker"], authenticate(request), vhost) as client:
+        with DirectClient(request.app[BROKER], authenticate(request), vhost) as client:
             yield client
     except AMQPError as e:
         if e.reply_code == 404:
@@ -50,10 +51,10 @@ def direct_request(request: web.Request, vhost: str):
 
 @contextmanager
 def with_channel(request: web.Request, vhost: str):
-    if vhost not in request.app["broker"].vhosts:
+    if vhost not in request.app[BROKER].vhosts:
         raise json_error(404, "not_found", "vhost_not_found")
     try:
-        with DirectClient(request.app["broker"], authenticate(request), vhost) as client:
+        with DirectClient(request.app[BROKER], authenticate(request), vhost) as client:
             yield client
     except AMQPError as e:
         if e.reply_code == 404:

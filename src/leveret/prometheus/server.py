@@ -28,6 +28,7 @@ from prometheus_client.exposition import generate_latest
 from ..management.app import AppServer
 from . import metrics
 from .exposition import CONTENT_TYPE, encode
+from ..management.keys import BROKER
 
 log = logging.getLogger("leveret.prometheus")
 
@@ -70,7 +71,7 @@ def _response(request: web.Request, sampled_at: float | None = None) -> web.Stre
 
 async def aggregated(request: web.Request) -> web.StreamResponse:
     """``/metrics``: few samples; encoded by prometheus_client itself."""
-    broker = request.app["broker"]
+    broker = request.app[BROKER]
     agg = broker.stats.current()
     families = await _gather(metrics.aggregated(broker, agg))
     resp = _response(request, agg.taken_at)
@@ -104,7 +105,7 @@ async def _stream(request: web.Request, gen, sampled_at: float | None = None) ->
 
 
 async def per_object(request: web.Request) -> web.StreamResponse:
-    broker = request.app["broker"]
+    broker = request.app[BROKER]
     agg = broker.stats.current()
     return await _stream(request, metrics.per_object(broker, agg), agg.taken_at)
 
@@ -112,7 +113,7 @@ async def per_object(request: web.Request) -> web.StreamResponse:
 async def detailed(request: web.Request) -> web.StreamResponse:
     q = request.query
     vhosts = q.getall("vhost") if "vhost" in q else None
-    return await _stream(request, metrics.detailed(request.app["broker"], q.getall("family", []), vhosts))
+    return await _stream(request, metrics.detailed(request.app[BROKER], q.getall("family", []), vhosts))
 
 
 async def unknown(request: web.Request) -> web.Response:
@@ -130,7 +131,7 @@ def _route(path: str, handler) -> list:
 
 def build_app(broker) -> web.Application:
     app = web.Application()
-    app["broker"] = broker
+    app[BROKER] = broker
     app.router.add_routes(_route("/metrics", aggregated) + _route("/metrics/per-object", per_object)
                           + _route("/metrics/detailed", detailed) + _route("/metrics/{registry}", unknown))
     return app

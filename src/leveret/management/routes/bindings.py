@@ -20,6 +20,7 @@ from ..errors import bad_request, not_found
 from ..listing import json_response, respond
 from ..request import read_json
 from .exchanges import exchange_name
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 KINDS = {"q": "queue", "e": "exchange"}
@@ -27,7 +28,7 @@ KINDS = {"q": "queue", "e": "exchange"}
 
 @routes.get("/api/bindings")
 async def all_bindings(request):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.bindings_view([b.vhosts[v] for v in visible_vhosts(request)]), ())
 
 
@@ -35,14 +36,14 @@ async def all_bindings(request):
 async def vhost_bindings(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return await respond(request, introspect.bindings_view([request.app["broker"].vhosts[vhost]]), ())
+    return await respond(request, introspect.bindings_view([request.app[BROKER].vhosts[vhost]]), ())
 
 
 def _ends(request):
     """(vhost, source exchange, destination) of the path (404 if either is missing)."""
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    v = request.app["broker"].vhosts[vhost]
+    v = request.app[BROKER].vhosts[vhost]
     src = v.exchanges.get(exchange_name(request, "source"))
     kind = KINDS[request.match_info["kind"]]
     name = request.match_info["dest"] if kind == "queue" else exchange_name(request, "dest")

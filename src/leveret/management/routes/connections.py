@@ -14,13 +14,14 @@ from ...broker import introspect
 from ..auth import authenticate, is_admin, is_monitor, require_vhost, visible_vhosts
 from ..errors import not_authorised, not_found
 from ..listing import json_response, respond
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
 
 def _visible_connections(request, vhost: str | None = None) -> list:
     user = authenticate(request)
-    conns = introspect.network_connections(request.app["broker"])
+    conns = introspect.network_connections(request.app[BROKER])
     if not is_monitor(user):
         conns = [c for c in conns if c.user is not None and c.user.name == user.name]
     if vhost is not None:
@@ -42,7 +43,7 @@ def _channels(conns) -> list:
 
 @routes.get("/api/connections")
 async def list_connections(request):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.connections_view(b, _visible_connections(request), b.stats), (),
                          paginate=True)
 
@@ -51,7 +52,7 @@ async def list_connections(request):
 async def vhost_connections(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.connections_view(b, _visible_connections(request, vhost), b.stats), ())
 
 
@@ -61,7 +62,7 @@ _SHOW_NULLS = ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "pe
 
 @routes.get("/api/connections/{connection}")
 async def show_connection(request):
-    d = introspect.connection_info(_connection(request), request.app["broker"].stats)
+    d = introspect.connection_info(_connection(request), request.app[BROKER].stats)
     for k in _SHOW_NULLS:               # (RabbitMQ's show formats these nulls as "")
         if k in d and d[k] is None:
             d[k] = ""
@@ -81,14 +82,14 @@ async def close_connection(request):
 
 @routes.get("/api/connections/{connection}/channels")
 async def connection_channels(request):
-    s = request.app["broker"].stats
+    s = request.app[BROKER].stats
     c = _connection(request)
     return await respond(request, [introspect.channel_info(ch, s) for ch in c.sessions.values()], ())
 
 
 @routes.get("/api/channels")
 async def list_channels(request):
-    s = request.app["broker"].stats
+    s = request.app[BROKER].stats
     return await respond(request, [introspect.channel_info(ch, s) for ch in _channels(_visible_connections(request))], (),
                          paginate=True)
 
@@ -97,7 +98,7 @@ async def list_channels(request):
 async def vhost_channels(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    s = request.app["broker"].stats
+    s = request.app[BROKER].stats
     return await respond(request, [introspect.channel_info(ch, s)
                              for ch in _channels(_visible_connections(request, vhost))], ())
 
@@ -105,7 +106,7 @@ async def vhost_channels(request):
 @routes.get("/api/channels/{channel}")
 async def show_channel(request):
     name = request.match_info["channel"]
-    s = request.app["broker"].stats
+    s = request.app[BROKER].stats
     for ch in _channels(_visible_connections(request)):
         if introspect.channel_info(ch)["name"] == name:
             return json_response(introspect.channel_info(ch, s, details=True))
@@ -114,11 +115,11 @@ async def show_channel(request):
 
 @routes.get("/api/consumers")
 async def list_consumers(request):
-    return await respond(request, introspect.consumers(request.app["broker"], visible_vhosts(request)), ())
+    return await respond(request, introspect.consumers(request.app[BROKER], visible_vhosts(request)), ())
 
 
 @routes.get("/api/consumers/{vhost}")
 async def vhost_consumers(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return await respond(request, introspect.consumers(request.app["broker"], [vhost]), ())
+    return await respond(request, introspect.consumers(request.app[BROKER], [vhost]), ())

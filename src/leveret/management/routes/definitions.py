@@ -21,6 +21,7 @@ from ...broker.definitions import DefinitionsError, export_definitions, import_d
 from ..auth import require_admin
 from ..errors import bad_request, json_error
 from ..listing import json_response
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -48,14 +49,14 @@ async def _body(request) -> dict:
 @routes.get("/api/definitions")
 async def get_all(request):
     require_admin(request)
-    return _download(request, json_response(export_definitions(request.app["broker"])))
+    return _download(request, json_response(export_definitions(request.app[BROKER])))
 
 
 @routes.get("/api/definitions/{vhost}")
 async def get_vhost(request):
     require_admin(request)
     try:
-        defs = export_definitions(request.app["broker"], request.match_info["vhost"])
+        defs = export_definitions(request.app[BROKER], request.match_info["vhost"])
     except AdminError:
         raise bad_request("vhost_not_found") from None
     return _download(request, json_response(defs))
@@ -66,7 +67,7 @@ async def post_all(request):
     require_admin(request)
     data = await _body(request)
     try:
-        import_definitions(request.app["broker"], data)
+        import_definitions(request.app[BROKER], data)
     except DefinitionsError as e:
         raise json_error(400, "bad_request", e.reason) from None
     return web.Response(status=204)
@@ -75,7 +76,7 @@ async def post_all(request):
 @routes.post("/api/definitions/{vhost}")
 async def post_vhost(request):
     require_admin(request)
-    b, vhost = request.app["broker"], request.match_info["vhost"]
+    b, vhost = request.app[BROKER], request.match_info["vhost"]
     if vhost not in b.vhosts:
         raise json_error(404, "not_found", "vhost_not_found")
     data = await _body(request)

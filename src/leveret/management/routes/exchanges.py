@@ -20,6 +20,7 @@ from ..direct import check_vhost, direct_request, flag, key_missing
 from ..errors import bad_request, not_found
 from ..listing import json_response, respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -37,7 +38,7 @@ def exchange_name(request, key: str = "exchange") -> str:
 def exchange_of(request):
     vhost, name = request.match_info["vhost"], exchange_name(request)
     require_vhost(request, vhost)
-    x = request.app["broker"].vhosts[vhost].exchanges.get(name)
+    x = request.app[BROKER].vhosts[vhost].exchanges.get(name)
     if x is None:
         raise not_found()
     return x
@@ -47,7 +48,7 @@ def exchange_of(request):
 
 @routes.get("/api/exchanges")
 async def list_exchanges(request):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.exchanges_view(b, visible_vhosts(request), b.stats), ("vhost", "name"),
                          paginate=True)
 
@@ -56,14 +57,14 @@ async def list_exchanges(request):
 async def vhost_exchanges(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.exchanges_view(b, [vhost], b.stats), ("vhost", "name"), paginate=True)
 
 
 @routes.get("/api/exchanges/{vhost}/{exchange}")
 async def show_exchange(request):
     x = exchange_of(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     d = introspect.exchange_info(x, b.stats.rates_of(x), introspect.pending_publishes(b))
     d["incoming"] = []          # (per-channel detail: RabbitMQ's "detailed" rates mode only)
     d["outgoing"] = []
@@ -75,7 +76,7 @@ async def put_exchange(request):
     vhost, name = request.match_info["vhost"], request.match_info["exchange"]
     check_vhost(request, vhost)
     body = await read_json(request)
-    existed = name in request.app["broker"].vhosts[vhost].exchanges
+    existed = name in request.app[BROKER].vhosts[vhost].exchanges
     m = spec.ExchangeDeclare(exchange=name, type=str(body.get("type", "direct")),
                              durable=_bool(body.get("durable", True)),
                              auto_delete=_bool(body.get("auto_delete", False)),
@@ -103,7 +104,7 @@ async def bindings_source(request):
 @routes.get("/api/exchanges/{vhost}/{exchange}/bindings/destination")
 async def bindings_destination(request):
     x = exchange_of(request)
-    v = request.app["broker"].vhosts[x.vhost]
+    v = request.app[BROKER].vhosts[x.vhost]
     found = [b for src in v.exchanges.values() for b in src.bindings.values() if b.destination is x]
     return await respond(request, [introspect.binding_info(b) for b in sorted(found, key=introspect.binding_order)], ())
 
@@ -127,7 +128,7 @@ async def publish(request):
         raise bad_request(f"Unsupported payload_encoding: {enc}")
     props = to_properties(body["properties"])
     try:
-        with DirectClient(request.app["broker"], authenticate(request), vhost) as client:
+        with DirectClient(request.app[BROKER], authenticate(request), vhost) as client:
             out = client.publish(name, str(body["routing_key"]), props, data, mandatory=True)
     except AMQPError as e:
         # (RabbitMQ learns of a refused publish as the channel's exit: 400 "<code> <text>")

@@ -14,12 +14,13 @@ from aiohttp import web
 from ..auth import require_monitor, visible_vhosts
 from ..errors import not_found
 from ..listing import respond
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
 
 def _sup(request):
-    sup = request.app["broker"].federation
+    sup = request.app[BROKER].federation
     if sup is None:
         raise not_found()
     return sup
@@ -28,7 +29,7 @@ def _sup(request):
 def _rows(request, vhost: str | None, down: bool) -> list[dict]:
     require_monitor(request)
     sup = _sup(request)
-    if vhost is not None and vhost not in request.app["broker"].vhosts:
+    if vhost is not None and vhost not in request.app[BROKER].vhosts:
         raise not_found()
     visible = set(visible_vhosts(request))
     rows = [r for r in sup.status(vhost) if r["vhost"] in visible]
@@ -61,6 +62,6 @@ async def vhost_down(request):
 async def restart_link(request):
     require_monitor(request)
     vhost = request.match_info["vhost"]
-    if vhost not in request.app["broker"].vhosts or not _sup(request).restart(request.match_info["id"]):
+    if vhost not in request.app[BROKER].vhosts or not _sup(request).restart(request.match_info["id"]):
         raise not_found()
     return web.Response(status=204)

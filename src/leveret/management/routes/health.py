@@ -23,6 +23,7 @@ from ...broker.health import aliveness_test, alarms, listeners
 from ..auth import authenticate, require_vhost
 from ..errors import bad_request, not_found
 from ..listing import json_response
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -42,7 +43,7 @@ def _failed(body: dict) -> web.Response:
 async def aliveness(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    why = aliveness_test(request.app["broker"], vhost)
+    why = aliveness_test(request.app[BROKER], vhost)
     if why is not None:
         return _failed({"reason": why})
     return json_response({"status": "ok"})
@@ -53,7 +54,7 @@ async def aliveness(request):
 async def node_health_check(request):
     # rabbit_health_check:local (channels, queues, alarms, partitions): only alarms can fail here
     authenticate(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     if request.match_info.get("node", b.node_name) != b.node_name:
         raise not_found()
     found = alarms(b)
@@ -66,7 +67,7 @@ async def node_health_check(request):
 @routes.get("/api/health/checks/alarms")
 async def check_alarms(request):
     authenticate(request)
-    found = alarms(request.app["broker"])
+    found = alarms(request.app[BROKER])
     if found:
         return _failed({"reason": "There are alarms in effect in the cluster", "alarms": found})
     return json_response({"status": "ok"})
@@ -75,7 +76,7 @@ async def check_alarms(request):
 @routes.get("/api/health/checks/local-alarms")
 async def check_local_alarms(request):
     authenticate(request)
-    found = alarms(request.app["broker"])
+    found = alarms(request.app[BROKER])
     if found:
         return _failed({"reason": "There are alarms in effect on the node", "alarms": found})
     return json_response({"status": "ok"})
@@ -91,7 +92,7 @@ async def check_certificates(request):
     unit = request.match_info["unit"].lower()
     if unit not in _UNIT_SECONDS:
         raise bad_request("Time unit not recognised. Supported units: days, weeks, months, years.")
-    b = request.app["broker"]
+    b = request.app[BROKER]
     s = b.settings
     expired = []
     if s.ssl_certfile and getattr(b, "ssl_port", None) is not None:
@@ -115,7 +116,7 @@ async def check_port(request):
         port = int(request.match_info["port"])
     except ValueError:
         raise bad_request("Invalid port") from None
-    ports = [p for _proto, p in listeners(request.app["broker"])]
+    ports = [p for _proto, p in listeners(request.app[BROKER])]
     if port not in ports:
         return _failed({"reason": "No active listener", "missing": port, "ports": ports})
     return json_response({"status": "ok", "port": port})
@@ -126,7 +127,7 @@ async def check_protocol(request):
     authenticate(request)
     name = request.match_info["protocol"].lower()
     name = _PROTOCOL_ALIASES.get(name, name)
-    protocols = [proto for proto, _p in listeners(request.app["broker"])]
+    protocols = [proto for proto, _p in listeners(request.app[BROKER])]
     if name not in protocols:
         return _failed({"reason": "No active listener", "missing": name, "protocols": protocols})
     return json_response({"status": "ok", "protocol": name})

@@ -20,6 +20,7 @@ from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
 from ..errors import bad_request, json_error, not_found
 from ..listing import respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -34,7 +35,7 @@ async def _value(request) -> dict:
 @routes.get("/api/vhost-limits")
 async def list_vhost_limits(request):
     visible = set(visible_vhosts(request))
-    items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app["broker"].list_vhost_limits()
+    items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app[BROKER].list_vhost_limits()
              if x["vhost"] in visible]
     return await respond(request, items, ("vhost",))
 
@@ -43,7 +44,7 @@ async def list_vhost_limits(request):
 async def show_vhost_limits(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app["broker"].list_vhost_limits(vhost)
+    items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app[BROKER].list_vhost_limits(vhost)
              if x["limits"]]
     return await respond(request, items, ("vhost",))
 
@@ -51,7 +52,7 @@ async def show_vhost_limits(request):
 @routes.put("/api/vhost-limits/{vhost}/{name}")
 async def put_vhost_limit(request):
     require_admin(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     vhost, name = request.match_info["vhost"], request.match_info["name"]
     value = await _value(request)
     v = b.vhosts.get(vhost)
@@ -67,7 +68,7 @@ async def put_vhost_limit(request):
 @routes.delete("/api/vhost-limits/{vhost}/{name}")
 async def delete_vhost_limit(request):
     require_admin(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     vhost, name = request.match_info["vhost"], request.match_info["name"]
     v = b.vhosts.get(vhost)
     if v is None:
@@ -83,7 +84,7 @@ async def delete_vhost_limit(request):
 @routes.get("/api/user-limits")
 async def list_user_limits(request):
     authenticate(request)
-    items = [{"user": x["user"], "value": x["limits"]} for x in request.app["broker"].list_user_limits()]
+    items = [{"user": x["user"], "value": x["limits"]} for x in request.app[BROKER].list_user_limits()]
     return await respond(request, items, ("user",))
 
 
@@ -91,7 +92,7 @@ async def list_user_limits(request):
 async def show_user_limits(request):
     authenticate(request)
     try:
-        found = request.app["broker"].list_user_limits(request.match_info["user"])
+        found = request.app[BROKER].list_user_limits(request.match_info["user"])
     except AdminError:
         raise not_found() from None
     return await respond(request, [{"user": x["user"], "value": x["limits"]} for x in found if x["limits"]], ("user",))
@@ -100,7 +101,7 @@ async def show_user_limits(request):
 @routes.put("/api/user-limits/{user}/{name}")
 async def put_user_limit(request):
     require_admin(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     user, name = request.match_info["user"], request.match_info["name"]
     value = await _value(request)
     try:
@@ -116,7 +117,7 @@ async def put_user_limit(request):
 async def delete_user_limit(request):
     require_admin(request)
     try:
-        request.app["broker"].clear_user_limits(request.match_info["user"], request.match_info["name"])
+        request.app[BROKER].clear_user_limits(request.match_info["user"], request.match_info["name"])
     except AdminError:
         raise not_found() from None
     return web.Response(status=204)

@@ -7,6 +7,7 @@ from ..auth import authenticate, require_admin
 from ..errors import bad_request
 from ..listing import json_response
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -20,7 +21,7 @@ async def whoami(request):
 @routes.get("/api/cluster-name")
 async def cluster_name(request):
     authenticate(request)
-    return json_response({"name": request.app["broker"].cluster_name})
+    return json_response({"name": request.app[BROKER].cluster_name})
 
 
 @routes.put("/api/cluster-name")
@@ -30,7 +31,7 @@ async def set_cluster_name(request):
     name = body.get("name")
     if not isinstance(name, str) or not name:
         raise bad_request("[{key_missing,name}]")
-    request.app["broker"].cluster_name = name
+    request.app[BROKER].cluster_name = name
     return web.Response(status=204)
 
 

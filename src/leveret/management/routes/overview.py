@@ -14,19 +14,20 @@ from ...broker import introspect
 from ..auth import authenticate, is_monitor, require_monitor, visible_vhosts
 from ..errors import not_found
 from ..listing import json_response, respond
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
 
 def contexts(request) -> list[dict]:
-    b = request.app["broker"]
+    b = request.app[BROKER]
     port = getattr(getattr(b, "management", None), "port", None) or b.settings.management_port
     return [{"ssl_opts": [], "node": b.node_name, "description": "RabbitMQ Management", "path": "/",
              "port": str(port)}]
 
 
 def http_listener(request) -> dict:
-    b = request.app["broker"]
+    b = request.app[BROKER]
     ctx = contexts(request)[0]
     return {"node": b.node_name, "protocol": "http", "ip_address": b.settings.management_host or "::",
             "port": int(ctx["port"]), "socket_opts": {"port": int(ctx["port"])}}
@@ -35,7 +36,7 @@ def http_listener(request) -> dict:
 @routes.get("/api/overview")
 async def overview(request):
     user = authenticate(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     d = {"management_version": introspect.RABBITMQ_VERSION, "rates_mode": "basic",
          "exchange_types": introspect.exchange_types(), "product_version": b.settings.product_version,
          "product_name": b.settings.product_name, "rabbitmq_version": introspect.RABBITMQ_VERSION,
@@ -64,7 +65,7 @@ async def overview(request):
 
 
 def node(request) -> dict:
-    d = introspect.node_info(request.app["broker"])
+    d = introspect.node_info(request.app[BROKER])
     d["contexts"] = [{k: v for k, v in c.items() if k not in ("node", "ssl_opts")} for c in contexts(request)]
     return d
 
@@ -78,6 +79,6 @@ async def nodes(request):
 @routes.get("/api/nodes/{node}")
 async def show_node(request):
     require_monitor(request)
-    if request.match_info["node"] != request.app["broker"].node_name:
+    if request.match_info["node"] != request.app[BROKER].node_name:
         raise not_found()
     return json_response(node(request))

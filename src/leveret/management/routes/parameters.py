@@ -29,6 +29,7 @@ from ..auth import authenticate, require_admin, require_policymaker, require_vho
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -53,7 +54,7 @@ def _policymaker_in(request, vhost: str):
 async def list_all_parameters(request):
     require_policymaker(request)
     visible = set(visible_vhosts(request))
-    return await respond(request, [p for p in list_parameters(request.app["broker"]) if p["vhost"] in visible],
+    return await respond(request, [p for p in list_parameters(request.app[BROKER]) if p["vhost"] in visible],
                    ("vhost", "component", "name"))
 
 
@@ -61,7 +62,7 @@ async def list_all_parameters(request):
 async def list_component_parameters(request):
     require_policymaker(request)
     visible = set(visible_vhosts(request))
-    items = list_parameters(request.app["broker"], request.match_info["component"])
+    items = list_parameters(request.app[BROKER], request.match_info["component"])
     return await respond(request, [p for p in items if p["vhost"] in visible], ("vhost", "component", "name"))
 
 
@@ -69,7 +70,7 @@ async def list_component_parameters(request):
 async def list_vhost_parameters(request):
     vhost = request.match_info["vhost"]
     _policymaker_in(request, vhost)
-    items = list_parameters(request.app["broker"], request.match_info["component"], vhost)
+    items = list_parameters(request.app[BROKER], request.match_info["component"], vhost)
     return await respond(request, items, ("vhost", "component", "name"))
 
 
@@ -78,7 +79,7 @@ async def show_parameter(request):
     m = request.match_info
     _policymaker_in(request, m["vhost"])
     try:
-        return json_response(get_parameter(request.app["broker"], m["component"], m["vhost"], m["name"]))
+        return json_response(get_parameter(request.app[BROKER], m["component"], m["vhost"], m["name"]))
     except AdminError:
         raise not_found() from None
 
@@ -87,7 +88,7 @@ async def show_parameter(request):
 async def put_parameter(request):
     m = request.match_info
     require_policymaker(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     if m["vhost"] not in b.vhosts:
         raise vhost_not_found()
     require_vhost(request, m["vhost"])
@@ -111,7 +112,7 @@ async def delete_parameter(request):
     m = request.match_info
     _policymaker_in(request, m["vhost"])
     try:
-        clear_parameter(request.app["broker"], m["component"], m["vhost"], m["name"])
+        clear_parameter(request.app[BROKER], m["component"], m["vhost"], m["name"])
     except AdminError:
         raise not_found() from None
     return web.Response(status=204)
@@ -122,7 +123,7 @@ async def delete_parameter(request):
 @routes.get("/api/global-parameters")
 async def list_global_parameters(request):
     require_admin(request)
-    items = [{"name": k, "value": v} for k, v in request.app["broker"].global_parameters.items()]
+    items = [{"name": k, "value": v} for k, v in request.app[BROKER].global_parameters.items()]
     return await respond(request, items)
 
 
@@ -130,7 +131,7 @@ async def list_global_parameters(request):
 async def show_global_parameter(request):
     require_admin(request)
     name = request.match_info["name"]
-    params = request.app["broker"].global_parameters
+    params = request.app[BROKER].global_parameters
     if name not in params:
         raise not_found()
     return json_response({"value": params[name], "name": name})
@@ -142,7 +143,7 @@ async def put_global_parameter(request):
     body = await read_json(request)
     if "value" not in body:
         raise bad_request("[{key_missing,value}]")
-    b, name = request.app["broker"], request.match_info["name"]
+    b, name = request.app[BROKER], request.match_info["name"]
     existed = name in b.global_parameters
     b.set_global_parameter(name, body["value"])
     return web.Response(status=204 if existed else 201)
@@ -152,7 +153,7 @@ async def put_global_parameter(request):
 async def delete_global_parameter(request):
     require_admin(request)
     try:
-        request.app["broker"].clear_global_parameter(request.match_info["name"])
+        request.app[BROKER].clear_global_parameter(request.match_info["name"])
     except AdminError:
         raise not_found() from None
     return web.Response(status=204)
@@ -166,19 +167,19 @@ def _policy_routes(prefix: str, operator: bool) -> None:
     async def list_all(request):
         authenticate(request)
         visible = set(visible_vhosts(request))
-        items = [p for p in request.app["broker"].list_policies(operator=operator) if p["vhost"] in visible]
+        items = [p for p in request.app[BROKER].list_policies(operator=operator) if p["vhost"] in visible]
         return await respond(request, items, ("vhost", "name"))
 
     async def list_vhost(request):
         vhost = request.match_info["vhost"]
         require_vhost(request, vhost)
-        return await respond(request, request.app["broker"].list_policies(vhost, operator=operator), ("vhost", "name"))
+        return await respond(request, request.app[BROKER].list_policies(vhost, operator=operator), ("vhost", "name"))
 
     def find(request):
         vhost, name = request.match_info["vhost"], request.match_info["name"]
         require_write(request)
         require_vhost(request, vhost)
-        for p in request.app["broker"].list_policies(vhost, operator=operator):
+        for p in request.app[BROKER].list_policies(vhost, operator=operator):
             if p["name"] == name:
                 return p
         return None
@@ -192,7 +193,7 @@ def _policy_routes(prefix: str, operator: bool) -> None:
     async def put(request):
         vhost, name = request.match_info["vhost"], request.match_info["name"]
         require_write(request)
-        b = request.app["broker"]
+        b = request.app[BROKER]
         if vhost not in b.vhosts:
             raise vhost_not_found()
         require_vhost(request, vhost)
@@ -212,7 +213,7 @@ def _policy_routes(prefix: str, operator: bool) -> None:
     async def delete(request):
         if find(request) is None:
             raise not_found()
-        request.app["broker"].clear_policy(request.match_info["name"], request.match_info["vhost"], operator=operator)
+        request.app[BROKER].clear_policy(request.match_info["name"], request.match_info["vhost"], operator=operator)
         return web.Response(status=204)
 
     routes.get(prefix)(list_all)

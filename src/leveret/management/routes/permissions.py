@@ -20,6 +20,7 @@ from ..auth import require_admin
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -40,7 +41,7 @@ async def _body(request, keys: tuple) -> dict:
 
 
 def _entry(request, kind: str):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     vhost, user = request.match_info["vhost"], request.match_info["user"]
     if vhost not in b.vhosts or user not in b.access.users:
         raise not_found()
@@ -57,7 +58,7 @@ def _invalid(e: AdminError, as_codes: bool):
 @routes.get("/api/permissions")
 async def list_permissions(request):
     require_admin(request)
-    return await respond(request, request.app["broker"].list_permissions(), ("vhost", "user"))
+    return await respond(request, request.app[BROKER].list_permissions(), ("vhost", "user"))
 
 
 @routes.get("/api/permissions/{vhost}/{user}")
@@ -73,7 +74,7 @@ async def show_permission(request):
 async def put_permission(request):
     require_admin(request)
     body = await _body(request, ("configure", "write", "read"))
-    b = request.app["broker"]
+    b = request.app[BROKER]
     vhost, user = request.match_info["vhost"], request.match_info["user"]
     existed = (user, vhost) in b.access.permissions
     try:
@@ -90,14 +91,14 @@ async def delete_permission(request):
     require_admin(request)
     if not _entry(request, "permissions"):
         raise not_found()
-    request.app["broker"].clear_permissions(request.match_info["user"], request.match_info["vhost"])
+    request.app[BROKER].clear_permissions(request.match_info["user"], request.match_info["vhost"])
     return web.Response(status=204)
 
 
 @routes.get("/api/topic-permissions")
 async def list_topic_permissions(request):
     require_admin(request)
-    return await respond(request, request.app["broker"].list_topic_permissions(), ("vhost", "user"))
+    return await respond(request, request.app[BROKER].list_topic_permissions(), ("vhost", "user"))
 
 
 @routes.get("/api/topic-permissions/{vhost}/{user}")
@@ -113,7 +114,7 @@ async def show_topic_permission(request):
 async def put_topic_permission(request):
     require_admin(request)
     body = await _body(request, ("exchange", "write", "read"))
-    b = request.app["broker"]
+    b = request.app[BROKER]
     vhost, user = request.match_info["vhost"], request.match_info["user"]
     existed = body["exchange"] in b.access.topic_permissions.get((user, vhost), {})
     try:
@@ -130,7 +131,7 @@ async def delete_topic_permission(request):
     require_admin(request)
     if not _entry(request, "topic-permissions"):
         raise not_found()
-    request.app["broker"].clear_topic_permissions(request.match_info["user"], request.match_info["vhost"])
+    request.app[BROKER].clear_topic_permissions(request.match_info["user"], request.match_info["vhost"])
     return web.Response(status=204)
 
 
@@ -138,7 +139,7 @@ async def delete_topic_permission(request):
 async def vhost_permissions(request):
     require_admin(request)
     try:
-        items = request.app["broker"].list_permissions(vhost=request.match_info["vhost"])
+        items = request.app[BROKER].list_permissions(vhost=request.match_info["vhost"])
     except AdminError:
         raise not_found() from None
     return await respond(request, items, ("vhost", "user"))
@@ -148,7 +149,7 @@ async def vhost_permissions(request):
 async def vhost_topic_permissions(request):
     require_admin(request)
     try:
-        items = request.app["broker"].list_topic_permissions(vhost=request.match_info["vhost"])
+        items = request.app[BROKER].list_topic_permissions(vhost=request.match_info["vhost"])
     except AdminError:
         raise not_found() from None
     return await respond(request, items, ("vhost", "user"))

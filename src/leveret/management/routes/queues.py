@@ -23,6 +23,7 @@ from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
 from .exchanges import _args, _bool, properties_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -33,7 +34,7 @@ ACKMODES = {"ack_requeue_false": True, "ack_requeue_true": False, "reject_requeu
 def queue_of(request):
     vhost, name = request.match_info["vhost"], request.match_info["queue"]
     require_vhost(request, vhost)
-    q = request.app["broker"].vhosts[vhost].queues.get(name)
+    q = request.app[BROKER].vhosts[vhost].queues.get(name)
     if q is None:
         raise not_found()
     return q
@@ -43,7 +44,7 @@ def queue_of(request):
 
 @routes.get("/api/queues")
 async def list_queues(request):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.queues_view(b, visible_vhosts(request), b.stats), ("vhost", "name"),
                          paginate=True)
 
@@ -52,14 +53,14 @@ async def list_queues(request):
 async def vhost_queues(request):
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, introspect.queues_view(b, [vhost], b.stats), ("vhost", "name"), paginate=True)
 
 
 @routes.get("/api/queues/{vhost}/{queue}")
 async def show_queue(request):
     q = queue_of(request)
-    return json_response(introspect.queue_info(q, request.app["broker"].stats.rates_of(q), details=True))
+    return json_response(introspect.queue_info(q, request.app[BROKER].stats.rates_of(q), details=True))
 
 
 @routes.put("/api/queues/{vhost}/{queue}")
@@ -72,7 +73,7 @@ async def put_queue(request):
         raise bad_request("arguments must be an object")
     if body.get("type") is not None and "x-queue-type" not in args:
         args["x-queue-type"] = str(body["type"])
-    existed = name in request.app["broker"].vhosts[vhost].queues
+    existed = name in request.app[BROKER].vhosts[vhost].queues
     m = spec.QueueDeclare(queue=name, durable=_bool(body.get("durable", True)),
                           auto_delete=_bool(body.get("auto_delete", False)), exclusive=False,
                           arguments=_args({"arguments": args}))

@@ -11,12 +11,13 @@ from aiohttp import web
 from ..auth import authenticate, require_policymaker, require_vhost, visible_vhosts
 from ..errors import not_found
 from ..listing import json_response, respond
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
 
 def _sup(request):
-    sup = request.app["broker"].shovels
+    sup = request.app[BROKER].shovels
     if sup is None:
         raise not_found()
     return sup
@@ -54,7 +55,7 @@ async def show_shovel(request):
 async def delete_shovel(request):
     require_policymaker(request)
     s = _find(request)
-    request.app["broker"].clear_runtime_parameter(s["vhost"], "shovel", s["name"])
+    request.app[BROKER].clear_runtime_parameter(s["vhost"], "shovel", s["name"])
     return web.Response(status=204)
 
 

@@ -23,6 +23,7 @@ from ..auth import require_admin
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -33,7 +34,7 @@ def user_info(u) -> dict:
 
 
 def _broker(request):
-    return request.app["broker"]
+    return request.app[BROKER]
 
 
 @routes.get("/api/users")

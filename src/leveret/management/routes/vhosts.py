@@ -21,6 +21,7 @@ from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
+from ..keys import BROKER
 
 routes = web.RouteTableDef()
 
@@ -42,7 +43,7 @@ def vhost_info(broker, name: str) -> dict:
 
 @routes.get("/api/vhosts")
 async def list_vhosts(request):
-    b = request.app["broker"]
+    b = request.app[BROKER]
     return await respond(request, [vhost_info(b, v) for v in visible_vhosts(request)], paginate=True)
 
 
@@ -50,7 +51,7 @@ async def list_vhosts(request):
 async def show_vhost(request):
     name = request.match_info["vhost"]
     require_vhost(request, name)
-    return json_response(vhost_info(request.app["broker"], name))
+    return json_response(vhost_info(request.app[BROKER], name))
 
 
 def _tags(value) -> list:
@@ -68,7 +69,7 @@ async def put_vhost(request):
     user = require_admin(request)
     name = request.match_info["vhost"]
     body = await read_json(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     tracing = body.get("tracing")
     if tracing not in (None, True, False, "true", "false"):
         raise json_error(400, "bad_request", ["not_boolean", tracing])
@@ -95,7 +96,7 @@ async def put_vhost(request):
 @routes.post("/api/vhosts/{vhost}/start/{node}")
 async def start_vhost(request):
     require_admin(request)
-    b = request.app["broker"]
+    b = request.app[BROKER]
     name, node = request.match_info["vhost"], request.match_info["node"]
     if node != b.node_name:
         raise bad_request(f"Request to node {node} failed with nodedown")
@@ -108,7 +109,7 @@ async def start_vhost(request):
 async def delete_vhost(request):
     require_admin(request)
     try:
-        request.app["broker"].delete_vhost(request.match_info["vhost"])
+        request.app[BROKER].delete_vhost(request.match_info["vhost"])
     except AdminError:
         raise not_found() from None
     return web.Response(status=204)
