@@ -23,7 +23,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from brokeradmin import CtlAdmin, HttpAdmin, InprocAdmin
+from brokeradmin import CtlAdmin, HttpAdmin, InprocAdmin, rabbit_password_hash
 
 EXTERNAL = os.environ.get("LEVERET_TEST_URL")
 MGMT = os.environ.get("LEVERET_TEST_MGMT_URL")
@@ -331,6 +331,49 @@ def test_wrong_password_and_unknown_user_are_refused(env):
         with pytest.raises(pika.exceptions.ProbableAuthenticationError) as e:
             env.connect(user, pw)
         assert "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in said(e)
+
+
+# (user suffix, hash function, hashing_algorithm named in the entry (None: no key), the
+# definitions' rabbit_version (None: no key), whether the password then logs in)
+HASHED_USERS = [
+    ("h-sha256", "sha256", "rabbit_password_hashing_sha256", None, True),
+    ("h-sha512", "sha512", "rabbit_password_hashing_sha512", None, True),
+    ("h-md5", "md5", "rabbit_password_hashing_md5", None, True),
+    # no algorithm named, no version: the node's default, sha256 (an md5 hash does not match)
+    ("h-unnamed", "sha256", None, None, True),
+    ("h-unnamed-md5", "md5", None, None, False),
+    # no algorithm named, definitions from before 3.6: md5
+    ("h-old-md5", "md5", None, "3.5.7", True),
+    ("h-old-sha256", "sha256", None, "3.5.7", False),
+]
+
+
+def test_users_imported_with_password_hashes_log_in(env):
+    """Definitions (``POST /api/definitions`` on RabbitMQ) carrying users with a password hash
+    for each hashing algorithm: each logs in with its password and not with another."""
+    users = []
+    try:
+        for suffix, digest, algorithm, version, _ok in HASHED_USERS:
+            user = env.user(suffix)
+            entry = {"name": user, "password_hash": rabbit_password_hash(digest, PW + suffix), "tags": ""}
+            if algorithm is not None:
+                entry["hashing_algorithm"] = algorithm
+            defs = {"users": [entry], "permissions": [{"user": user, "vhost": env.vhost, "configure": ".*",
+                                                       "write": ".*", "read": ".*"}]}
+            if version is not None:
+                defs["rabbit_version"] = version
+            env.admin.import_definitions(defs)
+            users.append(user)
+        for (suffix, _digest, _algorithm, _version, ok), user in zip(HASHED_USERS, users):
+            if ok:
+                env.connect(user, PW + suffix).close()
+            # refused: a wrong password; for a hash read with the wrong algorithm, the right one
+            with pytest.raises(pika.exceptions.ProbableAuthenticationError) as e:
+                env.connect(user, PW + suffix + ("-wrong" if ok else ""))
+            assert "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in said(e)
+    finally:
+        for user in users:
+            env.admin.delete_user(user)
 
 
 def _non_loopback_address() -> str | None:
