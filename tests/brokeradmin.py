@@ -1,4 +1,4 @@
-"""Administering the broker under test: users, vhosts, permissions, limits.
+"""Administering the broker under test: users, vhosts, permissions, limits, policies, definitions.
 
 The same calls against Leveret and RabbitMQ, so access-control tests run on both:
 
@@ -10,11 +10,24 @@ The same calls against Leveret and RabbitMQ, so access-control tests run on both
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import subprocess
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from leveret.broker.definitions import import_definitions
+
+
+def rabbit_password_hash(digest: str, password: str) -> str:
+    """A ``password_hash`` as RabbitMQ computes and exports it (``rabbit_password``):
+    base64(salt (4 random bytes) + H(salt + password)), ``digest`` naming H (sha256 for
+    ``rabbit_password_hashing_sha256``, sha512, md5)."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.new(digest, salt + password.encode()).digest()).decode()
 
 
 class BrokerAdmin:
@@ -26,6 +39,9 @@ class BrokerAdmin:
     def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None: ...
     def set_vhost_limits(self, vhost: str, limits: dict) -> None: ...
     def set_user_limits(self, user: str, limits: dict) -> None: ...
+    def set_policy(self, vhost: str, name: str, pattern: str, definition: dict, apply_to: str = "all") -> None: ...
+    def clear_policy(self, vhost: str, name: str) -> None: ...
+    def import_definitions(self, definitions: dict) -> None: ...
 
 
 class InprocAdmin(BrokerAdmin):
@@ -56,6 +72,15 @@ class InprocAdmin(BrokerAdmin):
 
     def set_user_limits(self, user, limits):
         self.t.call(self.b.set_user_limits, user, limits)
+
+    def set_policy(self, vhost, name, pattern, definition, apply_to="all"):
+        self.t.call(lambda: self.b.set_policy(name, pattern, definition, vhost=vhost, apply_to=apply_to))
+
+    def clear_policy(self, vhost, name):
+        self.t.call(self.b.clear_policy, name, vhost)
+
+    def import_definitions(self, definitions):
+        self.t.call(import_definitions, self.b, definitions)
 
 
 class HttpAdmin(BrokerAdmin):
@@ -107,6 +132,16 @@ class HttpAdmin(BrokerAdmin):
         for k, v in limits.items():
             self._req("PUT", f"/api/user-limits/{self.q(user)}/{k}", {"value": v})
 
+    def set_policy(self, vhost, name, pattern, definition, apply_to="all"):
+        self._req("PUT", f"/api/policies/{self.q(vhost)}/{self.q(name)}",
+                  {"pattern": pattern, "definition": definition, "apply-to": apply_to, "priority": 0})
+
+    def clear_policy(self, vhost, name):
+        self._req("DELETE", f"/api/policies/{self.q(vhost)}/{self.q(name)}")
+
+    def import_definitions(self, definitions):
+        self._req("POST", "/api/definitions", definitions)
+
 
 class CtlAdmin(BrokerAdmin):
     def __init__(self, ctl: str = "rabbitmqctl"):
@@ -142,3 +177,15 @@ class CtlAdmin(BrokerAdmin):
 
     def set_user_limits(self, user, limits):
         self._run("set_user_limits", user, json.dumps(limits))
+
+    def set_policy(self, vhost, name, pattern, definition, apply_to="all"):
+        self._run("set_policy", "-p", vhost, "--apply-to", apply_to, name, pattern, json.dumps(definition))
+
+    def clear_policy(self, vhost, name):
+        self._run("clear_policy", "-p", vhost, name)
+
+    def import_definitions(self, definitions):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(definitions, f)
+            f.flush()
+            self._run("import_definitions", f.name)

@@ -3,6 +3,10 @@
 ``tests/data/rabbitmq-3.10-definitions.json`` was written by ``rabbitmqctl export_definitions`` on
 RabbitMQ 3.10.8 (trimmed to one vhost): a user with a SHA-256 password hash and a tag,
 permissions, a policy, a topic exchange, a queue with x-arguments and a binding.
+
+Users with a password hash of each algorithm, written here as RabbitMQ computes them, log in
+from a definitions file and after a restart (the same users imported into RabbitMQ itself:
+``tests/conformance/test_access_control.py``).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import os
 
 import pika
 import pytest
+
+from brokeradmin import rabbit_password_hash
 
 pytestmark = pytest.mark.leveret_only
 
@@ -59,3 +65,50 @@ def test_unreadable_definitions_file_stops_the_start(tmp_path):
                         "--definitions", str(bad)], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "definitions file" in p.stderr and "cannot read" in p.stderr
+
+
+
+def _hashed_users(version: str | None, users: list[tuple[str, str, str | None]]) -> dict:
+    defs = {"users": [], "permissions": []}
+    if version is not None:
+        defs["rabbit_version"] = version
+    for name, digest, algorithm in users:
+        entry = {"name": name, "password_hash": rabbit_password_hash(digest, "pw-" + name), "tags": []}
+        if algorithm is not None:
+            entry["hashing_algorithm"] = algorithm
+        defs["users"].append(entry)
+        defs["permissions"].append({"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"})
+    return defs
+
+
+def _login(port: int, user: str, password: str) -> None:
+    pika.BlockingConnection(pika.URLParameters(f"amqp://{user}:{password}@127.0.0.1:{port}/%2F")).close()
+
+
+def test_password_hashes_of_each_algorithm_log_in_and_survive_a_restart(leveret_server, tmp_path):
+    """sha256, sha512 and md5 named; none named: sha256 (no version in the file) or md5 (a
+    file from RabbitMQ 3.5). Wrong passwords are refused; after a restart without the files
+    the stored users still log in."""
+    current = _hashed_users(None, [("u-sha256", "sha256", "rabbit_password_hashing_sha256"),
+                                   ("u-sha512", "sha512", "rabbit_password_hashing_sha512"),
+                                   ("u-md5", "md5", "rabbit_password_hashing_md5"),
+                                   ("u-unnamed", "sha256", None)])
+    old = _hashed_users("3.5.7", [("u-old", "md5", None)])
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    users = [u["name"] for u in current["users"] + old["users"]]
+
+    def check(port: int, names: list[str]) -> None:
+        for name in names:
+            _login(port, name, "pw-" + name)
+            with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+                _login(port, name, "pw-" + name + "-wrong")
+
+    for i, defs in enumerate((current, old)):
+        path = tmp_path / f"defs-{i}.json"
+        path.write_text(json.dumps(defs))
+        s = leveret_server("--definitions", str(path), data_dir=data)
+        check(s.port, [u["name"] for u in defs["users"]])
+        assert s.stop() == 0
+    s = leveret_server(data_dir=data)
+    check(s.port, users)

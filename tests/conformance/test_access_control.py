@@ -23,7 +23,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from brokeradmin import CtlAdmin, HttpAdmin, InprocAdmin
+from brokeradmin import CtlAdmin, HttpAdmin, InprocAdmin, rabbit_password_hash
 
 EXTERNAL = os.environ.get("LEVERET_TEST_URL")
 MGMT = os.environ.get("LEVERET_TEST_MGMT_URL")
@@ -54,10 +54,11 @@ class Env:
         return f"acl-{self.tag}-{role}"
 
     def connect(self, user: str, password: str = PW, vhost: str | None = None,
-                host: str | None = None) -> pika.BlockingConnection:
+                host: str | None = None, client_properties: dict | None = None) -> pika.BlockingConnection:
         c = pika.BlockingConnection(pika.ConnectionParameters(
             host or self.host, self.port, vhost if vhost is not None else self.vhost,
-            pika.PlainCredentials(user, password), connection_attempts=1, blocked_connection_timeout=30))
+            pika.PlainCredentials(user, password), connection_attempts=1, blocked_connection_timeout=30,
+            client_properties=client_properties))
         self.conns.append(c)
         return c
 
@@ -333,6 +334,49 @@ def test_wrong_password_and_unknown_user_are_refused(env):
         assert "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in said(e)
 
 
+# (user suffix, hash function, hashing_algorithm named in the entry (None: no key), the
+# definitions' rabbit_version (None: no key), whether the password then logs in)
+HASHED_USERS = [
+    ("h-sha256", "sha256", "rabbit_password_hashing_sha256", None, True),
+    ("h-sha512", "sha512", "rabbit_password_hashing_sha512", None, True),
+    ("h-md5", "md5", "rabbit_password_hashing_md5", None, True),
+    # no algorithm named, no version: the node's default, sha256 (an md5 hash does not match)
+    ("h-unnamed", "sha256", None, None, True),
+    ("h-unnamed-md5", "md5", None, None, False),
+    # no algorithm named, definitions from before 3.6: md5
+    ("h-old-md5", "md5", None, "3.5.7", True),
+    ("h-old-sha256", "sha256", None, "3.5.7", False),
+]
+
+
+def test_users_imported_with_password_hashes_log_in(env):
+    """Definitions (``POST /api/definitions`` on RabbitMQ) carrying users with a password hash
+    for each hashing algorithm: each logs in with its password and not with another."""
+    users = []
+    try:
+        for suffix, digest, algorithm, version, _ok in HASHED_USERS:
+            user = env.user(suffix)
+            entry = {"name": user, "password_hash": rabbit_password_hash(digest, PW + suffix), "tags": ""}
+            if algorithm is not None:
+                entry["hashing_algorithm"] = algorithm
+            defs = {"users": [entry], "permissions": [{"user": user, "vhost": env.vhost, "configure": ".*",
+                                                       "write": ".*", "read": ".*"}]}
+            if version is not None:
+                defs["rabbit_version"] = version
+            env.admin.import_definitions(defs)
+            users.append(user)
+        for (suffix, _digest, _algorithm, _version, ok), user in zip(HASHED_USERS, users):
+            if ok:
+                env.connect(user, PW + suffix).close()
+            # refused: a wrong password; for a hash read with the wrong algorithm, the right one
+            with pytest.raises(pika.exceptions.ProbableAuthenticationError) as e:
+                env.connect(user, PW + suffix + ("-wrong" if ok else ""))
+            assert "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in said(e)
+    finally:
+        for user in users:
+            env.admin.delete_user(user)
+
+
 def _non_loopback_address() -> str | None:
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -387,6 +431,153 @@ def test_topic_permissions_check_routing_keys(env, full):
         d = _x(full)
         env.admin.set_topic_permissions(user, env.vhost, d, "^never$", "^never$")
         ch.basic_publish(d, "anything", b"m")
+
+
+def _topic_refused(rk: str, x: str, env, user: str) -> str:
+    return (f"ACCESS_REFUSED - access to topic '{rk}' in exchange '{x}' in vhost '{env.vhost}' refused for "
+            f"user '{user}'")
+
+
+def test_topic_permission_variables_and_unbinds(env, full):
+    """``{vhost}`` is expanded; ``{client_id}`` is not, for AMQP 0-9-1 (even when the client
+    sends a ``client_id`` client property): it stays a literal in the regexp. The read
+    regexp is checked for queue.unbind and for exchange.bind / exchange.unbind with a topic
+    *source* -- also for an unbind of a binding that does not exist -- and not for a topic
+    destination; an unbind from a missing source has no topic check and succeeds."""
+    x, src_free = fresh("acl.topic"), fresh("acl.topic")
+    for name in (x, src_free):
+        full.exchange_declare(name, "topic")
+    dest, q = _x(full), _q(full)
+    with temp_user(env, "topicvars") as user:
+        env.admin.set_topic_permissions(user, env.vhost, x, r"^{vhost}\.", r"^{client_id}\.|^ok\.")
+        env.admin.set_topic_permissions(user, env.vhost, src_free, "^never$", "^never$")
+        c = env.connect(user, client_properties={"client_id": "cid1"})
+
+        def refuses(rk, xname, action):
+            ch = c.channel()
+            ch.confirm_delivery()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+                action(ch)
+            assert e.value.args == (403, _topic_refused(rk, xname, env, user))
+
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.basic_publish(x, f"{env.vhost}.a", b"m")                 # {vhost} is expanded
+        refuses("other.a", x, lambda ch: ch.basic_publish(x, "other.a", b"m"))
+        refuses("cid1.#", x, lambda ch: ch.queue_bind(q, x, "cid1.#"))   # {client_id} is not
+        ch = c.channel()
+        ch.queue_bind(q, x, "{client_id}.#")                       # ... it is matched literally
+        ch.queue_unbind(q, x, "{client_id}.#")
+        # queue.unbind: the read regexp, whether or not the binding exists
+        full.queue_bind(q, x, "zz")
+        refuses("zz", x, lambda ch: ch.queue_unbind(q, x, "zz"))
+        refuses("yy", x, lambda ch: ch.queue_unbind(q, x, "yy"))
+        # exchange.bind / exchange.unbind: the source's topic permission
+        refuses("zz", x, lambda ch: ch.exchange_bind(dest, x, "zz"))
+        ch = c.channel()
+        ch.exchange_bind(dest, x, "ok.1")
+        ch.exchange_unbind(dest, x, "ok.1")
+        full.exchange_bind(dest, x, "zz")
+        refuses("zz", x, lambda ch: ch.exchange_unbind(dest, x, "zz"))
+        # a topic *destination* is not checked (its source here is a direct exchange)
+        ch = c.channel()
+        ch.exchange_bind(src_free, dest, "never-allowed")
+        ch.exchange_unbind(src_free, dest, "never-allowed")
+        # unbinding from a source that does not exist checks nothing
+        ch.queue_unbind(q, "acl.no-such-topic", "zz")
+        ch.close()
+    full.queue_unbind(q, x, "zz")
+    full.exchange_unbind(dest, x, "zz")
+    for name in (x, src_free, dest):
+        full.exchange_delete(name)
+    full.queue_delete(q)
+
+
+# --------------------------------------------------------------------------- not checked per message
+
+def _first(ch, q: str, auto_ack: bool = True):
+    """(method, properties, body) of the first message in ``q``, polled: dead-lettering and
+    alternate-exchange routing complete after the reply to the method that caused them."""
+    for _ in range(100):
+        m = ch.basic_get(q, auto_ack=auto_ack)
+        if m[0] is not None:
+            return m
+        ch.connection.sleep(0.05)
+    return None, None, None
+
+
+def _sink(full, kind: str = "fanout") -> tuple[str, str]:
+    """An exchange (``acl.sinkx.N``: outside the write regexp of :data:`RESTRICTED`) with a
+    queue bound to it."""
+    x, q = fresh("acl.sinkx"), fresh("acl.sinkq")
+    full.exchange_declare(x, kind)
+    full.queue_declare(q)
+    full.queue_bind(q, x, "")
+    return x, q
+
+
+@contextlib.contextmanager
+def _policy_on(env, name: str, definition: dict, apply_to: str):
+    """A policy applying ``definition`` to the queue or exchange ``name`` only."""
+    policy = fresh("acl-policy")
+    env.admin.set_policy(env.vhost, policy, "^" + re.escape(name) + "$", definition, apply_to)
+    try:
+        yield
+    finally:
+        env.admin.clear_policy(env.vhost, policy)
+
+
+def _publish_refused(env, ch, user: str, x: str) -> None:
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.basic_publish(x, "", b"m")
+    assert e.value.args == (403, refused("exchange", x, env.vhost, user))
+
+
+RESTRICTED = ("", r"^acl\.(q|main)\.", r"^acl\.q\.")       # configure nothing; no write on the sinks
+
+
+def test_dead_lettering_needs_no_write_permission_on_the_dlx(env, full):
+    """A message rejected by a user without write permission on the dead-letter exchange is
+    still dead-lettered to it: the DLX (a queue argument of an admin's declare, or a policy)
+    is checked only at queue.declare, for the declaring user."""
+    dlx, dlq = _sink(full)
+    by_arg, by_policy = fresh("acl.q"), fresh("acl.q")
+    full.queue_declare(by_arg, arguments={"x-dead-letter-exchange": dlx})
+    full.queue_declare(by_policy)
+    with _policy_on(env, by_policy, {"dead-letter-exchange": dlx}, "queues"), \
+            temp_user(env, "dlrestricted", RESTRICTED) as user:
+        ch = env.connect(user).channel()
+        ch.confirm_delivery()
+        for q in (by_arg, by_policy):
+            full.basic_publish("", q, q.encode())
+            m = _first(ch, q, auto_ack=False)
+            assert m[2] == q.encode()
+            ch.basic_reject(m[0].delivery_tag, requeue=False)
+            assert _first(full, dlq)[2] == q.encode()
+        _publish_refused(env, ch, user, dlx)          # (the user cannot publish to the DLX itself)
+    for q in (by_arg, by_policy, dlq):
+        full.queue_delete(q)
+    full.exchange_delete(dlx)
+
+
+def test_alternate_exchange_needs_no_write_permission(env, full):
+    """A user who may write to an exchange but not to its alternate exchange (set by an
+    admin's declare argument, or by a policy) still has unroutable messages routed to the AE."""
+    ae, aeq = _sink(full)
+    by_arg, by_policy = fresh("acl.main"), fresh("acl.main")
+    full.exchange_declare(by_arg, "direct", arguments={"alternate-exchange": ae})
+    full.exchange_declare(by_policy, "direct")
+    with _policy_on(env, by_policy, {"alternate-exchange": ae}, "exchanges"), \
+            temp_user(env, "aerestricted", RESTRICTED) as user:
+        ch = env.connect(user).channel()
+        ch.confirm_delivery()
+        for x in (by_arg, by_policy):
+            ch.basic_publish(x, "unbound-key", x.encode(), mandatory=True)   # (unroutable: pika raises)
+            assert _first(full, aeq)[2] == x.encode()
+        _publish_refused(env, ch, user, ae)
+    for x in (by_arg, by_policy, ae):
+        full.exchange_delete(x)
+    full.queue_delete(aeq)
 
 
 # --------------------------------------------------------------------------- user_id

@@ -34,6 +34,8 @@ import uuid
 import pika
 import pytest
 
+from brokeradmin import rabbit_password_hash
+
 from .helpers import bodies, count, published, queue_exists
 from .helpers import wait_count as _wait_count
 
@@ -656,14 +658,6 @@ def test_clear_unknown_policy(pol, pre):
 
 
 # --------------------------------------------------------------------------- Leveret: persistence, definitions file
-def _password_hash(password: str) -> str:
-    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt(4) + sha256(salt + password))."""
-    import base64
-    import hashlib
-    salt = os.urandom(4)
-    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-
-
 @pytest.mark.leveret_only
 def test_policies_persist_across_restart_inproc(tmp_path):
     """Policies set through the API are durable: a broker restarted on the same data dir lists them
@@ -703,7 +697,7 @@ def test_definitions_file_loaded_at_start(leveret_server, tmp_path):
     without the flag."""
     defs = {
         "rabbit_version": "3.10.8",
-        "users": [{"name": "alice", "password_hash": _password_hash("s3cret"),
+        "users": [{"name": "alice", "password_hash": rabbit_password_hash("sha256", "s3cret"),
                    "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["management"], "limits": {}}],
         "vhosts": [{"name": "/", "limits": [], "metadata": {"description": "Default virtual host", "tags": []}},
                    {"name": "v1", "limits": [], "metadata": {"description": "", "tags": []}}],

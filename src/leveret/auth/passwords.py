@@ -2,10 +2,13 @@
 
 ``rabbit_password``: a hash is a random 4-byte salt followed by ``H(salt + password)``,
 where ``H`` is the user's hashing module -- ``rabbit_password_hashing_sha256`` (the
-default), ``rabbit_password_hashing_sha512`` or ``rabbit_password_hashing_md5`` (also the
-module of a user whose definitions entry names none, as ``rabbit_password:hashing_mod
-(undefined)``). A definitions export carries ``base64(salt + hash)`` as ``password_hash``
-and the module name as ``hashing_algorithm``. A user with an empty hash has no password:
+default), ``rabbit_password_hashing_sha512`` or ``rabbit_password_hashing_md5``. A
+definitions export carries ``base64(salt + hash)`` as ``password_hash`` and the module name
+as ``hashing_algorithm``. An entry that names no module gets, as in
+``rabbit_auth_backend_internal:hashing_algorithm/2`` (3.10), md5 when the definitions say
+they come from RabbitMQ 3.0-3.5 (``rabbitmq_version``, else ``rabbit_version``), and the
+node's default module, sha256, otherwise -- also when they name no version (checked
+against RabbitMQ 3.10.8's ``POST /api/definitions``: an md5 hash then does not log in). A user with an empty hash has no password:
 it can log in only with a certificate (EXTERNAL). Checking compares in constant time.
 """
 from __future__ import annotations
@@ -24,10 +27,16 @@ ALGORITHMS = {
 }
 
 
-def algorithm(name: str | None) -> str:
-    """The hashing module a definitions entry names (none: md5, as RabbitMQ reads it)."""
+PRE_3_6 = ("3.0.", "3.1.", "3.2.", "3.3.", "3.4.", "3.5.")
+
+
+def algorithm(name: str | None, version: str | None = None) -> str:
+    """The hashing module of a definitions entry naming ``name`` (None: by the definitions'
+    RabbitMQ ``version``, as the module docstring says)."""
     if name is None:
-        return "rabbit_password_hashing_md5"
+        if isinstance(version, str) and version.startswith(PRE_3_6):
+            return "rabbit_password_hashing_md5"
+        return DEFAULT_ALGORITHM
     if name not in ALGORITHMS:
         raise ValueError(f"unknown password hashing algorithm '{name}'")
     return name

@@ -169,10 +169,10 @@ class AdminMixin:
         /api/users/U`` and the definitions import give it (``rabbit_auth_backend_internal:
         put_user``): ``name``, ``tags`` (required; or the old ``administrator`` flag),
         ``password`` or ``password_hash`` (+ ``hashing_algorithm``; without it the algorithm
-        follows the definitions' RabbitMQ ``version``: MD5 before 3.6), ``limits``, and for a
-        new user ``permissions`` ``{vhost: {configure, write, read}}``. An existing user given
-        neither password nor hash loses its password, as in RabbitMQ. Returns whether the
-        user was created; refusals are AdminError with RabbitMQ's reason as ``kind``."""
+        follows the definitions' RabbitMQ ``version``: MD5 before 3.6, else SHA-256),
+        ``limits``, and for a new user ``permissions`` ``{vhost: {configure, write, read}}``.
+        An existing user given neither password nor hash loses its password, as in RabbitMQ.
+        Returns whether the user was created; refusals are AdminError with RabbitMQ's reason as ``kind``."""
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise AdminError("bad_request", "user name missing")
@@ -200,12 +200,8 @@ class AdminMixin:
                 raw = decode_hash(ph) if ph else b""
             except (ValueError, TypeError):
                 raise AdminError("not_base64", f"password_hash is not base64: {ph!r}", value=ph) from None
-            alg = body.get("hashing_algorithm")
-            if alg is None:
-                alg = "rabbit_password_hashing_md5" if version and version.startswith(
-                    ("3.0.", "3.1.", "3.2.", "3.3.", "3.4.", "3.5.")) else None
             try:
-                algorithm = hashing_algorithm(alg)
+                algorithm = hashing_algorithm(body.get("hashing_algorithm"), version)
             except ValueError as e:
                 raise AdminError("bad_request", str(e)) from None
             old = self.access.users.get(name)

@@ -20,10 +20,17 @@ basic.get / basic.consume                                                    the
 ==============================  =======================  ==================  ============
 
 Topic permissions add a routing-key check for topic exchanges: write at basic.publish, read
-at queue.bind / exchange.bind (and unbind) when the source exists. Direct reply-to
-(consuming ``amq.rabbitmq.reply-to``) needs nothing; replying is a publish to the default
-exchange (write on ``amq.default``). Dead-lettering and alternate exchanges are checked only
-when the queue or exchange is declared, never per message -- as RabbitMQ does.
+at queue.bind / queue.unbind / exchange.bind / exchange.unbind when the *source* exists and
+is a topic exchange (a topic destination is not checked; an unbind is checked even when the
+binding does not exist; an unbind from a missing source has no topic check and succeeds).
+``{username}`` and ``{vhost}`` in the regexps are expanded, ``{client_id}`` is not (it stays
+literal for AMQP 0-9-1, whatever ``client_id`` client property the client sends). Direct
+reply-to (consuming ``amq.rabbitmq.reply-to``) needs nothing; replying is a publish to the
+default exchange (write on ``amq.default``). Dead-lettering and alternate exchanges are
+checked only when the queue or exchange is declared (by its arguments), never per message:
+a user without write permission on a DLX or an AE -- set by an admin's declare or by a
+policy -- still has its rejected messages dead-lettered and its unroutable messages routed
+there. All of this checked against RabbitMQ 3.10.8 (``tests/conformance/test_access_control.py``).
 
 Successful checks are cached per channel until the access-control generation changes (any
 user, permission or vhost change), so a repeated publish costs a set lookup.
