@@ -32,8 +32,6 @@ pytestmark = pytest.mark.leveret_only
 
 # (scenario, argv) -> (the output not compared, why): documented in docs/ctl.md
 KNOWN_DIFFERENCES = {
-    ("usage", ("add_vhost",)): ("stderr", "the usage line: Leveret's add_vhost has no --description, --tags "
-                                          "or --default-queue-type (its vhosts have none)"),
     # RabbitMQ closes connections asynchronously and its connection tracking lags: the count
     # includes the connection close_connection closed a moment before, and the listing right
     # after still shows one being closed. Leveret's close is done when the command returns.
