@@ -32,8 +32,6 @@ pytestmark = pytest.mark.leveret_only
 
 # (scenario, argv) -> (the output not compared, why): documented in docs/ctl.md
 KNOWN_DIFFERENCES = {
-    ("usage", ("add_vhost",)): ("stderr", "the usage line: Leveret's add_vhost has no --description, --tags "
-                                          "or --default-queue-type (its vhosts have none)"),
     # RabbitMQ closes connections asynchronously and its connection tracking lags: the count
     # includes the connection close_connection closed a moment before, and the listing right
     # after still shows one being closed. Leveret's close is done when the command returns.
@@ -155,6 +153,54 @@ def test_effects_are_real_and_survive_a_restart(leveret_server):
     c = connect(server, "alice", "s3cret", "prod")
     c.channel().queue_declare("alice.q", passive=True)
     c.close()
+
+
+def test_topic_permissions_limits_cleared_password_and_vhost_metadata_survive_a_restart(leveret_server):
+    server = leveret_server()
+    d = server.data_dir
+    ok(d, "add_vhost", "meta", "--description", "orders", "--tags", "a, b", "--default-queue-type", "quorum")
+    ok(d, "add_vhost", "raw", "-d", "kept as text", "--tags", "x,y")       # (no split: RabbitMQ's quirk)
+    ok(d, "add_vhost", "blank", "--tags", "")                               # (tags: "", not [])
+    refused = ctl(d, "add_vhost", "s", "--default-queue-type", "stream")      # (no stream queues: docs/ctl.md)
+    assert (refused.returncode, refused.stderr) == (69, "Error:\ninvalid_queue_type\n")
+    ok(d, "add_user", "bob", "pw")
+    ok(d, "set_permissions", "-p", "meta", "bob", ".*", ".*", ".*")
+    ok(d, "set_permissions", "-p", "meta", "guest", ".*", ".*", ".*")
+    ok(d, "set_topic_permissions", "-p", "meta", "bob", "amq.topic", "^allowed\\.", ".*")
+    ok(d, "set_user_limits", "bob", '{"max-channels": 1}')
+    ok(d, "add_user", "carol", "pw")
+    ok(d, "set_permissions", "carol", ".*", ".*", ".*")
+    connect(server, "carol", "pw").close()
+    ok(d, "clear_password", "carol")
+
+    server.stop()
+    server = leveret_server(port=server.port, data_dir=d)
+    listing = ok(d, "-q", "list_vhosts", "name", "description", "tags", "default_queue_type")
+    assert sorted(listing.splitlines()[1:]) == ["/\tDefault virtual host\t[]\tundefined", "blank\t\t\tundefined",
+                                                "meta\torders\t[a, b]\tquorum",
+                                                "raw\tkept as text\tx,y\tundefined"]
+    # the default queue type still applies to a declare without x-queue-type
+    c = connect(server, "guest", "guest", "meta")
+    c.channel().queue_declare("q", durable=True)
+    c.close()
+    assert ok(d, "-q", "list_queues", "-p", "meta", "name", "type") == "name\ttype\nq\tquorum\n"
+    assert ok(d, "-q", "list_user_topic_permissions", "bob") == "meta\tamq.topic\t^allowed\\.\t.*\n"  # (no header)
+    assert ok(d, "-q", "list_user_limits", "--user", "bob") == '{"max-channels":1}\n'
+    c = connect(server, "bob", "pw", "meta")
+    ch = c.channel()
+    ch.basic_publish("amq.topic", "allowed.x", b"m")
+    ch.basic_publish("amq.topic", "denied.x", b"m")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("bob.sync")          # (a round trip: the refused publish closes the channel first)
+    assert e.value.reply_code == 403
+    assert "access to topic 'denied.x' in exchange 'amq.topic'" in e.value.reply_text
+    c.channel()                               # the one channel bob may have
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        c.channel()
+    assert e.value.reply_code == 530 and "maximum allowed user limit of (1)" in e.value.reply_text
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        connect(server, "carol", "pw").close()
+    assert ctl(d, "authenticate_user", "carol", "pw").returncode == 65
 
 
 def test_set_permissions_applies_to_an_open_connection(leveret_server):

@@ -32,7 +32,7 @@ from ctl_steps import AmqpSession  # noqa: E402  (the AMQP steps, shared with te
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "rabbitmqctl")
 USERS = ("lvctl.u1", "lvctl.u2", "lvctl.u3", "lvctl.u4")
-VHOSTS = ("lvctl.vh1", "lvctl.vh2")
+VHOSTS = ("lvctl.vh1", "lvctl.vh2", "lvctl.vh3", "lvctl.vh4", "lvctl.vh5", "lvctl.vh6")
 
 
 def step(*argv: str, stdin: str | None = None, rows: bool = False, tool: str = "rabbitmqctl",
@@ -117,6 +117,38 @@ SCENARIOS: dict[str, list[dict]] = {
         step("delete_vhost", "lvctl.vh1"),
         step("delete_vhost", "lvctl.vh1"),                           # 65
         step("list_vhosts", "-q", rows=True),
+    ],
+    "vhost_metadata": [
+        step("add_vhost", "lvctl.vh1", "--description", "Staging: orders", "--tags", "a,b , c",
+             "--default-queue-type", "quorum"),
+        step("add_vhost", "lvctl.vh2", "-d", "tags kept as text", "--tags", "x,y"),     # (no split)
+        step("add_vhost", "lvctl.vh3", "--default-queue-type", "classic", "--description", 'tab\there "q" \u00e9'),
+        step("add_vhost", "lvctl.vh4", "--tags", ""),
+        step("add_vhost", "lvctl.vh5", "--default-queue-type", "bogus"),                # 69, not created
+        step("add_vhost", "lvctl.vh5", "--default-queue-type", "Quorum"),
+        step("add_vhost", "lvctl.vh1", "--description", "changed", "--tags", "z",
+             "--default-queue-type", "bogus"),                                           # exists: unchanged
+        step("add_vhost", "-q", "lvctl.vh5", "--description=eq", "--default-queue-type=quorum", "--tags=solo"),
+        step("add_vhost", "lvctl.vh6", "--bogus", "x"),                                 # 64
+        step("list_vhosts", "name", "description", "tags", "default_queue_type", "tracing", "cluster_state",
+             rows=True),
+        step("list_vhosts", "--formatter", "json", "name", "description", "tags", "default_queue_type", "tracing",
+             "cluster_state", rows=True),
+        step("list_vhosts", "--formatter", "csv", "name", "description", "tags", "default_queue_type",
+             "cluster_state", rows=True),
+        step("list_vhosts", "-s", "name", "tags", rows=True),
+        step("set_vhost_tags", "lvctl.vh2", "a,b", "c"),
+        step("set_vhost_tags", "lvctl.vh4"),
+        step("set_vhost_tags", "lvctl.novh", "t"),                                      # 65
+        step("set_vhost_tags"),                                                         # 64
+        step("list_vhosts", "name", "description", "tags", "default_queue_type", rows=True),
+        # the default queue type applies to a declare without x-queue-type
+        step("set_permissions", "-q", *V1, "guest", ".*", ".*", ".*"),
+        amqp("c1", "lvctl.vh1", ("queue_declare", {"queue": "lvctl.q1", "durable": True}),
+             ("queue_declare", {"queue": "lvctl.q2", "durable": True, "arguments": {"x-queue-type": "classic"}})),
+        step("list_queues", *V1, "name", "type", "durable", rows=True),
+        step("delete_vhost", "-q", "lvctl.vh1"),
+        step("list_vhosts", "-q", "name", "default_queue_type", rows=True),
     ],
     "permissions": [
         step("add_user", "-q", "lvctl.u1", "secret"),
@@ -426,7 +458,7 @@ def run(argv: list[str], stdin: str | None, tool: str = "rabbitmqctl") -> dict:
 
 
 def ours(text: str) -> bool:
-    return "lvctl." in text or text.split("\t")[0] in ("guest", "/") or text.startswith('"guest"')
+    return "lvctl." in text or text.split("\t")[0] in ("guest", "/") or text.startswith(('"guest"', '"/"'))
 
 
 def reduce_shape(stdout: str, argv: list[str]) -> str:
@@ -456,18 +488,18 @@ def keep_rows(stdout: str, argv: list[str], keep: str | None = None) -> str:
     if "json" in argv:
         rows = json.loads(stdout)
         if keep:
-            rows = [r for r in rows if mine(json.dumps(r, separators=(",", ":")))]
+            rows = [r for r in rows if mine(json.dumps(r, separators=(",", ":"), ensure_ascii=False))]
         else:
             rows = [r for r in rows if any(v in ("guest", "/") or "lvctl." in str(v) for v in r.values())]
         if not rows:
             return "[\n]\n" if stdout.startswith("[\n]") else "[]\n"
-        return "[\n" + "\n,".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\n]\n"
+        return "[\n" + "\n,".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in rows) + "\n]\n"
     lines = stdout.split("\n")
     out = []
     headers = not any(a in argv for a in ("-s", "--silent", "--no-table-headers", "csv"))
     for i, line in enumerate(lines):
         is_row = "\t" in line or line.startswith('"')
-        header = line.startswith(("user\t", "vhost\t", "name", '"user"'))
+        header = line.startswith(("user\t", "vhost\t", "name", '"user"', '"name"'))
         if is_row and headers:      # the first row is the header
             header, headers = True, False
         if not is_row or header or mine(line):

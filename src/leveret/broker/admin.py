@@ -72,7 +72,9 @@ class AdminMixin:
                   description: str = "", tags=(), default_queue_type: str | None = None):
         """Create a vhost (with RabbitMQ's metadata: ``description``, ``tags`` and
         ``default_queue_type``, which only a new vhost takes; an unknown queue type is
-        ``invalid_queue_type``)."""
+        ``invalid_queue_type``). ``tags`` is a list, or a string kept as it is: RabbitMQ 3.10's
+        ``rabbitmqctl add_vhost --tags`` without ``--default-queue-type`` stores the option's
+        text unsplit, and its listings and the management API show that string."""
         v = self.vhosts.get(name)
         if v is not None:
             if not exist_ok:
@@ -83,7 +85,7 @@ class AdminMixin:
         v = self.vhosts[name] = self._new_vhost(name)
         if limits:
             v.limits = dict(limits)
-        v.description, v.tags, v.default_queue_type = description, _check_tags(tags), default_queue_type
+        v.description, v.tags, v.default_queue_type = description, _vhost_tags(tags), default_queue_type
         self._save_vhost(v)
         self.access.changed()
         return v
@@ -92,11 +94,11 @@ class AdminMixin:
         """Replace an existing vhost's description and tags (``rabbit_vhost:update``; its
         default queue type stays)."""
         v = self._vhost(name)
-        v.description, v.tags = description, _check_tags(tags)
+        v.description, v.tags = description, _vhost_tags(tags)
         self._save_vhost(v)
 
     def _save_vhost(self, v) -> None:
-        meta = {"description": v.description, "tags": list(v.tags)}
+        meta = {"description": v.description, "tags": vhost_tags(v)}
         if v.default_queue_type:
             meta["default_queue_type"] = v.default_queue_type
         self.store.definitions.put("vhost", (v.name,), limits=dict(v.limits), **meta)
@@ -320,7 +322,8 @@ class AdminMixin:
         return [{"user": u.name, "tags": list(u.tags)} for u in self.access.users.values()]
 
     def list_vhosts(self) -> list[dict]:
-        return [{"name": v.name, "limits": dict(v.limits)} for v in self.vhosts.values()]
+        return [{"name": v.name, "limits": dict(v.limits), "description": v.description, "tags": vhost_tags(v),
+                 "default_queue_type": v.default_queue_type} for v in self.vhosts.values()]
 
     def list_permissions(self, vhost: str | None = None, user: str | None = None) -> list[dict]:
         if vhost is not None:
@@ -424,6 +427,17 @@ def _check_regexps(*patterns: str) -> None:
                           "}": pattern.find("}", pos) if "}" in pattern[pos:] else pos}[where]
                 raise AdminError("invalid_regexp", f"regular expression '{pattern}' is invalid",
                                  regexp=pattern, error=msg, offset=offset) from None
+
+
+def _vhost_tags(tags) -> list | str:
+    """A vhost's tags as given: a string stays one string (see ``add_vhost``), a list is
+    checked as a user's tags are."""
+    return tags if isinstance(tags, str) else _check_tags(tags)
+
+
+def vhost_tags(v) -> list | str:
+    """A copy of vhost ``v``'s tags (a list, or the string ``add_vhost`` was given)."""
+    return v.tags if isinstance(v.tags, str) else list(v.tags)
 
 
 def _check_tags(tags) -> list:

@@ -83,7 +83,7 @@ class Broker(AdminMixin):
         self.recovery = recover(self)
         if not self.vhosts:
             # first boot (or nothing kept): the default vhost, user and permissions
-            self.add_vhost(s.default_vhost)
+            self.add_vhost(s.default_vhost, description="Default virtual host")     # (RabbitMQ's)
             self.add_user(s.default_user, s.default_pass, tuple(s.default_user_tags))
             self.set_permissions(s.default_user, s.default_vhost, *s.default_permissions)
         if s.definitions_file:

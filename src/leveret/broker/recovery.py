@@ -45,7 +45,7 @@ def recover(broker) -> dict:
     try:
         for (name,), f in st["vhost"].items():
             broker.add_vhost(name, limits=f.get("limits") or None, description=f.get("description") or "",
-                             tags=f.get("tags") or (), default_queue_type=f.get("default_queue_type") or None)
+                             tags=f.get("tags") if f.get("tags") is not None else (), default_queue_type=f.get("default_queue_type") or None)
         for (name,), f in st["user"].items():
             if "salt" in f:         # the record of Leveret before 0.x: salt and SHA-256 in hex
                 u = User(name, bytes.fromhex(f["salt"]) + bytes.fromhex(f["hash"]), tags=f.get("tags") or ())

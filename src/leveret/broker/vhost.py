@@ -58,7 +58,7 @@ class VHost:
         # RabbitMQ's vhost metadata: description, tags, and the default queue type (set at
         # creation only, applied to declares without x-queue-type: broker/channel/entities.py)
         self.description = ""
-        self.tags: list = []
+        self.tags: list | str = []           # (a string: see AdminMixin.add_vhost)
         self.default_queue_type: str | None = None
         self.default_exchange = DefaultExchange(name, self.queues)
         self.exchanges[""] = self.default_exchange

@@ -76,8 +76,13 @@ def _add_user(b, name: str, password: str | None):
 
 
 @command("add_vhost")
-def _add_vhost(b, name: str):
-    b.add_vhost(name, exist_ok=True)
+def _add_vhost(b, name: str, description: str = "", tags: list | str = (), default_queue_type: str | None = None):
+    b.add_vhost(name, exist_ok=True, description=description, tags=tags, default_queue_type=default_queue_type)
+
+
+@command("set_vhost_tags")
+def _set_vhost_tags(b, name: str, tags: list):
+    b.update_vhost_metadata(name, b._vhost(name).description, tags)
 
 
 @command("authenticate_user")

@@ -28,7 +28,7 @@ import weakref
 from .. import __version__
 from ..amqp.codec import TYPE_NAMES, Typed, table_plain
 from ..broker import introspect, parameters
-from ..broker.admin import AdminError
+from ..broker.admin import AdminError, vhost_tags
 from ..broker.definitions import DefinitionsError, export_definitions, import_definitions
 from ..broker.health import alarms, listeners
 from .control import command
@@ -268,7 +268,7 @@ def _export_definitions(b):
     for x in data["exchanges"]:       # (not in rabbitmqctl's export)
         x.pop("internal", None)
     data["vhosts"] = [{"limits": [], "metadata": {"description": getattr(v, "description", "") or "",
-                                                   "tags": list(getattr(v, "tags", ()) or ())}, "name": v.name}
+                                                   "tags": vhost_tags(v)}, "name": v.name}
                       for v in b.vhosts.values()]
     for q in data["queues"]:
         queue = b.vhosts[q["vhost"]].queues.get(q["name"])

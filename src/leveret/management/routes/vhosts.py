@@ -16,7 +16,7 @@ import json
 
 from aiohttp import web
 
-from ...broker.admin import AdminError
+from ...broker.admin import AdminError, vhost_tags
 from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
@@ -30,7 +30,7 @@ def vhost_info(broker, name: str) -> dict:
     v = broker.vhosts[name]
     ready = sum(q.message_count for q in v.queues.values())
     unacked = sum(q.unacked_count for q in v.queues.values())
-    description, tags = v.description, list(v.tags)
+    description, tags = v.description, vhost_tags(v)
     metadata = {"description": description, "tags": tags}
     if v.default_queue_type:
         metadata["default_queue_type"] = v.default_queue_type
