@@ -472,3 +472,43 @@ def test_a_tls_only_broker_from_rabbitmq_conf(pki, tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def _client_suites():
+    """tools/client_suites.py (not a package) as a module."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "tools" / "client_suites.py"
+    spec = importlib.util.spec_from_file_location("client_suites", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module     # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("suite", ["aiormq", "py-amqp"])
+def test_the_client_suites_tls_conf_starts_leveret_as_their_ci_starts_rabbitmq(pki, tmp_path, suite):
+    """``scripts/client-suites --tls`` starts Leveret from the rabbitmq.conf a suite's TLS tests
+    need (docs/tls.md): plain and TLS listeners, verify_peer, and fail_if_no_peer_cert as that
+    suite's CI broker has it (aiormq's and aio-pika's: false, py-amqp's: true)."""
+    cs = _client_suites()
+    setup = next(s for s in cs.SUITES if s.name == suite)
+    port, ssl_port = _free_port(), _free_port()
+    conf = tmp_path / "rabbitmq.conf"
+    conf.write_text(cs.rabbitmq_conf(setup, {"cacertfile": pki.cafile, "certfile": pki.certfile,
+                                             "keyfile": pki.keyfile}, port, ssl_port))
+    with cs.LeveretServer(tmp_path / "leveret.log", conf, port) as server:
+        assert server.url == f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+        pika.BlockingConnection(pika.URLParameters(server.url)).close()
+        c = raw_tls(pki, ssl_port, pki.simple)       # aiormq's amqps-client, py-amqp's tls
+        c.start()
+        c.start_ok()
+        c.expect(C.Connection.Tune)
+        c.shutdown()
+        if setup.tls.fail_if_no_peer_cert:
+            _handshake_fails(pki, ssl_port)
+        else:                                       # aiormq's amqps, aio-pika's test_amqps
+            c = raw_tls(pki, ssl_port)
+            c.start()
+            c.shutdown()
+        _handshake_fails(pki, ssl_port, pki.stranger)   # a certificate from another CA

@@ -26,6 +26,17 @@ This script, for each library:
    that restarts its own Docker broker). Those are skipped *before* they run, the same way
    on every broker, so the comparison stays like for like.
 
+``--tls`` (or ``--tls-only``, which runs nothing else) runs the TLS tests of aio-pika,
+aiormq and py-amqp too: each of those suites gets a broker of its own, started from a
+rabbitmq.conf written as that suite's CI configures its RabbitMQ -- its certificates (aiormq's
+``tests/certs``, which aio-pika's tests use too; py-amqp's ``t/certs`` and the server files its
+repository's Dockerfile writes, from ``--git py-amqp=URL``, since its sdist has none),
+``verify_peer``, its ``fail_if_no_peer_cert``, TLS on 5671 (a free port if 5671 is taken:
+only aio-pika's ``test_default_context`` insists on 5671, and it is then n/a) and the plain
+listener on a free port (RabbitMQ may hold 5672). The suites are told those ports. The broker
+is ``python -m leveret serve --config THAT``, and with ``--compare`` also a private RabbitMQ
+node (``--rabbitmq-server``) started from the same file. See docs/tls.md.
+
 ``--url URL`` runs against any broker. Without it the script starts a Leveret
 (``python -m leveret serve`` on a free port with a temporary data directory) and runs
 against it; ``--compare`` also runs against RabbitMQ (``--rabbitmq-url``, default
@@ -41,6 +52,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +73,8 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_RABBITMQ_HTTP_URL = "http://127.0.0.1:15672"
 NA_PREFIX = "leveret-client-suites n/a: "
 PLUGIN_NAME = "leveret_suites_plugin"
+# bumped when a patch changes, so that cached copies are patched again
+PATCH_REVISION = "2: LEVERET_SUITE_TLS_PORT"
 OUTCOMES = ("passed", "failed", "error", "skipped", "n/a")
 
 # The pytest plugin every suite runs with: marks the not-applicable tests as skipped with a
@@ -76,7 +90,14 @@ import pytest
 _RULES = [(re.compile(p), r) for p, r in json.loads(os.environ.get("LEVERET_SUITES_NA", "[]"))]
 
 
+_ONLY = [re.compile(p) for p in json.loads(os.environ.get("LEVERET_SUITES_ONLY", "[]"))]
+
+
 def pytest_collection_modifyitems(config, items):
+    if _ONLY:
+        kept = [i for i in items if any(p.search(i.nodeid) for p in _ONLY)]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     for item in items:
         for pattern, reason in _RULES:
             if pattern.search(item.nodeid):
@@ -107,7 +128,8 @@ def pytest_configure(config):
 def rabbitmq_container():
     return _lcs_types.SimpleNamespace(
         id="leveret-client-suites", host=_lcs_url.hostname,
-        ports={"5672/tcp": _lcs_url.port or 5672, "5671/tcp": 5671},
+        ports={"5672/tcp": _lcs_url.port or 5672,
+               "5671/tcp": int(_lcs_os.environ.get("LEVERET_SUITE_TLS_PORT", "5671"))},
     )
 
 
@@ -193,6 +215,72 @@ def _env_pika(url: str, http_url: str) -> dict[str, str]:
             "LEVERET_SUITE_PORT": str(parts.port or 5672)}
 
 
+def _docker_pems(dockerfile: str) -> dict[str, str]:
+    """The files a Dockerfile writes with ``echo '-----BEGIN ...' > /etc/rabbitmq/ca/NAME``."""
+    return {name: body.replace("\\n\\\n", "\n") + "\n" for body, name in re.findall(
+        r"echo '(-----BEGIN .*?-----END [A-Z ]+-----)' > /etc/rabbitmq/ca/(\S+)", dockerfile, re.S)}
+
+
+def _certs_py_amqp(cache: Cache, suite: Suite, version: str, src: Path) -> dict[str, Path]:
+    # Its sdist has no certificates. The repository has the client's in t/certs (the tests
+    # read them relative to the source directory), and its CI's broker image is built from
+    # the repository's Dockerfile, which writes the CA, the server's certificate and key,
+    # and the rabbitmq.conf (verify_peer, fail_if_no_peer_cert = true).
+    repo = cache.checkout(suite, version)
+    shutil.copytree(repo / "t/certs", src / "t/certs", dirs_exist_ok=True)
+    dockerfile = (repo / "Dockerfile").read_text()
+    for line in ("listeners.ssl.default = 5671", "ssl_options.verify     = verify_peer",
+                 "ssl_options.fail_if_no_peer_cert = true"):
+        if line not in dockerfile:
+            raise SuiteError(f"{repo}/Dockerfile: no {line!r} (a new release?)")
+    pems = _docker_pems(dockerfile)
+    out = cache.root / "tls" / f"{suite.name}-{version}"
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, name in (("cacertfile", "ca_certificate.pem"), ("certfile", "server_certificate.pem"),
+                      ("keyfile", "server_key.pem")):
+        if name not in pems:
+            raise SuiteError(f"{repo}/Dockerfile: writes no {name} (a new release?)")
+        (out / name).write_text(pems[name])
+        files[key] = out / name
+    return files
+
+
+def _certs_aiormq(cache: Cache, suite: Suite, version: str, src: Path) -> dict[str, Path]:
+    # tests/certs (in the sdist) is what its CI image, tests/certs/Dockerfile, is given:
+    # RABBITMQ_SSL_CACERTFILE/CERTFILE/KEYFILE, so verify_peer, fail_if_no_peer_cert false
+    certs = src / "tests/certs"
+    return {"cacertfile": certs / "ca.pem", "certfile": certs / "server.pem",
+            "keyfile": certs / "server.key"}
+
+
+def _certs_aio_pika(cache: Cache, suite: Suite, version: str, src: Path) -> dict[str, Path]:
+    # aio-pika's tests run the image aiormq's CI builds (mosquito/aiormq-rabbitmq): the
+    # certificates of the aiormq its venv installs
+    venv_python = cache.root / "venvs" / f"{suite.name}-{version}" / "bin/python"
+    aiormq_version = subprocess.run(
+        [str(venv_python), "-c", "import importlib.metadata as m; print(m.version('aiormq'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    aiormq = next(s for s in SUITES if s.name == "aiormq")
+    return _certs_aiormq(cache, aiormq, aiormq_version, cache.source(aiormq, aiormq_version))
+
+
+@dataclass
+class TLSSetup:
+    """How a suite's own CI starts the broker its TLS tests expect (``--tls``)."""
+    # (cache, suite, version, patched source) -> cacertfile / certfile / keyfile
+    certs: Callable[[Cache, Suite, str, Path], dict[str, Path]]
+    fail_if_no_peer_cert: bool
+    port_env: Callable[[int], dict[str, str]]     # the TLS port -> environment variables
+    # tests that connect to port 5671 whatever they are told: n/a when it is not free
+    fixed_port: list[str] = field(default_factory=list)
+    verify: str = "verify_peer"
+
+
+def _tls_port_async(port: int) -> dict[str, str]:
+    return {"LEVERET_SUITE_TLS_PORT": str(port)}
+
+
 @dataclass
 class Suite:
     name: str                  # the library, as the table names it
@@ -213,6 +301,7 @@ class Suite:
     # broker can pass) and after it (the broker may be shared)
     leftovers: list[str] = field(default_factory=list)
     leftover_exchanges: list[str] = field(default_factory=list)
+    tls: TLSSetup | None = None   # how its TLS tests' broker is set up, for --tls
 
     def version(self, overrides: dict[str, str]) -> str:
         if self.name in overrides:
@@ -234,12 +323,15 @@ SUITES = [
           ["pytest", "pytest-timeout", "aiomisc", "aiomisc-pytest", "shortuuid",
            "timeout-decorator"],
           patch=_patch_async,
+          tls=TLSSetup(_certs_aio_pika, fail_if_no_peer_cert=False, port_env=_tls_port_async,
+                       fixed_port=[r"^tests/test_amqps\.py::test_default_context\b"]),
           not_applicable=[(r"^tests/test_amqps\.py::", TLS),
                           (r"^tests/test_robust_recovery\.py::",
                            "restarts its own broker in Docker")]),
     Suite("aiormq", "aiormq", "7.2.4", ["tests"],
           ["pytest", "pytest-timeout", "aiomisc-pytest"],
           patch=_patch_async,
+          tls=TLSSetup(_certs_aiormq, fail_if_no_peer_cert=False, port_env=_tls_port_async),
           not_applicable=[(r"[\[-]amqps[\]-]", TLS), (r"::test_auth_external\b", TLS),
                           (r"::test_ssl_", TLS)]),
     Suite("kombu", "kombu", "5.7.0", ["t/integration/test_py_amqp.py"],
@@ -249,8 +341,12 @@ SUITES = [
           leftovers=["priority_requeue_test"]),
     Suite("py-amqp", "amqp", "5.4.2", ["t/integration"],
           ["pytest<=8.0.0", "pytest-timeout", "pytest-rerunfailures"],
-          env=_env_host_port, guest_only=True,
-          not_applicable=[(r"\[tls[\]-]", TLS), (r"::test_tls_", TLS)]),
+          env=_env_host_port, guest_only=True, git="celery/py-amqp", tag="v{version}",
+          tls=TLSSetup(_certs_py_amqp, fail_if_no_peer_cert=True,
+                       port_env=lambda port: {"RABBITMQ_5671_TCP": str(port)}),
+          not_applicable=[(r"::test_tls_(no_)?default_certs",
+                           "connects to tls-v1-2.badssl.com: needs the internet"),
+                          (r"\[tls[\]-]", TLS), (r"::test_tls_", TLS)]),
     # the functional tests (the unit tests use a fake connection); they set up and clean up
     # through the management API, at --management-url / the started Leveret's
     Suite("amqpstorm", "amqpstorm", "3.1.4", ["amqpstorm/tests/functional"],
@@ -280,7 +376,8 @@ class Cache:
     def source(self, suite: Suite, version: str) -> Path:
         """A patched copy of the suite's released source (made once per version)."""
         dest = self.root / "src" / f"{suite.name}-{version}"
-        if (dest / ".leveret-ready").exists():
+        ready = dest / ".leveret-ready"
+        if ready.exists() and ready.read_text() == PATCH_REVISION:
             return dest
         shutil.rmtree(dest, ignore_errors=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +404,21 @@ class Cache:
                 top.rename(dest)
         if suite.patch:
             suite.patch(dest)
-        (dest / ".leveret-ready").write_text("")
+        ready.write_text(PATCH_REVISION)
+        return dest
+
+    def checkout(self, suite: Suite, version: str) -> Path:
+        """The suite's git repository at the release tag (for files its sdist leaves out,
+        such as py-amqp's certificates): ``--git NAME=URL`` or GitHub, cloned once."""
+        dest = self.root / "git" / f"{suite.name}-{version}"
+        if (dest / ".git").exists():
+            return dest
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        url, _, ref = self.git_sources.get(
+            suite.name, f"https://github.com/{suite.git}.git").partition("#")
+        _run(["git", "clone", "-q", "--depth", "1", "--branch",
+              ref or suite.tag.format(version=version), url, str(dest)])
         return dest
 
     def venv(self, suite: Suite, version: str) -> Path:
@@ -364,7 +475,9 @@ def parse_junit(path: Path) -> dict[str, str]:
 
 
 def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
-              results_dir: Path, timeout: int, extra: list[str]) -> Result:
+              results_dir: Path, timeout: int, extra: list[str],
+              not_applicable: list[tuple[str, str]] | None = None,
+              only: list[str] | None = None, extra_env: dict[str, str] | None = None) -> Result:
     try:
         src = cache.source(suite, version)
         venv = cache.venv(suite, version)
@@ -377,8 +490,11 @@ def run_suite(cache: Cache, suite: Suite, version: str, url: str, http_url: str,
     junit.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(suite.env(url, http_url))
+    env.update(extra_env or {})
     env.update(PYTHONPATH=str(cache.plugin_dir()), LEVERET_SUITE_URL=url,
-               LEVERET_SUITES_NA=json.dumps(suite.not_applicable))
+               LEVERET_SUITES_NA=json.dumps(suite.not_applicable if not_applicable is None
+                                            else not_applicable),
+               LEVERET_SUITES_ONLY=json.dumps(only or []))
     cmd = [str(venv / "bin/python"), "-m", "pytest", *suite.tests, "-p", PLUGIN_NAME,
            "-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_family=xunit1",
            "--timeout=120", "-q", "-rN",
@@ -430,13 +546,35 @@ def _answers_amqp(port: int) -> bool:
         return False
 
 
+def _wait_for(proc: subprocess.Popen, port: int, what: str, log: Path, seconds: int) -> None:
+    """Until the broker process answers AMQP on the port (SystemExit if it exits or not)."""
+    for _ in range(seconds * 10):
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}: see {log}")
+        if _answers_amqp(port):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not answer on port {port}: see {log}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
 class LeveretServer:
     """`python -m leveret serve` on free ports (AMQP, management API) with a temporary data
-    directory; no Prometheus endpoint."""
+    directory; no Prometheus endpoint. With ``conf``, started from that rabbitmq.conf (whose
+    plain listener is on ``port``)."""
 
-    def __init__(self, log: Path):
+    def __init__(self, log: Path, conf: Path | None = None, port: int | None = None):
         self.log = log
-        self.port = _free_port()
+        self.conf = conf
+        self.port = port or _free_port()
         self.management_port = _free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="leveret-suites-")
         self.proc: subprocess.Popen | None = None
@@ -452,18 +590,14 @@ class LeveretServer:
     def __enter__(self) -> "LeveretServer":
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        where = ["--config", str(self.conf)] if self.conf else ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "leveret", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "leveret", "serve", *where,
              "--management-port", str(self.management_port), "--no-prometheus",
              "--data-dir", self.tmp.name, "--log-level", "warning"],
             env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                raise SystemExit(f"Leveret exited with {self.proc.returncode}: see {self.log}")
-            if _answers_amqp(self.port):
-                return self
-            time.sleep(0.1)
-        raise SystemExit(f"Leveret did not answer on port {self.port}: see {self.log}")
+        _wait_for(self.proc, self.port, "Leveret", self.log, 30)
+        return self
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
@@ -474,6 +608,96 @@ class LeveretServer:
                 self.proc.kill()
                 self.proc.wait()
         self.tmp.cleanup()
+
+
+class RabbitMQNode:
+    """A private RabbitMQ node started from a rabbitmq.conf (plain listener on ``port``): its
+    own node name, distribution port and data, no plugins. It shares nothing with another
+    node on the machine but epmd; it is stopped (its process group) on exit."""
+
+    def __init__(self, log: Path, conf: Path, port: int, server: str):
+        self.log = log
+        self.conf = conf
+        self.port = port
+        self.server = server
+        self.tmp = tempfile.TemporaryDirectory(prefix="leveret-suites-rabbitmq-")
+        self.proc: subprocess.Popen | None = None
+
+    url = LeveretServer.url
+    http_url = ""
+
+    def __enter__(self) -> "RabbitMQNode":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(self.tmp.name)
+        (tmp / "enabled_plugins").write_text("[].\n")
+        env = dict(os.environ, RABBITMQ_NODENAME=f"leveret-suites-{os.getpid()}@localhost",
+                   RABBITMQ_CONFIG_FILE=str(self.conf),
+                   RABBITMQ_ADVANCED_CONFIG_FILE=str(tmp / "advanced.config"),
+                   RABBITMQ_ENABLED_PLUGINS_FILE=str(tmp / "enabled_plugins"),
+                   RABBITMQ_MNESIA_BASE=str(tmp / "mnesia"), RABBITMQ_LOG_BASE=str(tmp / "log"),
+                   RABBITMQ_PID_FILE=str(tmp / "pid"), RABBITMQ_DIST_PORT=str(_free_port()))
+        self.proc = subprocess.Popen([self.server], env=env, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for(self.proc, self.port, "RabbitMQ", self.log, 120)
+        except SystemExit:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.tmp.cleanup()
+
+
+def rabbitmq_conf(suite: Suite, certs: dict[str, Path], port: int, tls_port: int) -> str:
+    """The rabbitmq.conf that starts a broker as the suite's CI starts its own."""
+    tls = suite.tls
+    assert tls is not None
+    return "\n".join([
+        f"# {suite.name}: the broker its TLS tests expect (tools/client_suites.py --tls)",
+        f"listeners.tcp.default = 127.0.0.1:{port}",
+        f"listeners.ssl.default = 127.0.0.1:{tls_port}",
+        *(f"ssl_options.{key} = {certs[key]}" for key in ("cacertfile", "certfile", "keyfile")),
+        f"ssl_options.verify = {tls.verify}",
+        f"ssl_options.fail_if_no_peer_cert = {str(tls.fail_if_no_peer_cert).lower()}", ""])
+
+
+def run_tls_suite(cache: Cache, suite: Suite, version: str, broker: str, rabbitmq_server: str,
+                  results_dir: Path, timeout: int, extra: list[str], tls_only: bool) -> Result:
+    """The whole suite (or with ``tls_only`` its TLS tests) against a broker of its own,
+    started from the rabbitmq.conf its TLS tests need: ``broker`` is "leveret" or "rabbitmq"."""
+    assert suite.tls is not None
+    try:
+        src = cache.source(suite, version)
+        cache.venv(suite, version)
+        certs = suite.tls.certs(cache, suite, version, src)
+    except (SuiteError, subprocess.CalledProcessError) as exc:
+        print(f"  {suite.name} {version}: not run: {exc}", flush=True)
+        return Result(suite.name, version, {}, "not run (see the output)")
+    port = _free_port()
+    tls_port = 5671 if _port_free(5671) else _free_port()
+    na = [(p, r) for p, r in suite.not_applicable if r != TLS]
+    if tls_port != 5671:
+        na = [(p, f"connects to port 5671, which is taken here (TLS is on {tls_port})")
+              for p in suite.tls.fixed_port] + na
+    only = [p for p, r in suite.not_applicable if r == TLS] if tls_only else None
+    results_dir.mkdir(parents=True, exist_ok=True)
+    conf = results_dir / f"{suite.name}.rabbitmq.conf"
+    conf.write_text(rabbitmq_conf(suite, certs, port, tls_port))
+    log = results_dir / f"{suite.name}.broker.log"
+    server = (LeveretServer(log, conf, port) if broker == "leveret"
+              else RabbitMQNode(log, conf, port, rabbitmq_server))
+    with server:
+        print(f"  {suite.name}: {broker} from {conf} (amqp {port}, amqps {tls_port})", flush=True)
+        return run_suite(cache, suite, version, server.url, server.http_url, results_dir,
+                         timeout, extra, na, only, suite.tls.port_env(tls_port))
 
 
 def run_all(cache: Cache, suites: list[Suite], versions: dict[str, str], url: str,
@@ -547,17 +771,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="append", default=[], metavar="NAME=VERSION",
                         help="a released version other than the project venv's")
     parser.add_argument("--git", action="append", default=[], metavar="NAME=URL",
-                        help="where to clone a git-sourced suite from (default GitHub)")
+                        help="where to clone a git-sourced suite (pika; py-amqp's certificates "
+                             "for --tls) from (default GitHub, at the release's tag; URL#BRANCH "
+                             "for a clone without the tag)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
         "LEVERET_SUITES_CACHE", Path.home() / ".cache" / "leveret-client-suites")))
     parser.add_argument("--timeout", type=int, default=2400, help="seconds per suite")
     parser.add_argument("--markdown", type=Path, help="write the table to this file")
     parser.add_argument("--from-results", action="store_true",
                         help="do not run: tabulate the last saved results")
+    parser.add_argument("--tls", action="store_true",
+                        help="run the TLS tests too: each suite that has them (aio-pika, aiormq, "
+                             "py-amqp) gets a broker of its own started from a rabbitmq.conf with "
+                             "its certificates (a Leveret; with --compare also a private RabbitMQ "
+                             "node); results in results/<broker>-tls")
+    parser.add_argument("--tls-only", action="store_true",
+                        help="--tls, running only those suites' TLS tests")
+    parser.add_argument("--rabbitmq-server", default=next(
+        (p for p in ("/usr/lib/rabbitmq/bin/rabbitmq-server",) if Path(p).exists()),
+        shutil.which("rabbitmq-server") or "rabbitmq-server"),
+                        help="with --tls --compare: the rabbitmq-server that starts the private "
+                             "nodes")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
+    args.tls = args.tls or args.tls_only
+    if args.tls and args.url:
+        parser.error("--tls starts its brokers itself from the rabbitmq.conf each suite needs "
+                     "(a Leveret, and with --compare a RabbitMQ node): no --url")
 
-    suites = [s for s in SUITES if not args.suite or s.name in args.suite]
+    suites = [s for s in SUITES if (not args.suite or s.name in args.suite)
+              and (s.tls or not args.tls_only)]
     versions = dict(v.split("=", 1) for v in args.version)
     cache = Cache(args.cache, dict(g.split("=", 1) for g in args.git))
     results = args.cache / "results"
@@ -571,24 +814,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         targets.append(("RabbitMQ 3.10.8", args.rabbitmq_url, args.rabbitmq_management_url))
     for label, url, http_url in targets:
-        out = results / label.split()[0].lower()
+        out = results / (label.split()[0].lower() + ("-tls" if args.tls else ""))
         if args.from_results:
             columns[label] = load_results(out, suites, versions)
             continue
-        if url is None:
+        own_broker = [s for s in suites if args.tls and s.tls]
+        shared = [s for s in suites if s not in own_broker]
+        done: dict[str, Result] = {}
+        if shared and url is None:
             with LeveretServer(out / "leveret.log") as server:
                 print(f"== {label} at {server.url}", flush=True)
-                columns[label] = run_all(cache, suites, versions, server.url,
-                                         server.http_url, out, args.timeout,
-                                         args.pytest_args)
-        else:
-            if any(s.guest_only for s in suites) and not re.match(
+                done.update((r.suite, r) for r in run_all(
+                    cache, shared, versions, server.url, server.http_url, out, args.timeout,
+                    args.pytest_args))
+        elif shared:
+            if any(s.guest_only for s in shared) and not re.match(
                     r"amqp://(guest:guest@)?[^/]*(/|/%2[Ff])?$", url):
                 print("note: the kombu and py-amqp suites always use guest/guest and vhost /",
                       file=sys.stderr)
             print(f"== {label} at {url}", flush=True)
-            columns[label] = run_all(cache, suites, versions, url, http_url, out,
-                                     args.timeout, args.pytest_args)
+            done.update((r.suite, r) for r in run_all(
+                cache, shared, versions, url, http_url, out, args.timeout, args.pytest_args))
+        if own_broker:
+            print(f"== {label}, a broker per suite, with TLS", flush=True)
+        for s in own_broker:
+            done[s.name] = run_tls_suite(
+                cache, s, s.version(versions), "leveret" if url is None else "rabbitmq",
+                args.rabbitmq_server, out, args.timeout, args.pytest_args, args.tls_only)
+        columns[label] = [done[s.name] for s in suites]
     text = table(columns)
     print(text)
     if args.markdown:
