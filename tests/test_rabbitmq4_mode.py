@@ -1,5 +1,5 @@
-"""`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues, last_death_headers): RabbitMQ 4.x
-defaults."""
+"""`--rabbitmq4` / Settings(ignore_global_qos, refuse_transient_queues, last_death_headers,
+exchange_type_precondition): RabbitMQ 4.x defaults."""
 from __future__ import annotations
 
 import asyncio
@@ -105,3 +105,19 @@ async def test_dead_letters_carry_x_last_death_headers(broker4):
         assert d is not None
         assert {k: v for k, v in d.headers.items() if k.startswith("x-last-death-")} == {
             "x-last-death-reason": "rejected", "x-last-death-queue": q.name, "x-last-death-exchange": ""}
+
+
+async def test_unknown_exchange_type_closes_only_the_channel(broker4):
+    """Since rabbitmq-server#11214 (3.12.x, 3.13.x, 4.x) an unknown exchange type is a channel's
+    406 PRECONDITION_FAILED; the connection and its other channels go on. (3.10: 503 closing the
+    connection, tests/conformance/test_connection.py.)"""
+    import aio_pika
+    import aiormq
+    async with await aio_pika.connect(_url(broker4)) as conn:
+        bad, good = await conn.channel(), await conn.channel()
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as ei:
+            await bad.declare_exchange("x-bogus-type", type="bogus")
+        assert ei.value.args[0] == "PRECONDITION_FAILED - unknown exchange type 'bogus'"
+        q = await good.declare_queue("", exclusive=True)
+        await good.default_exchange.publish(aio_pika.Message(b"still here"), routing_key=q.name)
+        assert (await q.get(timeout=5)).body == b"still here"

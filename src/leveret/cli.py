@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                            **extra)
     s.add_argument("--rabbitmq4", action="store_true",
                    help="RabbitMQ 4.x defaults: ignore global qos, refuse transient non-exclusive queues, "
-                        "x-last-death-* headers")
+                        "x-last-death-* headers, an unknown exchange type a channel error")
     s.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
     # perf parses its own options (leveret.perf, imported only when used): pass everything through
     pf = sub.add_parser("perf", help="AMQP throughput/latency tester against any broker (perf --help)",

@@ -34,7 +34,8 @@ def control_socket_path(data_dir: str) -> str:
 
 # what ``leveret serve --rabbitmq4`` (and the pytest plugin's ``rabbitmq4=True``) switch on:
 # RabbitMQ 4.x's behaviour where it differs from 3.10.8's
-RABBITMQ4 = {"ignore_global_qos": True, "refuse_transient_queues": True, "last_death_headers": True}
+RABBITMQ4 = {"ignore_global_qos": True, "refuse_transient_queues": True, "last_death_headers": True,
+             "exchange_type_precondition": True}
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Settings:
     refuse_transient_queues: bool = False   # 4.x refuses transient non-exclusive queues
     last_death_headers: bool = False        # 3.13+ sets x-last-death-{reason,queue,exchange} on
     #                                         every dead-lettering; 3.10 does not
+    exchange_type_precondition: bool = False  # 3.12.16+/3.13.3+/4.x: an unknown exchange type is a
+    #                                         406 on the channel; 3.10: 503 closing the connection
 
     # ---------------------------------------------------------------- Leveret's tuning
     stats_interval: float = 5.0             # collect_statistics_interval: seconds between statistics samples

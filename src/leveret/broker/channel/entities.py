@@ -34,7 +34,10 @@ class EntityMethods:
             v.exchange(name)
         else:
             if m.type not in TYPES:
-                raise command_invalid(f"unknown exchange type '{m.type}'", 40, 10)
+                # rabbit_exchange:check_type: command_invalid (a connection error) in 3.10; a
+                # channel's precondition_failed since rabbitmq-server#11214 (3.12.x, 3.13.x, 4.x)
+                error = precondition_failed if self.broker.settings.exchange_type_precondition else command_invalid
+                raise error(f"unknown exchange type '{m.type}'", 40, 10)
             if not name:
                 raise access_refused("operation not permitted on the default exchange", 40, 10)
             self.check_access("exchange", name, "configure")
