@@ -117,7 +117,8 @@ class Settings:
     compact_interval: float = 30.0          # seconds between checks for stuck log segments
     consumer_timeout_check: float = 0.25    # seconds between consumer-timeout sweeps
     tick_interval: float = 0.1              # the listener's clock (heartbeats, handshake timeouts)
-    close_linger: float = 10.0              # seconds to wait for close-ok / for the peer to hang up
+    close_linger: float = 30.0              # seconds to wait for close-ok / for the peer to hang up
+    #                                         (RabbitMQ's ?CLOSING_TIMEOUT; the heartbeat interval when shorter)
     # publisher flow control (broker/flow.py)
     flow_backlog: int = 2000                # ready messages above which a draining queue holds publishers
     flow_resume: int = 1000                 # ... until it is below this many

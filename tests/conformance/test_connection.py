@@ -318,6 +318,24 @@ def test_client_close_gets_close_ok(rawc):
         c.read_frame(0.5)
 
 
+@pytest.mark.parametrize("who", ["broker", "client"])
+def test_a_closed_connection_waits_the_heartbeat_interval_for_the_peer(rawc, who):
+    """After connection.close -- the broker's, for a connection error, or the client's, answered
+    with close-ok -- the broker leaves the socket to the peer for the negotiated heartbeat
+    interval (when one is negotiated and is under 30 s; else 30 s, rabbit_reader's
+    ?CLOSING_TIMEOUT), then drops it. Heartbeat 2 here: not within 1 s, but within a few."""
+    c = rawc(heartbeat=2)
+    if who == "broker":
+        c.send_method(0, C.Channel.Open())          # a channel method on channel 0: 504
+        ch, f = c.read_frame_skip_heartbeats(3.0)
+        assert (ch, type(f), f.reply_code) == (0, C.Connection.Close, 504)
+    else:
+        c.send_method(0, C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+        c.expect(C.Connection.CloseOk, 0)
+    assert not c.wait_closed(1.0)
+    assert c.wait_closed(5.0)
+
+
 def test_connection_update_secret(rawc):
     """connection.update-secret is answered with update-secret-ok (RabbitMQ 3.10, internal backend, any secret)."""
     c = rawc()

@@ -125,6 +125,7 @@ class ProtocolConnection:
     frame_max_default = DEFAULTS.frame_max
     max_message_size = DEFAULTS.max_message_size
     close_linger = DEFAULTS.close_linger      # wait for close-ok, or for the peer to hang up
+    #                                           (at most the negotiated heartbeat interval)
 
     def __init__(self, now: float = 0.0):
         self.state = HEADER
@@ -777,7 +778,10 @@ class ProtocolConnection:
             if st == CLOSED and self.close_socket:
                 return
             if self.close_deadline is None:
-                self.close_deadline = now + self.close_linger
+                # rabbit_reader:close_connection: the peer gets the heartbeat interval when one was
+                # negotiated and is shorter, else ?CLOSING_TIMEOUT (30 s), to close its end
+                hb = self.heartbeat
+                self.close_deadline = now + (hb if 0 < hb < self.close_linger else self.close_linger)
             elif now >= self.close_deadline:
                 self.close_socket = True
                 self.state = CLOSED
