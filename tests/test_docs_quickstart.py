@@ -28,6 +28,7 @@ import socket
 import subprocess
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,20 @@ def test_getting_started(machine):
             last_output = None
     assert commands >= 5 and machine.server is not None, "the page lost its commands"
     machine.stop()
+
+
+def dependency_name(requirement: str) -> str:
+    return re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement).group(0).lower().replace("-", "_")
+
+
+def test_getting_started_names_every_dependency():
+    """The install step lists exactly pyproject.toml's [project].dependencies."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    listed = re.search(r"depends\s+on\s+\(([^)]*)\)", page)
+    assert listed, "docs/getting-started.md no longer says what the install depends on"
+    documented = {dependency_name(n.strip()) for n in listed.group(1).split(",")}
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert documented == {dependency_name(d) for d in dependencies}
 
 
 def test_readme_quick_start(machine):
