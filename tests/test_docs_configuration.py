@@ -2,9 +2,12 @@
 variable the code reads, every ``rabbitmq.conf`` key Leveret applies and every ``Settings`` field
 is on the page, and nothing on the page names a flag, variable or key the code does not have.
 
+The same holds for the pytest plugin's options and variables (its own section).
+
 The lists come from the code itself: the serve parser (``leveret.cli.build_parser``), the
 ``OPTIONS`` table and every ``environ.get("X")`` / ``environ["X"]`` / ``getenv("X")`` under
-``src/leveret``, ``leveret.config.HANDLERS`` and the ``Settings`` dataclass.
+``src/leveret`` (``X`` a string, or a module constant such as the plugin's ``URL_ENV``),
+``leveret.config.HANDLERS``, the ``Settings`` dataclass and the plugin's ``pytest_addoption``.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 from leveret.cli import OPTIONS, build_parser
 from leveret.config import HANDLERS
 from leveret.settings import Settings
+from leveret.testing import plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "configuration.md").read_text()
@@ -34,13 +38,41 @@ def serve_flags() -> set[str]:
 
 
 ENV_READ = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
+ENV_READ_CONSTANT = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*([A-Z][A-Z0-9_]*)\s*[,)\]]""")
+
+
+def file_variables(path: Path) -> set[str]:
+    """The variables a source file reads, by name or through a module constant (``URL_ENV``)."""
+    text = path.read_text()
+    names = set(ENV_READ.findall(text))
+    for constant in ENV_READ_CONSTANT.findall(text):
+        value = re.search(rf"""^{constant}\s*=\s*["']([A-Z][A-Z0-9_]*)["']""", text, re.M)
+        assert value, f"{path}: environment variable named by {constant}, not a string constant here"
+        names.add(value.group(1))
+    return names
 
 
 def code_variables() -> set[str]:
     names = {env for _, env, *_ in OPTIONS if env}
     for path in SRC.rglob("*.py"):
-        names.update(ENV_READ.findall(path.read_text()))
+        names.update(file_variables(path))
     return names
+
+
+def plugin_options() -> set[str]:
+    """The options the pytest plugin adds, from its own ``pytest_addoption``."""
+    options: set[str] = set()
+
+    class Group:
+        def addoption(self, *names, **attrs):
+            options.update(names)
+
+    class Parser:
+        def getgroup(self, name, description=""):
+            return Group()
+
+    plugin.pytest_addoption(Parser())
+    return options
 
 
 def test_the_lists_are_not_empty():
@@ -48,6 +80,8 @@ def test_the_lists_are_not_empty():
     assert {"--port", "--config", "--no-uvloop", "--rabbitmq4"} <= serve_flags()
     assert {"LEVERET_PORT", "LEVERET_CONFIG_FILE", "XDG_DATA_HOME", "LEVERET_PERF_DEBUG"} <= code_variables()
     assert "listeners.tcp.$" in HANDLERS and "heartbeat" in HANDLERS
+    assert {"--leveret-url", "--leveret-mgmt-url"} <= plugin_options()
+    assert {plugin.URL_ENV, plugin.MGMT_ENV} <= file_variables(Path(plugin.__file__)) <= code_variables()
 
 
 def test_every_flag_is_documented():
@@ -98,3 +132,15 @@ def test_every_documented_key_is_applied():
 def test_every_settings_field_is_documented():
     missing = sorted(f.name for f in dataclasses.fields(Settings) if f"`{f.name}`" not in DOC)
     assert not missing, f"Settings fields missing from docs/configuration.md: {missing}"
+
+
+def test_every_pytest_plugin_option_is_documented():
+    table = section("pytest plugin options")
+    missing = sorted(o for o in plugin_options() if not re.search(rf"`{re.escape(o)}[` ]", table))
+    missing += sorted(v for v in file_variables(Path(plugin.__file__)) if f"`{v}`" not in table)
+    assert not missing, f"pytest plugin options or variables missing from docs/configuration.md: {missing}"
+
+
+def test_every_documented_pytest_plugin_option_exists():
+    documented = set(re.findall(r"`(--[a-z0-9-]+)", section("pytest plugin options")))
+    assert not documented - plugin_options(), f"documented but not in the plugin: {documented - plugin_options()}"

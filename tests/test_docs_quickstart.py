@@ -5,8 +5,10 @@ directory (one for both pages, as one user reading both: the page run second reu
 and pip reinstalls only Leveret), where the documented commands run as written, through ``bash``: a fresh
 ``python3 -m venv .venv``, a real ``pip install .`` (dependencies from the package index, through
 pip's own cache, so a second run installs from cached wheels in a few seconds), ``leveret
-serve`` in the background, the first program, ``leveret ctl``. Where the page shows output, the
-real output must match it.
+serve`` in the background, the first program, ``leveret ctl``, then pytest on the page's test
+file, whose ``leveret_url`` fixture comes from the plugin that the non-editable install registered
+(its ``pytest11`` entry point). Where the page shows output, the real output must match it (a
+duration such as ``0.52s`` matches any duration).
 
 Why a real install and not ``--no-index`` wheels from the test venv: the point is that the
 documented command works on a fresh machine, dependencies included; pip's cache keeps it to
@@ -28,6 +30,7 @@ import socket
 import subprocess
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -135,8 +138,13 @@ def machine(new_machine):
         m.server, m.server_output = None, []
 
 
+DURATION = re.compile(r"^\d+\.\d+s$")   # pytest's "1 passed in 0.52s"
+
+
 def words(text: str) -> list[list[str]]:
-    return [line.split() for line in text.strip().splitlines() if line.strip()]
+    """The words of each non-blank line, any duration counted as the same word."""
+    return [["<seconds>" if DURATION.match(w) else w for w in line.split()]
+            for line in text.strip().splitlines() if line.strip()]
 
 
 def check_ready_lines(machine: Machine, expected: str, got: list[str]) -> None:
@@ -153,7 +161,7 @@ def test_getting_started(machine):
     ``python`` block written to its file, every ``text`` block compared with what the command
     before it printed."""
     blocks = fences((ROOT / "docs" / "getting-started.md").read_text())
-    last_output, commands = None, 0
+    last_output, commands, written, pytest_runs = None, 0, {}, []
     for info, body in blocks:
         kind, _, name = info.partition(" ")
         if kind == "sh":
@@ -165,8 +173,11 @@ def test_getting_started(machine):
                     last_output = ("serve", machine.serve(line))
                 else:
                     last_output = ("run", machine.run(line))
+                    if line.startswith(".venv/bin/pytest "):
+                        pytest_runs.append(line)
         elif kind == "python" and name:
             (machine.dir / name).write_text(machine.local(body))
+            written[name] = body
         elif kind == "text":
             assert last_output is not None, "a text block with no command before it"
             how, output = last_output
@@ -176,7 +187,24 @@ def test_getting_started(machine):
                 assert words(output) == words(body), f"documented:\n{body}\nprinted:\n{output}"
             last_output = None
     assert commands >= 5 and machine.server is not None, "the page lost its commands"
+    # the page's pytest section ran a test file of its own that uses the plugin's fixture
+    assert any(name in run.split() and "leveret_url" in written[name]
+               for run in pytest_runs for name in written), f"no pytest run of a leveret_url test: {pytest_runs}"
     machine.stop()
+
+
+def dependency_name(requirement: str) -> str:
+    return re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement).group(0).lower().replace("-", "_")
+
+
+def test_getting_started_names_every_dependency():
+    """The install step lists exactly pyproject.toml's [project].dependencies."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    listed = re.search(r"depends\s+on\s+\(([^)]*)\)", page)
+    assert listed, "docs/getting-started.md no longer says what the install depends on"
+    documented = {dependency_name(n.strip()) for n in listed.group(1).split(",")}
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert documented == {dependency_name(d) for d in dependencies}
 
 
 def test_readme_quick_start(machine):
