@@ -1,9 +1,10 @@
 """Record RabbitMQ's management API answers for tests/management/admin_cases.py.
 
-    python tools/capture_management.py [http://guest:guest@127.0.0.1:15672]
+    python tools/capture_management.py [http://guest:guest@127.0.0.1:15672] [amqp://guest:guest@127.0.0.1:5672/%2F]
 
 Runs the cases against a live RabbitMQ 3.10.8 with the management plugin (creating and then
-deleting uniquely named objects only) and writes tests/data/management/admin.json, which
+deleting uniquely named objects only; the cluster name is set and then restored; the AMQP URL
+is for the consumer some cases need) and writes tests/data/management/admin.json, which
 tests/management/test_admin_shapes.py compares the broker under test with.
 """
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _first_items(v):
 def main() -> None:
     url = sys.argv[1] if len(sys.argv) > 1 else "http://guest:guest@127.0.0.1:15672"
     api = url.split("@")[-1].replace("http://", "")
-    recorded = run(call, api)
+    amqp = sys.argv[2] if len(sys.argv) > 2 else "amqp://guest:guest@127.0.0.1:5672/%2F"
+    recorded = run(call, api, amqp)
     for answer in recorded.values():        # (shapes need one item of a list: keep no more)
         answer["body"] = _first_items(answer["body"]) if answer["status"] < 400 else answer["body"]
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

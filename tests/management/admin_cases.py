@@ -4,6 +4,11 @@ afterwards). ``tools/capture_management.py`` records RabbitMQ's answers into
 ``tests/data/management/admin.json``; ``test_admin_shapes.py`` replays them against the broker
 under test.
 
+Besides ``{V}``/``{U}``: ``{P}`` is the AMQP port of the broker under test and ``{C}`` its
+cluster name before the run (restored at the end: the ``cluster_name`` global parameter is
+put back as it was, or deleted if there was none, so a default name stays a default); with an AMQP URL, :func:`run` holds a
+consumer on ``{V}``'s queue ``cq`` (pika) while the cases run.
+
 How an answer is compared (:func:`compare`): the status always; an error body (4xx) exactly;
 any other body by its shape (:func:`shape`: the JSON types, key by key; a list by its first
 item), where the keys of ``ABSENT`` may be missing from Leveret's answer (statistics that are
@@ -17,12 +22,27 @@ SETUP = [
     ("PUT", "/api/vhosts/{V}", {"description": "shape test", "tags": "a,b"}),
     ("PUT", "/api/users/{U}", {"password": "pw", "tags": "management"}),
     ("PUT", "/api/users/{U}2", {"password": "pw", "tags": ""}),
+    ("PUT", "/api/queues/{V}/cq", {"durable": False}),
+    ("PUT", "/api/exchanges/{V}/src", {"type": "direct", "durable": False}),
+    ("PUT", "/api/exchanges/{V}/dst", {"type": "fanout", "durable": False}),
+    ("POST", "/api/bindings/{V}/e/src/e/dst", {"routing_key": "k", "arguments": {}}),
 ]
 TEARDOWN = [("DELETE", "/api/vhosts/{V}", None), ("DELETE", "/api/vhosts/{V}q", None),
             ("DELETE", "/api/users/{U}", None), ("DELETE", "/api/users/{U}2", None),
             ("DELETE", "/api/global-parameters/{U}-g", None)]
 
 CASES = [
+    # cluster name, UI extensions
+    ("cluster.show", "GET", "/api/cluster-name", None),
+    ("cluster.put_no_name", "PUT", "/api/cluster-name", {}),
+    ("cluster.put", "PUT", "/api/cluster-name", {"name": "{U}-cluster"}),
+    ("cluster.show_put", "GET", "/api/cluster-name", None),
+    ("cluster.restore", "PUT", "/api/cluster-name", {"name": "{C}"}),
+    ("extensions", "GET", "/api/extensions", None),
+    # queues and exchanges in use
+    ("queues.delete_if_unused_consumer", "DELETE", "/api/queues/{V}/cq?if-unused=true", None),
+    ("exchanges.bindings_destination", "GET", "/api/exchanges/{V}/dst/bindings/destination", None),
+    ("exchanges.bindings_source", "GET", "/api/exchanges/{V}/src/bindings/source", None),
     # users
     ("users.list", "GET", "/api/users", None),
     ("users.show", "GET", "/api/users/{U}", None),
@@ -172,6 +192,7 @@ CASES = [
     ("health.certificates", "GET", "/api/health/checks/certificate-expiration/1/months", None),
     ("health.certificates_bad_unit", "GET", "/api/health/checks/certificate-expiration/1/fortnights", None),
     ("health.certificates_bad_value", "GET", "/api/health/checks/certificate-expiration/x/days", None),
+    ("health.port", "GET", "/api/health/checks/port-listener/{P}", None),
     ("health.port_bad", "GET", "/api/health/checks/port-listener/abc", None),
     ("health.port_missing", "GET", "/api/health/checks/port-listener/1", None),
     ("health.protocol", "GET", "/api/health/checks/protocol-listener/amqp091", None),
@@ -190,15 +211,19 @@ ABSENT = {"send_oct", "send_oct_details", "recv_oct", "recv_oct_details", "messa
           "messages", "messages_ready", "messages_unacknowledged"}
 
 
-def names() -> dict:
+def names(call, api: str) -> dict:
     tag = uuid.uuid4().hex[:8]
-    return {"V": f"mgmt-shape-{tag}", "U": f"mgmt-shape-{tag}-user"}
+    _, _, overview = call(api, "GET", "/api/overview")
+    port = [x["port"] for x in overview["listeners"] if x["protocol"] == "amqp"][0]
+    stored = call(api, "GET", "/api/global-parameters/cluster_name")
+    return {"V": f"mgmt-shape-{tag}", "U": f"mgmt-shape-{tag}-user", "C": overview["cluster_name"], "P": str(port),
+            "cluster_name": stored[2]["value"] if stored[0] == 200 else None}
 
 
 def fill(obj, n: dict):
-    """``{V}``/``{U}`` placeholders replaced in a path or body."""
+    """``{V}``/``{U}``/``{C}``/``{P}`` placeholders replaced in a path or body."""
     if isinstance(obj, str):
-        return obj.replace("{V}", n["V"]).replace("{U}", n["U"])
+        return obj.replace("{V}", n["V"]).replace("{U}", n["U"]).replace("{C}", n["C"]).replace("{P}", n["P"])
     if isinstance(obj, dict):
         return {fill(k, n): fill(v, n) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -217,20 +242,40 @@ def unfill(obj, n: dict):
     return obj
 
 
-def run(call, api: str) -> dict:
-    """Every case's ``{"status", "body"}`` (names as placeholders); cleans up after itself."""
-    n = names()
+def _consume(amqp_url: str, vhost: str, queue: str):
+    """A pika connection to ``vhost`` consuming from ``queue`` (the URL's host, port and login)."""
+    import pika
+    params = pika.URLParameters(amqp_url)
+    params.virtual_host = vhost
+    conn = pika.BlockingConnection(params)
+    conn.channel().basic_consume(queue, lambda *a: None)
+    return conn
+
+
+def run(call, api: str, amqp_url: str | None = None) -> dict:
+    """Every case's ``{"status", "body"}`` (names as placeholders); cleans up after itself.
+    Without ``amqp_url`` no consumer holds ``cq`` (the in-use case then answers otherwise)."""
+    n = names(call, api)
     out = {}
+    conn = None
     try:
         for method, path, body in SETUP:
             status, _, got = call(api, method, fill(path, n), body=fill(body, n))
             assert status in (201, 204), (path, status, got)
+        if amqp_url is not None:
+            conn = _consume(amqp_url, n["V"], "cq")
         for name, method, path, body in CASES:
             status, _, got = call(api, method, fill(path, n), body=body if isinstance(body, bytes) else fill(body, n))
             out[name] = {"status": status, "body": unfill(got, n)}
     finally:
+        if conn is not None and conn.is_open:
+            conn.close()
         for method, path, body in TEARDOWN:
-            call(api, method, fill(path, n))
+            call(api, method, fill(path, n), body=fill(body, n))
+        if n["cluster_name"] is None:
+            call(api, "DELETE", "/api/global-parameters/cluster_name")
+        else:
+            call(api, "PUT", "/api/global-parameters/cluster_name", body={"value": n["cluster_name"]})
     return out
 
 

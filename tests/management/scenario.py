@@ -73,7 +73,10 @@ class Scenario:
                 "exchange": f"/api/exchanges/%2F/{q(self.x)}",
                 "bindings_between": f"/api/bindings/%2F/e/{q(self.x)}/q/{q(self.queue)}",
                 "bindings_source": f"/api/exchanges/%2F/{q(self.x)}/bindings/source",
-                "consumers": "/api/consumers/%2F"}
+                "consumers": "/api/consumers/%2F",
+                # one item of each listing, by shape (mine() keeps the scenario's)
+                "queues_list": "/api/queues", "exchanges_list": "/api/exchanges",
+                "connections_list": "/api/connections", "channels_list": "/api/channels"}
 
     def mine(self, fixture: str, body):
         """The part of a listing that is this scenario's (lists hold other engineers' objects)."""
@@ -81,6 +84,14 @@ class Scenario:
             return [c for c in body if c["queue"]["name"] == self.queue]
         if fixture == "nodes":
             return body[:1]
+        if fixture == "queues_list":
+            return [x for x in body if (x["vhost"], x["name"]) == ("/", self.queue)]
+        if fixture == "exchanges_list":
+            return [x for x in body if (x["vhost"], x["name"]) == ("/", self.x)]
+        if fixture == "connections_list":
+            return [x for x in body if x["name"] == self.name]
+        if fixture == "channels_list":
+            return [x for x in body if x["name"] == self.channel_name]
         return body
 
     def close(self) -> None:

@@ -17,8 +17,8 @@ RECORDED = os.path.join(os.path.dirname(__file__), "..", "data", "management", "
 
 
 @pytest.fixture(scope="module")
-def answers(api):
-    return run(call, api)
+def answers(api, broker_url):
+    return run(call, api, broker_url)
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +31,11 @@ def recorded():
 def test_answer_matches_rabbitmq(case, answers, recorded):
     assert case in recorded, f"{case} not recorded: run tools/capture_management.py"
     assert compare(case, recorded[case], answers[case]) == []
+
+
+@pytest.mark.leveret_only
+def test_no_ui_extensions(api):
+    """(Leveret only) ``/api/extensions`` is ``[]``: Leveret's UI loads no plugin scripts, so it
+    names none (RabbitMQ lists its management plugin's ``dispatcher.js`` and each enabled UI
+    plugin's script: docs/operations.md)."""
+    assert call(api, "GET", "/api/extensions")[::2] == (200, [])

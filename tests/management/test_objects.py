@@ -41,6 +41,8 @@ ABSENT = {
                        "message_bytes_persistent", "message_bytes_unacknowledged", "messages_persistent"},
     "channel": ERLANG, "connection_channels": ERLANG, "connection": ERLANG, "exchange": ERLANG,
 }
+ABSENT.update({"queues_list": ABSENT["queue"], "exchanges_list": ERLANG, "connections_list": ERLANG,
+               "channels_list": ERLANG})
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,8 @@ def scenario(api, broker_url):
 
 
 @pytest.mark.parametrize("fixture", ["overview", "nodes", "connection", "connection_channels", "channel", "queue",
-                                     "exchange", "bindings_between", "bindings_source", "consumers"])
+                                     "exchange", "bindings_between", "bindings_source", "consumers",
+                                     "queues_list", "exchanges_list", "connections_list", "channels_list"])
 def test_shapes_match_rabbitmq(api, scenario, fixture):
     status, _, body = call(api, "GET", scenario.paths()[fixture])
     assert status == 200

@@ -433,6 +433,27 @@ def overview_stats(broker) -> dict:
             "queue_totals": with_rates(QUEUE_GAUGES, counts[n:], rates[n:] if rates is not None else None)}
 
 
+def user_overview(broker, vhosts: set, user: str) -> dict:
+    """``/api/overview``'s statistics for a user who is not a monitor: ``vhosts``' queue totals
+    and the message statistics of the open channels in them (without rates), and the user's own
+    connections and channels (``rabbit_mgmt_db:overview(User, ...)``)."""
+    qs = [q for v in vhosts for q in broker.vhosts[v].queues.values()]
+    ready = sum(q.message_count for q in qs)
+    unacked = sum(q.unacked_count for q in qs)
+    conns = network_connections(broker)
+    counts = [0] * len(CHANNEL_STATS)
+    for c in conns:
+        if c.vhost.name in vhosts:
+            for ch in c.sessions.values():
+                for i, n in enumerate(channel_counts(ch)):
+                    counts[i] += n
+    own = [c for c in conns if c.user is not None and c.user.name == user]
+    return {"message_stats": message_stats(CHANNEL_STATS, tuple(counts), None) if any(counts) else {},
+            "queue_totals": with_rates(QUEUE_GAUGES, (ready + unacked, ready, unacked), None),
+            "object_totals": {"queues": len(qs), "exchanges": sum(len(broker.vhosts[v].exchanges) for v in vhosts),
+                              "connections": len(own), "channels": sum(len(c.sessions) for c in own)}}
+
+
 def exchange_types() -> list[dict]:
     return [{"name": t, "description": EXCHANGE_TYPE_DESCRIPTIONS.get(t, ""), "enabled": True}
             for t in sorted(TYPES)]

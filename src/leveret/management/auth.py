@@ -1,18 +1,47 @@
 """Who may call what: HTTP basic auth against the broker's users, and RabbitMQ's tag rules.
 
-As ``rabbit_mgmt_util`` (3.10): the user must log in (password, and ``loopback_users`` from a
+As ``rabbit_mgmt_util`` (3.10.8): the user must log in (password, and ``loopback_users`` from a
 non-loopback address is refused: ``User can only log in via localhost``) and carry one of the
-management tags, else 401 ``Not management user``. Then per resource:
+management tags, else 401 ``Not management user``. A user's *login vhosts* are those it has a
+permission entry for (whatever its tags). Then each resource asks one question:
 
-==================  ======================================================================
-``management``      its own vhosts (those it has a permission entry for) and their objects
-``policymaker``     + policies and parameters in its vhosts
-``monitoring``      + every vhost's objects read-only, node-wide data (nodes, connections)
-``administrator``   everything (users, vhosts, permissions, definitions, ...)
-==================  ======================================================================
+=========================  ===============================================================  =====================================
+check                      passes for                                                       refusal (401 ``not_authorised``)
+=========================  ===============================================================  =====================================
+:func:`require_vhost`      administrator; anyone whose login vhosts hold the path's vhost   ``User not authorised to access
+                           (monitoring is no exception)                                     virtual host``
+:func:`require_vhost_      administrator; monitoring (every vhost); login vhosts            same
+visible`
+:func:`require_monitor`    administrator, monitoring                                        ``Not monitor user``
+:func:`require_policies`   administrator; policymaker in one of its login vhosts            ``User not authorised to access
+                                                                                            object``
+:func:`require_global_     administrator, policymaker                                       same
+parameters`
+:func:`require_object_     GET: monitoring/administrator or the object's own user;          same
+user`                      DELETE: administrator or its own user
+:func:`require_admin`      administrator                                                    ``Not administrator user``
+=========================  ===============================================================  =====================================
 
-Refusals: 401 ``Not administrator user`` / ``Not monitor user`` / ``Not policymaker user``;
-a vhost the user may not see is 401 ``User not authorised to access virtual host``.
+A vhost in the path that does not exist passes the vhost checks (the resource answers 404).
+Which listing shows what:
+
+* vhosts (``/api/vhosts``), vhost limits: every vhost for monitoring/administrator, else the
+  login vhosts (``list_visible_vhosts``: :func:`shown_vhosts`);
+* queues, exchanges, bindings, policies, operator policies, parameters, federation links:
+  every vhost's for an administrator, the login vhosts' for everyone else, monitoring
+  included (``filter_vhost``: :func:`visible_vhosts`);
+* connections, channels, consumers: every user's for monitoring/administrator, else the user's
+  own (``filter_user``), in every vhost (``/api/vhosts/{v}/connections`` and ``/channels``
+  also need :func:`require_vhost`; ``/api/consumers/{v}`` does not).
+
+Which resource asks what is in each route's module; the tags' reach in short: ``management``
+sees its login vhosts' objects and its own connections; ``policymaker`` may also manage
+policies and parameters in its login vhosts and read and write global parameters;
+``monitoring`` may also read the node (``/api/nodes``, the overview's node-wide totals,
+``node``, ``listeners``, ``contexts``), every vhost's name and every connection and channel,
+but not other vhosts' objects; ``administrator`` everything. Users, permissions, definitions,
+``/api/vhosts/{vhost}``, operator policies and queue actions are administrator-only.
+``tests/management/test_access.py`` shows these on both brokers.
 """
 from __future__ import annotations
 
@@ -91,22 +120,82 @@ def require_policymaker(request: web.Request) -> User:
     return user
 
 
-def visible_vhosts(request: web.Request) -> list[str]:
-    """The vhosts whose objects the user may list: all for monitoring/administrator, else
-    those it has a permission entry for."""
+NOT_OBJECT = "User not authorised to access object"
+NOT_VHOST = "User not authorised to access virtual host"
+
+
+def _login_vhost(request: web.Request, user: User, vhost: str) -> bool:
+    """``user_matches_vhost``: a vhost that does not exist matches (the resource 404s)."""
+    broker = request.app[BROKER]
+    return vhost not in broker.vhosts or bool(broker.access.vhost_access(user, vhost))
+
+
+def require_policies(request: web.Request, vhost: str | None = None) -> User:
+    """``is_authorized_policies``: administrator, or policymaker with ``vhost`` among its login
+    vhosts (policies, runtime parameters)."""
+    user = authenticate(request)
+    if not (is_admin(user) or (is_policymaker(user) and (vhost is None or _login_vhost(request, user, vhost)))):
+        raise not_authorised(NOT_OBJECT)
+    return user
+
+
+def require_global_parameters(request: web.Request) -> User:
+    """``is_authorized_global_parameters``: policymaker or administrator."""
+    user = authenticate(request)
+    if not is_policymaker(user):
+        raise not_authorised(NOT_OBJECT)
+    return user
+
+
+def require_object_user(request: web.Request, owner: str | None) -> User:
+    """``is_authorized_user`` (a connection or channel; ``owner`` None: there is none): GET for
+    monitoring or the owner, DELETE for administrator or the owner."""
+    user = authenticate(request)
+    allowed = is_admin(user) if request.method == "DELETE" else is_monitor(user)
+    if not allowed and (owner is None or owner != user.name):
+        raise not_authorised(NOT_OBJECT)
+    return user
+
+
+def login_vhosts(request: web.Request) -> list[str]:
+    """The vhosts the user has a permission entry for."""
     user = authenticate(request)
     broker = request.app[BROKER]
-    if is_monitor(user):
-        return list(broker.vhosts)
     return [v for v in broker.vhosts if broker.access.vhost_access(user, v)]
 
 
+def visible_vhosts(request: web.Request) -> list[str]:
+    """``filter_vhost``: the vhosts whose objects a listing shows: all for an administrator,
+    the login vhosts for anyone else (monitoring too)."""
+    if is_admin(authenticate(request)):
+        return list(request.app[BROKER].vhosts)
+    return login_vhosts(request)
+
+
+def shown_vhosts(request: web.Request) -> list[str]:
+    """``list_visible_vhosts``: the vhosts ``/api/vhosts`` lists: all for monitoring and
+    administrator, else the login vhosts."""
+    if is_monitor(authenticate(request)):
+        return list(request.app[BROKER].vhosts)
+    return login_vhosts(request)
+
+
 def require_vhost(request: web.Request, vhost: str) -> User:
-    """The user may see ``vhost`` (which must exist: 404 otherwise, as RabbitMQ)."""
+    """``is_authorized_vhost``: the user may use ``vhost``'s objects (which must exist: 404
+    otherwise, as RabbitMQ)."""
     user = authenticate(request)
-    broker = request.app[BROKER]
-    if vhost not in broker.vhosts:
+    if not is_admin(user) and not _login_vhost(request, user, vhost):
+        raise not_authorised(NOT_VHOST)
+    if vhost not in request.app[BROKER].vhosts:
         raise not_found()
-    if not is_monitor(user) and not broker.access.vhost_access(user, vhost):
-        raise not_authorised("User not authorised to access virtual host")
+    return user
+
+
+def require_vhost_visible(request: web.Request, vhost: str) -> User:
+    """``is_authorized_vhost_visible``: as :func:`require_vhost`, and monitoring sees every vhost."""
+    user = authenticate(request)
+    if not is_monitor(user) and not _login_vhost(request, user, vhost):
+        raise not_authorised(NOT_VHOST)
+    if vhost not in request.app[BROKER].vhosts:
+        raise not_found()
     return user

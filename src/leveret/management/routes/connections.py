@@ -1,18 +1,22 @@
 """``/api/connections``, ``/api/channels``, ``/api/consumers`` and their per-vhost forms.
 
-Who sees what (``rabbit_mgmt_util``): monitoring and administrator users every connection and
-channel; other management users their own only. Consumers: those in the vhosts the user may
-see. ``DELETE /api/connections/{name}`` closes the connection with 320 CONNECTION_FORCED and
-the ``X-Reason`` header as the reason (default ``Closed via management plugin``); a user
-without administrator may close only its own connections.
+Who sees what (``rabbit_mgmt_util``, rules in ``management.auth``): monitoring and
+administrator users every connection, channel and consumer; other management users their own
+only (consumers: on their own channels), in every vhost; the ``/api/vhosts/{vhost}/...`` forms
+also need the vhost among the user's login vhosts (monitoring included), ``/api/consumers/{vhost}``
+does not. One connection or channel (``is_authorized_user``): GET for monitoring or its user,
+DELETE for administrator or its user, else 401 ``User not authorised to access object`` -- a
+name that does not exist too, for a user who may not see others' (RabbitMQ checks before it
+looks). ``DELETE /api/connections/{name}`` closes the connection with 320 CONNECTION_FORCED and
+the ``X-Reason`` header as the reason (default ``Closed via management plugin``).
 """
 from __future__ import annotations
 
 from aiohttp import web
 
 from ...broker import introspect
-from ..auth import authenticate, is_admin, is_monitor, require_vhost, visible_vhosts
-from ..errors import not_authorised, not_found
+from ..auth import authenticate, is_monitor, require_object_user, require_vhost
+from ..errors import not_found
 from ..listing import json_response, respond
 from ..keys import BROKER
 
@@ -31,9 +35,11 @@ def _visible_connections(request, vhost: str | None = None) -> list:
 
 def _connection(request):
     name = request.match_info["connection"]
-    for c in _visible_connections(request):
+    for c in introspect.network_connections(request.app[BROKER]):
         if c.display_name == name:
+            require_object_user(request, c.user.name if c.user is not None else None)
             return c
+    require_object_user(request, None)
     raise not_found()
 
 
@@ -71,10 +77,7 @@ async def show_connection(request):
 
 @routes.delete("/api/connections/{connection}")
 async def close_connection(request):
-    user = authenticate(request)
     c = _connection(request)
-    if not is_admin(user) and (c.user is None or c.user.name != user.name):
-        raise not_authorised("Not administrator user")
     reason = request.headers.get("X-Reason", "Closed via management plugin")
     c.force_close(f"CONNECTION_FORCED - {reason}")
     return web.Response(status=204)
@@ -107,19 +110,31 @@ async def vhost_channels(request):
 async def show_channel(request):
     name = request.match_info["channel"]
     s = request.app[BROKER].stats
-    for ch in _channels(_visible_connections(request)):
+    for ch in _channels(introspect.network_connections(request.app[BROKER])):
         if introspect.channel_info(ch)["name"] == name:
+            require_object_user(request, ch.conn.user.name if ch.conn.user is not None else None)
             return json_response(introspect.channel_info(ch, s, details=True))
+    require_object_user(request, None)
     raise not_found()
+
+
+def _own_consumers(request, vhosts) -> list[dict]:
+    """``rabbit_mgmt_wm_consumers:filter_user``: a monitor's every consumer, else those on the
+    user's own channels."""
+    user = authenticate(request)
+    items = introspect.consumers(request.app[BROKER], vhosts)
+    return items if is_monitor(user) else [c for c in items if c["channel_details"]["user"] == user.name]
 
 
 @routes.get("/api/consumers")
 async def list_consumers(request):
-    return await respond(request, introspect.consumers(request.app[BROKER], visible_vhosts(request)), ())
+    return await respond(request, _own_consumers(request, list(request.app[BROKER].vhosts)), ())
 
 
 @routes.get("/api/consumers/{vhost}")
 async def vhost_consumers(request):
     vhost = request.match_info["vhost"]
-    require_vhost(request, vhost)
-    return await respond(request, introspect.consumers(request.app[BROKER], [vhost]), ())
+    authenticate(request)               # (no vhost check: rabbit_mgmt_wm_consumers is_authorized/2)
+    if vhost not in request.app[BROKER].vhosts:
+        raise not_found()
+    return await respond(request, _own_consumers(request, [vhost]), ())

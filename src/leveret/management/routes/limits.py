@@ -16,7 +16,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...broker.admin import AdminError
-from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
+from ..auth import authenticate, require_admin, require_vhost_visible, shown_vhosts
 from ..errors import bad_request, json_error, not_found
 from ..listing import respond
 from ..request import read_json
@@ -34,7 +34,7 @@ async def _value(request) -> dict:
 
 @routes.get("/api/vhost-limits")
 async def list_vhost_limits(request):
-    visible = set(visible_vhosts(request))
+    visible = set(shown_vhosts(request))
     items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app[BROKER].list_vhost_limits()
              if x["vhost"] in visible]
     return await respond(request, items, ("vhost",))
@@ -43,7 +43,7 @@ async def list_vhost_limits(request):
 @routes.get("/api/vhost-limits/{vhost}")
 async def show_vhost_limits(request):
     vhost = request.match_info["vhost"]
-    require_vhost(request, vhost)
+    require_vhost_visible(request, vhost)
     items = [{"vhost": x["vhost"], "value": x["limits"]} for x in request.app[BROKER].list_vhost_limits(vhost)
              if x["limits"]]
     return await respond(request, items, ("vhost",))

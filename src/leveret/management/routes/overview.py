@@ -5,6 +5,13 @@ Leveret implements (3.10.8), so tools that gate features on them work; ``product
 ``product_version`` are ``settings.product_name``/``product_version`` (rabbitmq.conf's
 ``product.name``/``product.version``, RabbitMQ 3.10.8 by default, as in connection.start). There is no Erlang, so no
 ``erlang_version``; no history is kept, so no ``sample_retention_policies``.
+
+A user without ``monitoring`` (``management.auth``) gets, as from RabbitMQ, no ``node``,
+``listeners`` or ``contexts``, queue totals and ``message_stats`` of its login vhosts only, and
+``object_totals`` without ``consumers`` whose connections and channels are its own. Its
+``message_stats`` add up the open channels on connections to those vhosts (RabbitMQ keeps
+per-vhost counters that outlive channels), with rates 0.0, as are its queue totals' rates
+(Leveret samples rates node-wide only).
 """
 from __future__ import annotations
 
@@ -48,19 +55,12 @@ async def overview(request):
         d["listeners"] = introspect.listeners(b) + [http_listener(request)]
         d["contexts"] = contexts(request)
     else:
-        # a management user sees its own vhosts' totals only (RabbitMQ: user-filtered stats)
+        # rabbit_mgmt_db:overview(User, ...): the login vhosts' queue totals and message
+        # statistics, the user's own connections and channels, no consumers count, no node,
+        # listeners or contexts
         vs = set(visible_vhosts(request))
-        qs = [q for v in vs for q in b.vhosts[v].queues.values()]
-        ready = sum(q.message_count for q in qs)
-        unacked = sum(q.unacked_count for q in qs)
-        d["queue_totals"] = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
-        d["object_totals"] = {"queues": len(qs), "exchanges": sum(len(b.vhosts[v].exchanges) for v in vs),
-                              "consumers": sum(len(q.consumers) for q in qs),
-                              "connections": sum(1 for c in introspect.network_connections(b) if c.vhost.name in vs),
-                              "channels": sum(len(c.sessions) for c in introspect.network_connections(b)
-                                              if c.vhost.name in vs)}
-        d["listeners"] = introspect.listeners(b) + [http_listener(request)]
-        d["contexts"] = contexts(request)
+        d.pop("node")
+        d.update(introspect.user_overview(b, vs, user.name))
     return json_response(d)
 
 

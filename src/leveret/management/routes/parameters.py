@@ -5,13 +5,17 @@
 As RabbitMQ 3.10's ``rabbit_mgmt_wm_parameter(s)``, ``..._global_parameter(s)``,
 ``..._policy``/``policies`` and ``..._operator_policy``/``policies``:
 
-* parameters need a policymaker (in the vhost); components are those of
+* parameters need a policymaker in the vhost (``is_authorized_policies``: else 401 ``User not
+  authorised to access object``; ``management.auth`` has every rule); components are those of
   :mod:`leveret.broker.parameters` (``vhost-limits``, ``shovel``; ``policy``/``operator_policy``
   listed by component only); another one is 400 ``Validation failed\\n\\ncomponent foo not found\\n``
   on PUT and an empty list on GET, as RabbitMQ without the plugin;
-* global parameters are for administrators; ``cluster_name`` is one;
-* policies: lists filtered to the vhosts the user may see, one policy's GET/PUT/DELETE for a
-  policymaker; operator policies' PUT/DELETE/GET for administrators. PUT needs ``pattern``
+* global parameters are for policymakers and administrators (every method, as
+  ``is_authorized_global_parameters``); ``cluster_name`` is one;
+* policies: lists for any management user, filtered to its login vhosts (all for an
+  administrator) and refused for a vhost outside them; one policy's GET/PUT/DELETE for a
+  policymaker in that vhost (else 401 ``User not authorised to access object``, checked before
+  the vhost's existence); operator policies' PUT/DELETE/GET for administrators. PUT needs ``pattern``
   and ``definition`` (400 ``[{key_missing,pattern}]``), ``priority`` defaults to 0 and
   ``apply-to`` to ``all``; validation failures are 400 ``Validation failed\\n\\n`` with every
   reason, one per line, in RabbitMQ's order (HTML-escaped on the policy and parameter routes,
@@ -25,7 +29,8 @@ from aiohttp import web
 
 from ...broker.admin import AdminError
 from ...broker.parameters import clear_parameter, get_parameter, list_parameters, set_parameter
-from ..auth import authenticate, require_admin, require_policymaker, require_vhost, visible_vhosts
+from ..auth import (authenticate, require_admin, require_global_parameters, require_policies, require_vhost,
+                    visible_vhosts)
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
@@ -44,15 +49,16 @@ def vhost_not_found():
 
 
 def _policymaker_in(request, vhost: str):
-    require_policymaker(request)
-    require_vhost(request, vhost)
+    require_policies(request, vhost)
+    if vhost not in request.app[BROKER].vhosts:
+        raise not_found()
 
 
 # ------------------------------------------------------------ runtime parameters
 
 @routes.get("/api/parameters")
 async def list_all_parameters(request):
-    require_policymaker(request)
+    require_policies(request)
     visible = set(visible_vhosts(request))
     return await respond(request, [p for p in list_parameters(request.app[BROKER]) if p["vhost"] in visible],
                    ("vhost", "component", "name"))
@@ -60,7 +66,7 @@ async def list_all_parameters(request):
 
 @routes.get("/api/parameters/{component}")
 async def list_component_parameters(request):
-    require_policymaker(request)
+    require_policies(request)
     visible = set(visible_vhosts(request))
     items = list_parameters(request.app[BROKER], request.match_info["component"])
     return await respond(request, [p for p in items if p["vhost"] in visible], ("vhost", "component", "name"))
@@ -87,11 +93,10 @@ async def show_parameter(request):
 @routes.put("/api/parameters/{component}/{vhost}/{name}")
 async def put_parameter(request):
     m = request.match_info
-    require_policymaker(request)
+    require_policies(request, m["vhost"])
     b = request.app[BROKER]
     if m["vhost"] not in b.vhosts:
         raise vhost_not_found()
-    require_vhost(request, m["vhost"])
     body = await read_json(request)
     if "value" not in body:
         raise bad_request("[{key_missing,value}]")
@@ -122,14 +127,14 @@ async def delete_parameter(request):
 
 @routes.get("/api/global-parameters")
 async def list_global_parameters(request):
-    require_admin(request)
+    require_global_parameters(request)
     items = [{"name": k, "value": v} for k, v in request.app[BROKER].global_parameters.items()]
     return await respond(request, items)
 
 
 @routes.get("/api/global-parameters/{name}")
 async def show_global_parameter(request):
-    require_admin(request)
+    require_global_parameters(request)
     name = request.match_info["name"]
     params = request.app[BROKER].global_parameters
     if name not in params:
@@ -139,7 +144,7 @@ async def show_global_parameter(request):
 
 @routes.put("/api/global-parameters/{name}")
 async def put_global_parameter(request):
-    require_admin(request)
+    require_global_parameters(request)
     body = await read_json(request)
     if "value" not in body:
         raise bad_request("[{key_missing,value}]")
@@ -151,7 +156,7 @@ async def put_global_parameter(request):
 
 @routes.delete("/api/global-parameters/{name}")
 async def delete_global_parameter(request):
-    require_admin(request)
+    require_global_parameters(request)
     try:
         request.app[BROKER].clear_global_parameter(request.match_info["name"])
     except AdminError:
@@ -162,7 +167,8 @@ async def delete_global_parameter(request):
 # ------------------------------------------------------------ policies and operator policies
 
 def _policy_routes(prefix: str, operator: bool) -> None:
-    require_write = require_admin if operator else require_policymaker
+    def require_write(request, vhost):
+        return require_admin(request) if operator else require_policies(request, vhost)
 
     async def list_all(request):
         authenticate(request)
@@ -177,8 +183,9 @@ def _policy_routes(prefix: str, operator: bool) -> None:
 
     def find(request):
         vhost, name = request.match_info["vhost"], request.match_info["name"]
-        require_write(request)
-        require_vhost(request, vhost)
+        require_write(request, vhost)
+        if vhost not in request.app[BROKER].vhosts:
+            raise not_found()
         for p in request.app[BROKER].list_policies(vhost, operator=operator):
             if p["name"] == name:
                 return p
@@ -192,11 +199,10 @@ def _policy_routes(prefix: str, operator: bool) -> None:
 
     async def put(request):
         vhost, name = request.match_info["vhost"], request.match_info["name"]
-        require_write(request)
+        require_write(request, vhost)
         b = request.app[BROKER]
         if vhost not in b.vhosts:
             raise vhost_not_found()
-        require_vhost(request, vhost)
         body = await read_json(request)
         missing = [k for k in ("pattern", "definition") if k not in body]
         if missing:

@@ -17,7 +17,7 @@ from aiohttp import web
 from ...amqp import spec
 from ...broker import introspect
 from ...broker.direct import Delivery
-from ..auth import require_vhost, visible_vhosts
+from ..auth import require_admin, require_vhost, visible_vhosts
 from ..direct import check_vhost, direct_request, flag, key_missing, with_channel
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
@@ -108,6 +108,7 @@ async def queue_bindings(request):
 
 @routes.post("/api/queues/{vhost}/{queue}/actions")
 async def queue_actions(request):
+    require_admin(request)              # (rabbit_mgmt_wm_queue_actions)
     queue_of(request)
     body = await read_json(request)
     action = body.get("action")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth import authenticate, require_policymaker, require_vhost, visible_vhosts
+from ..auth import authenticate, require_policymaker, require_vhost_visible, shown_vhosts
 from ..errors import not_found
 from ..listing import json_response, respond
 from ..keys import BROKER
@@ -26,20 +26,20 @@ def _sup(request):
 @routes.get("/api/shovels")
 async def list_shovels(request):
     authenticate(request)
-    visible = set(visible_vhosts(request))
+    visible = set(shown_vhosts(request))
     return await respond(request, [s for s in _sup(request).status() if s["vhost"] in visible])
 
 
 @routes.get("/api/shovels/{vhost}")
 async def list_vhost_shovels(request):
     vhost = request.match_info["vhost"]
-    require_vhost(request, vhost)
+    require_vhost_visible(request, vhost)
     return await respond(request, _sup(request).status(vhost))
 
 
 def _find(request) -> dict:
     vhost, name = request.match_info["vhost"], request.match_info["name"]
-    require_vhost(request, vhost)
+    require_vhost_visible(request, vhost)
     for s in _sup(request).status(vhost):
         if s["name"] == name:
             return s

@@ -9,6 +9,10 @@ who creates a vhost gets full permissions in it. ``tracing: true`` is refused (4
 has no firehose tracer; ``false`` is accepted. 201 when created, 204 otherwise. ``start/{node}``
 (restarting a vhost that failed on a node) answers 204 for this node and a vhost that exists,
 as RabbitMQ for a running one, else RabbitMQ's 400 texts.
+
+Who: the list shows every vhost to monitoring and administrator users, a user's login vhosts
+to the others; ``/api/vhosts/{name}`` (GET too) is for administrators only
+(``management.auth``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import json
 from aiohttp import web
 
 from ...broker.admin import AdminError, vhost_tags
-from ..auth import authenticate, require_admin, require_vhost, visible_vhosts
+from ..auth import require_admin, shown_vhosts
 from ..errors import bad_request, json_error, not_found
 from ..listing import json_response, respond
 from ..request import read_json
@@ -44,13 +48,15 @@ def vhost_info(broker, name: str) -> dict:
 @routes.get("/api/vhosts")
 async def list_vhosts(request):
     b = request.app[BROKER]
-    return await respond(request, [vhost_info(b, v) for v in visible_vhosts(request)], paginate=True)
+    return await respond(request, [vhost_info(b, v) for v in shown_vhosts(request)], paginate=True)
 
 
 @routes.get("/api/vhosts/{vhost}")
 async def show_vhost(request):
     name = request.match_info["vhost"]
-    require_vhost(request, name)
+    require_admin(request)              # (rabbit_mgmt_wm_vhost: every method is the administrator's)
+    if name not in request.app[BROKER].vhosts:
+        raise not_found()
     return json_response(vhost_info(request.app[BROKER], name))
 
 
