@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import pika
 from conftest import ServerProcess, _free_port
 
-from tests.shovel.conftest import Proxy, wait_for
+from tests.shovel.conftest import Proxy, restart_gap, wait_for
 
 from .conftest import Node, api
 from .test_exchanges import _name
@@ -95,8 +95,8 @@ class Sink:
         return {"missing": missing, "duplicates": dups}
 
 
-def _downstream(node: Node, upstream_url: str) -> Sink:
-    """``fx`` on ``node`` federated (on-confirm, reconnect-delay 1 s) from ``upstream_url``,
+def _downstream(node: Node, upstream_url: str, delay: int = 1) -> Sink:
+    """``fx`` on ``node`` federated (on-confirm, reconnect-delay ``delay`` s) from ``upstream_url``,
     with the durable queue ``sink`` bound to it."""
     _name(node, "lev-fault-down")
     c, ch = node.channel()
@@ -105,7 +105,7 @@ def _downstream(node: Node, upstream_url: str) -> Sink:
     ch.queue_bind("sink", "fx", "k")
     c.close()
     assert api(node.api, "PUT", "/api/parameters/federation-upstream/%2F/up",
-               {"value": {"uri": upstream_url, "ack-mode": "on-confirm", "reconnect-delay": 1,
+               {"value": {"uri": upstream_url, "ack-mode": "on-confirm", "reconnect-delay": delay,
                           "prefetch-count": PREFETCH}})[0] in (201, 204)
     assert api(node.api, "PUT", "/api/policies/%2F/fed", {"pattern": "^fx$", "apply-to": "exchanges",
                                                          "definition": {"federation-upstream": "up"}})[0] in (201, 204)
@@ -208,5 +208,29 @@ def test_link_to_rabbitmq_cut_by_proxy(node, rabbit_vhost):
         _running(node)
         _bound_upstream(rapi, vq)
         _cut_four_times(proxy, url, sink, "RabbitMQ upstream")
+    finally:
+        proxy.close()
+
+
+def test_reconnect_delay_is_kept(node, node2):
+    """After a cut the link shows ``error`` for ``reconnect-delay`` seconds (2 here) before it
+    starts again (a lower bound only: no upper timing bound)."""
+    proxy = Proxy("127.0.0.1", node2.broker.port)
+    try:
+        c, ch = node2.channel()
+        ch.exchange_declare("fx", "direct", durable=True)
+        c.close()
+        _downstream(node, proxy.url(), delay=2).conn.close()
+        _running(node)
+        _bound_upstream(node2.api)
+
+        def status():
+            rows = api(node.api, "GET", "/api/federation-links")[1] or []
+            return rows[0]["status"] if len(rows) == 1 else None
+        for _ in range(2):
+            gap = restart_gap(proxy, status, "error", LIMIT)
+            print(f"\nreconnect-delay 2: back after {gap:.2f} s")
+            assert gap >= 2
+            _running(node)
     finally:
         proxy.close()

@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 import pika
 import pytest
 
-from .conftest import Node, Proxy, api, unique, wait_for
+from .conftest import Node, Proxy, api, restart_gap, unique, wait_for
 
 N = 2000
 PREFETCH = 50
+DELAY = 2              # reconnect-delay of the delay test, seconds
 LIMIT = 120.0          # a hang guard for each wait on a loaded machine, never a timing assertion
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -214,6 +215,29 @@ def test_cut_link_with_rabbitmq(rabbit, direction):
         proxy.close()
         a.stop()
         api(r_api, "DELETE", f"/api/queues/%2F/{q}")
+
+
+# ------------------------------------------------------------------ reconnect-delay
+
+def test_reconnect_delay_is_kept():
+    """After a cut the shovel stays ``terminated`` for ``reconnect-delay`` seconds before it
+    starts again (a lower bound only: no upper timing bound)."""
+    a = Node()
+    proxy = Proxy("127.0.0.1", a.broker.port)
+    try:
+        declare_source(a.url)
+        put_shovel(a.api, "slow", {"src-uri": "amqp://", "src-queue": "src", "dest-uri": proxy.url(),
+                                   "dest-queue": "dst", "reconnect-delay": DELAY})
+        wait_state(a.api, "slow", "running")
+        for _ in range(2):
+            gap = restart_gap(proxy, lambda: state(a.api, "slow"), "terminated", LIMIT)
+            print(f"\nreconnect-delay {DELAY}: back after {gap:.2f} s")
+            assert gap >= DELAY
+            wait_state(a.api, "slow", "running")
+    finally:
+        api(a.api, "DELETE", "/api/parameters/shovel/%2F/slow")
+        proxy.close()
+        a.stop()
 
 
 # ------------------------------------------------------------------ a broker SIGKILLed
