@@ -1,11 +1,13 @@
 """Federated exchanges over real sockets: Leveret <-> Leveret, a Leveret exchange
 federated from a RabbitMQ upstream, and a RabbitMQ exchange federated from a Leveret upstream
-(the shared RabbitMQ, in a vhost of its own); queues in test_queues.py."""
+(the shared RabbitMQ, in a vhost of its own), the RabbitMQ ones in each ack-mode; queues in
+test_queues.py."""
 from __future__ import annotations
 
 from urllib.parse import quote
 
 import pika
+import pytest
 
 from tests.shovel.conftest import drain, wait_for
 
@@ -117,14 +119,16 @@ def test_loop_broken_by_cluster_name(node, node2):
     _loop(node, node2, 5)
 
 
-def test_rabbitmq_upstream_leveret_downstream(node, rabbit_vhost):
+@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
+def test_rabbitmq_upstream_leveret_downstream(node, rabbit_vhost, ack_mode):
+    """Leveret's link in ``ack_mode``; nothing faults, so every mode delivers what was sent."""
     url, rapi, v = rabbit_vhost
     rc = pika.BlockingConnection(pika.URLParameters(url))
     rch = rc.channel()
     rch.exchange_declare("rx", "direct")
     c, ch = node.channel()
     ch.exchange_declare("rx", "direct")
-    _federate(node.api, "%2F", url, "^rx$", {"max-hops": 2})
+    _federate(node.api, "%2F", url, "^rx$", {"max-hops": 2, "ack-mode": ack_mode})
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.queue_bind(q, "rx", "k1")
     _running(node.api, "%2F")
@@ -133,16 +137,19 @@ def test_rabbitmq_upstream_leveret_downstream(node, rabbit_vhost):
     internal = [x for n, x in xs.items() if n.startswith("federation: rx -> ")]
     assert internal and internal[0]["type"] == "x-federation-upstream"
     assert internal[0]["arguments"]["x-max-hops"] == 2
-    rch.basic_publish("rx", "k1", b"from-rabbit")
-    (m,) = drain(ch, q, 1)
-    assert m[2] == b"from-rabbit"
-    (hop,) = m[1].headers["x-received-from"]
+    for i in range(20):
+        rch.basic_publish("rx", "k1", b"from-rabbit-%d" % i)
+    got = drain(ch, q, 20)
+    assert [m[2] for m in got] == [b"from-rabbit-%d" % i for i in range(20)]
+    (hop,) = got[0][1].headers["x-received-from"]
     assert hop["vhost"] == v and hop["cluster-name"].startswith("rabbit@")
     rc.close()
     c.close()
 
 
-def test_leveret_upstream_rabbitmq_downstream(node, rabbit_vhost):
+@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
+def test_leveret_upstream_rabbitmq_downstream(node, rabbit_vhost, ack_mode):
+    """RabbitMQ's link in ``ack_mode`` consuming from Leveret; every mode delivers what was sent."""
     url, rapi, v = rabbit_vhost
     vq = quote(v, safe="")
     c, ch = node.channel()
@@ -152,16 +159,17 @@ def test_leveret_upstream_rabbitmq_downstream(node, rabbit_vhost):
     rch.exchange_declare("lx", "topic")
     q = rch.queue_declare("", exclusive=True).method.queue
     rch.queue_bind(q, "lx", "t.#")
-    _federate(rapi, vq, node.url, "^lx$")
+    _federate(rapi, vq, node.url, "^lx$", {"ack-mode": ack_mode})
     _running(rapi, vq)
     _bound(node.api, "%2F", "t.#")
     xs = {x["name"]: x for x in api(node.api, "GET", "/api/exchanges/%2F")[1]}
     internal = [x for n, x in xs.items() if n.startswith("federation: lx -> ")]
     assert internal and internal[0]["type"] == "x-federation-upstream"
-    ch.basic_publish("lx", "t.x.y", b"from-leveret")
-    (m,) = drain(rch, q, 1)
-    assert m[2] == b"from-leveret"
-    hop = m[1].headers["x-received-from"][0]
+    for i in range(20):
+        ch.basic_publish("lx", "t.x.y", b"from-leveret-%d" % i)
+    got = drain(rch, q, 20)
+    assert [m[2] for m in got] == [b"from-leveret-%d" % i for i in range(20)]
+    hop = got[0][1].headers["x-received-from"][0]
     assert hop["exchange"] == "lx" and hop["cluster-name"] == node.broker.cluster_name
     rc.close()
     c.close()

@@ -153,7 +153,7 @@ def test_rabbitmq_upstream_queue_leveret_downstream(node, rabbit_vhost, ack_mode
     c.close()
 
 
-@pytest.mark.parametrize("ack_mode", ["on-confirm", "no-ack"])
+@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
 def test_leveret_upstream_queue_rabbitmq_downstream(node, rabbit_vhost, ack_mode):
     """RabbitMQ's queue link consuming from a Leveret queue (Leveret announces consumer
     priorities, which RabbitMQ's link requires)."""

@@ -118,6 +118,19 @@ def drain(ch, queue: str, n: int, limit: float = 30.0) -> list:
     return out
 
 
+def restart_gap(proxy: "Proxy", status, failed: str, limit: float = 60.0) -> float:
+    """Cut ``proxy`` and time the link's comeback: ``status()`` (polled) must show ``failed``,
+    then something else (starting, running). Returns, in seconds, from just before the cut to
+    the end of the poll that saw it back: never less than the real gap between the failure
+    and the new start (the failure comes after the cut; the start before that poll's end), so
+    a lower bound asserted on it holds for a broker that keeps its delay."""
+    t0 = time.monotonic()
+    assert proxy.cut() > 0, "the link was not up when cut"
+    wait_for(lambda: status() == failed, f"the link {failed} after the cut", limit)
+    wait_for(lambda: status() not in (failed, None), "the link starting again", limit)
+    return time.monotonic() - t0
+
+
 class Proxy:
     """A TCP proxy (asyncio, on a thread of its own) from ``127.0.0.1:port`` to ``target``.
 

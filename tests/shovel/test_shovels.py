@@ -106,7 +106,9 @@ def test_unreachable_destination_is_terminated_with_reason(node):
     assert api(node.api, "DELETE", "/api/shovels/vhost/%2F/nope/restart")[0] == 404
 
 
-def test_leveret_to_rabbitmq_and_back(node, rabbit):
+@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
+def test_leveret_to_rabbitmq_and_back(node, rabbit, ack_mode):
+    """Both shovels in ``ack_mode``; nothing faults, so every mode delivers what was sent."""
     r_url, r_api = rabbit
     q_out, q_back, name = unique("zz-shovel-out"), unique("zz-shovel-back"), unique("zz-shovel")
     rconn = pika.BlockingConnection(pika.URLParameters(r_url))
@@ -117,12 +119,14 @@ def test_leveret_to_rabbitmq_and_back(node, rabbit):
         ch.queue_declare(q_back, durable=True)
         rch.queue_declare(q_out)
         publish(ch, "src", 30)
-        put_shovel(node, "out", {"src-uri": "amqp://", "src-queue": "src", "dest-uri": r_url, "dest-queue": q_out})
+        put_shovel(node, "out", {"src-uri": "amqp://", "src-queue": "src", "dest-uri": r_url, "dest-queue": q_out,
+                                 "ack-mode": ack_mode})
         wait_for(lambda: rch.queue_declare(q_out, passive=True).method.message_count == 30, "30 in RabbitMQ")
         # RabbitMQ's own shovel sends them back to Leveret
         status, body = api(r_api, "PUT", f"/api/parameters/shovel/%2F/{name}",
                            {"value": {"src-uri": "amqp://", "src-queue": q_out, "dest-uri": node.url,
-                                      "dest-queue": q_back, "dest-add-forward-headers": True}})
+                                      "dest-queue": q_back, "dest-add-forward-headers": True,
+                                      "ack-mode": ack_mode}})
         assert status == 201, body
         got = drain(ch, q_back, 30)
         assert sorted(m[2] for m in got) == sorted(b"m%d" % i for i in range(30))
@@ -135,7 +139,11 @@ def test_leveret_to_rabbitmq_and_back(node, rabbit):
         conn.close()
 
 
-def test_rabbitmq_to_leveret_by_leveret_shovel(node, rabbit):
+@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
+def test_rabbitmq_to_leveret_by_leveret_shovel(node, rabbit, ack_mode):
+    """Every mode delivers what was sent (nothing faults). The messages carry ``user_id``: the
+    shovel publishes into its own broker as the internal user, which may publish any
+    ``user_id`` (RabbitMQ's dummy-backend user may; test_user_id.py has the local case)."""
     r_url, r_api = rabbit
     q = unique("zz-shovel-src")
     rconn = pika.BlockingConnection(pika.URLParameters(r_url))
@@ -144,9 +152,10 @@ def test_rabbitmq_to_leveret_by_leveret_shovel(node, rabbit):
     try:
         rch.queue_declare(q)
         ch.queue_declare("in", durable=True)
-        publish(rch, q, 40)
-        put_shovel(node, "in", {"src-uri": [r_url], "src-queue": q, "dest-uri": "amqp://", "dest-queue": "in"})
-        assert [m[2] for m in drain(ch, "in", 40)] == [b"m%d" % i for i in range(40)]
+        publish(rch, q, 40, user_id="guest")
+        put_shovel(node, "in", {"src-uri": [r_url], "src-queue": q, "dest-uri": "amqp://", "dest-queue": "in",
+                                "ack-mode": ack_mode, "reconnect-delay": 1})
+        assert [(m[2], m[1].user_id) for m in drain(ch, "in", 40)] == [(b"m%d" % i, "guest") for i in range(40)]
         wait_for(lambda: rch.queue_declare(q, passive=True).method.message_count == 0, "RabbitMQ queue drained")
         assert api(node.api, "DELETE", "/api/parameters/shovel/%2F/in")[0] == 204
     finally:

@@ -25,7 +25,12 @@ What RabbitMQ 3.10's internal auth backend does (``rabbit_auth_backend_internal`
   refused for user 'U'``.
 * **user_id**: a published ``user_id`` must be the connection's user unless the user has
   the ``impersonator`` tag (406 ``user_id property set to 'A' but authenticated user was
-  'B'``).
+  'B'``). The internal user of a shovel's or federation link's own-broker end
+  (:class:`InternalUser`, RabbitMQ's dummy-backend user) may publish any ``user_id``, as
+  ``rabbit_channel:check_user_id_header`` lets a user of ``rabbit_auth_backend_dummy`` do: a
+  shovelled message keeps the ``user_id`` it was published with. (RabbitMQ's federation
+  publishes as the default user, made an impersonator when the upstream has
+  ``trust-user-id``, and clears ``user_id`` otherwise -- the link does the clearing here.)
 
 RabbitMQ's channel caches up to 12 successful checks and forgets them when it idles, so a
 changed permission reaches an open channel at a time that depends on its traffic. Leveret
@@ -198,7 +203,7 @@ class AccessControl:
 
     @staticmethod
     def check_user_id(user: User, user_id: str) -> None:
-        if user_id != user.name and not user.impersonator:
+        if user_id != user.name and not user.impersonator and type(user) is not InternalUser:
             raise precondition_failed(f"user_id property set to '{user_id}' but authenticated user "
                                       f"was '{user.name}'")
 
