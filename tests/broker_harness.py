@@ -10,7 +10,9 @@ import struct
 
 from pamqp import frame
 
+from leveret.amqp import spec
 from leveret.amqp.codec import BasicProperties, Typed, enc_shortstr
+from leveret.amqp.frames import method_frame
 from leveret.broker.broker import Broker
 from leveret.broker.message import Message
 from leveret.broker.queue import Consumer, new_queue
@@ -25,6 +27,20 @@ def wire_frames(data: bytes) -> list:
         out.append(f)
         data = data[n:]
     return out
+
+
+def opening_frames(channels=(1, 2, 3)) -> bytes:
+    """What a client sends to log in as guest to vhost "/" (heartbeats off) and open ``channels``,
+    for a sans-I/O :class:`~leveret.broker.connection.BrokerConnection`."""
+    parts = [
+        spec.PROTOCOL_HEADER,
+        method_frame(0, spec.ConnectionStartOk(client_properties={}, mechanism="PLAIN",
+                                               response="\0guest\0guest", locale="en_US")),
+        method_frame(0, spec.ConnectionTuneOk(channel_max=16, frame_max=131072, heartbeat=0)),
+        method_frame(0, spec.ConnectionOpen(virtual_host="/")),
+    ]
+    parts += [method_frame(ch, spec.ChannelOpen()) for ch in channels]
+    return b"".join(parts)
 
 
 def make_broker(**settings) -> Broker:

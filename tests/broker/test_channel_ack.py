@@ -42,6 +42,8 @@ from leveret.settings import Settings
 from leveret.broker.channel import Channel
 from leveret.broker.connection import BrokerConnection
 
+from broker_harness import opening_frames
+
 QUEUES = ["qa", "qb", "qc", "qd"]         # qc is a quorum queue; qd has no consumer (basic.get)
 CONSUMERS = [("a1", 1, "qa"), ("b1", 1, "qb"), ("c1", 1, "qc"), ("a2", 1, "qa"),
              ("b3", 3, "qb"), ("c3", 3, "qc")]     # (tag, channel, queue)
@@ -61,14 +63,7 @@ def publish(queue: str, body: bytes) -> bytes:
 
 def opening(prefetch: list, no_ack: list) -> bytes:
     """Handshake, channels 1-3, the queues and the consumers (each with its own prefetch)."""
-    parts = [
-        spec.PROTOCOL_HEADER,
-        method_frame(0, spec.ConnectionStartOk(client_properties={}, mechanism="PLAIN",
-                                               response="\0guest\0guest", locale="en_US")),
-        method_frame(0, spec.ConnectionTuneOk(channel_max=16, frame_max=131072, heartbeat=0)),
-        method_frame(0, spec.ConnectionOpen(virtual_host="/")),
-    ]
-    parts += [method_frame(ch, spec.ChannelOpen()) for ch in (1, 2, 3)]
+    parts = [opening_frames((1, 2, 3))]
     for q in QUEUES:
         quorum = q == "qc"
         parts.append(method_frame(2, spec.QueueDeclare(
