@@ -765,13 +765,19 @@ def test_unacked_requeued_in_order_on_channel_close(conn):
     assert drain_get(ch, q) == [(b"0", True), (b"2", True), (b"3", True), (b"4", False), (b"5", False)]
 
 
-def test_unacked_requeued_in_order_on_connection_close(connect, uniq, cleanup):
-    """Closing a connection requeues unacked messages of all its channels in original order, redelivered=True."""
+def _filled_queue(connect, uniq: str, cleanup, n: int):
+    """A named queue holding ``n`` messages, and a channel (of its own connection) on it."""
     q = uniq + ".q"
     cleanup.append(q)
     keeper = connect().channel()
     keeper.queue_declare(q)
-    _fill(keeper, q, 6)
+    _fill(keeper, q, n)
+    return keeper, q
+
+
+def test_unacked_requeued_in_order_on_connection_close(connect, uniq, cleanup):
+    """Closing a connection requeues unacked messages of all its channels in original order, redelivered=True."""
+    keeper, q = _filled_queue(connect, uniq, cleanup, 6)
     c = connect()
     cha, chb = c.channel(), c.channel()
     ga = [cha.basic_get(q)[0] for _ in range(2)]
@@ -780,6 +786,33 @@ def test_unacked_requeued_in_order_on_connection_close(connect, uniq, cleanup):
     c.close()
     assert wait_count(keeper, q, 5) == 5
     assert drain_get(keeper, q) == [(b"1", True), (b"2", True), (b"3", True), (b"4", False), (b"5", False)]
+
+
+def test_close_ok_comes_after_requeue_and_exclusive_queue_delete(connect, rawc, uniq, cleanup):
+    """connection.close with a channel still open (as aiormq sends it; pika closes its channels
+    first): RabbitMQ answers close-ok only once the connection's channels have shut down
+    (rabbit_reader sends it when the last channel process has exited; a channel hands its
+    consumers' unacked messages back to their queues before it exits) and its exclusive queues
+    are deleted (close_connection, synchronously). So when the client has close-ok, the
+    messages are ready again and the exclusive queue is gone -- no waiting."""
+    keeper, q = _filled_queue(connect, uniq, cleanup, 3)
+    r = rawc()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue=uniq + ".excl", exclusive=True))
+    r.expect(spec.Queue.DeclareOk, 1)
+    r.send_method(1, spec.Basic.Consume(queue=q, consumer_tag="c"))
+    r.expect(spec.Basic.ConsumeOk, 1)
+    for _ in range(3):
+        r.expect(spec.Basic.Deliver, 1)
+        r.read_frame()                 # content header
+        r.read_frame()                 # body
+    assert keeper.queue_declare(q, passive=True).method.message_count == 0
+    r.send_method(0, spec.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    r.expect(spec.Connection.CloseOk, 0)
+    assert keeper.queue_declare(q, passive=True).method.message_count == 3
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        keeper.queue_declare(uniq + ".excl", passive=True)
+    assert e.value.reply_code == 404
 
 
 def test_consumer_unacked_requeued_on_cancel_then_close(conn):
