@@ -296,6 +296,17 @@ def dead_letters(ch, sink: str, n: int) -> list[tuple[bytes, str]]:
     return out
 
 
+def due_between_live(ch, cleanup, name: str, qtype: str, bodies: tuple) -> tuple[str, str]:
+    """A ``ttl_queue`` holding ``bodies`` (live, short-TTL, live) once the middle one is past its
+    deadline; returns (queue, sink)."""
+    q, sink = ttl_queue(ch, cleanup, name, qtype)
+    ch.basic_publish("", q, bodies[0])
+    ch.basic_publish("", q, bodies[1], pika.BasicProperties(expiration="50"))
+    ch.basic_publish("", q, bodies[2])
+    time.sleep(0.3)
+    return q, sink
+
+
 def publish_prio(ch, q: str, *msgs: tuple[bytes, str, int]) -> None:
     """Publish each (body, expiration, priority) to ``q`` (through the default exchange)."""
     for body, expiration, priority in msgs:
@@ -332,16 +343,26 @@ def test_expired_messages_wait_behind_a_live_head(conn, uniq, cleanup, qtype, he
 
 
 @pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_get_with_acks_counts_the_queue_after_or_before_the_new_head_expires(conn, uniq, cleanup, qtype):
+    """basic.get with acks taking the head of [head, due, live]: a classic queue expires the due
+    message before the get-ok counts the queue (1); a quorum queue's dequeue checks the head only
+    before taking it, so its get-ok still counts the due message (2), which expires right after."""
+    ch = confirm_channel(conn)
+    q, sink = due_between_live(ch, cleanup, uniq + ".q", qtype, (b"head", b"due", b"live"))
+    m, _, body = ch.basic_get(q)
+    assert (body, m.message_count) == (b"head", 1 if qtype == "classic" else 2)
+    assert dead_letters(ch, sink, 1) == [(b"due", "expired")]
+    assert count(ch, q) == 1
+    ch.basic_ack(m.delivery_tag)
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
 def test_consumer_arriving_later_gets_the_live_messages_and_the_expired_one_dead_letters(
         conn, uniq, cleanup, qtype):
     """A consumer that subscribes after a message behind the head expired gets the live ones; the
     expired one is dead-lettered as the consumer takes the head, never delivered."""
     ch = confirm_channel(conn)
-    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype)
-    ch.basic_publish("", q, b"k1")
-    ch.basic_publish("", q, b"k2", pika.BasicProperties(expiration="50"))
-    ch.basic_publish("", q, b"k3")
-    time.sleep(0.3)
+    q, sink = due_between_live(ch, cleanup, uniq + ".q", qtype, (b"k1", b"k2", b"k3"))
     assert count(ch, q) == 3
     got = []
     k = conn.channel()

@@ -337,9 +337,10 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if self.flow_held and len(ready) < self.flow.resume_below:
                 self.flow.release(self)
 
-    def _pop_ready(self, expire: bool = True) -> Message | None:
+    def _pop_ready(self, expire: bool = True, after: bool = True) -> Message | None:
         """Take the head message (paging in if needed). A fetch (``expire``): the new head is then
-        checked for expiry (and a quorum queue's before, ``EXPIRE_ON_FETCH``); drop-head is not."""
+        checked for expiry (``after``; a quorum queue's head also before, ``EXPIRE_ON_FETCH``);
+        a drop-head is not."""
         ready = self.ready
         if expire and self.EXPIRE_ON_FETCH and self.exp:
             self._drop_expired()
@@ -352,7 +353,10 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         msg = ready.popleft()
         self.ready_bytes -= msg.size
         if expire and self.exp:
-            self._drop_expired()
+            if after:
+                self._drop_expired()
+            else:
+                self._arm_expiry(now_ms())
         return msg
 
     def drained(self) -> None:
@@ -361,10 +365,13 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         if self.flow_held and len(self.ready) < self.flow.resume_below:
             self.flow.release(self)
 
-    def get(self) -> tuple[Message, bool] | None:
-        """basic.get: take the head message (caller tracks it unless no-ack)."""
+    def get(self, no_ack: bool = True) -> tuple[Message, bool] | None:
+        """basic.get: take the head message (caller tracks it unless no-ack). The new head's due
+        messages expire before the get-ok counts the queue, except in a quorum queue after a get
+        with acks (rabbit_fifo's dequeue checks the head only before it takes the message, and a
+        no-ack get's settlement checks it again): they expire just after."""
         self.touch()
-        msg = self._pop_ready()
+        msg = self._pop_ready(after=no_ack or not self.EXPIRE_ON_FETCH)
         if msg is None:
             return None
         red = msg.id in self.redelivered

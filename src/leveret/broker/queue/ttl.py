@@ -23,7 +23,9 @@ As RabbitMQ (``rabbit_amqqueue_process``, ``rabbit_basic``, ``rabbit_fifo``):
   the head is not checked until one of those events: it can even be delivered
   past its deadline. A classic fetch never checks the message it takes.
   A quorum queue (``rabbit_fifo``) also expires due messages at the head just
-  before a fetch (``EXPIRE_ON_FETCH``).
+  before a fetch (``EXPIRE_ON_FETCH``: ``checkout_one``); after a basic.get
+  with acks it checks the new head only just after the get-ok (so the get-ok
+  counts a due message the classic queue would have dropped first).
 * TTL 0: a message reaching an empty queue is delivered at once to a consumer
   that can take it, or expires at once (dead-lettered with reason
   ``expired``). One reaching a non-empty queue waits behind the head like any
