@@ -109,6 +109,7 @@ class QueueLogging:
         if tail_n:
             self._tail_expiry()     # (the tail's deadlines are known only once it is read back)
         if self.exp:
+            self.special = True             # deliveries and requeues keep the deadlines
             self._arm_expiry(now_ms())      # the head is checked once the broker runs
         stats["messages"] = len(head) + tail_n
         return stats
