@@ -17,8 +17,9 @@ its own parametrised test:
 - **lifecycle** (``test_lifecycle_matches_rabbitmq``): the same operations plus queues declared
   with random x-arguments (x-max-length, x-max-length-bytes, x-overflow, x-max-priority,
   x-dead-letter-exchange / -routing-key, x-single-active-consumer, x-message-ttl 0 or an hour,
-  quorum queues with x-delivery-limit), publishes with priorities, expiration "0", CC/BCC
-  headers, dead-lettering by reject/nack, length limits and TTL 0, and consumers (x-priority,
+  quorum queues with x-delivery-limit), publishes with priorities, expiration "0", 30-200 ms or
+  an hour, CC/BCC headers, dead-lettering by reject/nack, length limits, TTL 0 and short TTLs
+  (expiring at the head only), and consumers (x-priority,
   prefetch, exclusive, auto-ack, cancel, qos). Received headers are compared exactly except
   that an x-death entry's ``time`` value is masked (its type and position are kept).
 
@@ -70,9 +71,13 @@ random, and the delivery tags follow that order); only one queue of a sequence d
 dead-letter target (its publishes and dead-letters race) and there are no transactions beside
 quorum queues (a channel's first publish to a quorum queue waits for it to register as an
 enqueuer, so a commit's publishes and requeues race); a queue name keeps its type (RabbitMQ
-3.10 fails a channel with 541 when a name it used changes type); and an expiration of "0" is
-only sent when no queue holds a ready message and no consumer could requeue it behind another
-(Leveret expires messages anywhere in a queue, RabbitMQ only at the head). A channel never holds
+3.10 fails a channel with 541 when a name it used changes type). Short TTLs are per-message
+only, and published outside transactions: after such a publish both brokers are observed only
+once its deadline has passed on both (``pause_after``), so that no later operation races its
+expiry: from then on whether it has expired depends only on the operations (it expires when it
+is at the head, or the moment it gets there); a short queue-level x-message-ttl would restart
+the race for each message entering the queue, dead-lettered copies included, and is not
+generated. A channel never holds
 unsettled messages of the dead-letter source together with another queue's (when it requeues
 them, the queues take them back concurrently and the source's dead-letters race the other
 queue's redeliveries). A channel holding unsettled messages when a queue is deleted is closed
@@ -123,6 +128,7 @@ KEYS = ["a", "b", "a.b", "a.b.c", "", "#", "*", "*.b", "a.#", "#.c"]
 XTYPES = ["direct", "fanout", "topic", "headers"]
 QUEUES = ("q0", "q1", "q2")
 OVERFLOWS = ["drop-head", "reject-publish", "reject-publish-dlx"]
+SHORT_TTL = (30, 200)       # ms: the lifecycle generator's short per-message expirations
 
 
 # --- typed decoding of received properties (pika's own decoding loses the AMQP field types) ---
@@ -549,6 +555,11 @@ class Tracker:
         self.consumer_queue: dict[str, str] = {}    # consumer tag -> its queue
         self.declared: dict[int, str] = {}     # channel -> the queue "" names there (last declared)
 
+    def pause_after(self, op: tuple) -> float:
+        """Seconds to wait after ``op`` ran on both brokers, before they are observed (the
+        deadlines of short TTLs it set must have passed on both)."""
+        return 0.0
+
     def queue_of(self, ch: int, q: str) -> str | None:
         """The queue a get or consume of ``q`` on channel ``ch`` reaches ("" is the channel's last
         declared queue; "gen": a server-named one; None: none)."""
@@ -757,15 +768,18 @@ class LifecycleGen(Tracker):
             queues = self.held_queues(ch_i) | {self.queue_of(ch_i, args[0])} - {None}
             if self.dl_source in queues and len(queues) > 1:
                 op = (kind, ch_i, args[:ack] + (True,) + args[ack + 1:])
-        if op[0] == "publish" and ("expiration", "0") in op[2][5]:
-            # Leveret expires a message wherever it sits in a queue, RabbitMQ only at the head
-            # (a documented improvement): an expiration of 0 only where it takes effect at
-            # once, i.e. when no queue of the sequence holds a ready message and no consumer
-            # could requeue the message behind another one later.
-            if any(ready) or not all(v[1] for v in self.consumers.values()):
-                t, ch_i, args = op
-                op = (t, ch_i, args[:5] + (tuple(p for p in args[5] if p[0] != "expiration"),))
         return op
+
+    def pause_after(self, op: tuple) -> float:
+        # a publish with a short expiration (30-200 ms): both brokers are observed once its
+        # deadline has passed on both, so what expired by then is what the head-only rule says
+        # (a message at a head has expired, one behind a live head waits), not a race with the
+        # next operation
+        if op[0] == "publish":
+            exp = dict(op[2][5]).get("expiration")
+            if exp is not None and 0 < int(exp) <= SHORT_TTL[1]:
+                return (int(exp) + 100) / 1000
+        return 0.0
 
     def _next(self) -> tuple:
         if self.pending:
@@ -818,8 +832,11 @@ class LifecycleGen(Tracker):
             if rng.random() < 0.4:
                 props.append(("priority", rng.choice([0, 1, 2, 3, 5, 7, 9])))
             pch = rng.choice([0, 0, 1])      # channel 0 confirms (returns are seen); 1 may be in tx
-            if rng.random() < 0.15:          # "0" not in a transaction: it would enter queues later
-                props.append(("expiration", rng.choice(["0", "0", "3600000"] if pch == 0 else ["3600000"])))
+            if rng.random() < 0.15:          # "0" or short not in a transaction: it would enter queues later
+                exp = rng.choice(["0", "0", "3600000", "short", "short"] if pch == 0 else ["3600000"])
+                if exp == "short":
+                    exp = str(rng.randint(*SHORT_TTL))
+                props.append(("expiration", exp))
             if rng.random() < 0.1:
                 props.append(("delivery_mode", 2))
             body = uuid.UUID(int=rng.getrandbits(128)).bytes[:rng.choice([6, 6, 6, 1, 9])]
@@ -916,6 +933,9 @@ def run_sequence(broker_url: str, name: str, gen: Tracker, seed: int, steps: int
             if a != b:
                 log.append((op, (b,)))
                 fail(op, a, b, "different results")
+            pause = gen.pause_after(op)
+            if pause:
+                time.sleep(pause)
             seen_lev, seen_rab = settle(lev, rab)
             log.append((op, (b,) + seen_rab))
             if seen_lev != seen_rab:

@@ -18,7 +18,7 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from .helpers import (closed_with, confirm_channel, count, declare, declare_raw_arg, invalid_arg, pump,
+from .helpers import (closed_with, confirm_channel, count, declare, declare_raw_arg, dlx_to, invalid_arg, pump,
                       queue_exists, wait_count, wait_message)
 
 # --------------------------------------------------------------------------- helpers
@@ -273,33 +273,208 @@ def test_requeued_per_message_expiration_keeps_original_expiry(conn, uniq):
     assert count(ch, q) == 0
 
 
-# --------------------------------------------------------------------------- Leveret improvement
+# --------------------------------------------------------------------------- only the head expires
+# RabbitMQ expires messages at the head of a queue only (rabbitmq.com/ttl.html: "expired messages
+# can queue up behind non-expired ones until the latter are consumed or expired"). A message past
+# its deadline behind a live one stays: counted, not dead-lettered, until it reaches the head. The
+# waits below are far past the short deadlines; what they show does not depend on timing.
 
-@pytest.mark.leveret_only
-def test_short_ttl_behind_long_lived_message_expires_on_time(conn, uniq):
-    """Documented Leveret improvement over RabbitMQ's head-of-queue expiry.
+def ttl_queue(ch, cleanup, name: str, qtype: str, **args) -> tuple[str, str]:
+    """A queue of type ``qtype`` dead-lettering to a fresh sink queue; returns (queue, sink)."""
+    sink = declare(ch, name + ".sink")
+    cleanup.append(name)
+    ch.queue_declare(name, durable=True, arguments={"x-queue-type": qtype, **dlx_to(sink), **args})
+    return name, sink
 
-    RabbitMQ 3.10 only expires (and dead-letters) messages that reach the head of the
-    queue, so a short-lived message queued behind a message without TTL waits until the
-    head is consumed: it stays counted in message_count and is not dead-lettered on time.
-    Leveret expires every message at its own deadline wherever it sits in the queue: the
-    short-TTL message is dead-lettered to the DLX queue within ~100 ms of its TTL while
-    the long-lived head stays put.
-    """
+
+def dead_letters(ch, sink: str, n: int) -> list[tuple[bytes, str]]:
+    """The next ``n`` dead letters of ``sink`` (waiting for each): (body, x-death reason)."""
+    out = []
+    for _ in range(n):
+        _, p, body = wait_message(ch, sink)
+        out.append((body, p.headers["x-death"][0]["reason"]))
+    return out
+
+
+def due_between_live(ch, cleanup, name: str, qtype: str, bodies: tuple) -> tuple[str, str]:
+    """A ``ttl_queue`` holding ``bodies`` (live, short-TTL, live) once the middle one is past its
+    deadline; returns (queue, sink)."""
+    q, sink = ttl_queue(ch, cleanup, name, qtype)
+    ch.basic_publish("", q, bodies[0])
+    ch.basic_publish("", q, bodies[1], pika.BasicProperties(expiration="50"))
+    ch.basic_publish("", q, bodies[2])
+    time.sleep(0.3)
+    return q, sink
+
+
+def publish_prio(ch, q: str, *msgs: tuple[bytes, str, int]) -> None:
+    """Publish each (body, expiration, priority) to ``q`` (through the default exchange)."""
+    for body, expiration, priority in msgs:
+        ch.basic_publish("", q, body, pika.BasicProperties(expiration=expiration, priority=priority))
+
+
+def held_until_head_taken(ch, q: str, sink: str, n: int, head: bytes, expired: list[bytes]) -> None:
+    """``q`` still counts ``n`` messages and nothing was dead-lettered; basic.get takes ``head``
+    (the get-ok counts what is left after the new head's due messages expired: 0), and then
+    ``expired`` are dead-lettered, in that order, with reason expired."""
+    assert count(ch, q) == n
+    assert count(ch, sink) == 0
+    m, _, body = ch.basic_get(q, auto_ack=True)
+    assert (body, m.message_count) == (head, 0)
+    assert dead_letters(ch, sink, len(expired)) == [(b, "expired") for b in expired]
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+@pytest.mark.parametrize("head", ["expiration", "queue-ttl"])
+def test_expired_messages_wait_behind_a_live_head(conn, uniq, cleanup, qtype, head):
+    """Short-TTL messages behind a long-lived head (its own expiration, or the queue's x-message-ttl)
+    stay in the queue past their deadlines: still counted by queue.declare-ok, not dead-lettered.
+    Once basic.get takes the head, they expire at once: the get-ok counts 0, and they are
+    dead-lettered (reason expired) in queue order."""
     ch = confirm_channel(conn)
-    sink = declare(ch, uniq + ".sink")
-    q = declare(ch, uniq + ".q", **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": sink})
-    ch.basic_publish("", q, b"head, lives long")
-    t0 = time.monotonic()
-    ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="100"))
-    _, p, body = wait_message(ch, sink, timeout=2.0, interval=0.002)
-    arrived = time.monotonic()
-    assert body == b"short"
-    assert p.headers["x-death"][0]["reason"] == "expired"
-    assert p.headers["x-death"][0]["original-expiration"] == "100"
-    assert 0.09 <= arrived - t0 <= 0.2
+    args = {"x-message-ttl": 60000} if head == "queue-ttl" else {}
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype, **args)
+    ch.basic_publish("", q, b"head", pika.BasicProperties(expiration="60000") if head == "expiration" else None)
+    ch.basic_publish("", q, b"short1", pika.BasicProperties(expiration="50"))
+    ch.basic_publish("", q, b"short2", pika.BasicProperties(expiration="60"))
+    time.sleep(0.3)
+    held_until_head_taken(ch, q, sink, 3, b"head", [b"short1", b"short2"])
+    assert count(ch, q) == 0
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_get_with_acks_counts_the_queue_after_or_before_the_new_head_expires(conn, uniq, cleanup, qtype):
+    """basic.get with acks taking the head of [head, due, live]: a classic queue expires the due
+    message before the get-ok counts the queue (1); a quorum queue's dequeue checks the head only
+    before taking it, so its get-ok still counts the due message (2), which expires right after."""
+    ch = confirm_channel(conn)
+    q, sink = due_between_live(ch, cleanup, uniq + ".q", qtype, (b"head", b"due", b"live"))
+    m, _, body = ch.basic_get(q)
+    assert (body, m.message_count) == (b"head", 1 if qtype == "classic" else 2)
+    assert dead_letters(ch, sink, 1) == [(b"due", "expired")]
     assert count(ch, q) == 1
-    assert ch.basic_get(q, auto_ack=True)[2] == b"head, lives long"
+    ch.basic_ack(m.delivery_tag)
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_consumer_arriving_later_gets_the_live_messages_and_the_expired_one_dead_letters(
+        conn, uniq, cleanup, qtype):
+    """A consumer that subscribes after a message behind the head expired gets the live ones; the
+    expired one is dead-lettered as the consumer takes the head, never delivered."""
+    ch = confirm_channel(conn)
+    q, sink = due_between_live(ch, cleanup, uniq + ".q", qtype, (b"k1", b"k2", b"k3"))
+    assert count(ch, q) == 3
+    got = []
+    k = conn.channel()
+    k.basic_consume(q, lambda _c, _m, _p, b: got.append(b), auto_ack=True)
+    pump(conn, lambda: len(got) >= 2, timeout=2)
+    assert dead_letters(ch, sink, 1) == [(b"k2", "expired")]
+    conn.process_data_events(0.1)
+    assert got == [b"k1", b"k3"]
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_expired_message_behind_the_head_counts_against_max_length(conn, uniq, cleanup, qtype):
+    """x-max-length counts an expired message still behind the head; the next publish drops the
+    head (maxlen) and the expired message, now at the head, expires right after."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype, **{"x-max-length": 2})
+    ch.basic_publish("", q, b"long1")
+    ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="50"))
+    time.sleep(0.3)
+    assert count(ch, q) == 2
+    assert count(ch, sink) == 0
+    ch.basic_publish("", q, b"long2")
+    assert dead_letters(ch, sink, 2) == [(b"long1", "maxlen"), (b"short", "expired")]
+    assert count(ch, q) == 1
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_requeued_expired_message_behind_a_live_one_waits(conn, uniq, cleanup, qtype):
+    """A message requeued after its deadline expires only once it is at the head: requeued behind a
+    message without TTL (requeued first), it stays counted until that one is taken."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype)
+    ch.basic_publish("", q, b"y1")
+    ch.basic_publish("", q, b"y2", pika.BasicProperties(expiration="100"))
+    m1, _, b1 = ch.basic_get(q)
+    m2, _, b2 = ch.basic_get(q)
+    assert (b1, b2) == (b"y1", b"y2")
+    ch.basic_nack(m1.delivery_tag, requeue=True)
+    time.sleep(0.3)
+    ch.basic_nack(m2.delivery_tag, requeue=True)
+    time.sleep(0.1)
+    held_until_head_taken(ch, q, sink, 2, b"y1", [b"y2"])
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_requeued_expired_message_to_the_back_waits_behind_live_one(conn, uniq, cleanup, qtype):
+    """A message taken, then nacked back after its deadline while a live message was published
+    after it: a classic queue puts it back at the head, where it expires at once; a quorum queue
+    puts it at the back (rabbit_fifo's requeue), where it waits behind the live message."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype)
+    ch.basic_publish("", q, b"x", pika.BasicProperties(expiration="100"))
+    m, _, _ = ch.basic_get(q)
+    ch.basic_publish("", q, b"live")
+    time.sleep(0.3)
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    if qtype == "classic":
+        assert dead_letters(ch, sink, 1) == [(b"x", "expired")]
+        assert count(ch, q) == 1
+    else:
+        time.sleep(0.1)
+        held_until_head_taken(ch, q, sink, 2, b"live", [b"x"])
+
+
+def test_priority_queue_short_ttl_behind_long_of_same_or_higher_priority_waits(conn, uniq, cleanup):
+    """x-max-priority: the head is the oldest message of the highest priority. Short-TTL messages
+    behind a long-lived one of the same priority (and one of a lower priority) wait past their
+    deadlines; taking the head expires them all, highest priority first."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", "classic", **{"x-max-priority": 5})
+    publish_prio(ch, q, (b"long5", "60000", 5), (b"short5", "50", 5), (b"short0", "50", 0))
+    time.sleep(0.3)
+    held_until_head_taken(ch, q, sink, 3, b"long5", [b"short5", b"short0"])
+
+
+def test_priority_queue_higher_priority_head_is_not_checked_until_a_fetch(conn, uniq, cleanup):
+    """A higher-priority message that becomes the head of a non-empty priority queue is not checked
+    for expiry when it enters (RabbitMQ checks the head on a publish only into an empty queue): past
+    its deadline it is still there, and basic.get returns it. The fetch then checks the new head
+    (long-lived): the short-TTL message of the same priority behind it waits."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", "classic", **{"x-max-priority": 5})
+    publish_prio(ch, q, (b"long0", "60000", 0), (b"short0", "50", 0), (b"short5", "50", 5))
+    time.sleep(0.3)
+    assert count(ch, q) == 3
+    m, p, body = ch.basic_get(q, auto_ack=True)
+    assert (body, p.expiration, m.message_count) == (b"short5", "50", 2)
+    time.sleep(0.1)
+    held_until_head_taken(ch, q, sink, 2, b"long0", [b"short0"])
+
+
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+@pytest.mark.parametrize("dlx", [True, False])
+def test_expiration_zero_into_a_non_empty_queue_waits_behind_the_head(conn, uniq, cleanup, qtype, dlx):
+    """expiration '0' into a queue that holds a message: the TTL-0 message is queued behind it like
+    any other (counted), and expires once the head is taken (dead-lettered with a DLX)."""
+    ch = confirm_channel(conn)
+    if dlx:
+        q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype)
+    else:
+        q, sink = uniq + ".q", None
+        cleanup.append(q)
+        ch.queue_declare(q, durable=True, arguments={"x-queue-type": qtype})
+    ch.basic_publish("", q, b"head")
+    ch.basic_publish("", q, b"zero", pika.BasicProperties(expiration="0"))
+    time.sleep(0.1)
+    assert count(ch, q) == 2
+    m, _, body = ch.basic_get(q, auto_ack=True)
+    assert (body, m.message_count) == (b"head", 0)
+    if dlx:
+        assert dead_letters(ch, sink, 1) == [(b"zero", "expired")]
+    assert ch.basic_get(q, auto_ack=True)[0] is None
 
 
 # --------------------------------------------------------------------------- x-expires

@@ -25,17 +25,6 @@ def test_merge_puts_requeued_messages_back_in_id_order(n, data):
     assert [m.id for m in r] == [m.id for m in all_]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(1, 40), st.data())
-def test_remove_ids_takes_exactly_those_wherever_they_are(n, data):
-    all_ = msgs(n)
-    gone = {m.id for m in data.draw(st.lists(st.sampled_from(all_), unique_by=by_id))}
-    r = Ready(all_)
-    out = r.remove_ids(gone)
-    assert sorted(m.id for m in out) == sorted(gone)
-    assert [m.id for m in r] == [m.id for m in all_ if m.id not in gone]
-
-
 def test_priority_levels_highest_first_fifo_within_a_level_capped_at_max():
     p = PriorityReady(5)
     order = [(1, b"a"), (9, b"b"), (0, b"c"), (5, b"d"), (1, b"e"), (None, b"f")]
@@ -49,7 +38,7 @@ def test_priority_levels_highest_first_fifo_within_a_level_capped_at_max():
     assert not p
 
 
-def test_priority_merge_and_remove_keep_the_count():
+def test_priority_merge_keeps_the_count():
     p = PriorityReady(3)
     ms = [message(BROKER, b"%d" % i, priority=i % 4) for i in range(8)]
     for m in ms:
@@ -57,5 +46,3 @@ def test_priority_merge_and_remove_keep_the_count():
     taken = [p.popleft() for _ in range(3)]
     p.merge(sorted(taken, key=by_id))
     assert len(p) == 8 and [m.id for m in p] == [m.id for m in sorted(ms, key=lambda m: (-m.priority, m.id))]
-    out = p.remove_ids({ms[0].id, ms[5].id})
-    assert len(out) == 2 and len(p) == 6

@@ -794,7 +794,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
     def m_basic_get(self, m):
         q = self.get_queue(m.queue)
         q.check_get()
-        got = q.get()
+        got = q.get(m.no_ack)
         if got is None:
             q.stat_get_empty += 1
             self.stat_get_empty += 1

@@ -71,7 +71,6 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
     UNPARK_ONE = False      # a reopened window puts back only that consumer (else: the channel's)
     RETURNS_BY_TAG = False  # messages returned together come back ordered by consumer tag, tag
     TTL0_GRACE = 0          # ms a TTL-0 message lives (0: it is delivered at once or expires)
-    LIMITS_BEFORE_EXPIRY = True  # a requeue: drop-head trims before expired messages go (classic)
     __slots__ = CORE_SLOTS + ttl.SLOTS + limits.SLOTS + expires.SLOTS + paging.SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False,
@@ -242,9 +241,12 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if not self.special:
                 # a queue holding a message with a deadline keeps its bookkeeping on the slow paths
                 self.special = True
-            if ttl_ms == 0 and not self.TTL0_GRACE:
-                # TTL 0: delivered now to a consumer that can take it, or expired at once; if it
-                # comes back (requeued) it is past its deadline and expires then
+            if ttl_ms == 0 and not self.TTL0_GRACE and (
+                    not (self.ready or self.tail) or (self.msg_ttl == 0 and self.dlx is None)):
+                # TTL 0 reaching an empty queue (or any, with an x-message-ttl of 0 and no DLX):
+                # delivered now to a consumer that can take it, or expired at once; if it comes
+                # back (requeued) it is past its deadline and expires then. Into a non-empty queue
+                # it waits behind the head like any other message.
                 if not self.ready and not self.tail and self.consumers:
                     c = self.pick(self.consumers)
                     if c is not None:
@@ -261,8 +263,8 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             exp_at = now_ms() + (ttl_ms or self.TTL0_GRACE)
         if self.pages and self._head_full():
             self._page_out(msg, exp_at)
-            if exp_at and self.exp_timer is None:
-                self._arm_tail_check(exp_at)
+            if exp_at:
+                self._tail_expiry()
         else:
             if self.keeps(msg):
                 self.pos[msg.id] = self.log.append(msg, False, exp_at)
@@ -276,9 +278,12 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             self.ready.append(msg)
             self.ready_bytes += msg.size
             if exp_at:
-                self._track_expiry(msg.id, exp_at)
-        if self.limited:
-            self.enforce_limits()
+                self.exp[msg.id] = exp_at
+        dropped = self.limited and self.enforce_limits()
+        if (dropped or self.message_count == 1) and self.exp:
+            # deliver_or_enqueue: the head is checked only if the message is the head or a
+            # drop-head made a new one
+            self._drop_expired()
         if not self.ready and self.tail and self.consumers:
             self.dispatch()
         return None
@@ -332,21 +337,27 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if self.flow_held and len(ready) < self.flow.resume_below:
                 self.flow.release(self)
 
-    def _pop_ready(self, expire: bool = True) -> Message | None:
-        """Take the head message (paging in if needed; due messages expire on the way)."""
+    def _pop_ready(self, expire: bool = True, after: bool = True) -> Message | None:
+        """Take the head message (paging in if needed). A fetch (``expire``): the new head is then
+        checked for expiry (``after``; a quorum queue's head also before, ``EXPIRE_ON_FETCH``);
+        a drop-head is not."""
         ready = self.ready
-        while True:
+        if expire and self.EXPIRE_ON_FETCH and self.exp:
+            self._drop_expired()
+        if not ready:
+            if not self.tail:
+                return None
+            self._page_in()
             if not ready:
-                if not self.tail:
-                    return None
-                self._page_in()
-                if not ready:
-                    return None
-            msg = ready.popleft()
-            self.ready_bytes -= msg.size
-            if expire and self.exp and self._expired_at_head(msg):
-                continue
-            return msg
+                return None
+        msg = ready.popleft()
+        self.ready_bytes -= msg.size
+        if expire and self.exp:
+            if after:
+                self._drop_expired()
+            else:
+                self._arm_expiry(now_ms())
+        return msg
 
     def drained(self) -> None:
         """Messages left the ready list without a delivery: release held publishers if it is
@@ -354,10 +365,13 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         if self.flow_held and len(self.ready) < self.flow.resume_below:
             self.flow.release(self)
 
-    def get(self) -> tuple[Message, bool] | None:
-        """basic.get: take the head message (caller tracks it unless no-ack)."""
+    def get(self, no_ack: bool = True) -> tuple[Message, bool] | None:
+        """basic.get: take the head message (caller tracks it unless no-ack). The new head's due
+        messages expire before the get-ok counts the queue, except in a quorum queue after a get
+        with acks (rabbit_fifo's dequeue checks the head only before it takes the message, and a
+        no-ack get's settlement checks it again): they expire just after."""
         self.touch()
-        msg = self._pop_ready()
+        msg = self._pop_ready(after=no_ack or not self.EXPIRE_ON_FETCH)
         if msg is None:
             return None
         red = msg.id in self.redelivered
@@ -441,35 +455,17 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
                 return
         if self._put_back(msgs, explicit) and self.limited:
             self.enforce_limits()
+        if self.exp:
+            # requeue_and_run: back, drop-head trims, then the head's due messages expire
+            self._drop_expired()
         self.dispatch()
 
     def _returned(self, msgs: list) -> list:
-        """Requeue bookkeeping of lifecycle queues: expiry kept, messages past their expiry
-        dead-lettered. Returns those to requeue."""
-        if self.LIMITS_BEFORE_EXPIRY and self.overflow == "drop-head" and self.limited:
-            keep, expired = self._expiry_back(msgs, forget=False)
-            if expired:
-                self._requeue_then_trim(keep, expired)
-                return []
-            return keep
-        keep, expired = self._expiry_back(msgs)
-        if expired:
-            self.dead_letter(expired, "expired")
-        return keep
-
-    def _requeue_then_trim(self, keep: list, expired: list) -> None:
-        """rabbit_amqqueue_process's ``requeue_and_run``: every requeued message goes back, the
-        length limit drops from the head (``maxlen``, expired ones included), and then the
-        requeued messages past their deadline expire (``expired``)."""
-        self._put_back(keep + expired, True)
-        self.enforce_limits()
-        left = self.ready.remove_ids({m.id for m in expired})
-        for m in left:
-            self.ready_bytes -= m.size
-            self._forget(m)
-        if left:
-            self.dead_letter(left, "expired")
-            self.drained()
+        """Requeue bookkeeping of lifecycle queues: the messages get their deadlines back.
+        Returns those to requeue."""
+        if self.exp_out:
+            self._expiry_back(msgs)
+        return msgs
 
     def _put_back(self, msgs: list, explicit: bool) -> bool:
         """Requeued messages go back to their original positions (classic queues). Returns
@@ -489,7 +485,6 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             self.settled(m)
         self.ready.clear()
         self.exp.clear()
-        self.exp_heap.clear()
         self.ready_bytes = 0
         if self.tail:
             self.log.skip_tail()

@@ -8,11 +8,13 @@ As RabbitMQ's classic queue (``rabbit_amqqueue_process``): the limits count
   message no consumer can take enters the queue before it expires, so the
   limits act first: with ``x-max-length`` 0 (or a body over
   ``x-max-length-bytes``) it is dead-lettered as ``maxlen``, not ``expired``.
-* A requeue puts every message back first; drop-head then trims from the head
-  (``maxlen``, requeued messages past their TTL included), and only then do the
-  requeued messages past their TTL expire (``requeue_and_run``:
-  ``maybe_drop_head`` before ``drop_expired_msgs``). Quorum queues expire first
-  (``rabbit_fifo``'s checkout runs before ``evaluate_limit``).
+* Messages past their TTL count until they reach the head (only the head
+  expires, :mod:`~leveret.broker.queue.ttl`). A requeue puts every message back
+  first; drop-head then trims from the head (``maxlen``, requeued messages past
+  their TTL included), and only then do the due messages at the head expire
+  (``requeue_and_run``: ``maybe_drop_head`` before ``drop_expired_msgs``); a
+  drop-head on publish is followed by the same check of the new head. Quorum
+  queues expire first (``rabbit_fifo``'s checkout runs before ``evaluate_limit``).
 * ``reject-publish``: a message that would go over the limit is refused (the
   publisher gets a ``basic.nack`` in confirm mode); ``reject-publish-dlx``
   also dead-letters the refused message.
@@ -83,10 +85,11 @@ class LengthLimits:
             self.drained()
         return itself
 
-    def enforce_limits(self) -> None:
-        """drop-head: remove (and dead-letter) from the head until within the limits."""
+    def enforce_limits(self) -> bool:
+        """drop-head: remove (and dead-letter) from the head until within the limits. Returns
+        whether it dropped any."""
         if self.overflow != "drop-head":
-            return
+            return False
         ml, mb = self.max_len, self.max_bytes
         dropped = []
         while ((ml is not None and self.message_count > ml)
@@ -98,3 +101,5 @@ class LengthLimits:
             dropped.append(m)
         if dropped:
             self.dead_letter(dropped, "maxlen")
+            return True
+        return False

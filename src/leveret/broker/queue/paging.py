@@ -23,9 +23,8 @@ Everything a queue keeps on disk goes through its
 """
 from __future__ import annotations
 
-import heapq
-
 from ..message import Message
+from .ttl import TAIL_EXP, now_ms
 
 SLOTS = ("store", "log", "pos", "persist", "persist_all", "tail", "tail_bytes", "ram_msgs", "ram_bytes")
 
@@ -77,6 +76,7 @@ class QueueLogging:
         if self.tail <= 0 or not recs:
             self.tail = self.tail_bytes = 0
             self.log.end_tail()
+            self.exp.pop(TAIL_EXP, None)
 
     def load(self, recs: list) -> None:
         """Append records read from the log (recovery, page-in) to the head."""
@@ -95,11 +95,8 @@ class QueueLogging:
                 self.dedup.loaded(m)
             if exp_at:
                 exp[m.id] = exp_at
-                heapq.heappush(self.exp_heap, (exp_at, m.id))
         self.ready_bytes += nbytes
         self.tail_bytes -= nbytes
-        if exp:
-            self._arm_expiry()
 
     def recover_from_log(self, unclean: bool) -> dict:
         """Recovery: read the head of the log back (whole, for queues that do not page); the rest
@@ -109,6 +106,11 @@ class QueueLogging:
                                                            1 << 62 if whole else self.ram_bytes, unclean)
         self.load(head)
         self.tail, self.tail_bytes = tail_n, tail_bytes
+        if tail_n:
+            self._tail_expiry()     # (the tail's deadlines are known only once it is read back)
+        if self.exp:
+            self.special = True             # deliveries and requeues keep the deadlines
+            self._arm_expiry(now_ms())      # the head is checked once the broker runs
         stats["messages"] = len(head) + tail_n
         return stats
 

@@ -94,7 +94,7 @@ class QuorumQueue(Queue):
     GLOBAL_QOS = False
     UNPARK_ONE = True
     RETURNS_BY_TAG = True
-    LIMITS_BEFORE_EXPIRY = False    # rabbit_fifo expires (checkout) before it trims (evaluate_limit)
+    EXPIRE_ON_FETCH = True  # rabbit_fifo's checkout expires the head's due messages first
     TTL0_GRACE = 1          # rabbit_fifo: a TTL-0 message's deadline is its enqueue ms + 1
 
     def __init__(self, *args, **kwargs):
@@ -339,6 +339,8 @@ class QuorumQueue(Queue):
         # a limit drops from the head (drop-head) or stops the enqueuers (reject-publish)
         self._grow()
         self._put_back_in_order(msgs, explicit)
+        if self.exp:
+            self._drop_expired()    # (checkout expires the head's due messages before it delivers)
         self.dispatch()
         self._grown()
         return True
@@ -386,6 +388,8 @@ class QuorumQueue(Queue):
             self.log.ack(addr)
         exp_at = self.exp.pop(old, 0) or self.exp_out.pop(old, 0)
         self.paged_back[self._page_out(m, exp_at)] = self.dcount.pop(old, 0)
+        if exp_at:
+            self._tail_expiry()
 
     def load(self, recs: list) -> None:
         super().load(recs)

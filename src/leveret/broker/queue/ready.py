@@ -11,8 +11,8 @@
   Priority queues do not page (documented in ``docs/lifecycle.md``).
 
 Both offer the same small interface the queue uses: ``append``, ``popleft``,
-``merge`` (requeue), ``remove_ids`` (TTL expiry anywhere in the queue),
-``clear``, ``len``/``bool``/iteration and ``[0]``.
+``merge`` (requeue), ``clear``, ``len``/``bool``/iteration and ``[0]`` (the
+head: TTL expiry looks only there).
 """
 from __future__ import annotations
 
@@ -40,19 +40,6 @@ class Ready(deque):
         while self and self[0].id < hi:
             front.append(self.popleft())
         self.extendleft(reversed(sorted(front + msgs, key=by_id)))
-
-    def remove_ids(self, ids: set) -> list:
-        """Take out the messages whose ids are in ``ids`` (wherever they are); returns them."""
-        out = []
-        while self and self[0].id in ids:
-            out.append(self.popleft())
-        if len(out) < len(ids) and self:
-            keep = []
-            for m in self:
-                (out if m.id in ids else keep).append(m)
-            self.clear()
-            self.extend(keep)
-        return out
 
 
 class PriorityReady:
@@ -110,13 +97,6 @@ class PriorityReady:
         for lvl, ms in by.values():
             lvl.merge(ms)
         self.n += len(msgs)
-
-    def remove_ids(self, ids: set) -> list:
-        out = []
-        for lvl in self.levels:
-            out.extend(lvl.remove_ids(ids))
-        self.n -= len(out)
-        return out
 
 
 def ready_list(max_priority: int | None):
