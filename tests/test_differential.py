@@ -251,7 +251,7 @@ class Side:
     connection only observes: passive declares of every queue, pipelined (one channel per
     queue); A and B each have a private channel for the exclusive queues they own."""
 
-    def __init__(self, url: str, prefix: str):
+    def __init__(self, url: str, prefix: str, server_named: set | None = None):
         self.url = url
         self.prefix = prefix
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
@@ -260,7 +260,10 @@ class Side:
         self.sync_chans: dict[int, object] = {}
         self.events: list = []                 # deliveries and broker cancels, in arrival order
         self.consumer_chans: dict[str, int] = {}     # consumer tag -> channel index
-        self.gen_names: list[str] = []         # server-named queues declared
+        self.gen_names: list[str] = []         # server-named queues declared (the last 4)
+        # every server-named queue declared, for ``cleanup`` (the non-exclusive ones outlive
+        # the connections)
+        self.server_named = set() if server_named is None else server_named
         self.observer = rawamqp.connect(url)
         self.observer_open: set[int] = set()   # its channels that are open
 
@@ -427,8 +430,10 @@ def run_op(side: Side, op: tuple, prefix: str):
             name, durable, passive, exclusive, qargs = args
             r = ch.queue_declare(qn(name), durable=durable, passive=passive, exclusive=exclusive,
                                  arguments=px(dict(qargs), prefix) or None)
-            if GEN.fullmatch(r.method.queue) and r.method.queue not in side.gen_names:
-                side.gen_names = (side.gen_names + [r.method.queue])[-4:]
+            if GEN.fullmatch(r.method.queue):
+                side.server_named.add(r.method.queue)
+                if r.method.queue not in side.gen_names:
+                    side.gen_names = (side.gen_names + [r.method.queue])[-4:]
             return ("ok", norm(r.method.queue, prefix), r.method.message_count, r.method.consumer_count)
         if kind == "xdeclare":
             name, xtype, durable, passive, auto_delete = args
@@ -870,13 +875,18 @@ class LifecycleGen(Tracker):
 
 # --- the runner ---
 
-def cleanup(url: str, prefix: str) -> None:
+def cleanup(url: str, prefix: str, server_named: set = frozenset()) -> None:
+    """Delete the sequence's queues and exchanges, and the server-named queues it declared
+    (``Side.server_named``: a non-exclusive one stays when the sequence's connections close)."""
     c = pika.BlockingConnection(pika.URLParameters(url))
     try:
         for q in QUEUES:
             c.channel().queue_delete(prefix + q)
         for x in ("x0", "x1"):
             c.channel().exchange_delete(prefix + x)
+        for q in sorted(server_named):
+            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+                c.channel().queue_delete(q)
     finally:
         c.close()
 
@@ -921,11 +931,13 @@ def run_sequence(broker_url: str, name: str, gen: Tracker, seed: int, steps: int
             f"{env}_SEQUENCES=1 {env}_STEPS={steps} pytest tests/test_differential.py -k {name}")
 
     with contextlib.ExitStack() as stack:      # every close and cleanup runs, whatever fails
-        stack.callback(cleanup, RABBIT, prefix)
-        stack.callback(cleanup, broker_url, prefix)
-        lev = Side(broker_url, prefix)
+        lev_named: set = set()
+        rab_named: set = set()
+        stack.callback(cleanup, RABBIT, prefix, rab_named)
+        stack.callback(cleanup, broker_url, prefix, lev_named)
+        lev = Side(broker_url, prefix, lev_named)
         stack.callback(lev.close)
-        rab = Side(RABBIT, prefix)
+        rab = Side(RABBIT, prefix, rab_named)
         stack.callback(rab.close)
         for _ in range(steps):
             op = gen.next(ready)

@@ -50,11 +50,13 @@ def run(source, steps: int = 0, verbose: bool = False) -> tuple[int | None, list
     ops: list = []
     ready: list = []
     with contextlib.ExitStack() as stack:
-        stack.callback(T.cleanup, T.RABBIT, prefix)
-        stack.callback(T.cleanup, LEVERET, prefix)
-        lev = T.Side(LEVERET, prefix)
+        lev_named: set = set()
+        rab_named: set = set()
+        stack.callback(T.cleanup, T.RABBIT, prefix, rab_named)
+        stack.callback(T.cleanup, LEVERET, prefix, lev_named)
+        lev = T.Side(LEVERET, prefix, lev_named)
         stack.callback(lev.close)
-        rab = T.Side(T.RABBIT, prefix)
+        rab = T.Side(T.RABBIT, prefix, rab_named)
         stack.callback(rab.close)
         while True:
             if gen is not None:
