@@ -356,6 +356,29 @@ def test_get_with_acks_counts_the_queue_after_or_before_the_new_head_expires(con
     ch.basic_ack(m.delivery_tag)
 
 
+@pytest.mark.parametrize("no_ack", [True, False])
+@pytest.mark.parametrize("qtype", ["classic", "quorum"])
+def test_get_ok_takes_its_tag_before_the_dead_letters_it_causes(conn, uniq, cleanup, qtype, no_ack):
+    """basic.get takes the head of [head, due]; the due message then expires and is dead-lettered
+    to a queue a consumer on the same channel consumes: the get-ok has the next delivery tag and
+    the dead-lettered delivery the one after (RabbitMQ's channel waits for the queue's reply to
+    the get before it handles the dead-letter target's deliveries). Found by the lifecycle
+    differential long run (seeds 50114, 50152, 50209, 50628)."""
+    ch = confirm_channel(conn)
+    q, sink = ttl_queue(ch, cleanup, uniq + ".q", qtype)
+    ch.basic_publish("", q, b"head")
+    ch.basic_publish("", q, b"due", pika.BasicProperties(expiration="50"))
+    time.sleep(0.3)
+    got = []
+    ch.basic_consume(sink, lambda _c, m, _p, b: got.append((b, m.delivery_tag)), auto_ack=True)
+    m, _, body = ch.basic_get(q, auto_ack=no_ack)
+    pump(conn, lambda: got, timeout=2)
+    assert (body, m.delivery_tag) == (b"head", 1)
+    assert got == [(b"due", 2)]
+    if not no_ack:
+        ch.basic_ack(m.delivery_tag)
+
+
 @pytest.mark.parametrize("qtype", ["classic", "quorum"])
 def test_consumer_arriving_later_gets_the_live_messages_and_the_expired_one_dead_letters(
         conn, uniq, cleanup, qtype):

@@ -794,7 +794,17 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
     def m_basic_get(self, m):
         q = self.get_queue(m.queue)
         q.check_get()
-        got = q.get(m.no_ack)
+        # The messages the get makes due at the head are dead-lettered after the get-ok (or
+        # get-empty) has its delivery tag: in RabbitMQ the channel waits for the queue's reply
+        # and only then takes the dead-letter target's deliveries.
+        deferred = self.defer_dead_letters()
+        try:
+            self._get(q, m.no_ack)
+        finally:
+            self.publish_dead_letters(deferred)
+
+    def _get(self, q, no_ack: bool) -> None:
+        got = q.get(no_ack)
         if got is None:
             q.stat_get_empty += 1
             self.stat_get_empty += 1
@@ -805,7 +815,7 @@ class Channel(AccessChecks, PublisherConfirms, Transactions, DirectReplyTo, Enti
             q.stat_redeliver += 1
             self.stat_redeliver += 1
         tag = self.next_tag = self.next_tag + 1
-        if m.no_ack:
+        if no_ack:
             q.stat_get_noack += 1
             self.stat_get_noack += 1
             q.settled(msg)
