@@ -2,8 +2,10 @@
 """Record, replay and minimise a sequence of ``tests/test_differential.py``.
 
 A failing differential seed is a random sequence of up to a few hundred operations; this finds
-the few that matter. It uses the test module's own machinery (``Side``, ``run_op``, ``settle``),
-so a replay compares exactly what the test compares, after every step.
+the few that matter. It uses the test module's own machinery (``Side``, ``run_op``, ``settle``,
+and the lifecycle generator's ``pause_after``: a publish with a short expiration is observed
+only once its deadline has passed), so a replay compares exactly what the test compares, after
+every step.
 
     # a Leveret to compare (any running one), and the RabbitMQ
     export LEVERET_URL=amqp://guest:guest@127.0.0.1:5673/%2F
@@ -28,6 +30,7 @@ import contextlib
 import os
 import random
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
@@ -46,6 +49,9 @@ def run(source, steps: int = 0, verbose: bool = False) -> tuple[int | None, list
     a description of the difference."""
     prefix = f"diff.min{uuid.uuid4().hex[:8]}."
     gen = source if isinstance(source, T.Tracker) else None
+    # as the test: observe only once a short expiration's deadline has passed (pause_after
+    # looks at the operation alone, so a replayed lifecycle operation gets the same wait)
+    pauser = gen if gen is not None else T.LifecycleGen(random.Random(0))
     ops_in = iter(()) if gen is not None else iter(source)
     ops: list = []
     ready: list = []
@@ -73,6 +79,9 @@ def run(source, steps: int = 0, verbose: bool = False) -> tuple[int | None, list
                 print(len(ops) - 1, op, "->", b)
             if a != b:
                 return len(ops) - 1, ops, f"different results\n  leveret:  {a}\n  rabbitmq: {b}"
+            pause = pauser.pause_after(op)
+            if pause:
+                time.sleep(pause)
             seen_lev, seen_rab = T.settle(lev, rab)
             if verbose:
                 print("   ", seen_rab)
