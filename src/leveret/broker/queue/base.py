@@ -280,7 +280,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
             if exp_at:
                 self.exp[msg.id] = exp_at
         dropped = self.limited and self.enforce_limits()
-        if (dropped or self.message_count == 1) and self.exp:
+        if self.exp and (dropped or len(self.ready) + self.tail == 1):
             # deliver_or_enqueue: the head is checked only if the message is the head or a
             # drop-head made a new one
             self._drop_expired()
