@@ -208,3 +208,25 @@ def test_importing_a_layer_loads_nothing_above_it(layer, must_not_load):
     r = subprocess.run([sys.executable, "-I", "-c", stub + code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "", f"importing leveret.{layer} loaded: {r.stdout.strip()}"
+
+
+def test_a_running_broker_without_those_features_loads_none_of_the_lazy_modules():
+    """A started broker (the pytest plugin's session broker, an embedded one) that has no
+    federation link, no shovel, no management API, no Prometheus endpoint and no TLS has not
+    imported their modules: aiormq (the links' and shovels' client), aiohttp, prometheus_client,
+    cryptography. They are a session's start-up cost otherwise (bench/plugin_startup.py)."""
+    code = (
+        "import sys\n"
+        "from leveret import BackgroundBroker\n"
+        "with BackgroundBroker(port=0) as b:\n"
+        "    import pika\n"
+        "    c = pika.BlockingConnection(pika.URLParameters(b.url)); ch = c.channel()\n"
+        "    ch.exchange_declare('x', 'topic'); ch.queue_declare('q'); c.close()\n"
+        "    lazy = ('aiormq', 'aiohttp', 'prometheus_client', 'cryptography', 'leveret.federation.link',\n"
+        "            'leveret.shovel.worker', 'leveret.management', 'leveret.prometheus')\n"
+        "    print(','.join(sorted(n for n in sys.modules if n in lazy)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": os.path.dirname(SRC)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"a plain running broker loaded: {r.stdout.strip()}"

@@ -119,12 +119,15 @@ class FederationSupervisor:
                 del self.links[k]
                 # gone for good (no longer wanted): its upstream queue and exchange go too
                 self._spawn(link.stop(cleanup=k not in want))
+        new = [k for k in want if k not in self.links]
+        if not new:
+            return
         from .link import ExchangeLink, QueueLink     # lazily: see the import at the top
         cls = ExchangeLink if kind == "exchange" else QueueLink
-        for k, (up, policy) in want.items():
-            if k not in self.links:
-                link = self.links[k] = cls(self, vhost.name, entity.name, up, policy)
-                link.start()
+        for k in new:
+            up, policy = want[k]
+            link = self.links[k] = cls(self, vhost.name, entity.name, up, policy)
+            link.start()
 
     def _reconcile_vhost(self, vhost) -> None:
         for x in list(vhost.exchanges.values()):
