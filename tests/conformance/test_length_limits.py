@@ -190,6 +190,49 @@ def test_requeue_past_the_ttl_drops_the_head_before_expiring(connect, uniq, how)
         ch.queue_delete(q)
 
 
+@pytest.mark.parametrize("how", ["nack", "channel-close"])
+def test_quorum_return_serves_a_no_ack_consumer_up_to_its_prefetch(connect, uniq, cleanup, how):
+    """A quorum queue (x-max-length 0, drop-head) whose messages a consumer holds: when both come
+    back in one command (a multiple nack with requeue -- one return command with a delivery limit
+    set -- or the consumer's channel closing), a higher-priority no-ack consumer with prefetch 1
+    takes only the first: rabbit_fifo checks no-ack deliveries out against the consumer's credit,
+    given back only when its channel settles them, a later command. The second goes to the
+    remaining consumer (nack), or stays ready and drop-head dead-letters it, maxlen
+    (channel-close). Lifecycle seed 63274."""
+    conn = connect()
+    ch = confirm_channel(conn)
+    sink = declare(ch, uniq + ".sink")
+    q = uniq + ".q"
+    cleanup.append(q)
+    ch.queue_declare(q, durable=True, arguments=dlx_to(sink, **{
+        "x-queue-type": "quorum", "x-max-length": 0, "x-delivery-limit": 2}))
+    holder = conn.channel()
+    held: list = []
+    holder.basic_consume(q, lambda _c, m, _p, b: held.append((b, m.redelivered)))
+    for b in "ab":
+        assert published(ch, q, b)
+    pump(conn, lambda: len(held) == 2, timeout=2)
+    assert held == [(b"a", False), (b"b", False)]
+    fast = conn.channel()
+    fast.basic_qos(prefetch_count=1)
+    got: list = []
+    fast.basic_consume(q, lambda _c, m, p, b: got.append((b, p.headers["x-delivery-count"])),
+                       auto_ack=True, arguments={"x-priority": 2})
+    if how == "nack":
+        holder.basic_nack(0, multiple=True, requeue=True)
+        pump(conn, lambda: len(got) + len(held) == 4, timeout=2)
+        assert got == [(b"a", 1)]
+        assert held[2:] == [(b"b", True)]
+    else:
+        holder.close()
+        assert dead_reasons(ch, sink, 1) == [(b"b", "maxlen")]
+        pump(conn, lambda: len(got) == 1, timeout=2)
+        assert got == [(b"a", 1)]
+    assert count(ch, q) == 0
+    fast.close()
+    assert count(ch, sink) == 0
+
+
 # --------------------------------------------------------------------------- x-max-length-bytes
 
 def test_max_length_bytes_counts_bodies_not_headers(conn, uniq):

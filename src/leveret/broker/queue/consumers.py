@@ -41,7 +41,7 @@ _parking = count(1).__next__     # parked consumers are unblocked in the order t
 
 class Consumer:
     __slots__ = ("tag", "ctag", "channel", "queue", "no_ack", "exclusive", "prefetch",
-                 "unacked", "arguments", "priority", "parked")
+                 "unacked", "arguments", "priority", "parked", "inflight")
 
     def __init__(self, tag: str, ctag: bytes, channel, queue, no_ack: bool, exclusive: bool,
                  prefetch: int, arguments: dict | None, priority: int = 0):
@@ -56,16 +56,17 @@ class Consumer:
         self.arguments = arguments or {}
         self.priority = priority
         self.parked = 0             # out of the rotation (since its parking number) until unblocked
+        self.inflight = 0           # no-ack deliveries a quorum queue has not yet had settled
 
     def full(self) -> bool:
         """Is its own prefetch window full (what parks it)?"""
-        return bool(self.prefetch) and not self.no_ack and self.unacked >= self.prefetch
+        return bool(self.prefetch) and (self.inflight if self.no_ack else self.unacked) >= self.prefetch
 
     def can_take(self) -> bool:
         ch = self.channel
         if not ch.deliverable:
             return False
-        if self.prefetch and not self.no_ack and self.unacked >= self.prefetch:
+        if self.prefetch and (self.inflight if self.no_ack else self.unacked) >= self.prefetch:
             return False
         return not ch.global_prefetch or ch.global_credit(self)
 

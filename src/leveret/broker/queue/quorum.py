@@ -282,12 +282,31 @@ class QuorumQueue(Queue):
         msg = super()._delivering(c, msg)
         if c.prefetch and not c.no_ack and c.unacked + 1 >= c.prefetch:
             c.parked = True     # out of rabbit_fifo's service queue once its credit is spent
+        elif c.no_ack and c.prefetch and self.vhost.broker.loop is not None:
+            # a no-ack consumer has credit too (its prefetch count): rabbit_fifo checks the
+            # message out to it, and only the channel's settlement of the delivery -- a later
+            # command -- gives the credit back, so one command (a return, a consumer's channel
+            # going down) serves it at most its prefetch count; the rest go to other consumers
+            # or stay ready, where the command's limit check (drop-head) sees them
+            c.inflight += 1
+            if c.inflight == 1:
+                self.vhost.broker.loop.call_soon(self._noack_settled, c)
+            if c.inflight >= c.prefetch:
+                c.parked = True
         if self.dcount:
             n = self.dcount.get(msg.id)
             if n:
                 self.stored[msg.id] = msg
                 msg = msg.with_header("x-delivery-count", "l", n)
         return msg
+
+    def _noack_settled(self, c) -> None:
+        """The channel settled a no-ack consumer's deliveries: its credit is back."""
+        c.inflight = 0
+        if c in self.consumers:
+            if c.parked:
+                self.unpark(c)
+            self.dispatch()
 
     def _getting(self, msg: Message) -> Message:
         # basic.get on a quorum queue always carries the count (0 the first time); until it is
