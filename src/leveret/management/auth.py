@@ -164,38 +164,39 @@ def login_vhosts(request: web.Request) -> list[str]:
     return [v for v in broker.vhosts if broker.access.vhost_access(user, v)]
 
 
+def _vhosts(request: web.Request, sees_all) -> list[str]:
+    if sees_all(authenticate(request)):
+        return list(request.app[BROKER].vhosts)
+    return login_vhosts(request)
+
+
 def visible_vhosts(request: web.Request) -> list[str]:
     """``filter_vhost``: the vhosts whose objects a listing shows: all for an administrator,
     the login vhosts for anyone else (monitoring too)."""
-    if is_admin(authenticate(request)):
-        return list(request.app[BROKER].vhosts)
-    return login_vhosts(request)
+    return _vhosts(request, is_admin)
 
 
 def shown_vhosts(request: web.Request) -> list[str]:
     """``list_visible_vhosts``: the vhosts ``/api/vhosts`` lists: all for monitoring and
     administrator, else the login vhosts."""
-    if is_monitor(authenticate(request)):
-        return list(request.app[BROKER].vhosts)
-    return login_vhosts(request)
+    return _vhosts(request, is_monitor)
+
+
+def _require_vhost(request: web.Request, vhost: str, sees_all) -> User:
+    user = authenticate(request)
+    if not sees_all(user) and not _login_vhost(request, user, vhost):
+        raise not_authorised(NOT_VHOST)
+    if vhost not in request.app[BROKER].vhosts:
+        raise not_found()
+    return user
 
 
 def require_vhost(request: web.Request, vhost: str) -> User:
     """``is_authorized_vhost``: the user may use ``vhost``'s objects (which must exist: 404
     otherwise, as RabbitMQ)."""
-    user = authenticate(request)
-    if not is_admin(user) and not _login_vhost(request, user, vhost):
-        raise not_authorised(NOT_VHOST)
-    if vhost not in request.app[BROKER].vhosts:
-        raise not_found()
-    return user
+    return _require_vhost(request, vhost, is_admin)
 
 
 def require_vhost_visible(request: web.Request, vhost: str) -> User:
     """``is_authorized_vhost_visible``: as :func:`require_vhost`, and monitoring sees every vhost."""
-    user = authenticate(request)
-    if not is_monitor(user) and not _login_vhost(request, user, vhost):
-        raise not_authorised(NOT_VHOST)
-    if vhost not in request.app[BROKER].vhosts:
-        raise not_found()
-    return user
+    return _require_vhost(request, vhost, is_monitor)
