@@ -342,7 +342,7 @@ class Queue(MessageTTL, LengthLimits, QueueExpiry, QueueLogging):
         checked for expiry (``after``; a quorum queue's head also before, ``EXPIRE_ON_FETCH``);
         a drop-head is not."""
         ready = self.ready
-        if expire and self.EXPIRE_ON_FETCH and self.exp:
+        if expire and self.exp and self.EXPIRE_ON_FETCH:
             self._drop_expired()
         if not ready:
             if not self.tail:
